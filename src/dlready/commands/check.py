@@ -1,0 +1,245 @@
+"""``dlready check``: probe the machine and judge it against a spec profile."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from dlready.exitcodes import ExitCode
+from dlready.model import MachineSnapshot, SnapshotFormatError, snapshot_from_jsonable
+from dlready.spec.verdict import CheckReport, FailOn, SoftwareFinding
+
+_ENV_PSU = "DLREADY_PSU_WATTS"
+
+
+def _fail(message: str, code: ExitCode, hint: str | None = None) -> typer.Exit:
+    from dlready.output import error_line
+
+    error_line(message, hint)
+    return typer.Exit(int(code))
+
+
+def load_snapshot_file(path: Path) -> MachineSnapshot:
+    """Read a snapshot from a ``check --json`` report (or a bare snapshot document).
+
+    Raises:
+        ValueError: with a one-line reason when the file is unreadable or malformed.
+    """
+    try:
+        document: Any = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not JSON: {exc}") from None
+    if isinstance(document, dict) and document.get("command") == "check":
+        version = document.get("schema_version")
+        from dlready.output import SCHEMA_VERSION
+
+        if version != SCHEMA_VERSION:
+            raise ValueError(
+                f"{path}: schema_version {version!r} is not supported (this dlready reads "
+                f"{SCHEMA_VERSION})"
+            )
+        document = (document.get("data") or {}).get("snapshot")
+    try:
+        return snapshot_from_jsonable(document)
+    except SnapshotFormatError as exc:
+        raise ValueError(f"{path}: not a dlready snapshot: {exc}") from None
+
+
+def software_finding(
+    snapshot: MachineSnapshot,
+) -> tuple[SoftwareFinding | None, str | None, str | None]:
+    """Ask the install planner whether the installed torch fits, and what to install.
+
+    Returns the finding, the recommended install command, and a note when the planner failed.
+    """
+    try:
+        from dlready import install
+
+        fit = install.judge_installed_torch(snapshot)
+        command = install.recommended_command_line(snapshot)
+    except Exception as exc:  # noqa: BLE001  # a planner bug must not hide the hardware report
+        return None, None, f"install planner failed: {type(exc).__name__}: {exc}"
+    finding = SoftwareFinding(
+        status=str(fit.status),
+        problems=tuple(fit.problems),
+        fix_command=fit.fix_command,
+    )
+    return finding, command, None
+
+
+def build_report(
+    snapshot: MachineSnapshot, profile_name: str | None, spec_file: Path | None
+) -> CheckReport:
+    """Load the profile and judge the snapshot.
+
+    Raises:
+        SpecError: when the profile or spec file is invalid.
+    """
+    from dataclasses import replace
+
+    from dlready.spec.profile import DEFAULT_PROFILE, load_builtin_profile, load_profile_file
+    from dlready.spec.verdict import judge
+
+    profile = (
+        load_profile_file(spec_file)
+        if spec_file
+        else load_builtin_profile(profile_name or DEFAULT_PROFILE)
+    )
+    finding, command, planner_note = software_finding(snapshot)
+    report = judge(snapshot, profile, finding, command)
+    if planner_note:
+        report = replace(report, notes=(*report.notes, planner_note))
+    return report
+
+
+def check_command(
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            "--profile", "-p", help="Built-in spec profile: book-2020 (default) or current."
+        ),
+    ] = None,
+    spec: Annotated[
+        Path | None,
+        typer.Option(
+            "--spec", help="Your own spec table (TOML, same keys as the built-in profiles)."
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the versioned JSON report (docs/json-schema.md).")
+    ] = False,
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print a Markdown report to paste into a bug report.")
+    ] = False,
+    snapshot_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--snapshot",
+            help="Re-judge a saved `check --json` report (another machine, another profile) "
+            "without probing.",
+        ),
+    ] = None,
+    psu_watts: Annotated[
+        float | None,
+        typer.Option(
+            "--psu-watts",
+            min=1,
+            help=f"Your power supply's rating in watts (or set {_ENV_PSU}); software cannot read it.",
+        ),
+    ] = None,
+    fail_on: Annotated[
+        FailOn,
+        typer.Option(
+            "--fail-on",
+            help="Exit 1 when something is below this bar: minimum (default) or recommended.",
+            case_sensitive=False,
+        ),
+    ] = FailOn.MINIMUM,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Also exit 1 when a component could not be judged (unknown)."
+        ),
+    ] = False,
+    list_profiles: Annotated[
+        bool, typer.Option("--list-profiles", help="List the built-in profiles and exit.")
+    ] = False,
+) -> None:
+    """Probe CPU, RAM, GPUs, power budget and cooling, and judge them against a spec profile.
+
+    Exit 0: everything meets the bar (--fail-on); 1: something is below it; 2: usage or input
+    error (bad flag, spec file or snapshot); 3: the check itself could not run.
+    "unknown" (could not be measured) does not fail unless --strict.
+    """
+    from dlready.spec.profile import SpecError
+
+    if list_profiles:
+        _list_profiles()
+        return
+    if as_json and as_markdown:
+        raise _fail("--json and --markdown cannot be combined", ExitCode.USAGE)
+    if profile and spec:
+        raise _fail("--profile and --spec cannot be combined", ExitCode.USAGE)
+    if snapshot_file is not None:
+        if psu_watts is not None:
+            raise _fail(
+                "--psu-watts cannot change a saved snapshot; re-run `dlready check --psu-watts` "
+                "on that machine",
+                ExitCode.USAGE,
+            )
+        try:
+            snapshot = load_snapshot_file(snapshot_file)
+        except ValueError as exc:
+            raise _fail(str(exc), ExitCode.USAGE) from None
+    else:
+        snapshot = _probe(psu_watts)
+    try:
+        report = build_report(snapshot, profile, spec)
+    except SpecError as exc:
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    _emit(report, snapshot, fail_on, strict, as_json, as_markdown)
+
+
+def _probe(psu_watts: float | None) -> MachineSnapshot:
+    from dlready.probes.collect import collect_snapshot
+
+    try:
+        return collect_snapshot(psu_watts=psu_watts)
+    except ValueError as exc:  # bad DLREADY_PSU_WATTS
+        raise _fail(str(exc), ExitCode.USAGE) from None
+    except Exception as exc:  # noqa: BLE001  # never a traceback: report and exit 3
+        raise _fail(
+            f"probing this machine failed: {type(exc).__name__}: {exc}",
+            ExitCode.COULD_NOT_RUN,
+            "please report this with `dlready check --markdown` output from a working machine",
+        ) from None
+
+
+def _emit(
+    report: CheckReport,
+    snapshot: MachineSnapshot,
+    fail_on: FailOn,
+    strict: bool,
+    as_json: bool,
+    as_markdown: bool,
+) -> None:
+    exit_code = ExitCode.NOT_READY if report.fails(fail_on, strict) else ExitCode.OK
+    if as_json:
+        from dlready.output import envelope, print_json
+        from dlready.render.check_render import report_jsonable
+
+        errors = [{"probe": e.probe, "message": e.message} for e in snapshot.errors]
+        print_json(
+            envelope(
+                "check",
+                exit_code,
+                report_jsonable(report, snapshot, str(fail_on), strict),
+                errors=errors,
+                status=str(report.status),
+            )
+        )
+    elif as_markdown:
+        import sys
+
+        from dlready.render.check_render import render_markdown
+
+        sys.stdout.write(render_markdown(report, snapshot))
+    else:
+        from dlready.output import stdout_console
+        from dlready.render.check_render import render_table
+
+        render_table(report, snapshot, stdout_console())
+    raise typer.Exit(int(exit_code))
+
+
+def _list_profiles() -> None:
+    from dlready.spec.profile import DEFAULT_PROFILE, builtin_profile_names, load_builtin_profile
+
+    for name in builtin_profile_names():
+        marker = " (default)" if name == DEFAULT_PROFILE else ""
+        typer.echo(f"{name}{marker}: {load_builtin_profile(name).title}")

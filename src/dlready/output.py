@@ -1,0 +1,68 @@
+"""Consoles, the versioned JSON envelope, and one-line errors.
+
+Results go to stdout and diagnostics to stderr. rich decides on colour: only on a terminal,
+never with ``NO_COLOR`` set.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+from dlready import __version__
+from dlready.exitcodes import ExitCode
+
+SCHEMA_VERSION = 1
+"""Version of every ``--json`` document; bumped on any incompatible change (docs/json-schema.md)."""
+
+
+def stdout_console() -> Console:
+    """Console for results."""
+    return Console(highlight=False, soft_wrap=False)
+
+
+def stderr_console() -> Console:
+    """Console for diagnostics."""
+    return Console(stderr=True, highlight=False)
+
+
+def envelope(
+    command: str,
+    exit_code: ExitCode,
+    data: Any,
+    errors: list[dict[str, str]] | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """Wrap a command's result in the documented JSON envelope."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "dlready_version": __version__,
+        "command": command,
+        "status": status or ("ok" if exit_code is ExitCode.OK else exit_code.name.lower()),
+        "exit_code": int(exit_code),
+        "data": data,
+        "errors": errors or [],
+    }
+
+
+def dump_json(document: Any) -> str:
+    """Stable JSON text: sorted keys, two-space indent."""
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def print_json(document: Any) -> None:
+    """Write a JSON document to stdout."""
+    sys.stdout.write(dump_json(document) + "\n")
+    sys.stdout.flush()
+
+
+def error_line(message: str, hint: str | None = None) -> None:
+    """One clear error line on stderr (and an optional hint line)."""
+    console = stderr_console()
+    console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+    if hint:
+        console.print(f"[yellow]hint:[/] {escape(hint)}", markup=True, highlight=False)

@@ -1,0 +1,44 @@
+"""Display controllers on the PCI bus, read from sysfs.
+
+This sees a GPU even when its driver is missing or broken, which turns "no GPU" into the
+sharper "an NVIDIA GPU is installed but its driver does not answer".
+"""
+
+from __future__ import annotations
+
+from dlready.model import PciDisplayDevice, Reading, Source
+from dlready.probes.hostfs import HostFiles
+
+PCI_DEVICES = "/sys/bus/pci/devices"
+# PCI class 03xxxx: display controllers (VGA 0300, XGA 0301, 3D 0302, other 0380).
+_DISPLAY_CLASS_PREFIX = "0x03"
+VENDOR_NVIDIA = "0x10de"
+VENDOR_AMD = "0x1002"
+VENDOR_INTEL = "0x8086"
+
+
+def probe_pci_display_devices(files: HostFiles) -> Reading[tuple[PciDisplayDevice, ...]]:
+    """Every display-class PCI device with its vendor, device id and bound driver."""
+    entries = files.list_dir(PCI_DEVICES)
+    if entries is None:
+        return Reading.unsupported(Source.SYSFS, f"{PCI_DEVICES} is not readable")
+    devices = []
+    for bus_id in entries:
+        base = f"{PCI_DEVICES}/{bus_id}"
+        device_class = (files.read_text(f"{base}/class") or "").strip()
+        if not device_class.startswith(_DISPLAY_CLASS_PREFIX):
+            continue
+        uevent = files.read_text(f"{base}/uevent") or ""
+        driver = next(
+            (line.split("=", 1)[1] for line in uevent.splitlines() if line.startswith("DRIVER=")),
+            None,
+        )
+        devices.append(
+            PciDisplayDevice(
+                bus_id=bus_id,
+                vendor_id=(files.read_text(f"{base}/vendor") or "").strip().lower(),
+                device_id=(files.read_text(f"{base}/device") or "").strip().lower(),
+                driver=driver,
+            )
+        )
+    return Reading.read(tuple(devices), Source.SYSFS)

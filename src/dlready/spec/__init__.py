@@ -1,0 +1,1 @@
+"""Spec profiles and the pure verdict functions that judge a snapshot against them."""

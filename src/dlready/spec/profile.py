@@ -1,0 +1,271 @@
+"""Spec profiles: TOML tables of minimum / recommended thresholds, validated with clear errors.
+
+Built-in profiles ship in ``spec/profiles/``; a user's own table comes from ``--spec FILE``.
+Every error names the file, the line and the dotted key.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised only on Python 3.10
+    import tomli as tomllib
+
+from dlready.model import CpuClass
+
+DEFAULT_PROFILE = "book-2020"
+PROFILE_SCHEMA_VERSION = 1
+
+_NUMBER = "number"
+_TEXT = "text"
+_BOOL = "boolean"
+_CAPABILITY = 'compute capability like "7.5"'
+_INTEGER = "integer"
+
+_CPU_KEYS = {"usable_cpus": _NUMBER, "max_clock_mhz": _NUMBER}
+_MEMORY_KEYS = {"effective_total_gib": _NUMBER, "ratio_to_total_vram": _NUMBER}
+_GPU_KEYS = {
+    "vram_gib": _NUMBER,
+    "compute_capability": _CAPABILITY,
+    "fp32_tflops": _NUMBER,
+    "pcie_width_lanes": _NUMBER,
+}
+_COOLING_KEYS = {"gpu_slowdown_margin_c": _NUMBER, "cpu_package_max_c": _NUMBER}
+
+# Allowed keys per table; "*" marks a table whose own keys are fixed, "reasoning" is free text.
+_SCHEMA: dict[str, dict[str, str]] = {
+    "": {"schema": _INTEGER, "name": _TEXT, "title": _TEXT, "source": _TEXT},
+    "cpu": {"reasoning": _TEXT},
+    "cpu.minimum": _CPU_KEYS,
+    "cpu.recommended": _CPU_KEYS,
+    "memory": {"reasoning": _TEXT},
+    "memory.minimum": _MEMORY_KEYS,
+    "memory.recommended": _MEMORY_KEYS,
+    "gpu": {"reasoning": _TEXT, "required": _BOOL},
+    "gpu.minimum": _GPU_KEYS,
+    "gpu.recommended": _GPU_KEYS,
+    "gpu.caveats": {"below_compute_capability": _CAPABILITY, "text": _TEXT},
+    "psu": {
+        "reasoning": _TEXT,
+        "watts_per_gpu": _NUMBER,
+        "default_gpu_power_w": _NUMBER,
+        "base_system_w": _NUMBER,
+        "minimum_headroom_fraction": _NUMBER,
+        "recommended_headroom_fraction": _NUMBER,
+    },
+    "psu.cpu_tdp_w": {cpu_class.value: _NUMBER for cpu_class in CpuClass},
+    "cooling": {"reasoning": _TEXT},
+    "cooling.minimum": _COOLING_KEYS,
+    "cooling.recommended": _COOLING_KEYS,
+}
+_REQUIRED_KEYS = ("schema", "name", "title")
+
+
+class SpecError(ValueError):
+    """A spec file that cannot be used; the message names file, line and key."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """One component's minimum and recommended values (absent keys are not judged)."""
+
+    minimum: Mapping[str, float | str] = field(default_factory=dict)
+    recommended: Mapping[str, float | str] = field(default_factory=dict)
+    reasoning: str = ""
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """Advice attached to GPUs below a compute capability, whatever their verdict."""
+
+    below_compute_capability: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PsuRule:
+    """How the power budget is computed."""
+
+    watts_per_gpu: float = 0.0
+    default_gpu_power_w: float = 250.0
+    base_system_w: float = 75.0
+    minimum_headroom_fraction: float = 0.2
+    recommended_headroom_fraction: float = 0.2
+    cpu_tdp_w: Mapping[str, float] = field(default_factory=dict)
+    reasoning: str = ""
+
+
+@dataclass(frozen=True)
+class SpecProfile:
+    """A validated spec table."""
+
+    name: str
+    title: str
+    source: str
+    origin: str
+    cpu: Thresholds
+    memory: Thresholds
+    gpu: Thresholds
+    gpu_required: bool
+    gpu_caveats: tuple[Caveat, ...]
+    psu: PsuRule
+    cooling: Thresholds
+
+
+def builtin_profile_names() -> list[str]:
+    """Names of the profiles shipped with dlready."""
+    folder = resources.files("dlready.spec") / "profiles"
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_builtin_profile(name: str) -> SpecProfile:
+    """Load a shipped profile by name.
+
+    Raises:
+        SpecError: for an unknown name (listing the valid ones).
+    """
+    names = builtin_profile_names()
+    if name not in names:
+        raise SpecError(f"unknown profile {name!r}; choose one of: {', '.join(names)}")
+    resource = resources.files("dlready.spec") / "profiles" / f"{name}.toml"
+    return parse_profile(resource.read_text(encoding="utf-8"), origin=f"built-in:{name}")
+
+
+def load_profile_file(path: Path) -> SpecProfile:
+    """Load a user's spec table.
+
+    Raises:
+        SpecError: when the file is unreadable, not TOML, or does not fit the schema.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read: {exc}") from None
+    return parse_profile(text, origin=str(path))
+
+
+def _line_of(text: str, table: str, key: str | None) -> int:
+    """1-based line of ``key`` inside ``[table]`` (or of the table header), best effort."""
+    current = ""
+    header_line = 1
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        header = re.fullmatch(r"\[\[?\s*([^\]]+?)\s*\]\]?(\s*#.*)?", line)
+        if header:
+            current = header.group(1).replace(" ", "")
+            if key is None and current == table:
+                return number
+            if current == table:
+                header_line = number
+            continue
+        if key is not None and current == table and re.match(rf"{re.escape(key)}\s*=", line):
+            return number
+    return header_line
+
+
+def _type_ok(expected: str, value: Any) -> bool:
+    if expected == _NUMBER:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    if expected == _INTEGER:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if expected == _BOOL:
+        return isinstance(value, bool)
+    if expected == _CAPABILITY:
+        return isinstance(value, str) and re.fullmatch(r"\d+\.\d+", value) is not None
+    return isinstance(value, str)
+
+
+def _validate(data: Mapping[str, Any], text: str, origin: str, table: str = "") -> None:
+    allowed = _SCHEMA.get(table)
+    if allowed is None:
+        raise SpecError(f"{origin}:{_line_of(text, table, None)}: [{table}]: unknown table")
+    for key, value in data.items():
+        dotted = f"{table}.{key}" if table else key
+        if isinstance(value, dict) and dotted in _SCHEMA:
+            _validate(value, text, origin, dotted)
+            continue
+        if isinstance(value, list) and dotted in _SCHEMA:
+            for item in value:
+                if not isinstance(item, dict):
+                    raise SpecError(
+                        f"{origin}:{_line_of(text, table, key)}: {dotted}: expected tables"
+                    )
+                _validate(item, text, origin, dotted)
+            continue
+        if isinstance(value, (dict, list)) and key not in allowed:
+            known = ", ".join(f"[{t}]" for t in _SCHEMA if t)
+            line = _line_of(text, dotted, None)
+            raise SpecError(f"{origin}:{line}: [{dotted}]: unknown table; known: {known}")
+        line = _line_of(text, table, key)
+        if key not in allowed:
+            choices = ", ".join(sorted(allowed)) or "(none)"
+            raise SpecError(f"{origin}:{line}: {dotted}: unknown key; allowed here: {choices}")
+        if not _type_ok(allowed[key], value):
+            raise SpecError(f"{origin}:{line}: {dotted}: expected a {allowed[key]}, got {value!r}")
+
+
+def _thresholds(data: Mapping[str, Any], section: str) -> Thresholds:
+    part = data.get(section, {})
+    return Thresholds(
+        minimum=dict(part.get("minimum", {})),
+        recommended=dict(part.get("recommended", {})),
+        reasoning=str(part.get("reasoning", "")).strip(),
+    )
+
+
+def parse_profile(text: str, origin: str) -> SpecProfile:
+    """Parse and validate a profile's TOML text.
+
+    Raises:
+        SpecError: naming ``origin``, the line and the key of the first problem.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{origin}: not valid TOML: {exc}") from None
+    _validate(data, text, origin)
+    for key in _REQUIRED_KEYS:
+        if key not in data:
+            raise SpecError(f"{origin}:1: {key}: missing (required: {', '.join(_REQUIRED_KEYS)})")
+    if data["schema"] != PROFILE_SCHEMA_VERSION:
+        raise SpecError(
+            f"{origin}:{_line_of(text, '', 'schema')}: schema: version {data['schema']} is not "
+            f"supported; this dlready reads schema {PROFILE_SCHEMA_VERSION}"
+        )
+    gpu = data.get("gpu", {})
+    psu = data.get("psu", {})
+    return SpecProfile(
+        name=str(data["name"]),
+        title=str(data["title"]),
+        source=str(data.get("source", "")),
+        origin=origin,
+        cpu=_thresholds(data, "cpu"),
+        memory=_thresholds(data, "memory"),
+        gpu=_thresholds(data, "gpu"),
+        gpu_required=bool(gpu.get("required", True)),
+        gpu_caveats=tuple(
+            Caveat(c["below_compute_capability"], str(c["text"]).strip())
+            for c in gpu.get("caveats", [])
+            if "below_compute_capability" in c and "text" in c
+        ),
+        psu=PsuRule(
+            watts_per_gpu=float(psu.get("watts_per_gpu", 0)),
+            default_gpu_power_w=float(psu.get("default_gpu_power_w", 250)),
+            base_system_w=float(psu.get("base_system_w", 75)),
+            minimum_headroom_fraction=float(psu.get("minimum_headroom_fraction", 0.2)),
+            recommended_headroom_fraction=float(
+                psu.get("recommended_headroom_fraction", psu.get("minimum_headroom_fraction", 0.2))
+            ),
+            cpu_tdp_w={k: float(v) for k, v in psu.get("cpu_tdp_w", {}).items()},
+            reasoning=str(psu.get("reasoning", "")).strip(),
+        ),
+        cooling=_thresholds(data, "cooling"),
+    )

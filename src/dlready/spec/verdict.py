@@ -1,0 +1,710 @@
+"""Pure verdict functions: a snapshot and a profile in, a judged report out.
+
+No I/O and no hardware access: every function here is tested from tables.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlready.model import (
+    GpuInfo,
+    GpuVendor,
+    MachineSnapshot,
+    OperatingSystem,
+    Reading,
+    StackState,
+    StrEnum,
+)
+from dlready.spec.profile import SpecProfile
+
+GIB = 1024**3
+_THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown", "hw_slowdown"})
+
+
+class Status(StrEnum):
+    """One verdict; ordered from worst to best by :data:`_SEVERITY`."""
+
+    BELOW_MINIMUM = "below_minimum"
+    UNKNOWN = "unknown"
+    MEETS_MINIMUM = "meets_minimum"
+    MEETS_RECOMMENDED = "meets_recommended"
+
+
+_SEVERITY = {
+    Status.BELOW_MINIMUM: 0,
+    Status.UNKNOWN: 1,
+    Status.MEETS_MINIMUM: 2,
+    Status.MEETS_RECOMMENDED: 3,
+}
+
+
+class FailOn(StrEnum):
+    """The bar below which ``check`` exits 1."""
+
+    MINIMUM = "minimum"
+    RECOMMENDED = "recommended"
+
+
+def worst(statuses: Sequence[Status]) -> Status:
+    """The worst status; an empty list is unknown."""
+    return min(statuses, key=_SEVERITY.__getitem__) if statuses else Status.UNKNOWN
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One measured value judged against its thresholds."""
+
+    name: str
+    status: Status
+    measured: float | str | None
+    unit: str
+    minimum: float | str | None
+    recommended: float | str | None
+    source: str
+    advice: str
+
+
+@dataclass(frozen=True)
+class ComponentVerdict:
+    """One component (the CPU, the memory, one GPU, the PSU...) with its criteria."""
+
+    component: str
+    subject: str
+    status: Status
+    criteria: tuple[Criterion, ...]
+    advice: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PowerBudget:
+    """The computed power need of the machine."""
+
+    gpu_w: float
+    gpu_sources: tuple[str, ...]
+    cpu_w: float
+    base_w: float
+    parts_w: float
+    minimum_w: float
+    recommended_w: float
+    book_rule_w: float
+
+
+@dataclass(frozen=True)
+class SoftwareFinding:
+    """Whether the installed PyTorch fits this machine (from ``dlready.install``)."""
+
+    status: str
+    """One of fits, mismatch, unknown, not_installed."""
+    problems: tuple[str, ...] = ()
+    fix_command: str | None = None
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """The judged machine."""
+
+    profile: str
+    profile_title: str
+    profile_origin: str
+    components: tuple[ComponentVerdict, ...]
+    status: Status
+    power_budget: PowerBudget
+    install_command: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def fails(self, fail_on: FailOn, strict: bool = False) -> bool:
+        """True when some component is below the bar (or unknown, with ``strict``)."""
+        bar = Status.MEETS_RECOMMENDED if fail_on is FailOn.RECOMMENDED else Status.MEETS_MINIMUM
+        for component in self.components:
+            if component.status is Status.UNKNOWN:
+                if strict:
+                    return True
+                continue
+            if _SEVERITY[component.status] < _SEVERITY[bar]:
+                return True
+        return False
+
+
+# --- generic threshold judgement -------------------------------------------------------------
+
+
+class Direction(enum.Enum):
+    """Whether bigger values are better."""
+
+    AT_LEAST = "at_least"
+    AT_MOST = "at_most"
+
+
+def judge_number(
+    reading: Reading[float] | Reading[int],
+    minimum: float | None,
+    recommended: float | None,
+    direction: Direction = Direction.AT_LEAST,
+) -> Status:
+    """Judge one number; a missing recommended threshold means the minimum is the best bar."""
+    if not reading.ok or reading.value is None:
+        return Status.UNKNOWN
+    value = float(reading.value)
+
+    def meets(threshold: float) -> bool:
+        return value >= threshold if direction is Direction.AT_LEAST else value <= threshold
+
+    if minimum is not None and not meets(minimum):
+        return Status.BELOW_MINIMUM
+    if recommended is None or meets(recommended):
+        return Status.MEETS_RECOMMENDED
+    return Status.MEETS_MINIMUM
+
+
+def parse_capability(text: str) -> tuple[int, int]:
+    """``"8.6"`` -> ``(8, 6)``."""
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
+
+
+def _capability_value(capability: str) -> float:
+    """Order compute capabilities numerically: 7.5 < 8.0 < 8.6 < 10.0 < 12.0."""
+    major, minor = parse_capability(capability)
+    return major * 100 + minor
+
+
+def _num(value: float | str | None) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def _reason(reading: Reading[Any]) -> str:
+    return reading.reason or "not measured"
+
+
+def _criterion(
+    name: str,
+    reading: Reading[float] | Reading[int],
+    scale: float,
+    unit: str,
+    minimum: float | None,
+    recommended: float | None,
+    advice_below: str,
+    advice_minimum: str,
+    direction: Direction = Direction.AT_LEAST,
+) -> Criterion:
+    scaled: Reading[float] = (
+        Reading(float(reading.value) / scale, reading.source, reading.state, reading.reason)
+        if reading.value is not None
+        else Reading(None, reading.source, reading.state, reading.reason)
+    )
+    status = judge_number(scaled, minimum, recommended, direction)
+    advice = {
+        Status.BELOW_MINIMUM: advice_below,
+        Status.MEETS_MINIMUM: advice_minimum,
+        Status.UNKNOWN: f"Could not be measured: {_reason(reading)}.",
+        Status.MEETS_RECOMMENDED: "",
+    }[status]
+    measured = round(scaled.value, 2) if scaled.value is not None else None
+    return Criterion(
+        name=name,
+        status=status,
+        measured=measured,
+        unit=unit,
+        minimum=minimum,
+        recommended=recommended,
+        source=str(reading.source),
+        advice=advice,
+    )
+
+
+def _component(
+    component: str,
+    subject: str,
+    criteria: Sequence[Criterion],
+    notes: Sequence[str] = (),
+    advice_if_empty: str = "",
+) -> ComponentVerdict:
+    status = worst([c.status for c in criteria])
+    ordered = sorted(criteria, key=lambda c: _SEVERITY[c.status])
+    advice = next((c.advice for c in ordered if c.advice), advice_if_empty)
+    return ComponentVerdict(component, subject, status, tuple(criteria), advice, tuple(notes))
+
+
+# --- components -------------------------------------------------------------------------------
+
+
+def judge_cpu(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
+    """CPU: CPUs this process may use, and the maximum (single-core) clock."""
+    cpu = snapshot.cpu
+    minimum, recommended = profile.cpu.minimum, profile.cpu.recommended
+    criteria = [
+        _criterion(
+            "usable_cpus",
+            cpu.usable_cpus,
+            1.0,
+            "CPUs",
+            _num(minimum.get("usable_cpus")),
+            _num(recommended.get("usable_cpus")),
+            "Too few CPUs for data loading: use a machine (or a container quota) with more cores.",
+            "Enough CPUs for small data pipelines; more cores keep data loaders ahead of the GPU.",
+        ),
+        _criterion(
+            "max_clock_mhz",
+            cpu.max_clock_mhz,
+            1.0,
+            "MHz",
+            _num(minimum.get("max_clock_mhz")),
+            _num(recommended.get("max_clock_mhz")),
+            "The single-core clock is low: Python-side work (data loading, the training loop) "
+            "will be slow.",
+            "A faster single-core clock speeds up Python-side work.",
+        ),
+    ]
+    brand = cpu.brand.value if cpu.brand.ok else "CPU"
+    notes = []
+    if cpu.cgroup_cpu_limit_cpus.ok and cpu.cgroup_cpu_limit_cpus.value is not None:
+        notes.append(f"cgroup CPU quota: {cpu.cgroup_cpu_limit_cpus.value:g} CPUs")
+    return _component("cpu", str(brand), criteria, notes)
+
+
+def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
+    """Memory this process may use (the cgroup limit counts), optionally against total VRAM."""
+    memory = snapshot.memory
+    minimum, recommended = profile.memory.minimum, profile.memory.recommended
+    criteria = [
+        _criterion(
+            "effective_total_gib",
+            memory.effective_total_bytes,
+            GIB,
+            "GiB",
+            _num(minimum.get("effective_total_gib")),
+            _num(recommended.get("effective_total_gib")),
+            "Too little RAM: datasets, checkpoints and data-loader workers will not fit; add RAM "
+            "(or raise the container's memory limit).",
+            "Enough RAM to start; more avoids swapping with larger datasets and models.",
+        )
+    ]
+    vram_bytes = sum(
+        g.memory_total_bytes.value or 0 for g in snapshot.gpus if g.memory_total_bytes.ok
+    )
+    ratio_min = _num(minimum.get("ratio_to_total_vram"))
+    ratio_rec = _num(recommended.get("ratio_to_total_vram"))
+    if (ratio_min is not None or ratio_rec is not None) and vram_bytes:
+        ratio: Reading[float] = (
+            Reading.read(
+                memory.effective_total_bytes.value / vram_bytes, memory.effective_total_bytes.source
+            )
+            if memory.effective_total_bytes.ok and memory.effective_total_bytes.value is not None
+            else Reading(
+                None,
+                memory.effective_total_bytes.source,
+                memory.effective_total_bytes.state,
+                memory.effective_total_bytes.reason,
+            )
+        )
+        criteria.append(
+            _criterion(
+                "ratio_to_total_vram",
+                ratio,
+                1.0,
+                "x VRAM",
+                ratio_min,
+                ratio_rec,
+                "Less RAM than GPU memory: loading and saving checkpoints goes through RAM; "
+                "add RAM.",
+                "RAM is at least the GPUs' memory; twice as much leaves room for data loading.",
+            )
+        )
+    notes = []
+    limit = memory.cgroup_limit_bytes
+    if limit.ok and limit.value is not None:
+        notes.append(
+            f"cgroup memory limit: {limit.value / GIB:.1f} GiB (judged instead of the host's RAM)"
+        )
+    return _component("memory", "RAM", criteria, notes)
+
+
+def _gpu_subject(gpu: GpuInfo) -> str:
+    name = gpu.name.value if gpu.name.ok else f"{gpu.vendor} GPU"
+    return f"GPU {gpu.index}: {name}"
+
+
+def _capability_criterion(gpu: GpuInfo, profile: SpecProfile) -> Criterion:
+    minimum = profile.gpu.minimum.get("compute_capability")
+    recommended = profile.gpu.recommended.get("compute_capability")
+    reading = gpu.compute_capability
+    if gpu.vendor is not GpuVendor.NVIDIA:
+        return Criterion(
+            "compute_capability",
+            Status.UNKNOWN,
+            None,
+            "",
+            minimum,
+            recommended,
+            "derived",
+            "Compute capability is an NVIDIA measure; see the ROCm/Metal support lists for "
+            "this GPU.",
+        )
+    numeric: Reading[float] = (
+        Reading.read(_capability_value(reading.value), reading.source)
+        if reading.ok and reading.value is not None
+        else Reading(None, reading.source, reading.state, reading.reason)
+    )
+    status = judge_number(
+        numeric,
+        _capability_value(str(minimum)) if minimum else None,
+        _capability_value(str(recommended)) if recommended else None,
+    )
+    advice = {
+        Status.BELOW_MINIMUM: f"The GPU architecture (compute capability {reading.value}) is older "
+        f"than the profile's minimum {minimum}: replace the card.",
+        Status.MEETS_MINIMUM: f"Compute capability {reading.value} works, but newer kernels "
+        f"(bfloat16, fused attention) want {recommended} or later.",
+        Status.UNKNOWN: f"Could not be measured: {_reason(reading)}.",
+        Status.MEETS_RECOMMENDED: "",
+    }[status]
+    return Criterion(
+        "compute_capability",
+        status,
+        reading.value,
+        "",
+        minimum,
+        recommended,
+        str(reading.source),
+        advice,
+    )
+
+
+def _pcie_criterion(gpu: GpuInfo, profile: SpecProfile) -> Criterion | None:
+    minimum = _num(profile.gpu.minimum.get("pcie_width_lanes"))
+    if minimum is None or gpu.vendor is not GpuVendor.NVIDIA:
+        return None
+    current, maximum = gpu.pcie_width_current, gpu.pcie_width_max
+    recommended = float(maximum.value) if maximum.ok and maximum.value else None
+    return _criterion(
+        "pcie_width_lanes",
+        current,
+        1.0,
+        "lanes",
+        min(minimum, recommended) if recommended else minimum,
+        recommended,
+        f"The card runs on x{current.value} PCIe lanes: move it to a full x16 slot (risers, "
+        "chipset slots and eGPU enclosures limit host-to-device copies).",
+        f"The card runs on x{current.value} of its x{maximum.value} lanes: a full-width slot "
+        "speeds up host-to-device copies.",
+    )
+
+
+def _gpu_notes(gpu: GpuInfo, profile: SpecProfile) -> list[str]:
+    notes: list[str] = []
+    capability = gpu.compute_capability.value if gpu.compute_capability.ok else None
+    if capability:
+        notes.extend(
+            caveat.text
+            for caveat in profile.gpu_caveats
+            if _capability_value(capability) < _capability_value(caveat.below_compute_capability)
+        )
+    if gpu.mig_mode_enabled.ok and gpu.mig_mode_enabled.value:
+        notes.append(
+            "MIG mode is on: each MIG instance gets a fraction of this GPU's memory and SMs."
+        )
+    if gpu.persistence_mode_enabled.ok and gpu.persistence_mode_enabled.value is False:
+        notes.append(
+            "Persistence mode is off (Linux): every first CUDA or NVML call re-initialises the "
+            "driver; `nvidia-smi -pm 1` (as root) or nvidia-persistenced avoids that."
+        )
+    reasons = gpu.clock_event_reasons.value if gpu.clock_event_reasons.ok else None
+    if reasons and ("sw_power_cap" in reasons or "hw_power_brake_slowdown" in reasons):
+        notes.append(f"Clocks are held back by power: {', '.join(reasons)}.")
+    return notes
+
+
+def judge_gpu(gpu: GpuInfo, profile: SpecProfile) -> ComponentVerdict:
+    """One GPU: VRAM, compute capability, FP32 throughput, PCIe width."""
+    subject = _gpu_subject(gpu)
+    if gpu.error:
+        return ComponentVerdict(
+            "gpu",
+            subject,
+            Status.UNKNOWN,
+            (),
+            f"This GPU could not be read: {gpu.error}. Check `nvidia-smi`, dmesg for Xid "
+            "errors, and reseat or replace the card.",
+        )
+    minimum, recommended = profile.gpu.minimum, profile.gpu.recommended
+    criteria = [
+        _criterion(
+            "vram_gib",
+            gpu.memory_total_bytes,
+            GIB,
+            "GiB",
+            _num(minimum.get("vram_gib")),
+            _num(recommended.get("vram_gib")),
+            "Too little GPU memory: models and batches will not fit; a card with more VRAM is "
+            "the fix.",
+            "Enough VRAM for small models; larger models need more.",
+        ),
+        _capability_criterion(gpu, profile),
+        _criterion(
+            "fp32_tflops",
+            gpu.fp32_peak_tflops,
+            1.0,
+            "TFLOP/s",
+            _num(minimum.get("fp32_tflops")),
+            _num(recommended.get("fp32_tflops")),
+            "The GPU is slower than the profile's minimum card.",
+            "Fast enough to learn on; training larger models wants a faster card.",
+        ),
+    ]
+    pcie = _pcie_criterion(gpu, profile)
+    if pcie is not None:
+        criteria.append(pcie)
+    return _component("gpu", subject, criteria, _gpu_notes(gpu, profile))
+
+
+def _no_gpu_verdict(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
+    """No usable GPU: say why, as precisely as the probes allow."""
+    nvidia = snapshot.stack(GpuVendor.NVIDIA)
+    pci = snapshot.pci_display_devices
+    nvidia_on_bus = [d for d in (pci.value or ()) if d.vendor_id == "0x10de"] if pci.ok else []
+    status = Status.BELOW_MINIMUM if profile.gpu_required else Status.MEETS_RECOMMENDED
+    if nvidia is not None and nvidia.state not in (StackState.OK, StackState.NOT_INSTALLED):
+        # The driver exists but does not answer: we cannot say what the GPU is.
+        advice = f"NVIDIA driver problem ({nvidia.state}): {nvidia.reason or ''}".strip()
+        if nvidia.hint:
+            advice += f" Fix: {nvidia.hint}"
+        return ComponentVerdict("gpu", "GPU", Status.UNKNOWN, (), advice)
+    if nvidia_on_bus:
+        ids = ", ".join(f"{d.bus_id} (device {d.device_id})" for d in nvidia_on_bus)
+        return ComponentVerdict(
+            "gpu",
+            "GPU",
+            Status.UNKNOWN,
+            (),
+            f"An NVIDIA GPU is on the PCI bus ({ids}) but no working driver answers: install the "
+            "NVIDIA driver (and reboot), then run `dlready check` again.",
+        )
+    advice = (
+        "No GPU found: deep learning needs a CUDA-capable NVIDIA GPU (or ROCm AMD GPU / Apple "
+        "Silicon); this machine can only train small models on the CPU."
+    )
+    return ComponentVerdict("gpu", "GPU", status, (), advice if profile.gpu_required else "")
+
+
+def _cpu_tdp_w(snapshot: MachineSnapshot, profile: SpecProfile) -> float:
+    cpu_class = snapshot.cpu.cpu_class.value if snapshot.cpu.cpu_class.ok else None
+    table = profile.psu.cpu_tdp_w
+    return float(table.get(cpu_class or "other", table.get("other", 125.0)))
+
+
+def power_budget(snapshot: MachineSnapshot, profile: SpecProfile) -> PowerBudget:
+    """What the machine's parts draw, and the PSU it needs (pure)."""
+    rule = profile.psu
+    gpu_w = 0.0
+    sources = []
+    for gpu in snapshot.gpus:
+        if gpu.vendor is GpuVendor.APPLE:
+            continue  # part of the SoC, counted in the CPU's figure
+        for label, reading in (
+            ("enforced limit", gpu.power_limit_enforced_w),
+            ("default limit", gpu.power_limit_default_w),
+        ):
+            if reading.ok and reading.value:
+                gpu_w += reading.value
+                sources.append(
+                    f"GPU {gpu.index}: {reading.value:.0f} W ({label}, {reading.source})"
+                )
+                break
+        else:
+            gpu_w += rule.default_gpu_power_w
+            sources.append(f"GPU {gpu.index}: {rule.default_gpu_power_w:.0f} W (profile default)")
+    cpu_w = _cpu_tdp_w(snapshot, profile)
+    parts = gpu_w + cpu_w + rule.base_system_w
+    gpu_count = sum(1 for g in snapshot.gpus if g.vendor is not GpuVendor.APPLE)
+    book_rule = rule.watts_per_gpu * gpu_count
+    return PowerBudget(
+        gpu_w=gpu_w,
+        gpu_sources=tuple(sources),
+        cpu_w=cpu_w,
+        base_w=rule.base_system_w,
+        parts_w=parts,
+        minimum_w=round(max(parts * (1 + rule.minimum_headroom_fraction), book_rule)),
+        recommended_w=round(max(parts * (1 + rule.recommended_headroom_fraction), book_rule)),
+        book_rule_w=book_rule,
+    )
+
+
+def judge_psu(snapshot: MachineSnapshot, budget: PowerBudget) -> ComponentVerdict:
+    """The declared (or DMI) PSU against the computed budget; undeclared is unknown."""
+    capacity = snapshot.power_supply.capacity_w
+    if snapshot.platform.os is OperatingSystem.MACOS:
+        return ComponentVerdict(
+            "psu",
+            "Power supply",
+            Status.UNKNOWN,
+            (),
+            "Apple machines have a built-in supply sized for the machine; nothing to check.",
+        )
+    vm = snapshot.platform.is_virtual_machine
+    if vm.ok and vm.value and not capacity.ok:
+        return ComponentVerdict(
+            "psu",
+            "Power supply",
+            Status.UNKNOWN,
+            (),
+            "A virtual machine: the power supply belongs to the host and its provider "
+            f"(a physical machine with these parts would need {budget.minimum_w:.0f} W).",
+        )
+    criterion = _criterion(
+        "capacity_w",
+        capacity,
+        1.0,
+        "W",
+        budget.minimum_w,
+        budget.recommended_w,
+        f"The power supply is too small: this machine needs at least {budget.minimum_w:.0f} W "
+        "(GPU power limits + CPU + base load + headroom). Undersized supplies cause reboots "
+        "under load.",
+        f"Enough for the parts; {budget.recommended_w:.0f} W leaves headroom for transient spikes.",
+    )
+    if criterion.status is Status.UNKNOWN:
+        criterion = Criterion(
+            criterion.name,
+            Status.UNKNOWN,
+            None,
+            "W",
+            budget.minimum_w,
+            budget.recommended_w,
+            criterion.source,
+            f"Software cannot read the PSU rating; this machine needs at least "
+            f"{budget.minimum_w:.0f} W. Declare yours with --psu-watts N (or DLREADY_PSU_WATTS).",
+        )
+    return _component("psu", "Power supply", [criterion])
+
+
+def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
+    """Thermal throttling, GPU margin to slowdown, CPU package temperature (idle readings)."""
+    minimum, recommended = profile.cooling.minimum, profile.cooling.recommended
+    criteria = []
+    for gpu in snapshot.gpus:
+        if gpu.error or gpu.vendor is GpuVendor.APPLE:
+            continue
+        reasons = gpu.clock_event_reasons.value if gpu.clock_event_reasons.ok else None
+        thermal = sorted(set(reasons or ()) & _THERMAL_REASONS)
+        if thermal:
+            criteria.append(
+                Criterion(
+                    f"gpu{gpu.index}_thermal_throttling",
+                    Status.BELOW_MINIMUM,
+                    ", ".join(thermal),
+                    "",
+                    "none",
+                    "none",
+                    str(gpu.clock_event_reasons.source),
+                    f"GPU {gpu.index} is throttling for heat now: clean the fans and filters, "
+                    "improve case airflow, check the fan curve.",
+                )
+            )
+        temperature, slowdown = gpu.temperature_c, gpu.temperature_slowdown_c
+        margin: Reading[float]
+        if (
+            temperature.ok
+            and slowdown.ok
+            and temperature.value is not None
+            and slowdown.value is not None
+        ):
+            margin = Reading.read(slowdown.value - temperature.value, temperature.source)
+        else:
+            missing_part = temperature if not temperature.ok else slowdown
+            margin = Reading(
+                None,
+                missing_part.source,
+                missing_part.state,
+                missing_part.reason or "temperature or slowdown threshold unknown",
+            )
+        criteria.append(
+            _criterion(
+                f"gpu{gpu.index}_slowdown_margin_c",
+                margin,
+                1.0,
+                "°C",
+                _num(minimum.get("gpu_slowdown_margin_c")),
+                _num(recommended.get("gpu_slowdown_margin_c")),
+                f"GPU {gpu.index} is close to its slowdown temperature: improve cooling before "
+                "long training runs.",
+                f"GPU {gpu.index} has little thermal margin; under load it may throttle. "
+                "Run `dlready smoke --burn 60` to see.",
+            )
+        )
+    package = snapshot.cpu.package_temperature_c
+    if package.ok:
+        criteria.append(
+            _criterion(
+                "cpu_package_c",
+                package,
+                1.0,
+                "°C",
+                _num(minimum.get("cpu_package_max_c")),
+                _num(recommended.get("cpu_package_max_c")),
+                "The CPU runs hot: check the cooler's mounting and paste, and case airflow.",
+                "The CPU is warm; check airflow before long runs.",
+                direction=Direction.AT_MOST,
+            )
+        )
+    return _component(
+        "cooling",
+        "Cooling",
+        criteria,
+        advice_if_empty="No temperature sensors readable here (typical of VMs); run "
+        "`dlready smoke --burn 60` on the GPU to judge cooling under load.",
+    )
+
+
+def judge_software(finding: SoftwareFinding | None) -> ComponentVerdict:
+    """The installed PyTorch against this machine."""
+    if finding is None:
+        return ComponentVerdict("software", "PyTorch", Status.UNKNOWN, (), "Not judged.")
+    status = {
+        "fits": Status.MEETS_RECOMMENDED,
+        "mismatch": Status.BELOW_MINIMUM,
+        "unknown": Status.UNKNOWN,
+        "not_installed": Status.UNKNOWN,
+    }.get(finding.status, Status.UNKNOWN)
+    if finding.status == "not_installed":
+        advice = "PyTorch is not installed yet."
+    elif finding.problems:
+        advice = " ".join(finding.problems)
+    else:
+        advice = ""
+    if finding.fix_command and finding.status != "fits":
+        advice = f"{advice} Install with: {finding.fix_command}".strip()
+    return ComponentVerdict("software", "PyTorch", status, (), advice)
+
+
+def judge(
+    snapshot: MachineSnapshot,
+    profile: SpecProfile,
+    software: SoftwareFinding | None = None,
+    install_command: str | None = None,
+) -> CheckReport:
+    """Judge every component of a snapshot against a profile (pure)."""
+    components = [judge_cpu(snapshot, profile), judge_memory(snapshot, profile)]
+    if snapshot.gpus:
+        components.extend(judge_gpu(gpu, profile) for gpu in snapshot.gpus)
+    else:
+        components.append(_no_gpu_verdict(snapshot, profile))
+    budget = power_budget(snapshot, profile)
+    components.append(judge_psu(snapshot, budget))
+    components.append(judge_cooling(snapshot, profile))
+    components.append(judge_software(software))
+    notes = tuple(f"probe {e.probe} failed: {e.message}" for e in snapshot.errors)
+    return CheckReport(
+        profile=profile.name,
+        profile_title=profile.title,
+        profile_origin=profile.origin,
+        components=tuple(components),
+        status=worst([c.status for c in components]),
+        power_budget=budget,
+        install_command=install_command,
+        notes=notes,
+    )
