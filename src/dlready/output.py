@@ -7,6 +7,7 @@ never with ``NO_COLOR`` set.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -20,14 +21,23 @@ SCHEMA_VERSION = 1
 """Version of every ``--json`` document; bumped on any incompatible change (docs/json-schema.md)."""
 
 
+def _no_color() -> bool:
+    # https://no-color.org: set and not empty. rich alone would still emit bold and dim.
+    return bool(os.environ.get("NO_COLOR"))
+
+
 def stdout_console() -> Console:
     """Console for results."""
-    return Console(highlight=False, soft_wrap=False)
+    if _no_color():
+        return Console(highlight=False, color_system=None)
+    return Console(highlight=False)
 
 
 def stderr_console() -> Console:
-    """Console for diagnostics."""
-    return Console(stderr=True, highlight=False)
+    """Console for diagnostics (never hard-wrapped: one message, one line)."""
+    if _no_color():
+        return Console(stderr=True, highlight=False, soft_wrap=True, color_system=None)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def envelope(

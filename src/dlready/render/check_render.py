@@ -170,7 +170,15 @@ def render_table(report: CheckReport, snapshot: MachineSnapshot, console: Consol
     for note in report.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")
     style = _STATUS_STYLES[report.status]
-    console.print(f"Overall: [{style}]{STATUS_LABELS[report.status]}[/]")
+    console.print(
+        f"Overall: [{style}]{STATUS_LABELS[report.status]}[/]{escape(_unknown_suffix(report))}"
+    )
+
+
+def _unknown_suffix(report: CheckReport) -> str:
+    if not report.unknown_parts:
+        return ""
+    return f" ({len(report.unknown_parts)} not judged: {', '.join(report.unknown_parts)})"
 
 
 def _add_component_rows(table: Table, component: ComponentVerdict) -> None:
@@ -204,7 +212,7 @@ def _md_cell(text: str) -> str:
 def render_markdown(report: CheckReport, snapshot: MachineSnapshot) -> str:
     """A Markdown report to paste into a bug report."""
     lines = [
-        f"## dlready check: {STATUS_LABELS[report.status]}",
+        f"## dlready check: {STATUS_LABELS[report.status]}{_unknown_suffix(report)}",
         "",
         f"Profile `{report.profile}`: {report.profile_title}",
         "",
@@ -256,6 +264,7 @@ def report_jsonable(
             "origin": report.profile_origin,
         },
         "status": str(report.status),
+        "unknown_parts": list(report.unknown_parts),
         "fail_on": fail_on,
         "strict": strict,
         "components": to_jsonable(report.components),

@@ -116,6 +116,8 @@ class CheckReport:
     power_budget: PowerBudget
     install_command: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    unknown_parts: tuple[str, ...] = ()
+    """Components that could not be judged; they do not lower ``status`` (see ``--strict``)."""
 
     def fails(self, fail_on: FailOn, strict: bool = False) -> bool:
         """True when some component is below the bar (or unknown, with ``strict``)."""
@@ -698,13 +700,15 @@ def judge(
     components.append(judge_cooling(snapshot, profile))
     components.append(judge_software(software))
     notes = tuple(f"probe {e.probe} failed: {e.message}" for e in snapshot.errors)
+    known = [c.status for c in components if c.status is not Status.UNKNOWN]
     return CheckReport(
         profile=profile.name,
         profile_title=profile.title,
         profile_origin=profile.origin,
         components=tuple(components),
-        status=worst([c.status for c in components]),
+        status=worst(known),
         power_budget=budget,
         install_command=install_command,
         notes=notes,
+        unknown_parts=tuple(c.subject for c in components if c.status is Status.UNKNOWN),
     )

@@ -1,0 +1,242 @@
+"""``dlready check`` end to end: output formats, exit codes, errors, snapshots, torch-free."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlready import __version__
+from dlready.cli import app
+from dlready.exitcodes import ExitCode
+from dlready.model import snapshot_from_jsonable, to_jsonable
+from dlready.output import SCHEMA_VERSION
+from machines import replay_snapshot
+
+runner = CliRunner()
+REPO = Path(__file__).parents[1]
+
+
+def _saved_snapshot(tmp_path: Path, machine: str, **kwargs: object) -> Path:
+    path = tmp_path / f"{machine}.json"
+    path.write_text(json.dumps(to_jsonable(replay_snapshot(machine, **kwargs))))  # type: ignore[arg-type]
+    return path
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"dlready {__version__}"
+
+
+@pytest.mark.parametrize("command", ["check", "install-cmd", "smoke"])
+def test_every_command_has_help_with_exit_codes(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Exit codes" in result.stdout
+
+
+def test_check_json_on_this_machine_is_a_versioned_envelope() -> None:
+    result = runner.invoke(app, ["check", "--json"])
+    document = json.loads(result.stdout)
+    assert document["schema_version"] == SCHEMA_VERSION
+    assert document["command"] == "check"
+    assert document["exit_code"] == result.exit_code
+    data = document["data"]
+    assert data["profile"]["name"] == "book-2020"
+    assert {c["component"] for c in data["components"]} >= {
+        "cpu",
+        "memory",
+        "gpu",
+        "psu",
+        "cooling",
+    }
+    snapshot = data["snapshot"]
+    # Every reading carries value, source and state; units are in the names.
+    assert set(snapshot["memory"]["total_bytes"]) == {"value", "source", "state", "reason"}
+    assert snapshot["memory"]["total_bytes"]["source"] == "procfs"
+    assert snapshot_from_jsonable(snapshot).cpu.logical_cpus.value == os.cpu_count()
+
+
+def test_check_exit_code_follows_the_bar(tmp_path: Path) -> None:
+    # The recorded CPU VM has 2 CPUs and no GPU: below the book's minimum.
+    saved = _saved_snapshot(tmp_path, "cpu-only-epyc-vm")
+    below = runner.invoke(app, ["check", "--snapshot", str(saved)])
+    assert below.exit_code == ExitCode.NOT_READY
+    assert "BELOW MIN" in below.stdout
+    # The H100 server meets the minimum everywhere it can be judged...
+    h100 = _saved_snapshot(tmp_path, "h100-80gb-hbm3")
+    assert runner.invoke(app, ["check", "--snapshot", str(h100)]).exit_code == ExitCode.OK
+    # ...but its VM hides the CPU clock: --strict turns "unknown" into a failure.
+    strict = runner.invoke(app, ["check", "--snapshot", str(h100), "--strict"])
+    assert strict.exit_code == ExitCode.NOT_READY
+
+
+def test_snapshot_rejudged_with_another_profile_keeps_the_readings(tmp_path: Path) -> None:
+    first = runner.invoke(
+        app, ["check", "--json", "--snapshot", str(_saved_snapshot(tmp_path, "h100-80gb-hbm3"))]
+    )
+    report = tmp_path / "report.json"
+    report.write_text(first.stdout)
+    again = runner.invoke(
+        app, ["check", "--json", "--snapshot", str(report), "--profile", "current"]
+    )
+    before, after = json.loads(first.stdout)["data"], json.loads(again.stdout)["data"]
+    assert after["profile"]["name"] == "current"
+    assert after["snapshot"] == before["snapshot"]
+    minimums = {
+        (c["component"], k["name"]): k["minimum"]
+        for c in after["components"]
+        for k in c["criteria"]
+    }
+    assert minimums[("gpu", "compute_capability")] == "7.5"
+
+
+def test_markdown_report(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["check", "--markdown", "--snapshot", str(_saved_snapshot(tmp_path, "h100-80gb-hbm3"))]
+    )
+    assert result.stdout.startswith("## dlready check: meets rec")
+    assert "| GPU 0: NVIDIA H100 80GB HBM3 | VRAM | meets rec | 79.65 GiB |" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["--json", "--markdown"], "cannot be combined", id="json-and-markdown"),
+        pytest.param(
+            ["--profile", "nope"],
+            "unknown profile 'nope'; choose one of: book-2020, current",
+            id="bad-profile",
+        ),
+        pytest.param(
+            ["--snapshot", "/no/such.json"], "/no/such.json: cannot read", id="missing-snapshot"
+        ),
+        pytest.param(["--spec", "/no/such.toml"], "/no/such.toml: cannot read", id="missing-spec"),
+        pytest.param(["--psu-watts", "0"], "", id="psu-watts-zero"),
+        pytest.param(["--fail-on", "maximum"], "", id="bad-fail-on"),
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["check", *args])
+    assert result.exit_code == ExitCode.USAGE
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param("{not json", "not JSON", id="not-json"),
+        pytest.param(
+            '{"command": "check", "schema_version": 99, "data": {}}',
+            "schema_version 99",
+            id="future-schema",
+        ),
+        pytest.param(
+            '{"captured_at": "x"}',
+            "not a dlready snapshot: $.dlready_version: missing",
+            id="partial",
+        ),
+        pytest.param(
+            '{"command": "check", "schema_version": 1, "data": {"snapshot": {"cpu": 3}}}',
+            "not a dlready snapshot",
+            id="wrong-types",
+        ),
+    ],
+)
+def test_bad_snapshot_files(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    result = runner.invoke(app, ["check", "--snapshot", str(path)])
+    assert result.exit_code == ExitCode.USAGE
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_spec_file_names_file_line_and_key(tmp_path: Path) -> None:
+    spec = tmp_path / "mine.toml"
+    spec.write_text('schema = 1\nname = "mine"\ntitle = "t"\n[memory.minimum]\nram_gib = 32\n')
+    result = runner.invoke(
+        app,
+        [
+            "check",
+            "--spec",
+            str(spec),
+            "--snapshot",
+            str(_saved_snapshot(tmp_path, "h100-80gb-hbm3")),
+        ],
+    )
+    assert result.exit_code == ExitCode.USAGE
+    assert f"{spec}:5: memory.minimum.ram_gib: unknown key" in result.stderr
+
+
+def test_bad_psu_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DLREADY_PSU_WATTS", "a lot")
+    result = runner.invoke(app, ["check"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "DLREADY_PSU_WATTS='a lot' is not a number of watts" in result.stderr
+
+
+def test_psu_flag_is_used(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check", "--json", "--psu-watts", "850"])
+    psu = json.loads(result.stdout)["data"]["snapshot"]["power_supply"]["declared_capacity_w"]
+    assert psu == {"value": 850.0, "source": "user", "state": "read", "reason": None}
+
+
+def _run(
+    args: list[str], env_extra: dict[str, str], drop: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(env_extra)
+    return subprocess.run(
+        [sys.executable, "-m", "dlready", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_colour_only_when_forced_and_never_with_no_color() -> None:
+    coloured = _run(["check"], {"FORCE_COLOR": "1"}, drop=("NO_COLOR",))
+    assert "\x1b[" in coloured.stdout
+    plain = _run(["check"], {"FORCE_COLOR": "1", "NO_COLOR": "1"})
+    assert "\x1b[" not in plain.stdout
+    piped = _run(["check"], {}, drop=("NO_COLOR", "FORCE_COLOR"))
+    assert "\x1b[" not in piped.stdout
+
+
+def test_check_never_imports_torch() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "import dlready, dlready.cli\n"
+        "r = CliRunner().invoke(dlready.cli.app, ['check', '--json'])\n"
+        "assert r.exit_code in (0, 1), r.stderr\n"
+        "assert 'torch' not in sys.modules, 'check imported torch'\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_results_on_stdout_diagnostics_on_stderr() -> None:
+    result = _run(["check", "--json"], {})
+    json.loads(result.stdout)  # stdout is exactly one JSON document
+    assert result.returncode in (0, 1)
+
+
+def test_list_profiles() -> None:
+    result = runner.invoke(app, ["check", "--list-profiles"])
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0].startswith("book-2020 (default): ")
