@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from dlready import __version__
 from dlready.exitcodes import ExitCode
@@ -28,6 +28,8 @@ def _no_color() -> bool:
 
 def stdout_console() -> Console:
     """Console for results."""
+    from rich.console import Console  # rich costs ~15 ms to import; --json never needs it
+
     if _no_color():
         return Console(highlight=False, color_system=None)
     return Console(highlight=False)
@@ -35,6 +37,8 @@ def stdout_console() -> Console:
 
 def stderr_console() -> Console:
     """Console for diagnostics (never hard-wrapped: one message, one line)."""
+    from rich.console import Console
+
     if _no_color():
         return Console(stderr=True, highlight=False, soft_wrap=True, color_system=None)
     return Console(stderr=True, highlight=False, soft_wrap=True)
@@ -72,6 +76,8 @@ def print_json(document: Any) -> None:
 
 def error_line(message: str, hint: str | None = None) -> None:
     """One clear error line on stderr (and an optional hint line)."""
+    from rich.markup import escape
+
     console = stderr_console()
     console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     if hint:

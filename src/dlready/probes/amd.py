@@ -87,11 +87,12 @@ def probe_amd(files: HostFiles) -> tuple[DriverStack, tuple[GpuInfo, ...]]:
     if "amdgpu" in drivers:
         return _stack(StackState.OK, driver_version=version, device_count=count), gpus
     bound = sorted(d for d in drivers if d)
-    reason = (
-        f"AMD GPUs are bound to {', '.join(bound)}, not amdgpu (ROCm needs amdgpu)"
-        if bound
-        else "AMD GPUs are present but no driver is bound to them"
-    )
+    if bound:
+        reason = f"AMD GPUs are bound to {', '.join(bound)}, not amdgpu (ROCm needs amdgpu)"
+    elif files.list_dir("/sys/module/amdgpu") is not None:
+        reason = "amdgpu is loaded but not bound to the AMD GPUs (see `dmesg | grep amdgpu`)"
+    else:
+        reason = "AMD GPUs are present but the amdgpu kernel module is not loaded"
     return _stack(StackState.DRIVER_NOT_LOADED, reason, _NO_DRIVER_HINT, device_count=count), gpus
 
 

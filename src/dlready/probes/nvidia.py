@@ -337,7 +337,9 @@ def _identity(value: Any) -> Any:
 
 def _reading_from_error(function: str, err: NvmlCallError) -> Reading[Any]:
     if err.error_class == "NVMLError_NotSupported":
-        return Reading.unsupported(Source.NVML, f"{function}: not supported on this GPU or driver")
+        return Reading.unsupported(
+            Source.NVML, f"{function}: not supported on this GPU or driver (NVMLError_NotSupported)"
+        )
     if err.error_class == "NVMLError_FunctionNotFound":
         return Reading.unsupported(
             Source.NVML, f"{function}: missing from this driver's NVML (NVMLError_FunctionNotFound)"

@@ -324,7 +324,7 @@ class ReplayNvml:
         if not self._initialised:
             raise NvmlCallError("NVMLError_Uninitialized", "Uninitialized")
         if function_name == "nvmlDeviceGetCount":
-            return self._capture.get("count", self.gpu_count)
+            return copy.deepcopy(_raise_if_error(self._capture.get("count", self.gpu_count)))
         if function_name in _SYSTEM_CAPTURE_KEYS:
             system_key = _SYSTEM_CAPTURE_KEYS[function_name]
             if system_key not in self._capture:

@@ -222,8 +222,10 @@ def measure_matmul(ctx: DeviceContext, key: str) -> Outcome:
 
 
 def _patterned(count: int, device: torch.device, pin: bool = False) -> torch.Tensor:
+    """``count`` bytes of a seeded random pattern (1 MiB of random bytes, repeated)."""
     gen = torch.Generator(device="cpu").manual_seed(SEED)
-    host = torch.randint(0, 256, (count,), generator=gen, dtype=torch.uint8)
+    block = torch.randint(0, 256, (min(count, _MIB),), generator=gen, dtype=torch.uint8)
+    host = block.repeat(-(-count // block.numel()))[:count]
     if pin:
         host = host.pin_memory()
     return host if device.type == "cpu" and not pin else host.to(device)

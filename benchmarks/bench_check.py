@@ -1,0 +1,134 @@
+"""Time a cold `dlready check --json` against `python -m torch.utils.collect_env`, side by side.
+
+Usage:  python benchmarks/bench_check.py [--runs 15] [--collect-env-runs 3] [--out FILE]
+
+Every run is a fresh process (cold: interpreter start and imports included), so the figure is
+what a person waits for. Peak memory is each child's maximum RSS (``wait4``). The baseline is
+an empty interpreter (`python -c pass`) measured in the same run, and collect_env (what people
+use today) is measured in the same run too, so the ratios hold on any machine.
+
+It also measures dlready's own cost per extra GPU: the NVIDIA probe over a replay of the
+recorded H100 with 1, 2, 4 and 8 GPUs. That excludes the driver's own latency per NVML call
+(on the recorded H100 the whole NVML dump took 161 ms including import and init).
+
+Targets (issue #2): median <= 0.15 s on the 2-core VM, >= 10x faster than collect_env, peak
+RSS <= 50 MiB, a few ms per extra GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cold(argv: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS in MiB, exit code of one fresh process."""
+    started = time.perf_counter()
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return elapsed, usage.ru_maxrss / 1024.0, process.returncode
+
+
+def measure(argv: list[str], runs: int) -> dict[str, float]:
+    """Median and spread of ``runs`` cold runs (after one unmeasured warm-up for the page cache)."""
+    run_cold(argv)
+    times, peaks = [], []
+    for _ in range(runs):
+        elapsed, peak_mib, _ = run_cold(argv)
+        times.append(elapsed)
+        peaks.append(peak_mib)
+    return {
+        "runs": runs,
+        "median_s": round(statistics.median(times), 4),
+        "min_s": round(min(times), 4),
+        "max_s": round(max(times), 4),
+        "peak_rss_mib": round(max(peaks), 1),
+    }
+
+
+def per_gpu_cost_ms() -> dict[str, float]:
+    """dlready's own time in the NVIDIA probe per extra GPU (replayed H100)."""
+    sys.path.insert(0, str(REPO / "src"))
+    from dlready.probes.nvidia import probe_nvidia
+    from dlready.probes.nvml_gateway import ReplayNvml
+
+    capture = json.loads((REPO / "tests/fixtures/h100-80gb-hbm3/capture.json").read_text())
+    base = ReplayNvml.from_capture(capture["nvml"])
+    result = {}
+    for count in (1, 2, 4, 8):
+        replay = base.with_gpu_count(count)
+        samples = []
+        for _ in range(30):
+            started = time.perf_counter()
+            probe_nvidia(replay, timeout_s=10)
+            samples.append(time.perf_counter() - started)
+        result[f"{count}_gpus_ms"] = round(statistics.median(samples) * 1000, 3)
+    result["per_extra_gpu_ms"] = round((result["8_gpus_ms"] - result["1_gpus_ms"]) / 7, 3)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--collect-env-runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/check.json")
+    args = parser.parse_args()
+
+    python = sys.executable
+    results: dict[str, object] = {
+        "python_baseline": measure([python, "-c", "pass"], args.runs),
+        "dlready_check_json": measure([python, "-m", "dlready", "check", "--json"], args.runs),
+    }
+    try:
+        import importlib.util
+
+        has_torch = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        has_torch = False
+    if has_torch:
+        results["collect_env"] = measure(
+            [python, "-m", "torch.utils.collect_env"], args.collect_env_runs
+        )
+    results["nvidia_probe_replay"] = per_gpu_cost_ms()
+
+    check = results["dlready_check_json"]
+    assert isinstance(check, dict)
+    ratios: dict[str, float] = {
+        "check_over_python_baseline": round(
+            check["median_s"] / results["python_baseline"]["median_s"], 2
+        ),  # type: ignore[index]
+    }
+    if "collect_env" in results:
+        ratios["collect_env_over_check"] = round(
+            results["collect_env"]["median_s"] / check["median_s"], 1
+        )  # type: ignore[index]
+    results["ratios"] = ratios
+    results["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0]}
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{'what':34} {'median s':>9} {'min s':>7} {'max s':>7} {'peak MiB':>9}")
+    for name in ("python_baseline", "dlready_check_json", "collect_env"):
+        row = results.get(name)
+        if isinstance(row, dict):
+            print(
+                f"{name:34} {row['median_s']:9.3f} {row['min_s']:7.3f} {row['max_s']:7.3f} {row['peak_rss_mib']:9.1f}"
+            )
+    print("nvidia probe (replay):", results["nvidia_probe_replay"])
+    print("ratios:", ratios)
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""The machine facts the install planner needs, and where each came from.
+
+:func:`facts_from_snapshot` reads them from a :class:`~dlready.model.MachineSnapshot` (pure);
+:func:`apply_overrides` lets command-line flags win over detection, keeping the origin of
+every value so the explanation can say which were detected and which were given.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field, replace
+from typing import Any, Generic, TypeVar
+
+from dlready.install.errors import PlanError
+from dlready.install.versions import normalize_compute_capability, python_minor
+from dlready.model import GpuVendor, MachineSnapshot, OperatingSystem, StackState
+
+T = TypeVar("T")
+
+DETECTED = "detected"
+GIVEN = "given"
+IMPLIED = "implied"
+UNKNOWN = "unknown"
+
+OS_CHOICES = ("linux", "windows", "macos")
+ARCH_CHOICES = ("x86_64", "aarch64", "arm64")
+ACCELERATOR_CHOICES = ("cuda", "rocm", "mps", "cpu")
+_OS_ALIASES = {"darwin": "macos", "osx": "macos", "mac": "macos", "win": "windows", "win32": "windows"}
+_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64", "armv8": "aarch64"}
+
+
+@dataclass(frozen=True)
+class Fact(Generic[T]):
+    """One fact with its origin: ``detected``, ``given`` (a flag), ``implied`` or ``unknown``."""
+
+    value: T | None
+    origin: str
+    detail: str | None = None
+    """Where exactly: ``"NVML"``, ``"--driver"``, ``"implied by --variant cu126"``, or why
+    it is unknown."""
+
+    @property
+    def known(self) -> bool:
+        """True when the fact has a value."""
+        return self.value is not None and self.value != ()
+
+    def to_jsonable(self) -> dict[str, Any]:
+        """``{"value", "origin", "detail"}`` (tuples become lists)."""
+        value: Any = list(self.value) if isinstance(self.value, tuple) else self.value
+        return {"value": value, "origin": self.origin, "detail": self.detail}
+
+
+def unknown(reason: str) -> Fact[Any]:
+    """A fact nobody could determine, with the reason."""
+    return Fact(value=None, origin=UNKNOWN, detail=reason)
+
+
+@dataclass(frozen=True)
+class MachineFacts:
+    """What the planner needs to know about the target machine."""
+
+    os: Fact[str]
+    arch: Fact[str]
+    python: Fact[str]
+    accelerator: Fact[str]
+    driver_version: Fact[str] = field(default_factory=lambda: unknown("no NVIDIA driver"))
+    compute_capabilities: Fact[tuple[str, ...]] = field(
+        default_factory=lambda: unknown("no NVIDIA GPU")
+    )
+    is_wsl: Fact[bool] = field(default_factory=lambda: unknown("not probed"))
+    gpu_names: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    """Detection remarks worth a warning (a broken driver stack, a GPU without a reading)."""
+
+    @property
+    def platform(self) -> str | None:
+        """``linux-x86_64``, ``linux-aarch64``, ``windows-x86_64``, ``windows-arm64``,
+        ``macos-arm64`` or ``macos-x86_64``; None when OS or architecture is unknown."""
+        if not (self.os.known and self.arch.known):
+            return None
+        arch = self.arch.value
+        if arch in ("aarch64", "arm64"):
+            arch = "aarch64" if self.os.value == "linux" else "arm64"
+        return f"{self.os.value}-{arch}"
+
+    def to_jsonable(self) -> dict[str, Any]:
+        """Every fact with its origin, plus GPU names and detection notes."""
+        return {
+            "os": self.os.to_jsonable(),
+            "arch": self.arch.to_jsonable(),
+            "python": self.python.to_jsonable(),
+            "accelerator": self.accelerator.to_jsonable(),
+            "driver_version": self.driver_version.to_jsonable(),
+            "compute_capabilities": self.compute_capabilities.to_jsonable(),
+            "is_wsl": self.is_wsl.to_jsonable(),
+            "gpu_names": list(self.gpu_names),
+            "notes": list(self.notes),
+        }
+
+
+def _reading_value(reading: Any) -> Any:
+    return reading.value if reading.ok else None
+
+
+def facts_from_snapshot(snapshot: MachineSnapshot) -> MachineFacts:
+    """The planner's facts from a snapshot: OS, CPU arch, Python X.Y, accelerator, driver,
+    the compute capability of every NVIDIA GPU, WSL. Pure: reads only the snapshot."""
+    platform = snapshot.platform
+    notes: list[str] = []
+
+    if platform.os is OperatingSystem.OTHER:
+        os_fact: Fact[str] = unknown("the operating system is not Linux, Windows or macOS")
+    else:
+        os_fact = Fact(str(platform.os), DETECTED, "platform")
+
+    raw_arch = _reading_value(platform.machine_arch) or _reading_value(snapshot.cpu.architecture)
+    arch_fact: Fact[str]
+    if raw_arch:
+        arch = _ARCH_ALIASES.get(str(raw_arch).lower(), str(raw_arch).lower())
+        arch_fact = Fact(arch, DETECTED, "platform")
+    else:
+        arch_fact = unknown(platform.machine_arch.reason or "CPU architecture not read")
+
+    raw_python = _reading_value(platform.python_version)
+    python_fact: Fact[str]
+    try:
+        python_fact = (
+            Fact(python_minor(raw_python), DETECTED, "this interpreter")
+            if raw_python
+            else unknown(platform.python_version.reason or "Python version not read")
+        )
+    except ValueError:
+        python_fact = unknown(f"unreadable Python version {raw_python!r}")
+
+    wsl = _reading_value(platform.is_wsl)
+    wsl_fact: Fact[bool] = (
+        Fact(bool(wsl), DETECTED, "platform")
+        if platform.is_wsl.ok
+        else unknown(platform.is_wsl.reason or "not probed")
+    )
+
+    nvidia = [gpu for gpu in snapshot.gpus if gpu.vendor is GpuVendor.NVIDIA]
+    amd = [gpu for gpu in snapshot.gpus if gpu.vendor is GpuVendor.AMD]
+    apple = [gpu for gpu in snapshot.gpus if gpu.vendor is GpuVendor.APPLE]
+    nv_stack = snapshot.stack(GpuVendor.NVIDIA)
+
+    driver_fact: Fact[str] = unknown("no NVIDIA driver")
+    if nv_stack is not None:
+        driver = _reading_value(nv_stack.driver_version)
+        if driver:
+            driver_fact = Fact(str(driver), DETECTED, nv_stack.driver_version.source.value)
+        elif nv_stack.state is not StackState.NOT_INSTALLED:
+            driver_fact = unknown(
+                nv_stack.reason or nv_stack.driver_version.reason or str(nv_stack.state)
+            )
+
+    capabilities: list[str] = []
+    names: list[str] = []
+    for gpu in nvidia:
+        name = _reading_value(gpu.name) or f"GPU {gpu.index}"
+        names.append(str(name))
+        cc = _reading_value(gpu.compute_capability)
+        if cc:
+            try:
+                capabilities.append(normalize_compute_capability(str(cc)))
+            except ValueError:
+                notes.append(f"GPU {gpu.index} ({name}): unreadable compute capability {cc!r}")
+        else:
+            reason = gpu.error or gpu.compute_capability.reason or "not read"
+            notes.append(f"GPU {gpu.index} ({name}): compute capability unknown ({reason})")
+    cc_fact: Fact[tuple[str, ...]] = (
+        Fact(tuple(capabilities), DETECTED, "NVML")
+        if capabilities
+        else unknown("no NVIDIA GPU" if not nvidia else "no GPU reported a compute capability")
+    )
+
+    accelerator: Fact[str]
+    nv_devices = _reading_value(nv_stack.device_count) if nv_stack else None
+    if nvidia or (nv_stack is not None and nv_stack.state is StackState.OK and nv_devices):
+        accelerator = Fact("cuda", DETECTED, f"{len(nvidia) or nv_devices} NVIDIA GPU(s)")
+        if amd:
+            notes.append("NVIDIA and AMD GPUs found: planning for the NVIDIA GPUs (CUDA)")
+    elif amd:
+        accelerator = Fact("rocm", DETECTED, f"{len(amd)} AMD GPU(s)")
+    elif apple or (os_fact.value == "macos" and arch_fact.value in ("arm64", "aarch64")):
+        accelerator = Fact("mps", DETECTED, "Apple GPU (Metal)")
+    else:
+        accelerator = Fact("cpu", DETECTED, "no supported GPU found")
+        if nv_stack is not None and nv_stack.state not in (
+            StackState.OK,
+            StackState.NOT_INSTALLED,
+            StackState.NOT_APPLICABLE,
+        ):
+            notes.append(
+                f"NVIDIA driver stack: {nv_stack.state} ({nv_stack.reason or 'no reason given'});"
+                " if this machine has an NVIDIA GPU, fix the driver first or pass "
+                "--accelerator cuda --driver VERSION"
+            )
+    return MachineFacts(
+        os=os_fact,
+        arch=arch_fact,
+        python=python_fact,
+        accelerator=accelerator,
+        driver_version=driver_fact,
+        compute_capabilities=cc_fact,
+        is_wsl=wsl_fact,
+        gpu_names=tuple(names),
+        notes=tuple(notes),
+    )
+
+
+@dataclass(frozen=True)
+class FactOverrides:
+    """Values given on the command line; None means "not given"."""
+
+    os: str | None = None
+    arch: str | None = None
+    python: str | None = None
+    accelerator: str | None = None
+    driver: str | None = None
+    compute_capabilities: tuple[str, ...] = ()
+
+    @property
+    def covers_detection(self) -> bool:
+        """True when no probe is needed: OS, arch, Python and accelerator are all given, and
+        for CUDA the driver too (compute capabilities may stay unknown, with a warning)."""
+        basics = all((self.os, self.arch, self.python, self.accelerator))
+        return basics and (self.accelerator != "cuda" or self.driver is not None)
+
+
+def nearest_choice(value: str, choices: tuple[str, ...] | list[str]) -> str:
+    """The closest valid spelling, for "did you mean" hints."""
+    matches = difflib.get_close_matches(value.lower(), list(choices), n=1, cutoff=0.0)
+    return matches[0] if matches else choices[0]
+
+
+def validate_overrides(overrides: FactOverrides) -> FactOverrides:
+    """Normalise flag values; unknown values raise :class:`PlanError` naming the nearest.
+
+    Raises:
+        PlanError: for an unknown OS, architecture, accelerator, a malformed Python version,
+            driver version or compute capability.
+    """
+    os_value = overrides.os
+    if os_value is not None:
+        os_value = _OS_ALIASES.get(os_value.lower(), os_value.lower())
+        if os_value not in OS_CHOICES:
+            raise PlanError(
+                f"unknown --os {overrides.os!r}",
+                f"--os {nearest_choice(os_value, OS_CHOICES)} (one of {', '.join(OS_CHOICES)})",
+            )
+    arch = overrides.arch
+    if arch is not None:
+        arch = _ARCH_ALIASES.get(arch.lower(), arch.lower())
+        if arch not in ARCH_CHOICES:
+            raise PlanError(
+                f"unknown --arch {overrides.arch!r}",
+                f"--arch {nearest_choice(arch, ARCH_CHOICES)} (one of {', '.join(ARCH_CHOICES)})",
+            )
+    python = overrides.python
+    if python is not None:
+        try:
+            python = python_minor(python)
+        except ValueError:
+            raise PlanError(
+                f"--python {overrides.python!r} is not a Python version",
+                "--python X.Y, e.g. --python 3.12",
+            ) from None
+    accelerator = overrides.accelerator
+    if accelerator is not None:
+        accelerator = accelerator.lower()
+        if accelerator not in ACCELERATOR_CHOICES:
+            raise PlanError(
+                f"unknown --accelerator {overrides.accelerator!r}",
+                f"--accelerator {nearest_choice(accelerator, ACCELERATOR_CHOICES)} "
+                f"(one of {', '.join(ACCELERATOR_CHOICES)})",
+            )
+    driver = overrides.driver
+    if driver is not None:
+        driver = driver.strip()
+        parts = driver.split(".")
+        if not (1 <= len(parts) <= 3 and all(p.isdigit() for p in parts)):
+            raise PlanError(
+                f"--driver {overrides.driver!r} is not an NVIDIA driver version",
+                "--driver like 580.65.06 or 551.61",
+            )
+    capabilities = []
+    for raw in overrides.compute_capabilities:
+        for item in raw.split(","):
+            if not item.strip():
+                continue
+            try:
+                capabilities.append(normalize_compute_capability(item))
+            except ValueError:
+                raise PlanError(
+                    f"--compute-capability {item!r} is not a compute capability",
+                    "--compute-capability X.Y, e.g. 8.6 (RTX 30xx) or 6.1 (GTX 10xx)",
+                ) from None
+    return FactOverrides(
+        os=os_value,
+        arch=arch,
+        python=python,
+        accelerator=accelerator,
+        driver=driver,
+        compute_capabilities=tuple(capabilities),
+    )
+
+
+def apply_overrides(facts: MachineFacts, overrides: FactOverrides) -> MachineFacts:
+    """Flags win over detection. ``--driver`` or ``--compute-capability`` on a machine
+    detected as CPU-only imply ``--accelerator cuda``.
+
+    ``overrides`` must come from :func:`validate_overrides`.
+    """
+    result = facts
+    if overrides.os is not None:
+        result = replace(result, os=Fact(overrides.os, GIVEN, "--os"))
+    if overrides.arch is not None:
+        result = replace(result, arch=Fact(overrides.arch, GIVEN, "--arch"))
+    if overrides.python is not None:
+        result = replace(result, python=Fact(overrides.python, GIVEN, "--python"))
+    if overrides.driver is not None:
+        result = replace(result, driver_version=Fact(overrides.driver, GIVEN, "--driver"))
+    if overrides.compute_capabilities:
+        result = replace(
+            result,
+            compute_capabilities=Fact(
+                overrides.compute_capabilities, GIVEN, "--compute-capability"
+            ),
+            gpu_names=(),
+        )
+    if overrides.accelerator is not None:
+        result = replace(result, accelerator=Fact(overrides.accelerator, GIVEN, "--accelerator"))
+    elif (overrides.driver or overrides.compute_capabilities) and result.accelerator.value != "cuda":
+        flag = "--driver" if overrides.driver else "--compute-capability"
+        result = replace(result, accelerator=Fact("cuda", IMPLIED, f"implied by {flag}"))
+    return result
+
+
+def facts_from_overrides(overrides: FactOverrides) -> MachineFacts:
+    """Facts for a machine described only by flags (no detection ran)."""
+    base = MachineFacts(
+        os=unknown("not detected"),
+        arch=unknown("not detected"),
+        python=unknown("not detected"),
+        accelerator=unknown("not detected"),
+        driver_version=unknown("not given (no detection: every basic fact was given)"),
+        compute_capabilities=unknown("not given (no detection: every basic fact was given)"),
+        is_wsl=unknown("not detected"),
+    )
+    return apply_overrides(base, overrides)
