@@ -73,7 +73,7 @@ def test_exit_codes_are_documented() -> None:
 
 
 def test_check_json_keys_are_documented() -> None:
-    from dlready.render.check_render import report_jsonable  # noqa: F401  # the documented producer
+    from dlready.render.check_json import report_jsonable  # noqa: F401  # the documented producer
 
     schema = (REPO / "docs/json-schema.md").read_text()
     result = subprocess.run(

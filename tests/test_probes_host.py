@@ -99,7 +99,7 @@ def test_cpu_clocks_come_from_cpufreq_when_present() -> None:
 
 
 def test_cpu_base_clock_from_intel_brand_string() -> None:
-    files, host = replay("cpu-only-epyc-vm")
+    _, host = replay("cpu-only-epyc-vm")
     text = load_procfiles("cpu-only-epyc-vm").replace(
         "model name\t: AMD EPYC", "model name\t: Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz"
     )

@@ -211,7 +211,7 @@ def _emit(
     exit_code = ExitCode.NOT_READY if report.fails(fail_on, strict) else ExitCode.OK
     if as_json:
         from dlready.output import envelope, print_json
-        from dlready.render.check_render import report_jsonable
+        from dlready.render.check_json import report_jsonable
 
         errors = [{"probe": e.probe, "message": e.message} for e in snapshot.errors]
         print_json(

@@ -5,13 +5,11 @@ Renderers read the snapshot and the report; they never probe.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dlready.model import GpuVendor, MachineSnapshot, to_jsonable
+from dlready.model import GpuVendor, MachineSnapshot
 from dlready.spec.verdict import CheckReport, ComponentVerdict, Criterion, Status
 
 GIB = 1024**3
@@ -251,25 +249,3 @@ def render_markdown(report: CheckReport, snapshot: MachineSnapshot) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def report_jsonable(
-    report: CheckReport, snapshot: MachineSnapshot, fail_on: str, strict: bool
-) -> dict[str, Any]:
-    """The ``data`` of ``check --json`` (schema in docs/json-schema.md)."""
-    return {
-        "profile": {
-            "name": report.profile,
-            "title": report.profile_title,
-            "origin": report.profile_origin,
-        },
-        "status": str(report.status),
-        "unknown_parts": list(report.unknown_parts),
-        "fail_on": fail_on,
-        "strict": strict,
-        "components": to_jsonable(report.components),
-        "power_budget": to_jsonable(report.power_budget),
-        "install_command": report.install_command,
-        "notes": list(report.notes),
-        "snapshot": to_jsonable(snapshot),
-    }

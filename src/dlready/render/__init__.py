@@ -1,0 +1,1 @@
+"""Renderers: read the model and the report, never probe."""

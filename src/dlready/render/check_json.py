@@ -1,0 +1,30 @@
+"""The ``data`` of ``check --json``; kept apart from the table renderer so JSON never imports rich."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlready.model import MachineSnapshot, to_jsonable
+from dlready.spec.verdict import CheckReport
+
+
+def report_jsonable(
+    report: CheckReport, snapshot: MachineSnapshot, fail_on: str, strict: bool
+) -> dict[str, Any]:
+    """The ``data`` of ``check --json`` (schema in docs/json-schema.md)."""
+    return {
+        "profile": {
+            "name": report.profile,
+            "title": report.profile_title,
+            "origin": report.profile_origin,
+        },
+        "status": str(report.status),
+        "unknown_parts": list(report.unknown_parts),
+        "fail_on": fail_on,
+        "strict": strict,
+        "components": to_jsonable(report.components),
+        "power_budget": to_jsonable(report.power_budget),
+        "install_command": report.install_command,
+        "notes": list(report.notes),
+        "snapshot": to_jsonable(snapshot),
+    }
