@@ -314,9 +314,9 @@ class HangingNvml:
         self._released.set()
 
     def init(self) -> None:
-        """Block until released."""
+        """Block until released (at most 10 s, so a probe without a timeout fails, not hangs)."""
         self.calls.append("nvmlInit")
-        self._released.wait()
+        self._released.wait(timeout=10.0)
         raise RuntimeError("released after the test")
 
     def shutdown(self) -> None:
@@ -370,6 +370,7 @@ class NvmlFailureScenario:
     hint_contains: str | None
     gpu_count: int = 0
     lost_gpu_indices: tuple[int, ...] = ()
+    gpu_error_contains: str = "dmesg"
 
 
 NVML_FAILURES: tuple[NvmlFailureScenario, ...] = (
@@ -448,6 +449,23 @@ NVML_FAILURES: tuple[NvmlFailureScenario, ...] = (
         hint_contains=None,
         gpu_count=4,
         lost_gpu_indices=(3,),
+    ),
+    NvmlFailureScenario(
+        id="gpu-handle-no-permission",
+        # A container whose device cgroup lets NVML see GPU 0 but not open it.
+        backend=lambda: (
+            nvidia_scenario("4x-rtx-4090")
+            .replay()
+            .with_gpu_overrides(
+                {"nvmlDeviceGetHandleByIndex": nvml_error("NO_PERMISSION")}, index=0
+            )
+        ),
+        expected_state="ok",
+        reason_contains="GPU(s) 0 could not be read",
+        hint_contains=None,
+        gpu_count=4,
+        lost_gpu_indices=(0,),
+        gpu_error_contains="/dev/nvidia*",
     ),
     NvmlFailureScenario(
         id="device-count-fails",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 import time
+import types
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -362,7 +364,7 @@ def test_nvml_failures(scenario: NvmlFailureScenario) -> None:
     assert tuple(gpu.index for gpu in gpus if gpu.error) == scenario.lost_gpu_indices
     for gpu in gpus:
         if gpu.error:
-            assert "dmesg" in gpu.error
+            assert scenario.gpu_error_contains in gpu.error
         else:  # the healthy GPUs are fully reported
             assert gpu.name.ok
             assert gpu.memory_total_bytes.ok
@@ -506,7 +508,7 @@ def test_real_nvml_probe_never_raises_and_names_a_state() -> None:
 
 
 def test_real_nvml_without_pynvml_is_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "pynvml", None)
+    monkeypatch.setitem(sys.modules, "pynvml", None)
     stack, gpus = probe_nvidia(RealNvml())
     assert stack.state is StackState.FAILED
     assert "pynvml" in (stack.reason or "")
@@ -549,3 +551,97 @@ def test_sample_gpu_health_unreadable_fields_are_none() -> None:
     )
     replay.init()
     assert sample_gpu_health(replay, 0) == GpuHealthSample(None, None, None, None)
+
+
+# --- RealNvml over a pynvml whose answers are the H100 recording --------------------------------
+
+
+def fake_pynvml_from_capture(capture: dict[str, Any]) -> types.ModuleType:
+    """A stand-in ``pynvml`` module: the real package's types, the recorded answers.
+
+    Structures come back as pynvml's ctypes structures and pairs as tuples, as the real
+    package returns them, so this exercises RealNvml's conversion to plain values.
+    """
+    codes = {cls.__name__: code for code, cls in pynvml.NVMLError._valClassMapping.items()}
+    module = types.ModuleType("pynvml")
+    module.NVMLError = pynvml.NVMLError  # type: ignore[attr-defined]
+
+    def native(value: Any) -> Any:
+        if isinstance(value, dict) and "error" in value:
+            raise pynvml.NVMLError(codes[value["error"]])
+        if isinstance(value, dict) and "busId" in value:
+            pci = pynvml.nvmlPciInfo_t()
+            for key, item in value.items():
+                setattr(pci, key, item.encode() if isinstance(item, str) else item)
+            return pci
+        if isinstance(value, dict) and "total" in value:
+            return pynvml.c_nvmlMemory_t(**value)
+        return tuple(value) if isinstance(value, list) else value
+
+    system = {
+        "nvmlSystemGetDriverVersion": capture["driver"],
+        "nvmlSystemGetCudaDriverVersion": capture["cuda_driver"],
+        "nvmlSystemGetNVMLVersion": capture["nvml_version"],
+        "nvmlDeviceGetCount": capture["count"],
+    }
+    for name, value in system.items():
+        setattr(module, name, lambda value=value: native(value))
+    module.nvmlInit = lambda: None  # type: ignore[attr-defined]
+    module.nvmlShutdown = lambda: None  # type: ignore[attr-defined]
+    module.nvmlDeviceGetHandleByIndex = lambda index: ("handle", index)  # type: ignore[attr-defined]
+    by_call: dict[tuple[str, tuple[Any, ...]], str] = {
+        call: key for key, call in nvml_gateway.CAPTURE_CALLS_WITH_ARGS.items()
+    }
+    names = set(capture["gpus"][0]) | {f for f, _ in by_call}
+    for name in names - set(nvml_gateway.CAPTURE_CALLS_WITH_ARGS) | {"nvmlDeviceGetTemperature"}:
+
+        def device_call(handle: tuple[str, int], *args: Any, name: str = name) -> Any:
+            gpu = capture["gpus"][handle[1]]
+            return native(gpu[by_call.get((name, args), name)])
+
+        setattr(module, name, device_call)
+    return module
+
+
+def test_real_backend_gives_the_same_readings_as_the_replay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    capture = load_capture("h100-80gb-hbm3")["nvml"]
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml_from_capture(capture))
+    real = probe_nvidia(RealNvml())
+    monkeypatch.undo()
+    assert real == probe_nvidia(ReplayNvml.from_capture(capture))
+    assert real[1][0].pci_bus_id.value == "00000000:00:06.0"
+
+
+def test_real_backend_maps_errors_and_missing_functions(monkeypatch: pytest.MonkeyPatch) -> None:
+    capture = load_capture("h100-80gb-hbm3")["nvml"]
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml_from_capture(capture))
+    backend = RealNvml()
+    backend.init()
+    with pytest.raises(NvmlCallError) as raised:
+        backend.call("nvmlDeviceGetFanSpeed", 0)
+    assert (raised.value.error_class, raised.value.message) == (
+        "NVMLError_NotSupported",
+        "Not Supported",
+    )
+    with pytest.raises(NvmlCallError) as raised:
+        backend.call("nvmlDeviceGetSomethingNew", 0)
+    assert raised.value.error_class == "NVMLError_FunctionNotFound"
+    assert (
+        backend.call("nvmlDeviceGetMemoryInfo", 0) == capture["gpus"][0]["nvmlDeviceGetMemoryInfo"]
+    )
+    assert backend.call("nvmlDeviceGetCudaComputeCapability", 0) == [9, 0]
+    backend.shutdown()
+
+
+def test_sample_gpu_health_on_an_old_driver_uses_the_throttle_reasons() -> None:
+    # Under load the card runs at (at least) its rated boost clock.
+    boost_mhz = scenarios_gpu.RTX_2080_TI.max_sm_clock_mhz
+    replay = scenarios_gpu.old_driver_2080_ti().with_gpu_overrides({"clock_sm": boost_mhz})
+    replay.init()
+    sample = sample_gpu_health(replay, 0)
+    assert sample.clock_event_reasons == ("gpu_idle",)
+    assert sample.power_draw_w == 57.0
+    assert sample.sm_clock_mhz == 1545.0
+    assert ("nvmlDeviceGetCurrentClocksThrottleReasons", 0) in replay.calls

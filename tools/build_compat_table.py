@@ -79,6 +79,21 @@ ORIGINS = {
 """Where a variant's command form comes from; the table stores the key, ``origins`` the text."""
 
 
+PYTHON_SOURCE_CODES = {
+    "REL_MD": "pytorch/pytorch RELEASE.md (release compatibility matrix)",
+    "TI": "pytorch/test-infra release build matrix",
+    "VISION": "pytorch/vision README (compatibility table)",
+    "PREV_KR": "previous-versions page note (PyTorchKR mirror)",
+}
+"""matrix.json names the sources of Python ranges by these codes; SOURCES.md lists the files."""
+
+
+def expand_python_source(codes: str) -> str:
+    """``"REL_MD+VISION"`` -> ``"Python range: pytorch/pytorch RELEASE.md ...; ..."``."""
+    parts = [PYTHON_SOURCE_CODES.get(code, code) for code in codes.split("+")]
+    return "Python range: " + "; ".join(parts)
+
+
 class BuildError(RuntimeError):
     """The reference data does not fit what this generator understands."""
 
@@ -150,7 +165,7 @@ def parse_python(entry: dict[str, str], is_lts: bool) -> dict[str, Any]:
         "max": lts_max.group(1) if (is_lts and lts_max) else high_text,
         "experimental": experimental,
         "text": text,
-        "source": entry["src"],
+        "source": expand_python_source(entry["src"]),
     }
     return result
 
@@ -282,18 +297,19 @@ class ReleaseBuilder:
 
     def add_pip(self, variant: str, platform: str, form: dict[str, Any], origin: str) -> None:
         key = (variant, platform)
-        if key in self.pip or ("pip",) + key in self.removed:
+        if key in self.pip or ("pip", *key) in self.removed:
             return
         self.pip[key] = {"variant": variant, "platform": platform, **form, "origin": origin}
 
     def add_conda(self, variant: str, platform: str, form: dict[str, Any], origin: str) -> None:
         key = (variant, platform)
-        if key in self.conda or ("conda",) + key in self.removed:
+        if key in self.conda or ("conda", *key) in self.removed:
             return
         self.conda[key] = {"variant": variant, "platform": platform, **form, "origin": origin}
 
     def add_published(self, **entry: Any) -> None:
         entry.setdefault("anomaly", None)
+        entry.setdefault("superseded", None)
         self.published.append({"release": self.torch, **entry})
 
     # sources
@@ -320,8 +336,13 @@ class ReleaseBuilder:
             parsed = parse_install_command(command)
         except CommandParseError as exc:
             self.add_published(
-                source=SRC_PAGE, manager=manager, label=label, command=command, platforms=[],
-                variant=None, anomaly=f"not a complete install command: {exc}",
+                source=SRC_PAGE,
+                manager=manager,
+                label=label,
+                command=command,
+                platforms=[],
+                variant=None,
+                anomaly=f"not a complete install command: {exc}",
             )
             return
         if heading == "OSX":
@@ -352,16 +373,20 @@ class ReleaseBuilder:
             else:
                 platforms = [LINUX_X86, WINDOWS]
         anomaly = anomaly or self._pin_anomaly(parsed, manager, anomalies)
-        if parsed.find_links and "rocm" in (variant or "") and parsed.requirement("torch") and (
-            parsed.requirement("torch").version is None  # type: ignore[union-attr]
-        ):
+        torch_req = parsed.requirement("torch")
+        if parsed.find_links and variant.startswith("rocm") and torch_req and not torch_req.version:
             anomaly = anomaly or (
                 "published as a three-step recipe (unpinned torch from a find-links page, "
                 "then torchvision built from git)"
             )
         self.add_published(
-            source=SRC_PAGE, manager=manager, label=label, command=command,
-            platforms=platforms, variant=variant, anomaly=anomaly,
+            source=SRC_PAGE,
+            manager=manager,
+            label=label,
+            command=command,
+            platforms=platforms,
+            variant=variant,
+            anomaly=anomaly,
         )
         if anomaly:
             return
@@ -371,9 +396,7 @@ class ReleaseBuilder:
             else:
                 self.add_conda(variant, platform, conda_form(parsed), SRC_PAGE)
 
-    def _pin_anomaly(
-        self, parsed: ParsedCommand, manager: str, anomalies: list[str]
-    ) -> str | None:
+    def _pin_anomaly(self, parsed: ParsedCommand, manager: str, anomalies: list[str]) -> str | None:
         """Why a published command's packages differ from the release, or None."""
         expected = self.versions(manager)
         for req in parsed.requirements:
@@ -463,17 +486,32 @@ class ReleaseBuilder:
                 else:
                     raise BuildError(f"{self.torch}: no variant for {command!r}")
         anomaly = self._pin_anomaly(parsed, manager, [])
+        form = pip_form(parsed, variant) if manager == "pip" else conda_form(parsed)
+        superseded = None
+        for target in platforms:
+            existing = (self.pip if manager == "pip" else self.conda).get((variant, target))
+            if existing and any(existing[k] != v for k, v in form.items()):
+                superseded = (
+                    f"differs from the {ORIGINS[existing['origin']]} form for {target}, "
+                    "which dlready follows"
+                )
         self.add_published(
-            source=SRC_START, manager=manager, label=f"{os_name}/{manager}/{key}",
-            command=command, platforms=platforms, variant=variant, anomaly=anomaly,
+            source=SRC_START,
+            manager=manager,
+            label=f"{os_name}/{manager}/{key}",
+            command=command,
+            platforms=platforms,
+            variant=variant,
+            anomaly=anomaly,
+            superseded=superseded,
         )
         if anomaly:
             return
         for target in platforms:
             if manager == "pip":
-                self.add_pip(variant, target, pip_form(parsed, variant), SRC_START)
+                self.add_pip(variant, target, form, SRC_START)
             else:
-                self.add_conda(variant, target, conda_form(parsed), SRC_START)
+                self.add_conda(variant, target, form, SRC_START)
 
     def read_published_elsewhere(self) -> None:
         data = self.r.get("commands_published_elsewhere")
@@ -485,8 +523,12 @@ class ReleaseBuilder:
             parsed = parse_install_command(command)
             variant = command_variant(parsed) or self.pypi_default or ""
             self.add_published(
-                source=data["source"], manager="pip", label=key, command=command,
-                platforms=[LINUX_X86], variant=variant,
+                source=data["source"],
+                manager="pip",
+                label=key,
+                command=command,
+                platforms=[LINUX_X86],
+                variant=variant,
             )
 
     def read_convention(self) -> None:
@@ -497,23 +539,39 @@ class ReleaseBuilder:
             variant, note = strip_unconfirmed(raw)
             if note:
                 self.variant_notes[variant] = f"matrix.json lists {variant} as UNCONFIRMED"
-            form = {"flag": "--index-url", "url": f"{INDEX_BASE}/{variant}", "local": [],
-                    "exact_equality": []}
+            form = {
+                "flag": "--index-url",
+                "url": f"{INDEX_BASE}/{variant}",
+                "local": [],
+                "exact_equality": [],
+            }
             for platform in (LINUX_X86, WINDOWS):
                 self.add_pip(variant, platform, form, SRC_CONVENTION)
         for raw in self.r["rocm_variants_pip_linux_only"]:
             variant, _ = strip_unconfirmed(raw)
-            form = {"flag": "--index-url", "url": f"{INDEX_BASE}/{variant}", "local": [],
-                    "exact_equality": []}
+            form = {
+                "flag": "--index-url",
+                "url": f"{INDEX_BASE}/{variant}",
+                "local": [],
+                "exact_equality": [],
+            }
             self.add_pip(variant, LINUX_X86, form, SRC_CONVENTION)
         if self.r.get("cpu_wheel_index"):
-            form = {"flag": "--index-url", "url": f"{INDEX_BASE}/cpu", "local": [],
-                    "exact_equality": []}
+            form = {
+                "flag": "--index-url",
+                "url": f"{INDEX_BASE}/cpu",
+                "local": [],
+                "exact_equality": [],
+            }
             for platform in (LINUX_X86, WINDOWS):
                 self.add_pip("cpu", platform, form, SRC_CONVENTION)
         for platform in self.macos_platforms():
-            self.add_pip("default", platform, {"flag": None, "url": None, "local": [],
-                                               "exact_equality": []}, SRC_CONVENTION)
+            self.add_pip(
+                "default",
+                platform,
+                {"flag": None, "url": None, "local": [], "exact_equality": []},
+                SRC_CONVENTION,
+            )
 
     def read_aarch64(self) -> None:
         """Linux aarch64 wheels, from matrix.json platform_notes.linux_aarch64."""
@@ -529,13 +587,23 @@ class ReleaseBuilder:
             last = last or first
             if compare_numeric(first, minor) <= 0 <= compare_numeric(last, minor):
                 for variant in variants.split("/"):
-                    form = {"flag": "--index-url", "url": f"{INDEX_BASE}/{variant}",
-                            "local": [], "exact_equality": []}
+                    form = {
+                        "flag": "--index-url",
+                        "url": f"{INDEX_BASE}/{variant}",
+                        "local": [],
+                        "exact_equality": [],
+                    }
                     self.add_pip(variant.strip(), LINUX_ARM, form, source)
-        pypi_cuda = re.search(r"since (\d+\.\d+) the PyPI aarch64 wheel is the CUDA (\d+\.\d+)", note)
+        pypi_cuda = re.search(
+            r"since (\d+\.\d+) the PyPI aarch64 wheel is the CUDA (\d+\.\d+)", note
+        )
         if pypi_cuda and not self.older_than(pypi_cuda.group(1) + ".0"):
-            form = {"flag": "--index-url", "url": f"{INDEX_BASE}/cpu", "local": [],
-                    "exact_equality": []}
+            form = {
+                "flag": "--index-url",
+                "url": f"{INDEX_BASE}/cpu",
+                "local": [],
+                "exact_equality": [],
+            }
             self.add_pip("cpu", LINUX_ARM, form, source)
             self.pip[("cpu", LINUX_ARM)]["unconfirmed"] = [
                 "aarch64 CPU wheels on the download.pytorch.org cpu index: UNCONFIRMED (the "
@@ -543,8 +611,13 @@ class ReleaseBuilder:
                 f"{pypi_cuda.group(1)})"
             ]
         else:
-            form = {"flag": None, "url": None, "local": [], "exact_equality": []}
-            self.add_pip("cpu", LINUX_ARM, form, source)
+            pypi_form: dict[str, Any] = {
+                "flag": None,
+                "url": None,
+                "local": [],
+                "exact_equality": [],
+            }
+            self.add_pip("cpu", LINUX_ARM, pypi_form, source)
             self.pip[("cpu", LINUX_ARM)]["unconfirmed"] = [
                 "aarch64 CPU wheels on PyPI: the reference names no first release "
                 "(UNCONFIRMED for this release)"
@@ -559,8 +632,12 @@ class ReleaseBuilder:
         parsed = parse_install_command(command)
         variant = "cu102"
         self.add_published(
-            source=ORIGINS[SRC_SEED], manager="pip",
-            label="book (Windows, 2020)", command=command, platforms=[WINDOWS], variant=variant,
+            source=ORIGINS[SRC_SEED],
+            manager="pip",
+            label="book (Windows, 2020)",
+            command=command,
+            platforms=[WINDOWS],
+            variant=variant,
         )
         form = pip_form(parsed, variant)
         form["unconfirmed"] = [
@@ -595,7 +672,8 @@ class ReleaseBuilder:
                 "list": entry["TORCH_CUDA_ARCH_LIST"],
                 "confidence": confidence,
                 "source": entry["source"],
-                "unconfirmed": borrowed or (f"arch list confidence: {confidence}" if doubt else None),
+                "unconfirmed": borrowed
+                or (f"arch list confidence: {confidence}" if doubt else None),
             }
 
     def confidence_doubt(self, confidence: str) -> bool:
@@ -647,7 +725,9 @@ class ReleaseBuilder:
             form.setdefault("arch_list", None)
             pip_entries.append(form)
         conda_entries = []
-        for (_variant, platform), form in sorted(self.conda.items(), key=lambda kv: (kv[0][1], kv[0][0])):
+        for (_variant, platform), form in sorted(
+            self.conda.items(), key=lambda kv: (kv[0][1], kv[0][0])
+        ):
             form = dict(form)
             form.setdefault("unconfirmed", [])
             if platform == MAC_ARM:
@@ -659,13 +739,15 @@ class ReleaseBuilder:
             conda_entries.append(form)
         for entry in self.published:
             dropped = [
-                p for p in entry["platforms"] if (entry["manager"], entry["variant"], p) in self.removed
+                p
+                for p in entry["platforms"]
+                if (entry["manager"], entry["variant"], p) in self.removed
             ]
             if dropped:
                 entry["platforms"] = [p for p in entry["platforms"] if p not in dropped]
-                entry["dropped_platforms"] = {
-                    p: "Start-Locally data: no longer available for Windows" for p in dropped
-                }
+                entry["dropped_platforms"] = dict.fromkeys(
+                    dropped, "Start-Locally data: no longer available for Windows"
+                )
         return {
             "torch": self.torch,
             "lts": self.is_lts,
@@ -715,9 +797,7 @@ def build_cuda_drivers(drivers: dict[str, Any], variants: set[str]) -> dict[str,
             min_win, min_win_note = driver_value(entry["minor_version_compat_min_windows"])
             full_linux, full_linux_note = driver_value(entry["toolkit_driver_GA_linux"])
             full_win, full_win_note = driver_value(entry["toolkit_driver_GA_windows"])
-            source = (
-                f"cuda_driver.json pytorch_wheel_variants.{variant} (minimums: {minor_source})"
-            )
+            source = f"cuda_driver.json pytorch_wheel_variants.{variant} (minimums: {minor_source})"
         else:
             toolkit = toolkits.get(cuda)
             if toolkit is None:
@@ -732,13 +812,17 @@ def build_cuda_drivers(drivers: dict[str, Any], variants: set[str]) -> dict[str,
             min_linux, min_linux_note = full_linux, full_linux_note
             min_win, min_win_note = full_win, full_win_note
             source = f"cuda_driver.json toolkit_driver_minimums {cuda} ({ga[0]['release']}): {toolkit['source']}"
-        notes = [n for n in (min_linux_note, min_win_note, full_linux_note, full_win_note) if n]
+        linux_notes = [n for n in (min_linux_note, full_linux_note) if n]
+        windows_notes = [n for n in (min_win_note, full_win_note) if n]
         result[variant] = {
             "cuda": cuda,
             "min_driver": {"linux": min_linux, "windows": min_win},
             "full_driver": {"linux": full_linux, "windows": full_win},
-            "notes": notes,
-            "unconfirmed": [n for n in notes if "UNCONFIRMED" in n],
+            "notes": {"linux": linux_notes, "windows": windows_notes},
+            "unconfirmed": {
+                "linux": [n for n in linux_notes if "UNCONFIRMED" in n],
+                "windows": [n for n in windows_notes if "UNCONFIRMED" in n],
+            },
             "source": source,
         }
     return result
@@ -796,7 +880,9 @@ def build(reference: Path, seed: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         "origins": ORIGINS,
         "arch_rules": [" ".join(rule.split()) for rule in arch_rules],
         "conda": {
-            "last_official_release": matrix["conda_status"]["last_official_conda_release"].split()[0],
+            "last_official_release": matrix["conda_status"]["last_official_conda_release"].split()[
+                0
+            ],
             "evidence": matrix["conda_status"]["evidence"],
             "community": {
                 "command": "conda install -c conda-forge pytorch torchvision",
@@ -806,14 +892,16 @@ def build(reference: Path, seed: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             },
         },
         "platforms": {
-            "macos_x86_64_last_release": ReleaseBuilder(matrix["releases"][0], matrix).last_intel_mac(),
+            "macos_x86_64_last_release": ReleaseBuilder(
+                matrix["releases"][0], matrix
+            ).last_intel_mac(),
             "macos_x86_64_source": "matrix.json platform_notes.macOS_x86_64: "
             + matrix["platform_notes"]["macOS_x86_64"],
             "macos_arm64_source": "matrix.json platform_notes.macOS_arm64: "
             + matrix["platform_notes"]["macOS_arm64"],
             "mps_first_release": "1.12.0",
             "mps_note": "MPS from torch 1.12 (UNCONFIRMED in the reference); Start-Locally notes "
-            "\"MPS acceleration is available on MacOS 12.3+\"",
+            '"MPS acceleration is available on MacOS 12.3+"',
             "windows_source": "matrix.json platform_notes.windows_x86_64: "
             + matrix["platform_notes"]["windows_x86_64"],
             "windows_arm64": matrix["platform_notes"]["windows_arm64"],
@@ -859,7 +947,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     outputs = ((args.table, dump(table)), (args.golden, dump(golden)))
     if args.check:
-        stale = [str(path) for path, text in outputs if not path.exists() or path.read_text() != text]
+        stale = [
+            str(path) for path, text in outputs if not path.exists() or path.read_text() != text
+        ]
         for path in stale:
             print(f"stale: {path}", file=sys.stderr)
         return 1 if stale else 0

@@ -1,10 +1,199 @@
-"""Placeholder: replaced by the real command."""
+"""``dlready install-cmd``: print the one right PyTorch install command, and explain it.
+
+stdout holds exactly one command line (so ``dlready install-cmd | sh`` works); the explanation
+goes to stderr. Imports of the planner happen inside the function to keep ``dlready --help``
+and the other commands fast.
+"""
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
 import typer
 
+from dlready.exitcodes import ExitCode
 
-def install_cmd_command() -> None:
-    """Not yet implemented."""
-    raise typer.Exit(3)
+if TYPE_CHECKING:
+    from dlready.install.facts import FactOverrides, MachineFacts
+    from dlready.install.planner import InstallPlan
+
+COMMAND = "install-cmd"
+
+
+def install_cmd_command(
+    os_name: Annotated[
+        str | None,
+        typer.Option("--os", help="Plan for this OS: linux, windows or macos (default: this one)."),
+    ] = None,
+    arch: Annotated[
+        str | None,
+        typer.Option("--arch", help="CPU architecture: x86_64, aarch64 or arm64."),
+    ] = None,
+    python: Annotated[
+        str | None,
+        typer.Option("--python", help="Python version X.Y the command is for."),
+    ] = None,
+    accelerator: Annotated[
+        str | None,
+        typer.Option("--accelerator", help="cuda, rocm, mps or cpu (default: detected)."),
+    ] = None,
+    driver: Annotated[
+        str | None,
+        typer.Option("--driver", help="NVIDIA driver version, e.g. 580.65.06 (implies cuda)."),
+    ] = None,
+    compute_capability: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--compute-capability",
+            help="Compute capability X.Y of a GPU; repeat for every GPU (implies cuda).",
+        ),
+    ] = None,
+    variant: Annotated[
+        str | None,
+        typer.Option("--variant", help="Wheel variant: cu126, cu130, rocm6.4, cpu, ..."),
+    ] = None,
+    torch: Annotated[
+        str | None,
+        typer.Option("--torch", help="torch release to install, e.g. 2.5.1 (default: newest)."),
+    ] = None,
+    manager: Annotated[
+        str,
+        typer.Option("--manager", help="pip, uv or conda (official conda ends at 2.5.1)."),
+    ] = "pip",
+    packages: Annotated[
+        str | None,
+        typer.Option(
+            "--packages",
+            help="Comma-separated: torch,torchvision,torchaudio (default: all the release has).",
+        ),
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="Explain every fact, candidate and source on stderr."),
+    ] = False,
+    json_output: Annotated[
+        bool,
+        typer.Option("--json", help="Print the plan as the versioned JSON envelope instead."),
+    ] = False,
+) -> None:
+    """Print the one PyTorch install command that works on this machine, and why.
+
+    The command (pip by default) goes to stdout alone, so `dlready install-cmd | sh` works;
+    the detected facts, the choice and any warnings go to stderr (all of it with --explain).
+    Flags plan for another machine or override detection: each given flag wins, and the
+    explanation says which values were detected and which were given. An impossible request
+    (unknown release or variant, Python out of range, conda after 2.5.1, no CUDA build for
+    this GPU and driver) prints one error line naming the nearest valid choice and exits 2.
+    """
+    from dlready import output
+    from dlready.install.errors import PlanError
+    from dlready.install.facts import FactOverrides, validate_overrides
+    from dlready.install.planner import InstallWishes, plan_install
+    from dlready.install.table import CompatTableError, load_compat_table
+
+    try:
+        overrides = validate_overrides(
+            FactOverrides(
+                os=os_name,
+                arch=arch,
+                python=python,
+                accelerator=accelerator,
+                driver=driver,
+                compute_capabilities=tuple(compute_capability or ()),
+            )
+        )
+        wishes = InstallWishes(
+            torch=torch,
+            variant=variant,
+            manager=manager.strip().lower(),
+            packages=tuple(packages.split(",")) if packages is not None else None,
+        )
+        facts = _facts(overrides)
+        plan = plan_install(facts, wishes)
+        table = load_compat_table()
+    except PlanError as exc:
+        _fail(ExitCode.USAGE, exc.message, exc.nearest_valid, exc.hints, json_output, exc)
+    except _CouldNotRunError as exc:
+        _fail(ExitCode.COULD_NOT_RUN, str(exc), exc.hint, (), json_output, None)
+    except CompatTableError as exc:
+        _fail(ExitCode.COULD_NOT_RUN, str(exc), "reinstall dlready", (), json_output, None)
+
+    if json_output:
+        output.print_json(output.envelope(COMMAND, ExitCode.OK, plan.to_jsonable()))
+        return
+    _print_plan(plan, table, explain)
+
+
+class _CouldNotRunError(RuntimeError):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+_DETECTION_HINT = (
+    "pass --os, --arch, --python and --accelerator (and --driver for cuda) to plan without "
+    "detection"
+)
+
+
+def _facts(overrides: FactOverrides) -> MachineFacts:
+    """Detected facts with the flags applied; no probing when the flags say everything."""
+    from dlready.install.facts import apply_overrides, facts_from_overrides, facts_from_snapshot
+
+    if overrides.covers_detection:
+        return facts_from_overrides(overrides)
+    try:
+        from dlready.probes.collect import collect_snapshot
+    except ImportError as exc:
+        raise _CouldNotRunError(
+            f"hardware detection is unavailable ({exc})", _DETECTION_HINT
+        ) from None
+    try:
+        snapshot = collect_snapshot()
+    except Exception as exc:  # noqa: BLE001  # any probe failure becomes one error line
+        raise _CouldNotRunError(
+            f"hardware detection failed: {type(exc).__name__}: {exc}", _DETECTION_HINT
+        ) from None
+    return apply_overrides(facts_from_snapshot(snapshot), overrides)
+
+
+def _fail(
+    code: ExitCode,
+    message: str,
+    hint: str | None,
+    hints: tuple[str, ...],
+    json_output: bool,
+    error: object,
+) -> NoReturn:
+    from dlready import output
+
+    if json_output:
+        detail = error.to_jsonable() if hasattr(error, "to_jsonable") else None
+        errors = [
+            detail
+            or {"code": code.name.lower(), "message": message, "nearest_valid": hint, "hints": []}
+        ]
+        output.print_json(output.envelope(COMMAND, code, None, errors=errors))
+    else:
+        output.error_line(message, hint)
+        console = output.stderr_console()
+        for line in hints:
+            console.print(f"# {line}", markup=False, highlight=False)
+    raise typer.Exit(int(code))
+
+
+def _print_plan(plan: InstallPlan, table: object, explain: bool) -> None:
+    from dlready import output
+    from dlready.install.explain import full_lines, short_lines
+    from dlready.install.table import CompatTable
+
+    # The command goes to stdout byte for byte: rich could wrap or interpret it.
+    sys.stdout.write(plan.command_line + "\n")
+    sys.stdout.flush()
+    console = output.stderr_console()
+    lines = (
+        full_lines(plan, table) if explain and isinstance(table, CompatTable) else short_lines(plan)
+    )
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

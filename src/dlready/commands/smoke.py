@@ -1,10 +1,305 @@
-"""Placeholder: replaced by the real command."""
+"""``dlready smoke``: prove that the installed PyTorch works on this device, and how fast.
+
+This module must stay cheap to import and free of torch: ``dlready --help`` and ``check``
+import it. Everything heavy is imported inside :func:`smoke_command`; torch itself is only
+imported by the worker process (``dlready.smoke.worker``).
+"""
 
 from __future__ import annotations
 
+import re
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
 
+from dlready.exitcodes import ExitCode
 
-def smoke_command() -> None:
-    """Not yet implemented."""
-    raise typer.Exit(3)
+if TYPE_CHECKING:
+    from dlready.model import MachineSnapshot
+    from dlready.smoke.report import CheckResult, SmokeReport
+
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+_SNAPSHOT_TIMEOUT_S = 15.0
+
+
+def _usage(message: str) -> typer.Exit:
+    from dlready.output import error_line
+
+    error_line(message, "see `dlready smoke --help`")
+    return typer.Exit(int(ExitCode.USAGE))
+
+
+def _collect_snapshot() -> MachineSnapshot | None:
+    """The machine snapshot (NVML, PCI, driver), or None if probing fails: smoke goes on."""
+    try:
+        from dlready.probes.collect import collect_snapshot
+
+        return collect_snapshot()
+    except Exception:  # noqa: BLE001  # the snapshot only sharpens explanations
+        return None
+
+
+def install_command_line(snapshot: MachineSnapshot | None) -> str | None:
+    """The line ``dlready install-cmd`` would print here, or None if it cannot be computed."""
+    if snapshot is None:
+        return None
+    try:
+        import importlib
+
+        # Written by the install helper; looked up by name so smoke works without it.
+        recommend = getattr(
+            importlib.import_module("dlready.install"), "recommended_command_line", None
+        )
+        if recommend is None:
+            return None
+        line = recommend(snapshot)
+    except Exception:  # noqa: BLE001  # the install planner is optional for smoke
+        return None
+    return line.strip() if isinstance(line, str) and line.strip() else None
+
+
+class _Progress:
+    """A spinner with the running check on stderr, only on a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+        self._done = 0
+        if not enabled:
+            return
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        from dlready.output import stderr_console
+
+        console = stderr_console()
+        if not console.is_terminal:
+            return
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+
+    def __enter__(self) -> _Progress:
+        if self._progress is not None:
+            self._progress.start()
+            self._task = self._progress.add_task("starting the torch worker", total=None)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, phase: str, name: str, result: CheckResult | None) -> None:
+        if self._progress is None:
+            return
+        if phase == "start":
+            self._progress.update(self._task, description=f"{self._done} done · running {name}")
+        else:
+            self._done += 1
+            status = result.status if result is not None else "?"
+            self._progress.update(self._task, description=f"{self._done} done · {name}: {status}")
+
+
+def _emit_could_not_run(
+    json_output: bool, message: str, hint: str | None, data: dict[str, Any]
+) -> typer.Exit:
+    from dlready.output import envelope, error_line, print_json
+
+    if json_output:
+        print_json(
+            envelope(
+                "smoke",
+                ExitCode.COULD_NOT_RUN,
+                data,
+                errors=[{"code": data.get("reason", "could_not_run"), "message": message}],
+            )
+        )
+    error_line(message, hint)
+    return typer.Exit(int(ExitCode.COULD_NOT_RUN))
+
+
+def exit_code_for(report: SmokeReport) -> ExitCode:
+    """0 every check passed (skips and warnings allowed), 1 one failed, 2 no such device."""
+    if report.usage_error:
+        return ExitCode.USAGE
+    if any(check.failed for check in report.all_checks):
+        return ExitCode.NOT_READY
+    return ExitCode.OK
+
+
+def smoke_command(
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="Device to test: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
+        ),
+    ] = "auto",
+    all_devices: Annotated[
+        bool,
+        typer.Option("--all-devices", help="Run the suite on every GPU torch can see."),
+    ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full/--quick",
+            help="--quick (default): a few seconds, smaller matrices; --full: 8192³ matmuls, "
+            "1 GiB copies, longer training.",
+        ),
+    ] = False,
+    burn: Annotated[
+        float,
+        typer.Option(
+            "--burn",
+            metavar="SECONDS",
+            help="After the suite, load the GPU for SECONDS while watching temperature, power "
+            "and throttle reasons through NVML (the cooling verdict). 0: no burn.",
+        ),
+    ] = 0.0,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Add an all_reduce check through torch.distributed (run under torchrun; "
+            "gloo on CPU, nccl on CUDA).",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            metavar="SECONDS",
+            help="Time limit per check, replacing the built-in ones (a hung check is killed "
+            "and reported; the rest still runs).",
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the versioned JSON report on stdout.")
+    ] = False,
+) -> None:
+    """Prove that the installed PyTorch works on this device, and measure how fast it is.
+
+    Runs the basics of shared/SEED.md (tensors, autograd, a linear layer per dtype, nn.Module,
+    back-propagation, train/eval, mixed precision) on the device and checks each against an
+    independent reference, then measures matmul TFLOP/s per dtype, memory bandwidth and
+    host-to-device bandwidth against the device's expected figures. Every check runs in a
+    child process with a time limit: a hang is killed and reported while the rest still runs.
+    Every failure comes with an explanation and a fix.
+    """
+    started = time.perf_counter()
+    if not DEVICE_PATTERN.fullmatch(device):
+        raise _usage(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    if all_devices and device not in ("auto", "cuda"):
+        raise _usage("--all-devices runs every GPU; leave --device out (or use --device cuda)")
+    if burn < 0:
+        raise _usage(f"--burn {burn:g}: the duration must be 0 or more seconds")
+    if timeout is not None and timeout <= 0:
+        raise _usage(f"--timeout {timeout:g}: the limit must be more than 0 seconds")
+
+    import concurrent.futures
+    import importlib.util
+
+    from dlready.output import stderr_console, stdout_console
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    snapshot_future = pool.submit(_collect_snapshot)
+    pool.shutdown(wait=False)
+
+    def snapshot() -> MachineSnapshot | None:
+        try:
+            return snapshot_future.result(timeout=_SNAPSHOT_TIMEOUT_S)
+        except Exception:  # noqa: BLE001  # a slow or broken probe only loses explanations
+            return None
+
+    if importlib.util.find_spec("torch") is None:
+        line = install_command_line(snapshot())
+        hint = f"install it with: {line}" if line else "run `dlready install-cmd` for the command"
+        raise _emit_could_not_run(
+            json_output,
+            "torch is not installed in this Python environment",
+            hint,
+            {"reason": "torch_not_installed", "install_command": line},
+        )
+
+    from dlready.smoke.judge import build_report, explain_context, nvidia_gpu_present
+    from dlready.smoke.peaks import load_peaks
+    from dlready.smoke.render import render_report, report_data
+    from dlready.smoke.runner import Runner, SmokeOptions, TorchUnusableError
+
+    options = SmokeOptions(
+        device=device,
+        all_devices=all_devices,
+        full=full,
+        burn_s=burn,
+        distributed=distributed,
+        timeout_s=timeout,
+    )
+    with _Progress(enabled=True) as progress:
+        runner = Runner(options, progress=progress)
+        try:
+            try:
+                runner.start()
+            except TorchUnusableError as unusable:
+                machine = snapshot()
+                line = install_command_line(machine)
+                hint = (
+                    f"reinstall it: {line}" if line else "run `dlready install-cmd` for the command"
+                )
+                raise _emit_could_not_run(
+                    json_output,
+                    f"torch cannot be imported ({unusable.kind}: {unusable.message})",
+                    hint,
+                    {
+                        "reason": "torch_import_failed",
+                        "error_type": unusable.kind,
+                        "message": unusable.message,
+                        "detail": unusable.detail,
+                        "install_command": line,
+                    },
+                ) from None
+            machine = snapshot()
+            outcome = runner.run(nvidia_gpu_present(machine))
+        except KeyboardInterrupt:
+            runner.close()
+            raise _emit_could_not_run(
+                json_output, "interrupted", None, {"reason": "interrupted"}
+            ) from None
+        finally:
+            runner.close()
+
+    report = build_report(
+        outcome.devices,
+        mode="full" if full else "quick",
+        torch=outcome.torch,
+        ctx=explain_context(machine, outcome.torch, install_command_line(machine)),
+        gpus=machine.gpus if machine is not None else (),
+        table=load_peaks(),
+        wall_s=time.perf_counter() - started,
+        notes=_notes(options, outcome.devices),
+    )
+    code = exit_code_for(report)
+    if json_output:
+        from dlready.output import envelope, print_json
+
+        errors = [
+            {"code": str(check.status), "message": f"{check.name}: {check.message}"}
+            for check in report.all_checks
+            if check.failed
+        ]
+        print_json(envelope("smoke", code, report_data(report), errors=errors))
+    else:
+        render_report(report, stdout_console())
+    if code is ExitCode.USAGE:
+        stderr_console().print("error: the requested device does not exist on this machine")
+    raise typer.Exit(int(code))
+
+
+def _notes(options: Any, devices: list[Any]) -> tuple[str, ...]:
+    notes = []
+    if options.all_devices and not any((d.device or "").startswith("cuda") for d in devices):
+        notes.append("--all-devices: torch sees no GPU, so the suite ran on one device only")
+    return tuple(notes)

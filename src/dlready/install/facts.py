@@ -25,7 +25,13 @@ UNKNOWN = "unknown"
 OS_CHOICES = ("linux", "windows", "macos")
 ARCH_CHOICES = ("x86_64", "aarch64", "arm64")
 ACCELERATOR_CHOICES = ("cuda", "rocm", "mps", "cpu")
-_OS_ALIASES = {"darwin": "macos", "osx": "macos", "mac": "macos", "win": "windows", "win32": "windows"}
+_OS_ALIASES = {
+    "darwin": "macos",
+    "osx": "macos",
+    "mac": "macos",
+    "win": "windows",
+    "win32": "windows",
+}
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64", "armv8": "aarch64"}
 
 
@@ -331,7 +337,9 @@ def apply_overrides(facts: MachineFacts, overrides: FactOverrides) -> MachineFac
         )
     if overrides.accelerator is not None:
         result = replace(result, accelerator=Fact(overrides.accelerator, GIVEN, "--accelerator"))
-    elif (overrides.driver or overrides.compute_capabilities) and result.accelerator.value != "cuda":
+    elif (
+        overrides.driver or overrides.compute_capabilities
+    ) and result.accelerator.value != "cuda":
         flag = "--driver" if overrides.driver else "--compute-capability"
         result = replace(result, accelerator=Fact("cuda", IMPLIED, f"implied by {flag}"))
     return result

@@ -155,9 +155,15 @@ class DriverFloor:
     full_linux: str | None
     """The toolkit's own driver: at or above it, no minor-version-compatibility limits."""
     full_windows: str | None
-    notes: tuple[str, ...]
-    unconfirmed: tuple[str, ...]
+    notes_linux: tuple[str, ...]
+    notes_windows: tuple[str, ...]
+    unconfirmed_linux: tuple[str, ...]
+    unconfirmed_windows: tuple[str, ...]
     source: str
+
+    def unconfirmed(self, windows: bool) -> tuple[str, ...]:
+        """UNCONFIRMED notes for Windows driver numbers (Windows, WSL2) or Linux ones."""
+        return self.unconfirmed_windows if windows else self.unconfirmed_linux
 
 
 @dataclass(frozen=True)
@@ -280,8 +286,10 @@ def table_from_jsonable(data: dict[str, Any]) -> CompatTable:
                 min_windows=entry["min_driver"]["windows"],
                 full_linux=entry["full_driver"]["linux"],
                 full_windows=entry["full_driver"]["windows"],
-                notes=tuple(entry["notes"]),
-                unconfirmed=tuple(entry["unconfirmed"]),
+                notes_linux=tuple(entry["notes"]["linux"]),
+                notes_windows=tuple(entry["notes"]["windows"]),
+                unconfirmed_linux=tuple(entry["unconfirmed"]["linux"]),
+                unconfirmed_windows=tuple(entry["unconfirmed"]["windows"]),
                 source=entry["source"],
             )
             for variant, entry in data["cuda_drivers"].items()
@@ -317,7 +325,9 @@ def load_compat_table() -> CompatTable:
         CompatTableError: if the package data is missing or malformed.
     """
     try:
-        text = resources.files("dlready").joinpath("data").joinpath(TABLE_RESOURCE).read_text("utf-8")
+        text = (
+            resources.files("dlready").joinpath("data").joinpath(TABLE_RESOURCE).read_text("utf-8")
+        )
     except (FileNotFoundError, ModuleNotFoundError, OSError) as exc:
         raise CompatTableError(f"cannot read the packaged compat table: {exc}") from exc
     try:

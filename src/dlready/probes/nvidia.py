@@ -9,8 +9,12 @@ Units are converted once, here: NVML's milliwatts become watts.
 NVML can hang (a wedged GPU or driver). The whole probe runs in a daemon worker thread
 joined with a timeout; on timeout the stack is ``TIMED_OUT`` and the thread is abandoned.
 
-Cross-check any value with ``nvidia-smi --query-gpu=FIELD --format=csv`` (field names are
-given per reading below); ``tests/test_probe_nvidia.py`` does so for the recorded machines.
+Cross-check with ``nvidia-smi --query-gpu=FIELD --format=csv`` (``tests/test_probe_nvidia.py``
+does so for the recorded machines): name, uuid, pci.bus_id, memory.total, memory.free,
+compute_cap, clocks.max.sm, clocks.max.memory, enforced.power.limit, power.default_limit,
+power.min_limit, power.max_limit, power.draw, temperature.gpu, fan.speed,
+clocks_event_reasons.active, pcie.link.gen.current/max, pcie.link.width.current/max,
+mig.mode.current, persistence_mode, ecc.mode.current; driver_version for the stack.
 """
 
 from __future__ import annotations
@@ -50,6 +54,13 @@ _LOST_GPU_HINT = (
     "the GPU stopped answering (check `dmesg` for Xid 79, 'fallen off the bus'); "
     "reseat power/PCIe, reset the GPU or reboot"
 )
+
+# Opening one GPU failed for another reason than a lost GPU: error class -> hint.
+_HANDLE_ERROR_HINTS = {
+    "NVMLError_NoPermission": "check the permissions of /dev/nvidia* (in a container: --gpus)",
+    "NVMLError_InsufficientPower": "connect the card's external power cables",
+    "NVMLError_IrqIssue": "the driver could not set up interrupts; check `dmesg` and reboot",
+}
 
 # nvmlInit failures: error class -> (state, reason, hint).
 _INIT_FAILURES: dict[str, tuple[StackState, str, str]] = {
@@ -115,7 +126,7 @@ def probe_nvidia(
     def work() -> None:
         try:
             outcome.append(_probe_blocking(backend))
-        except Exception as exc:  # noqa: BLE001  # a probe bug must degrade, not crash, check
+        except Exception as exc:  # noqa: BLE001  # a probe bug degrades the report, never crashes it
             outcome.append((_stack_failed(f"internal error in the NVIDIA probe: {exc!r}"), ()))
 
     worker = threading.Thread(target=work, name="dlready-nvml-probe", daemon=True)
@@ -131,19 +142,27 @@ def sample_gpu_health(backend: NvmlBackend, index: int) -> GpuHealthSample:
     """Temperature, power draw, current SM clock and clock-event reasons of one GPU.
 
     The backend must already be initialised. Each field is None when NVML cannot read it.
+    This call is not bounded by a timeout: a caller sampling a GPU that may hang should call
+    it from a worker thread.
     ``nvidia-smi --query-gpu=temperature.gpu,power.draw,clocks.sm,clocks_event_reasons.active``
     """
+
+    missing_functions: set[str] = set()
 
     def value(function: str, *args: Any) -> Any:
         try:
             return backend.call(function, index, *args)
-        except NvmlCallError:
+        except NvmlCallError as err:
+            if err.error_class == "NVMLError_FunctionNotFound":
+                missing_functions.add(function)
             return None
 
     temperature = value("nvmlDeviceGetTemperature", NVML_TEMPERATURE_GPU)
     power_mw = value("nvmlDeviceGetPowerUsage")
     sm_clock = value("nvmlDeviceGetClockInfo", NVML_CLOCK_SM)
     reasons = value("nvmlDeviceGetCurrentClocksEventReasons")
+    if "nvmlDeviceGetCurrentClocksEventReasons" in missing_functions:
+        reasons = value("nvmlDeviceGetCurrentClocksThrottleReasons")  # drivers before R535
     return GpuHealthSample(
         temperature_c=_as_float(temperature),
         power_draw_w=_milliwatts_to_watts(power_mw) if isinstance(power_mw, int) else None,
@@ -229,7 +248,14 @@ def _read_gpu(backend: NvmlBackend, index: int) -> GpuInfo:
     try:
         backend.call("nvmlDeviceGetHandleByIndex", index)
     except NvmlCallError as err:
-        return _lost_gpu(index, f"NVML cannot open GPU {index}: {err}")
+        if err.error_class in _GPU_GONE_ERRORS:
+            return _lost_gpu(index, f"NVML cannot open GPU {index}: {err}")
+        hint = _HANDLE_ERROR_HINTS.get(err.error_class, _OTHER_INIT_FAILURE_HINT)
+        return GpuInfo(
+            index=index,
+            vendor=GpuVendor.NVIDIA,
+            error=f"NVML cannot open GPU {index}: {err}; {hint}",
+        )
     gpu = _Caller(backend, index)
     name = gpu.read("nvmlDeviceGetName", convert=str)
     if gpu.gone_reason():
@@ -242,42 +268,38 @@ def _read_gpu(backend: NvmlBackend, index: int) -> GpuInfo:
     info = GpuInfo(
         index=index,
         vendor=GpuVendor.NVIDIA,
-        name=name,  # name
-        uuid=gpu.read("nvmlDeviceGetUUID", convert=str),  # uuid
+        name=name,
+        uuid=gpu.read("nvmlDeviceGetUUID", convert=str),
         pci_bus_id=gpu.read("nvmlDeviceGetPciInfo", convert=lambda pci: str(pci["busId"])),
         architecture=gpu.read("nvmlDeviceGetArchitecture", convert=_architecture_name),
-        memory_total_bytes=_derive(memory, lambda m: int(m["total"])),  # memory.total
-        memory_free_bytes=_derive(memory, lambda m: int(m["free"])),  # memory.free
-        compute_capability=gpu.read(  # compute_cap
+        memory_total_bytes=_derive(memory, lambda m: int(m["total"])),
+        memory_free_bytes=_derive(memory, lambda m: int(m["free"])),
+        compute_capability=gpu.read(
             "nvmlDeviceGetCudaComputeCapability", convert=lambda cc: f"{cc[0]}.{cc[1]}"
         ),
         cuda_cores=cores,
-        max_sm_clock_mhz=max_sm_clock,  # clocks.max.sm
-        max_memory_clock_mhz=gpu.read(  # clocks.max.memory
-            "nvmlDeviceGetMaxClockInfo", NVML_CLOCK_MEM, convert=float
-        ),
+        max_sm_clock_mhz=max_sm_clock,
+        max_memory_clock_mhz=gpu.read("nvmlDeviceGetMaxClockInfo", NVML_CLOCK_MEM, convert=float),
         memory_bus_width_bits=gpu.read("nvmlDeviceGetMemoryBusWidth", convert=int),
         fp32_peak_tflops=_fp32_peak_tflops(cores, max_sm_clock),
-        power_limit_enforced_w=gpu.read(  # enforced.power.limit
+        power_limit_enforced_w=gpu.read(
             "nvmlDeviceGetEnforcedPowerLimit", convert=_milliwatts_to_watts
         ),
-        power_limit_default_w=gpu.read(  # power.default_limit
+        power_limit_default_w=gpu.read(
             "nvmlDeviceGetPowerManagementDefaultLimit", convert=_milliwatts_to_watts
         ),
         power_limit_min_w=_derive(power_range, lambda r: _milliwatts_to_watts(r[0])),
         power_limit_max_w=_derive(power_range, lambda r: _milliwatts_to_watts(r[1])),
         power_draw_w=gpu.read("nvmlDeviceGetPowerUsage", convert=_milliwatts_to_watts),
-        temperature_c=gpu.read(  # temperature.gpu
-            "nvmlDeviceGetTemperature", NVML_TEMPERATURE_GPU, convert=float
-        ),
+        temperature_c=gpu.read("nvmlDeviceGetTemperature", NVML_TEMPERATURE_GPU, convert=float),
         temperature_slowdown_c=gpu.read(
             "nvmlDeviceGetTemperatureThreshold", NVML_TEMPERATURE_THRESHOLD_SLOWDOWN, convert=float
         ),
         temperature_shutdown_c=gpu.read(
             "nvmlDeviceGetTemperatureThreshold", NVML_TEMPERATURE_THRESHOLD_SHUTDOWN, convert=float
         ),
-        fan_speed_percent=gpu.read("nvmlDeviceGetFanSpeed", convert=float),  # fan.speed
-        clock_event_reasons=_read_clock_event_reasons(gpu),  # clocks_event_reasons.active
+        fan_speed_percent=gpu.read("nvmlDeviceGetFanSpeed", convert=float),
+        clock_event_reasons=_read_clock_event_reasons(gpu),
         pcie_generation_current=gpu.read("nvmlDeviceGetCurrPcieLinkGeneration", convert=int),
         pcie_generation_max=gpu.read("nvmlDeviceGetMaxPcieLinkGeneration", convert=int),
         pcie_width_current=gpu.read("nvmlDeviceGetCurrPcieLinkWidth", convert=int),

@@ -24,7 +24,6 @@ importing this module stays cheap and never loads pynvml.
 from __future__ import annotations
 
 import copy
-import ctypes
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -132,8 +131,9 @@ def _plain(value: Any) -> Any:
     """Turn pynvml results (ctypes structures, bytes, tuples) into JSON-like values."""
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    if isinstance(value, ctypes.Structure):
-        return {name: _plain(getattr(value, name)) for name, *_ in value._fields_}
+    fields = getattr(value, "_fields_", None)  # a ctypes structure (without importing ctypes)
+    if fields is not None:
+        return {name: _plain(getattr(value, name)) for name, *_ in fields}
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     return value

@@ -1,7 +1,7 @@
 """What a check function returns or raises (shared by ``checks``, ``speed`` and ``worker``).
 
 Pure: no torch. A check returns an :class:`Outcome` for pass / warn / skipped, and raises
-:class:`CheckFailed` (via :func:`expect`) when what it proves does not hold. Any other exception
+:class:`CheckFailedError` (via :func:`expect`) when what it proves does not hold. Any other exception
 is a failure too; the worker records its class and message for ``explain``.
 """
 
@@ -20,7 +20,7 @@ class Outcome:
     measured: dict[str, Any] = field(default_factory=dict)
 
 
-class CheckFailed(Exception):
+class CheckFailedError(Exception):
     """What the check proves does not hold; ``message`` says what was expected and found."""
 
     def __init__(self, message: str, measured: dict[str, Any] | None = None) -> None:
@@ -40,6 +40,6 @@ def skipped(reason: str, **measured: Any) -> Outcome:
 
 
 def expect(condition: bool, message: str, **measured: Any) -> None:
-    """Raise :class:`CheckFailed` with ``message`` unless ``condition`` holds."""
+    """Raise :class:`CheckFailedError` with ``message`` unless ``condition`` holds."""
     if not condition:
-        raise CheckFailed(message, dict(measured))
+        raise CheckFailedError(message, dict(measured))

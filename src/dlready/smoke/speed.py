@@ -70,8 +70,11 @@ def plan_for(device_type: str, full: bool) -> Plan:
     # CPU: float16 GEMM has no fast kernel on most CPUs (about 1000x slower than bfloat16 on
     # the 2-core development VM), so it gets a smaller matrix.
     return Plan(
-        matmul_n={"float32": 1024 if full else 512, "bfloat16": 1024 if full else 512,
-                  "float16": 512 if full else 256},
+        matmul_n={
+            "float32": 1024 if full else 512,
+            "bfloat16": 1024 if full else 512,
+            "float16": 512 if full else 256,
+        },
         warmup=1,
         iterations=10 if full else 5,
         budget_s=2.0 if full else 0.25,
@@ -254,9 +257,7 @@ def measure_memory_copy(ctx: DeviceContext) -> Outcome:
         "counting": "read + write",
     }
     expect(torch.equal(source, target), "the copied buffer differs from its source", **measured)
-    return passed(
-        f"{gbps:.4g} GB/s copying {count // _MIB} MiB (read + write counted)", **measured
-    )
+    return passed(f"{gbps:.4g} GB/s copying {count // _MIB} MiB (read + write counted)", **measured)
 
 
 def _transfer(ctx: DeviceContext, to_device: bool) -> Outcome:

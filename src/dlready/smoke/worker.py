@@ -120,7 +120,7 @@ class Worker:
 
     def run(self, request: dict[str, Any]) -> None:
         """Run the requested checks in order, streaming one result each."""
-        from dlready.smoke.outcome import CheckFailed
+        from dlready.smoke.outcome import CheckFailedError
 
         names = [str(name) for name in request.get("checks", [])]
         context = None
@@ -140,7 +140,11 @@ class Worker:
                 except Exception as exc:  # noqa: BLE001  # reported as the device check's failure
                     unusable = f"{type(exc).__name__}: {_error_text(exc)}"
                     self._result(
-                        name, "fail", _error_text(exc), started, {"usable": False},
+                        name,
+                        "fail",
+                        _error_text(exc),
+                        started,
+                        {"usable": False},
                         type(exc).__name__,
                     )
                     continue
@@ -166,7 +170,7 @@ class Worker:
                     outcome = function(context, float(request.get("burn_s", 0)))
                 else:
                     outcome = function(context)
-            except CheckFailed as failed:
+            except CheckFailedError as failed:
                 self._result(name, "fail", failed.message, started, failed.measured)
             except Exception as exc:  # noqa: BLE001  # any error is this check's failure
                 tail = traceback.format_exception_only(type(exc), exc)[-1].strip()

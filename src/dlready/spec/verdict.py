@@ -464,6 +464,26 @@ def judge_gpu(gpu: GpuInfo, profile: SpecProfile) -> ComponentVerdict:
     return _component("gpu", subject, criteria, _gpu_notes(gpu, profile))
 
 
+_DISPLAY_ONLY_BELOW_BYTES = 2 * GIB
+_DISCRETE_FROM_BYTES = 4 * GIB
+
+
+def _is_display_only(gpu: GpuInfo, gpus: Sequence[GpuInfo]) -> bool:
+    """An integrated GPU (a BIOS carve-out of a few hundred MiB) beside a real discrete card:
+    it drives the display and is no deep-learning device, so it is listed but not judged."""
+    memory = gpu.memory_total_bytes
+    if gpu.vendor is GpuVendor.APPLE or not memory.ok or memory.value is None:
+        return False
+    if memory.value >= _DISPLAY_ONLY_BELOW_BYTES:
+        return False
+    return any(
+        other.memory_total_bytes.ok
+        and (other.memory_total_bytes.value or 0) >= _DISCRETE_FROM_BYTES
+        for other in gpus
+        if other is not gpu
+    )
+
+
 def _no_gpu_verdict(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
     """No usable GPU: say why, as precisely as the probes allow."""
     nvidia = snapshot.stack(GpuVendor.NVIDIA)
@@ -691,15 +711,21 @@ def judge(
 ) -> CheckReport:
     """Judge every component of a snapshot against a profile (pure)."""
     components = [judge_cpu(snapshot, profile), judge_memory(snapshot, profile)]
-    if snapshot.gpus:
-        components.extend(judge_gpu(gpu, profile) for gpu in snapshot.gpus)
+    display_only = [gpu for gpu in snapshot.gpus if _is_display_only(gpu, snapshot.gpus)]
+    compute_gpus = [gpu for gpu in snapshot.gpus if gpu not in display_only]
+    if compute_gpus:
+        components.extend(judge_gpu(gpu, profile) for gpu in compute_gpus)
     else:
         components.append(_no_gpu_verdict(snapshot, profile))
     budget = power_budget(snapshot, profile)
     components.append(judge_psu(snapshot, budget))
     components.append(judge_cooling(snapshot, profile))
     components.append(judge_software(software))
-    notes = tuple(f"probe {e.probe} failed: {e.message}" for e in snapshot.errors)
+    notes = tuple(f"probe {e.probe} failed: {e.message}" for e in snapshot.errors) + tuple(
+        f"{_gpu_subject(gpu)}: integrated or display-only GPU "
+        f"({(gpu.memory_total_bytes.value or 0) / GIB:.1f} GiB), not judged"
+        for gpu in display_only
+    )
     known = [c.status for c in components if c.status is not Status.UNKNOWN]
     return CheckReport(
         profile=profile.name,

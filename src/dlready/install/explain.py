@@ -1,0 +1,99 @@
+"""The explanation ``install-cmd`` writes to stderr: short by default, full with ``--explain``.
+
+Every line starts with ``# `` so that even ``dlready install-cmd 2>&1 | sh`` stays harmless.
+Plain strings only; the command module prints them through the stderr console.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dlready.install.facts import Fact, MachineFacts
+from dlready.install.planner import InstallPlan
+from dlready.install.table import CompatTable
+
+PREFIX = "# "
+
+
+def _origin(fact: Fact[Any]) -> str:
+    detail = f": {fact.detail}" if fact.detail else ""
+    return f"{fact.origin}{detail}"
+
+
+def _value(fact: Fact[Any]) -> str:
+    value = fact.value
+    if value is None or value == ():
+        return "unknown"
+    if isinstance(value, tuple):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def fact_rows(facts: MachineFacts) -> list[tuple[str, str, str]]:
+    """``(name, value, origin)`` for every fact the planner used."""
+    rows = [
+        ("os", _value(facts.os), _origin(facts.os)),
+        ("arch", _value(facts.arch), _origin(facts.arch)),
+        ("python", _value(facts.python), _origin(facts.python)),
+        ("accelerator", _value(facts.accelerator), _origin(facts.accelerator)),
+    ]
+    if facts.accelerator.value == "cuda" or facts.driver_version.known:
+        rows.append(("driver", _value(facts.driver_version), _origin(facts.driver_version)))
+        cc = _value(facts.compute_capabilities)
+        if facts.gpu_names:
+            cc += f" ({'; '.join(facts.gpu_names)})"
+        rows.append(("compute capability", cc, _origin(facts.compute_capabilities)))
+    if facts.is_wsl.value:
+        rows.append(("wsl", "yes", _origin(facts.is_wsl)))
+    return rows
+
+
+def short_lines(plan: InstallPlan) -> list[str]:
+    """The default stderr text: what was chosen, from which facts, and the warnings."""
+    facts = ", ".join(
+        f"{name} {value} ({origin.split(':')[0]})" for name, value, origin in fact_rows(plan.facts)
+    )
+    lines = [
+        f"torch {plan.torch} ({plan.variant}) for {plan.platform} with {plan.manager}",
+        f"facts: {facts}",
+    ]
+    lines += [reason for reason in plan.reasons if not reason.startswith(f"torch {plan.torch}:")]
+    lines += [f"warning: {warning}" for warning in plan.warnings]
+    lines.append(f"(--explain for the full reasoning; table checked {plan.table_checked_on})")
+    return [PREFIX + line for line in lines]
+
+
+def full_lines(plan: InstallPlan, table: CompatTable) -> list[str]:
+    """The ``--explain`` text: facts with their origin, every candidate, reasons, sources."""
+    lines = [
+        f"dlready install-cmd: compatibility table checked on {table.checked_on}",
+        f"plan: torch {plan.torch}, variant {plan.variant}, {plan.platform}, {plan.manager}",
+        "facts (detected = probed on this machine, given = a flag, implied = follows from a flag):",
+    ]
+    width = max(len(name) for name, _, _ in fact_rows(plan.facts))
+    for name, value, origin in fact_rows(plan.facts):
+        lines.append(f"  {name.ljust(width)}  {value}  [{origin}]")
+    if plan.candidates:
+        lines.append("CUDA variants considered (newest first):")
+        for candidate in plan.candidates:
+            mark = "CHOSEN " if candidate.chosen else ("usable " if candidate.usable else "no     ")
+            lines.append(f"  {mark}{candidate.variant:<8} {candidate.verdict}")
+    lines.append("reasons:")
+    lines += [f"  {reason}" for reason in plan.reasons]
+    if plan.warnings:
+        lines.append("warnings:")
+        lines += [f"  {warning}" for warning in plan.warnings]
+    lines.append("packages: " + " ".join(package.spec for package in plan.packages))
+    if plan.index_flag:
+        lines.append(f"index: {plan.index_flag} {plan.index_url}")
+    if plan.channels:
+        lines.append("channels: " + " ".join(plan.channels))
+    lines.append("sources:")
+    lines += [f"  {source}" for source in plan.sources]
+    lines.append("table sources:")
+    lines += [f"  {text}" for text in table.sources.values()]
+    lines.append("arch rules (ARCH-COMPAT.md):")
+    lines += [f"  {index}. {rule}" for index, rule in enumerate(table.arch_rules, start=1)]
+    return [PREFIX + line for line in lines]

@@ -1,0 +1,282 @@
+"""Does the installed torch fit this machine? (used by ``dlready check``'s advice)
+
+Reads ``snapshot.torch`` (package metadata, torch is never imported) and the GPUs and driver,
+and names each way the build fails this machine: a CPU build on an NVIDIA machine, a CUDA build
+newer than the driver supports, a GPU missing from the build's arch list, a ROCm build without
+an AMD GPU. Pure: decided from the snapshot and the packaged compat table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlready.install.archs import Coverage, arch_labels, coverage
+from dlready.install.errors import PlanError
+from dlready.install.facts import MachineFacts, facts_from_snapshot
+from dlready.install.planner import InstallWishes, plan_install
+from dlready.install.table import (
+    LINUX_ARM,
+    LINUX_X86,
+    CompatTable,
+    CompatTableError,
+    Release,
+    load_compat_table,
+)
+from dlready.install.versions import (
+    compare_numeric,
+    variant_kind,
+    variant_of_cuda,
+)
+from dlready.model import MachineSnapshot
+
+FITS = "fits"
+MISMATCH = "mismatch"
+UNKNOWN = "unknown"
+NOT_INSTALLED = "not_installed"
+
+
+@dataclass(frozen=True)
+class TorchFit:
+    """The verdict on the installed torch."""
+
+    status: str
+    """``fits``, ``mismatch``, ``unknown`` or ``not_installed``."""
+    version: str | None
+    variant: str | None
+    """The build: ``cu130``, ``cpu``, ``rocm6.4``, ``default`` (macOS), or None if unknown."""
+    variant_source: str | None
+    """How the build was known: ``local version``, ``cuda_version``, ``PyPI default`` ..."""
+    problems: list[str] = field(default_factory=list)
+    """Why it does not fit (status ``mismatch``) or what could not be checked (``unknown``)."""
+    warnings: list[str] = field(default_factory=list)
+    """Soft issues: PTX-only GPUs, minor-version compatibility, UNCONFIRMED table data."""
+    fix_command: str | None = None
+    """The install command that fixes a mismatch (or installs torch); None when it fits."""
+
+    def to_jsonable(self) -> dict[str, Any]:
+        """All fields as JSON."""
+        return {
+            "status": self.status,
+            "version": self.version,
+            "variant": self.variant,
+            "variant_source": self.variant_source,
+            "problems": list(self.problems),
+            "warnings": list(self.warnings),
+            "fix_command": self.fix_command,
+        }
+
+
+def _installed_variant(
+    snapshot: MachineSnapshot, release: Release | None, platform: str | None
+) -> tuple[str | None, str | None]:
+    torch = snapshot.torch
+    local = torch.local_variant.value if torch.local_variant.ok else None
+    if local:
+        return str(local).lower(), "local version"
+    version = torch.version.value if torch.version.ok else None
+    if version and "+" in str(version):
+        return str(version).split("+", 1)[1].lower(), "local version"
+    cuda = torch.cuda_version.value if torch.cuda_version.ok else None
+    if cuda:
+        try:
+            return variant_of_cuda(str(cuda)), "torch.version.cuda"
+        except ValueError:
+            pass
+    hip = torch.hip_version.value if torch.hip_version.ok else None
+    if hip:
+        parts = str(hip).split(".")
+        return f"rocm{'.'.join(parts[:2])}", "torch.version.hip"
+    if platform is None:
+        return None, None
+    if platform.startswith("macos"):
+        return "default", "macOS wheel"
+    if platform.startswith("windows"):
+        return "cpu", "PyPI default (Windows wheels are CPU builds)"
+    if release is None:
+        return None, None
+    if platform == LINUX_X86 and release.pypi_default_cuda:
+        return release.pypi_default_cuda, "PyPI default for Linux x86_64"
+    if platform == LINUX_ARM:
+        if compare_numeric(release.torch, "2.11.0") >= 0:
+            return "cu130", "PyPI default for Linux aarch64 (CUDA 13.0 from 2.11)"
+        return "cpu", "PyPI default for Linux aarch64"
+    return None, None
+
+
+def _fix(
+    facts: MachineFacts, version: str | None, table: CompatTable
+) -> tuple[str | None, str | None]:
+    """The fix command: the same release in the right build if possible, else the newest."""
+    attempts = []
+    if version and table.release(version) is not None:
+        attempts.append(InstallWishes(torch=version, pin_local_versions=True))
+    attempts.append(InstallWishes(pin_local_versions=True))
+    error = None
+    for wishes in attempts:
+        command, error = _try_plan(facts, wishes, table)
+        if command:
+            return command, None
+    return None, error
+
+
+def _try_plan(
+    facts: MachineFacts, wishes: InstallWishes, table: CompatTable
+) -> tuple[str | None, str | None]:
+    try:
+        return plan_install(facts, wishes, table=table).command_line, None
+    except PlanError as exc:
+        return None, exc.message + (f" ({exc.nearest_valid})" if exc.nearest_valid else "")
+
+
+def judge_installed_torch(snapshot: MachineSnapshot, table: CompatTable | None = None) -> TorchFit:
+    """Judge the installed torch against this machine's GPUs and driver.
+
+    Args:
+        snapshot: the machine, with ``snapshot.torch`` read from package metadata.
+        table: the compatibility table; the packaged one by default.
+
+    Returns:
+        The verdict with its problems and, for a mismatch, the command that fixes it.
+    """
+    table = table or load_compat_table()
+    facts = facts_from_snapshot(snapshot)
+    platform = facts.platform
+    torch = snapshot.torch
+    if not torch.installed:
+        fix, error = _fix(facts, None, table)
+        missing = ["torch is not installed"] + ([error] if error else [])
+        return TorchFit(NOT_INSTALLED, None, None, None, missing, [], fix)
+
+    raw_version = str(torch.version.value) if torch.version.ok else None
+    version = raw_version.split("+", 1)[0] if raw_version else None
+    release = table.release(version) if version else None
+    variant, variant_source = _installed_variant(snapshot, release, platform)
+    problems: list[str] = []
+    unknowns: list[str] = []
+    warnings: list[str] = []
+    if version is None:
+        unknowns.append(f"torch version unreadable ({torch.version.reason or 'no reason'})")
+    elif release is None:
+        unknowns.append(
+            f"torch {version} is not in the compatibility table (checked {table.checked_on})"
+        )
+    if variant is None:
+        unknowns.append("which build of torch is installed (CPU, CUDA, ROCm) is unknown")
+    kind = variant_kind(variant) if variant else None
+    accel = facts.accelerator.value
+    build = f"torch {raw_version or '?'}" + (f" ({variant})" if variant else "")
+
+    if accel == "cuda":
+        if kind in ("cpu", "default"):
+            problems.append(
+                f"{build} is a CPU build on a machine with an NVIDIA GPU: "
+                "torch.cuda.is_available() is False"
+            )
+        elif kind == "rocm":
+            problems.append(f"{build} is a ROCm build on a machine with an NVIDIA GPU")
+        elif kind == "cuda" and variant:
+            _judge_cuda(
+                variant, release, facts, table, platform, build, problems, unknowns, warnings
+            )
+    elif accel == "rocm":
+        if kind == "cuda":
+            problems.append(
+                f"{build} is a CUDA build on a machine with an AMD GPU and no NVIDIA GPU"
+            )
+        elif kind == "cpu" and platform == LINUX_X86:
+            problems.append(
+                f"{build} is a CPU build on a Linux machine with an AMD GPU (a ROCm build exists)"
+            )
+        elif kind == "rocm":
+            warnings.append("ROCm: the GPU's gfx architecture is not checked against the build")
+    else:
+        if kind == "rocm":
+            problems.append(f"{build} is a ROCm build but this machine has no AMD GPU")
+        elif kind == "cuda":
+            warnings.append(
+                f"{build} is a CUDA build on a machine without an NVIDIA GPU: it runs on the CPU "
+                "only (the CPU build is a much smaller download)"
+            )
+        if accel == "mps" and version and compare_numeric(version, table.mps_first_release) < 0:
+            warnings.append(f"torch {version} predates MPS support ({table.mps_first_release})")
+    warnings += [f"detection: {note}" for note in facts.notes]
+
+    if problems:
+        fix, error = _fix(facts, version, table)
+        if error:
+            problems.append(f"no install command fits either: {error}")
+        return TorchFit(
+            MISMATCH, raw_version, variant, variant_source, problems + unknowns, warnings, fix
+        )
+    if unknowns:
+        return TorchFit(UNKNOWN, raw_version, variant, variant_source, unknowns, warnings, None)
+    return TorchFit(FITS, raw_version, variant, variant_source, [], warnings, None)
+
+
+def _judge_cuda(
+    variant: str,
+    release: Release | None,
+    facts: MachineFacts,
+    table: CompatTable,
+    platform: str | None,
+    build: str,
+    problems: list[str],
+    unknowns: list[str],
+    warnings: list[str],
+) -> None:
+    driver = facts.driver_version.value
+    floor = table.drivers.get(variant)
+    windows = (platform or "").startswith("windows") or facts.is_wsl.value is True
+    if floor is None:
+        unknowns.append(f"no driver minimum for {variant} in the table")
+    elif not driver:
+        unknowns.append(f"NVIDIA driver version unknown ({facts.driver_version.detail})")
+    else:
+        required = floor.min_windows if windows else floor.min_linux
+        full = floor.full_windows if windows else floor.full_linux
+        if required and compare_numeric(driver, required) < 0:
+            problems.append(
+                f"{build} needs NVIDIA driver >= {required} (CUDA {floor.cuda}); this driver is "
+                f"{driver}: the CUDA build is newer than the driver supports"
+            )
+        elif full and compare_numeric(driver, full) < 0:
+            warnings.append(
+                f"driver {driver} runs CUDA {floor.cuda} through minor-version compatibility "
+                f"(full support from {full})"
+            )
+        warnings += [f"{variant} driver floor: {n}" for n in floor.unconfirmed(windows)]
+    form = release.pip_form(variant, platform) if (release and platform) else None
+    capabilities = facts.compute_capabilities.value or ()
+    if form is None or form.arch is None:
+        unknowns.append(f"the arch list of {build} is not in the table")
+        return
+    if not capabilities:
+        unknowns.append(f"GPU compute capability unknown ({facts.compute_capabilities.detail})")
+        return
+    labels = " ".join(arch_labels(form.arch.arch_list))
+    for index, cc in enumerate(capabilities):
+        level = coverage(form.arch.arch_list, cc)
+        name = facts.gpu_names[index] if index < len(facts.gpu_names) else f"GPU {index}"
+        if level is Coverage.NONE:
+            problems.append(
+                f"{name} (compute capability {cc}) is not in the arch list of {build} "
+                f'({labels}): "no kernel image is available"'
+            )
+        elif level is Coverage.PTX:
+            warnings.append(
+                f"{name} (compute capability {cc}) runs {build} only through PTX (JIT on first use)"
+            )
+    if form.arch.unconfirmed:
+        warnings.append(f"{variant}: {form.arch.unconfirmed}")
+
+
+def recommended_command_line(snapshot: MachineSnapshot) -> str | None:
+    """The recommended install command for this machine, or None if none fits.
+
+    Convenience for ``check`` and ``smoke``: default wishes (newest torch, pip).
+    """
+    try:
+        return plan_install(facts_from_snapshot(snapshot), InstallWishes()).command_line
+    except (PlanError, CompatTableError):
+        return None

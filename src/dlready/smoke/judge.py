@@ -1,0 +1,146 @@
+"""Turn what the runner found into the final :class:`SmokeReport` (pure: no torch, no I/O).
+
+Three steps per device: attach expected speed figures and grade them (``peaks``), turn an
+"auto fell back to the CPU although an NVIDIA GPU is installed" run into a failure that says
+why (``explain.diagnose_cuda_unavailable``), and explain every failure (``explain``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
+from dlready.smoke.explain import ExplainContext, diagnose_cuda_unavailable, explain_result
+from dlready.smoke.peaks import PeaksTable, expectation_for, grade_speed, match_gpu
+from dlready.smoke.report import (
+    CheckResult,
+    CheckStatus,
+    DeviceReport,
+    SmokeReport,
+    TorchBuild,
+)
+
+PCI_VENDOR_NVIDIA = "0x10de"
+
+
+def nvidia_gpu_present(snapshot: MachineSnapshot | None) -> bool | None:
+    """True when NVML counts an NVIDIA GPU or one sits on the PCI bus; None when unknown."""
+    if snapshot is None:
+        return None
+    stack = snapshot.stack(GpuVendor.NVIDIA)
+    if stack is not None and stack.device_count.ok and (stack.device_count.value or 0) > 0:
+        return True
+    if any(gpu.vendor is GpuVendor.NVIDIA for gpu in snapshot.gpus):
+        return True
+    pci = getattr(snapshot, "pci_display_devices", None)
+    if pci is not None and pci.ok:
+        return any(device.vendor_id == PCI_VENDOR_NVIDIA for device in pci.value or ())
+    if stack is not None and stack.device_count.ok:
+        return False
+    return None
+
+
+def explain_context(
+    snapshot: MachineSnapshot | None,
+    torch: TorchBuild | None,
+    install_command: str | None,
+) -> ExplainContext:
+    """What the explanations may use, from the snapshot and the worker's torch build."""
+    driver = cuda_driver = capability = None
+    if snapshot is not None:
+        stack = snapshot.stack(GpuVendor.NVIDIA)
+        if stack is not None:
+            driver = stack.driver_version.value if stack.driver_version.ok else None
+            cuda_driver = stack.cuda_driver_version.value if stack.cuda_driver_version.ok else None
+        capability = next(
+            (
+                str(gpu.compute_capability.value)
+                for gpu in snapshot.gpus
+                if gpu.vendor is GpuVendor.NVIDIA and gpu.compute_capability.ok
+            ),
+            None,
+        )
+    return ExplainContext(
+        torch_version=torch.version if torch else None,
+        torch_cuda=torch.cuda if torch else None,
+        torch_hip=torch.hip if torch else None,
+        install_command=install_command,
+        driver_version=driver,
+        cuda_driver_version=cuda_driver,
+        nvidia_gpu_present=nvidia_gpu_present(snapshot),
+        nvidia_compute_capability=capability,
+    )
+
+
+def judge_device_check(result: CheckResult, ctx: ExplainContext) -> CheckResult:
+    """Fail (and explain) a device check that fell back from an installed NVIDIA GPU."""
+    info = result.measured
+    requested = str(info.get("requested") or "")
+    wants_gpu = requested == "auto" or requested.startswith("cuda")
+    if not (wants_gpu and ctx.nvidia_gpu_present and info.get("cuda_available") is False):
+        return result
+    diagnosis = diagnose_cuda_unavailable(
+        ctx,
+        info.get("cuda_init_warning"),
+        list(info.get("arch_list") or []),
+        info.get("cuda_visible_devices"),
+    )
+    measured = {**info, "cuda_unavailable_cause": str(diagnosis.cause)}
+    if result.status is CheckStatus.PASS:
+        message = (
+            f"an NVIDIA GPU is installed but torch cannot use it ({diagnosis.cause}); the "
+            f"checks ran on {info.get('device')} instead"
+        )
+    else:
+        message = result.message
+    return replace(
+        result,
+        status=CheckStatus.FAIL,
+        message=message,
+        measured=measured,
+        explanation=diagnosis.explanation,
+        fix=diagnosis.fix,
+    )
+
+
+def _device_report(
+    device: DeviceReport,
+    ctx: ExplainContext,
+    gpus: tuple[GpuInfo, ...],
+    table: PeaksTable,
+) -> DeviceReport:
+    info: dict[str, Any] = dict(device.info)
+    gpu = match_gpu(info, gpus) if str(info.get("device") or "").startswith("cuda") else None
+    device_ctx = replace(ctx, device_info=info)
+    checks = []
+    for result in device.checks:
+        if result.name == "device":
+            result = judge_device_check(result, device_ctx)
+        result = grade_speed(result, expectation_for(result.name, info, gpu, table))
+        checks.append(explain_result(result, device_ctx))
+    return replace(device, checks=tuple(checks))
+
+
+def build_report(
+    devices: list[DeviceReport],
+    *,
+    mode: str,
+    torch: TorchBuild | None,
+    ctx: ExplainContext,
+    gpus: tuple[GpuInfo, ...],
+    table: PeaksTable,
+    wall_s: float,
+    notes: tuple[str, ...] = (),
+) -> SmokeReport:
+    """The final report: expectations graded and every failure explained."""
+    judged = tuple(_device_report(device, ctx, gpus, table) for device in devices)
+    usage_error = any(bool(device.info.get("usage_error")) for device in judged)
+    return SmokeReport(
+        mode=mode,
+        torch=torch,
+        devices=judged,
+        wall_s=wall_s,
+        usage_error=usage_error,
+        notes=notes,
+    )

@@ -1,0 +1,471 @@
+"""The parent side of ``dlready smoke``: runs the checks in a worker process (no torch here).
+
+One worker (``python -m dlready.smoke.worker``) imports torch once and runs the checks in
+order, streaming a result per check. The runner waits for each check at most its time limit
+(:mod:`dlready.smoke.catalog`). A check that hangs is recorded as ``timeout``, the worker is
+killed (its whole process group), and a fresh worker runs the remaining checks; a worker that
+dies takes only its current check with it. So a hang costs one check, never the report.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dlready.smoke import catalog
+from dlready.smoke.burn import BackgroundSampler, NvmlSampling, burn_verdict, open_nvml_sampling
+from dlready.smoke.report import (
+    CheckResult,
+    CheckStatus,
+    DeviceReport,
+    TorchBuild,
+    check_result_from_event,
+)
+
+WORKER_MODULE = "dlready.smoke.worker"
+STARTUP_TIMEOUT_S = 180.0
+"""``import torch`` takes 1-5 s on a local disk and far longer on a cold network file system."""
+_DONE_TIMEOUT_S = 10.0
+
+
+@dataclass
+class SmokeOptions:
+    """What the user asked for (validated by the command)."""
+
+    device: str = "auto"
+    all_devices: bool = False
+    full: bool = False
+    burn_s: float = 0.0
+    distributed: bool = False
+    timeout_s: float | None = None
+    """Overrides every per-check limit (``--timeout``)."""
+    startup_timeout_s: float = STARTUP_TIMEOUT_S
+
+
+class TorchUnusableError(Exception):
+    """The worker could not import torch (or never got that far)."""
+
+    def __init__(self, kind: str, message: str, detail: str = "") -> None:
+        super().__init__(f"{kind}: {message}")
+        self.kind = kind
+        self.message = message
+        self.detail = detail
+
+
+class _WorkerExitedError(Exception):
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+_EOF = object()
+
+
+class WorkerProcess:
+    """One running worker: send requests, read events with a deadline, kill it."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self._proc = subprocess.Popen(  # argv: our own interpreter and module
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
+            # Its own process group, so a kill also ends anything it started.
+            start_new_session=hasattr(os, "killpg"),
+        )
+        self._events: queue.Queue[Any] = queue.Queue()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=40)
+        threading.Thread(target=self._pump_stdout, daemon=True).start()
+        threading.Thread(target=self._pump_stderr, daemon=True).start()
+
+    def _pump_stdout(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                self._stderr.append(line.rstrip())
+                continue
+            if isinstance(event, dict):
+                self._events.put(event)
+        self._events.put(_EOF)
+
+    def _pump_stderr(self) -> None:
+        assert self._proc.stderr is not None
+        for line in self._proc.stderr:
+            self._stderr.append(line.rstrip())
+
+    def stderr_tail(self, lines: int = 12) -> str:
+        """The last lines the worker wrote to stderr."""
+        return "\n".join(list(self._stderr)[-lines:])
+
+    def send(self, request: dict[str, Any]) -> None:
+        """Write one request line; raises :class:`_WorkerExitedError` if the worker is gone."""
+        try:
+            assert self._proc.stdin is not None
+            self._proc.stdin.write(json.dumps(request) + "\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError) as exc:
+            raise _WorkerExitedError(self._exit_description()) from exc
+
+    def next_event(self, timeout_s: float) -> dict[str, Any] | None:
+        """The next event, or None after ``timeout_s``; raises :class:`_WorkerExitedError` at EOF."""
+        try:
+            event = self._events.get(timeout=max(timeout_s, 0.001))
+        except queue.Empty:
+            return None
+        if event is _EOF:
+            raise _WorkerExitedError(self._exit_description())
+        return dict(event)
+
+    def _exit_description(self) -> str:
+        try:
+            code = self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return "the worker closed its output but is still running"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"the worker was killed by {signal.Signals(-code).name}"
+            return f"the worker was killed by signal {-code}"
+        return f"the worker exited with code {code}"
+
+    def kill(self) -> None:
+        """End the worker and everything it started, now."""
+        if self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+                if hasattr(os, "killpg"):
+                    os.killpg(self._proc.pid, signal.SIGKILL)
+                else:  # Windows: no process groups of this kind
+                    self._proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=5)
+        for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            with contextlib.suppress(Exception):
+                if stream is not None:
+                    stream.close()
+
+    def close(self) -> None:
+        """Ask the worker to exit; kill it if it does not within a few seconds."""
+        with contextlib.suppress(_WorkerExitedError):
+            self.send({"op": "exit"})
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=5)
+        self.kill()
+
+
+ProgressCallback = Callable[[str, str, "CheckResult | None"], None]
+"""Called with ("start", check name, None) and ("result", check name, result)."""
+
+BurnOpener = Callable[[str | None, int], "NvmlSampling | str"]
+
+
+@dataclass
+class RunOutcome:
+    """What the runner found, before expectations and explanations are added."""
+
+    torch: TorchBuild
+    devices: list[DeviceReport] = field(default_factory=list)
+
+
+def _synthetic(name: str, status: CheckStatus, message: str, **extra: Any) -> CheckResult:
+    return CheckResult(name=name, status=status, duration_s=0.0, message=message, **extra)
+
+
+class Runner:
+    """Runs the suite for the options it was given; see the module docstring."""
+
+    def __init__(
+        self,
+        options: SmokeOptions,
+        *,
+        python: str | None = None,
+        env: dict[str, str] | None = None,
+        progress: ProgressCallback | None = None,
+        open_burn_sampling: BurnOpener = open_nvml_sampling,
+        sample_interval_s: float = 1.0,
+    ) -> None:
+        self.options = options
+        self._argv = [python or sys.executable, "-m", WORKER_MODULE]
+        self._env = env
+        self._progress = progress or (lambda _phase, _name, _result: None)
+        self._open_burn_sampling = open_burn_sampling
+        self._sample_interval_s = sample_interval_s
+        self._worker: WorkerProcess | None = None
+        self.torch: TorchBuild | None = None
+        self.worker_starts = 0
+
+    # --- worker lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> TorchBuild:
+        """Start the first worker and wait until torch is imported.
+
+        Raises:
+            TorchUnusableError: the import failed, crashed, or did not finish in time.
+        """
+        self._ensure_worker()
+        assert self.torch is not None
+        return self.torch
+
+    def _ensure_worker(self) -> WorkerProcess:
+        if self._worker is not None:
+            return self._worker
+        started = time.perf_counter()
+        worker = WorkerProcess(self._argv, self._env)
+        self.worker_starts += 1
+        try:
+            event = worker.next_event(self.options.startup_timeout_s)
+        except _WorkerExitedError as exited:
+            detail = worker.stderr_tail()
+            worker.kill()
+            raise TorchUnusableError(
+                "WorkerDied", f"{exited.description} before torch loaded", detail
+            ) from None
+        if event is None:
+            worker.kill()
+            raise TorchUnusableError(
+                "Timeout",
+                f"`import torch` did not finish within {self.options.startup_timeout_s:g} s",
+            )
+        if event.get("event") == "import_failed":
+            worker.kill()
+            raise TorchUnusableError(
+                str(event.get("error_type", "ImportError")),
+                str(event.get("message", "")),
+                str(event.get("traceback", "")),
+            )
+        if event.get("event") != "ready":
+            worker.kill()
+            raise TorchUnusableError("Protocol", f"unexpected first event from the worker: {event}")
+        if self.torch is None:
+            build = event.get("torch") or {}
+            self.torch = TorchBuild(
+                version=str(build.get("version", "?")),
+                cuda=build.get("cuda"),
+                hip=build.get("hip"),
+                cudnn=build.get("cudnn"),
+                import_s=float(event.get("import_s") or (time.perf_counter() - started)),
+                location=build.get("location"),
+            )
+        self._worker = worker
+        return worker
+
+    def _drop_worker(self, kill: bool = True) -> None:
+        if self._worker is not None:
+            if kill:
+                self._worker.kill()
+            self._worker = None
+
+    def close(self) -> None:
+        """Stop the worker (if any)."""
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
+
+    # --- running checks -------------------------------------------------------------------------
+
+    def _timeout(self, name: str) -> float:
+        return catalog.timeout_for(
+            name,
+            full=self.options.full,
+            burn_s=self.options.burn_s,
+            override_s=self.options.timeout_s,
+        )
+
+    def run_checks(
+        self,
+        device: str,
+        names: list[str],
+        nvidia_gpu_present: bool | None = None,
+        on_result: Callable[[CheckResult], None] | None = None,
+        on_start: Callable[[str], None] | None = None,
+    ) -> list[CheckResult]:
+        """Run ``names`` on ``device`` in order, surviving hangs and crashes.
+
+        Raises:
+            TorchUnusableError: a fresh worker could not even import torch.
+        """
+        pending = list(names)
+        results: list[CheckResult] = []
+        target = device
+
+        def record(result: CheckResult) -> None:
+            nonlocal target
+            results.append(result)
+            if result.name == "device" and result.measured.get("device"):
+                # A restarted worker must test the same device that "auto" resolved to.
+                target = str(result.measured["device"])
+            if on_result is not None:
+                on_result(result)
+            self._progress("result", result.name, result)
+
+        while pending:
+            worker = self._ensure_worker()
+            request = {
+                "op": "run",
+                "device": target,
+                "checks": pending,
+                "full": self.options.full,
+                "burn_s": self.options.burn_s,
+                "nvidia_gpu_present": nvidia_gpu_present,
+            }
+            try:
+                worker.send(request)
+            except _WorkerExitedError:
+                self._drop_worker()
+                continue
+            while True:
+                current = pending[0] if pending else None
+                limit = self._timeout(current) if current else _DONE_TIMEOUT_S
+                try:
+                    event = worker.next_event(limit)
+                except _WorkerExitedError as exited:
+                    self._drop_worker()
+                    if current is None:
+                        break
+                    pending.pop(0)
+                    record(
+                        _synthetic(
+                            current,
+                            CheckStatus.FAIL,
+                            f"{exited.description} during this check",
+                            error_type="WorkerDied",
+                            measured={"stderr_tail": worker.stderr_tail()},
+                        )
+                    )
+                    break
+                if event is None:  # the deadline passed
+                    self._drop_worker()
+                    if current is None:
+                        break
+                    pending.pop(0)
+                    record(
+                        _synthetic(
+                            current,
+                            CheckStatus.TIMEOUT,
+                            f"no result within {limit:g} s; the worker was killed",
+                            measured={"timeout_s": limit},
+                        )
+                    )
+                    if current == "device":
+                        # Nothing else can run on a device that never came up.
+                        for name in pending:
+                            record(
+                                _synthetic(
+                                    name,
+                                    CheckStatus.SKIPPED,
+                                    "the device did not come up (the device check timed out)",
+                                )
+                            )
+                        pending.clear()
+                    break
+                kind = event.get("event")
+                if kind == "start":
+                    name = str(event.get("check"))
+                    if on_start is not None:
+                        on_start(name)
+                    self._progress("start", name, None)
+                elif kind == "result":
+                    result = check_result_from_event(event)
+                    if pending and result.name == pending[0]:
+                        pending.pop(0)
+                    elif result.name in pending:
+                        pending.remove(result.name)
+                    record(result)
+                elif kind == "done":
+                    break
+        return results
+
+    def run_device(self, requested: str, nvidia_gpu_present: bool | None = None) -> DeviceReport:
+        """The whole suite (and the burn, if asked) on one device."""
+        names = list(catalog.suite(distributed=self.options.distributed))
+        results = self.run_checks(requested, names, nvidia_gpu_present)
+        info = next((r.measured for r in results if r.name == "device"), {})
+        resolved = info.get("device") if info.get("usable") else None
+        if self.options.burn_s > 0:
+            results.append(self._burn(str(resolved or requested), info))
+        return DeviceReport(
+            requested=requested,
+            device=str(resolved) if resolved else None,
+            info=dict(info),
+            checks=tuple(results),
+        )
+
+    def _burn(self, device: str, info: dict[str, Any]) -> CheckResult:
+        name = catalog.BURN.name
+        if not info.get("usable"):
+            return _synthetic(name, CheckStatus.SKIPPED, "the device is not usable")
+        if not device.startswith("cuda") or str(info.get("arch") or "").startswith("gfx"):
+            return _synthetic(
+                name,
+                CheckStatus.SKIPPED,
+                f"--burn watches an NVIDIA GPU through NVML; the device is {device}",
+            )
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        sampling = self._open_burn_sampling(info.get("uuid"), index)
+        if isinstance(sampling, str):
+            return _synthetic(
+                name, CheckStatus.SKIPPED, f"NVML not available ({sampling}): cooling not judged"
+            )
+        sampler = BackgroundSampler(sampling.sampler, interval_s=self._sample_interval_s)
+        try:
+            results = self.run_checks(device, [name], on_start=lambda _name: sampler.start())
+        finally:
+            samples = sampler.stop()
+            sampling.close()
+        load = results[-1] if results else _synthetic(name, CheckStatus.FAIL, "no result")
+        intervals = list(load.measured.get("intervals") or [])
+        verdict = burn_verdict(samples, intervals, sampling.slowdown_temperature_c)
+        measured = {
+            **load.measured,
+            "health": verdict.summary,
+            "health_samples": [vars(sample) for sample in samples],
+            "sampler_errors": sampler.errors[-5:],
+            "sampler_stalled": sampler.stalled,
+        }
+        if load.status is not CheckStatus.PASS:
+            # The load itself failed (wrong results, a crash, a hang): that decides.
+            return CheckResult(
+                name=name,
+                status=load.status,
+                duration_s=load.duration_s,
+                message=f"{load.message}; {verdict.message}",
+                measured=measured,
+                error_type=load.error_type,
+            )
+        return CheckResult(
+            name=name,
+            status=verdict.status,
+            duration_s=load.duration_s,
+            message=f"{load.message}; {verdict.message}",
+            measured=measured,
+        )
+
+    def run(self, nvidia_gpu_present: bool | None = None) -> RunOutcome:
+        """Every requested device in turn (``--all-devices``: each GPU torch sees)."""
+        torch_build = self.start()
+        outcome = RunOutcome(torch=torch_build)
+        first = self.run_device(self.options.device, nvidia_gpu_present)
+        outcome.devices.append(first)
+        if self.options.all_devices and (first.device or "").startswith("cuda"):
+            count = int(first.info.get("cuda_device_count") or 0)
+            for index in range(count):
+                name = f"cuda:{index}"
+                if name != first.device:
+                    outcome.devices.append(self.run_device(name, nvidia_gpu_present))
+        return outcome
