@@ -280,6 +280,14 @@ class ReleaseBuilder:
         note = match.group(3)
         return match.group(1), (note if note and "UNCONFIRMED" in note else None)
 
+    def pypi_default_aarch64(self) -> str | None:
+        """The CUDA build plain PyPI gives on Linux aarch64 (None: the CPU build)."""
+        note = self.matrix["platform_notes"]["linux_aarch64"]
+        match = re.search(r"since (\d+\.\d+) the PyPI aarch64 wheel is the CUDA (\d+\.\d+)", note)
+        if match is None or self.older_than(match.group(1) + ".0"):
+            return None
+        return variant_of_cuda(match.group(2))
+
     def macos_platforms(self) -> list[str]:
         if self.is_lts:
             return []  # "macOS is currently not supported in LTS"
@@ -756,6 +764,7 @@ class ReleaseBuilder:
             "python": python,
             "pypi_default_cuda": {
                 "linux-x86_64": self.pypi_default,
+                "linux-aarch64": self.pypi_default_aarch64(),
                 "note": self.pypi_default_note,
                 "source": r.get("pypi_default_source"),
             },
@@ -828,6 +837,26 @@ def build_cuda_drivers(drivers: dict[str, Any], variants: set[str]) -> dict[str,
     return result
 
 
+def merge_duplicates(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One golden entry per distinct command (Start-Locally repeats macOS lines per button)."""
+    merged: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for entry in entries:
+        key = (
+            entry["source"],
+            entry["manager"],
+            entry["command"],
+            tuple(entry["platforms"]),
+            entry["variant"],
+        )
+        if key in merged:
+            merged[key]["labels"].append(entry["label"])
+            continue
+        first = dict(entry)
+        first["labels"] = [first.pop("label")]
+        merged[key] = first
+    return list(merged.values())
+
+
 def build(reference: Path, seed: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """Build the table and the golden list of published commands."""
     matrix = json.loads((reference / "matrix.json").read_text())
@@ -854,7 +883,7 @@ def build(reference: Path, seed: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         builder.attach_arch_lists()
         entry = builder.finish()
         releases.append(entry)
-        published.extend(builder.published)
+        published.extend(merge_duplicates(builder.published))
         variants.update(form["variant"] for form in entry["pip"])
         variants.update(form["variant"] for form in entry["conda"]["entries"])
     releases.sort(key=lambda rel: numeric_key(rel["torch"]), reverse=True)
@@ -910,7 +939,10 @@ def build(reference: Path, seed: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "jetson_note": "pytorch.org aarch64 wheels are SBSA (server ARM) builds; Jetson "
             "modules normally use NVIDIA's JetPack wheels (UNCONFIRMED which index) — "
             "matrix.json platform_notes.linux_aarch64",
-            "jetson_compute_capabilities": ["5.3", "6.2", "7.2", "8.7"],
+            # cuda_driver.json sm_to_gpu_family: "Jetson Nano=5.3", "Xavier=7.2", "sm_87":
+            # "Ampere Jetson Orin". Thor (sm_110) is left out: the CUDA 13 SBSA wheels carry it.
+            "jetson_compute_capabilities": ["5.3", "7.2", "8.7"],
+            "jetson_source": "cuda_driver.json compute_capability.sm_to_gpu_family",
         },
         "gpu_families": families,
         "cuda_drivers": build_cuda_drivers(drivers, variants),

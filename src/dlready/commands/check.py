@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from dlready.exitcodes import ExitCode
 from dlready.model import MachineSnapshot, SnapshotFormatError, snapshot_from_jsonable
-from dlready.spec.verdict import CheckReport, FailOn, SoftwareFinding
+from dlready.spec.bar import FailOn
+
+if TYPE_CHECKING:
+    from dlready.spec.verdict import CheckReport, SoftwareFinding
 
 _ENV_PSU = "DLREADY_PSU_WATTS"
 
@@ -57,6 +60,8 @@ def software_finding(
 
     Returns the finding, the recommended install command, and a note when the planner failed.
     """
+    from dlready.spec.verdict import SoftwareFinding
+
     try:
         from dlready import install
 

@@ -59,6 +59,19 @@ def install_command_line(snapshot: MachineSnapshot | None) -> str | None:
     return line.strip() if isinstance(line, str) and line.strip() else None
 
 
+def installed_torch_fit(snapshot: MachineSnapshot | None) -> Any:
+    """``dlready.install.judge_installed_torch(snapshot)``, or None if it cannot be computed."""
+    if snapshot is None:
+        return None
+    try:
+        import importlib
+
+        judge = getattr(importlib.import_module("dlready.install"), "judge_installed_torch", None)
+        return judge(snapshot) if judge is not None else None
+    except Exception:  # noqa: BLE001  # the install judge only sharpens explanations
+        return None
+
+
 class _Progress:
     """A spinner with the running check on stderr, only on a terminal."""
 
@@ -203,7 +216,7 @@ def smoke_command(
     import concurrent.futures
     import importlib.util
 
-    from dlready.output import stderr_console, stdout_console
+    from dlready.output import stdout_console
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     snapshot_future = pool.submit(_collect_snapshot)
@@ -275,7 +288,9 @@ def smoke_command(
         outcome.devices,
         mode="full" if full else "quick",
         torch=outcome.torch,
-        ctx=explain_context(machine, outcome.torch, install_command_line(machine)),
+        ctx=explain_context(
+            machine, outcome.torch, install_command_line(machine), installed_torch_fit(machine)
+        ),
         gpus=machine.gpus if machine is not None else (),
         table=load_peaks(),
         wall_s=time.perf_counter() - started,
@@ -294,7 +309,10 @@ def smoke_command(
     else:
         render_report(report, stdout_console())
     if code is ExitCode.USAGE:
-        stderr_console().print("error: the requested device does not exist on this machine")
+        from dlready.output import error_line
+
+        device_fix = next((c.fix for c in report.all_checks if c.name == "device" and c.fix), None)
+        error_line(f"--device {device}: no such device on this machine", device_fix)
     raise typer.Exit(int(code))
 
 

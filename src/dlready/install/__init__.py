@@ -16,25 +16,65 @@ Nothing here imports torch, psutil or pynvml.
 
 from __future__ import annotations
 
-from dlready.install.errors import PlanError
-from dlready.install.facts import (
-    Fact,
-    FactOverrides,
-    MachineFacts,
-    apply_overrides,
-    facts_from_overrides,
-    facts_from_snapshot,
-    validate_overrides,
-)
-from dlready.install.judge import TorchFit, judge_installed_torch, recommended_command_line
-from dlready.install.planner import (
-    Candidate,
-    InstallPlan,
-    InstallWishes,
-    PinnedPackage,
-    plan_install,
-)
-from dlready.install.table import CompatTable, CompatTableError, load_compat_table
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlready.install.errors import PlanError
+    from dlready.install.facts import (
+        Fact,
+        FactOverrides,
+        MachineFacts,
+        apply_overrides,
+        facts_from_overrides,
+        facts_from_snapshot,
+        validate_overrides,
+    )
+    from dlready.install.judge import TorchFit, judge_installed_torch, recommended_command_line
+    from dlready.install.planner import (
+        Candidate,
+        InstallPlan,
+        InstallWishes,
+        PinnedPackage,
+        plan_install,
+    )
+    from dlready.install.table import CompatTable, CompatTableError, load_compat_table
+
+# Loaded on first use, so ``install-cmd`` (which imports the submodules it needs) does not pay
+# for the judge, and ``check`` does not pay for the command's explanation code.
+_HOMES = {
+    "PlanError": "errors",
+    "Fact": "facts",
+    "FactOverrides": "facts",
+    "MachineFacts": "facts",
+    "apply_overrides": "facts",
+    "facts_from_overrides": "facts",
+    "facts_from_snapshot": "facts",
+    "validate_overrides": "facts",
+    "TorchFit": "judge",
+    "judge_installed_torch": "judge",
+    "recommended_command_line": "judge",
+    "Candidate": "planner",
+    "InstallPlan": "planner",
+    "InstallWishes": "planner",
+    "PinnedPackage": "planner",
+    "plan_install": "planner",
+    "CompatTable": "table",
+    "CompatTableError": "table",
+    "load_compat_table": "table",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the public names lazily (PEP 562)."""
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'dlready.install' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"dlready.install.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Candidate",

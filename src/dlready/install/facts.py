@@ -25,6 +25,8 @@ UNKNOWN = "unknown"
 OS_CHOICES = ("linux", "windows", "macos")
 ARCH_CHOICES = ("x86_64", "aarch64", "arm64")
 ACCELERATOR_CHOICES = ("cuda", "rocm", "mps", "cpu")
+NVIDIA_PCI_VENDOR = "10de"
+"""PCI vendor id of NVIDIA (PCI-SIG vendor list)."""
 _OS_ALIASES = {
     "darwin": "macos",
     "osx": "macos",
@@ -42,7 +44,7 @@ class Fact(Generic[T]):
     value: T | None
     origin: str
     detail: str | None = None
-    """Where exactly: ``"NVML"``, ``"--driver"``, ``"implied by --variant cu126"``, or why
+    """Where exactly: ``"NVML"``, ``"--driver"``, ``"by --driver"`` (for an implied value), or why
     it is unknown."""
 
     @property
@@ -180,12 +182,29 @@ def facts_from_snapshot(snapshot: MachineSnapshot) -> MachineFacts:
         else unknown("no NVIDIA GPU" if not nvidia else "no GPU reported a compute capability")
     )
 
+    pci = snapshot.pci_display_devices
+    nvidia_on_bus = [
+        device
+        for device in (pci.value if pci.ok and pci.value else ())
+        if device.vendor_id.lower().removeprefix("0x") == NVIDIA_PCI_VENDOR
+    ]
+    if (nvidia or nvidia_on_bus) and not driver_fact.known:
+        notes.append(
+            f"an NVIDIA GPU is present but its driver could not be read ({driver_fact.detail}): "
+            "install or repair the NVIDIA driver before installing torch"
+        )
     accelerator: Fact[str]
     nv_devices = _reading_value(nv_stack.device_count) if nv_stack else None
     if nvidia or (nv_stack is not None and nv_stack.state is StackState.OK and nv_devices):
         accelerator = Fact("cuda", DETECTED, f"{len(nvidia) or nv_devices} NVIDIA GPU(s)")
         if amd:
             notes.append("NVIDIA and AMD GPUs found: planning for the NVIDIA GPUs (CUDA)")
+    elif nvidia_on_bus:
+        # The card is on the PCI bus but no driver answers: plan the CUDA build (and say the
+        # driver comes first) rather than a CPU build the user would have to replace.
+        accelerator = Fact(
+            "cuda", DETECTED, f"{len(nvidia_on_bus)} NVIDIA device(s) on the PCI bus, no driver"
+        )
     elif amd:
         accelerator = Fact("rocm", DETECTED, f"{len(amd)} AMD GPU(s)")
     elif apple or (os_fact.value == "macos" and arch_fact.value in ("arm64", "aarch64")):
@@ -341,7 +360,7 @@ def apply_overrides(facts: MachineFacts, overrides: FactOverrides) -> MachineFac
         overrides.driver or overrides.compute_capabilities
     ) and result.accelerator.value != "cuda":
         flag = "--driver" if overrides.driver else "--compute-capability"
-        result = replace(result, accelerator=Fact("cuda", IMPLIED, f"implied by {flag}"))
+        result = replace(result, accelerator=Fact("cuda", IMPLIED, f"by {flag}"))
     return result
 
 

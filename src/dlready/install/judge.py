@@ -28,7 +28,7 @@ from dlready.install.versions import (
     variant_kind,
     variant_of_cuda,
 )
-from dlready.model import MachineSnapshot
+from dlready.model import GpuVendor, MachineSnapshot, StackState
 
 FITS = "fits"
 MISMATCH = "mismatch"
@@ -98,20 +98,35 @@ def _installed_variant(
     if platform == LINUX_X86 and release.pypi_default_cuda:
         return release.pypi_default_cuda, "PyPI default for Linux x86_64"
     if platform == LINUX_ARM:
-        if compare_numeric(release.torch, "2.11.0") >= 0:
-            return "cu130", "PyPI default for Linux aarch64 (CUDA 13.0 from 2.11)"
-        return "cpu", "PyPI default for Linux aarch64"
+        return release.pypi_default_cuda_aarch64 or "cpu", "PyPI default for Linux aarch64"
     return None, None
 
 
+def _nvidia_stack_broken(snapshot: MachineSnapshot) -> str | None:
+    """The state of an NVIDIA stack that exists but failed, e.g. ``driver_not_loaded``."""
+    stack = snapshot.stack(GpuVendor.NVIDIA)
+    if stack is None or stack.state in (
+        StackState.OK,
+        StackState.NOT_INSTALLED,
+        StackState.NOT_APPLICABLE,
+    ):
+        return None
+    return f"{stack.state}: {stack.reason}" if stack.reason else str(stack.state)
+
+
 def _fix(
-    facts: MachineFacts, version: str | None, table: CompatTable
+    facts: MachineFacts, version: str | None, table: CompatTable, replace: bool
 ) -> tuple[str | None, str | None]:
-    """The fix command: the same release in the right build if possible, else the newest."""
+    """The fix command: the same release in the right build if possible, else the newest.
+
+    A replacement pins ``+variant`` local versions: otherwise pip would take the installed
+    ``2.11.0+cpu`` as satisfying ``torch==2.11.0`` and change nothing. A first install needs no
+    such pins.
+    """
     attempts = []
     if version and table.release(version) is not None:
         attempts.append(InstallWishes(torch=version, pin_local_versions=True))
-    attempts.append(InstallWishes(pin_local_versions=True))
+    attempts.append(InstallWishes(pin_local_versions=replace))
     error = None
     for wishes in attempts:
         command, error = _try_plan(facts, wishes, table)
@@ -144,7 +159,7 @@ def judge_installed_torch(snapshot: MachineSnapshot, table: CompatTable | None =
     platform = facts.platform
     torch = snapshot.torch
     if not torch.installed:
-        fix, error = _fix(facts, None, table)
+        fix, error = _fix(facts, None, table, replace=False)
         missing = ["torch is not installed"] + ([error] if error else [])
         return TorchFit(NOT_INSTALLED, None, None, None, missing, [], fix)
 
@@ -193,6 +208,11 @@ def judge_installed_torch(snapshot: MachineSnapshot, table: CompatTable | None =
     else:
         if kind == "rocm":
             problems.append(f"{build} is a ROCm build but this machine has no AMD GPU")
+        elif kind == "cuda" and _nvidia_stack_broken(snapshot):
+            unknowns.append(
+                f"{build} is a CUDA build, but the NVIDIA driver stack could not be read "
+                f"({_nvidia_stack_broken(snapshot)}): whether it fits is unknown"
+            )
         elif kind == "cuda":
             warnings.append(
                 f"{build} is a CUDA build on a machine without an NVIDIA GPU: it runs on the CPU "
@@ -203,7 +223,7 @@ def judge_installed_torch(snapshot: MachineSnapshot, table: CompatTable | None =
     warnings += [f"detection: {note}" for note in facts.notes]
 
     if problems:
-        fix, error = _fix(facts, version, table)
+        fix, error = _fix(facts, version, table, replace=True)
         if error:
             problems.append(f"no install command fits either: {error}")
         return TorchFit(

@@ -23,6 +23,9 @@ PIP_PROGRAMS = frozenset({"pip", "pip3"})
 """``pip3`` (Start-Locally text) and ``pip`` (previous-versions page) mean the same here."""
 
 
+PIP_OPTIONS = frozenset({"--force-reinstall"})
+
+
 class CommandParseError(ValueError):
     """The text is not a single install command this parser understands."""
 
@@ -55,6 +58,8 @@ class ParsedCommand:
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
+    options: tuple[str, ...] = ()
+    """Value-less pip options dlready itself prints (``--force-reinstall``)."""
     conda_extras: tuple[str, ...] = field(default=())
     """Conda specs that are not PyTorch packages: ``cudatoolkit=10.2``, ``pytorch-cuda=12.1``,
     ``cpuonly``."""
@@ -107,9 +112,14 @@ def _parse_pip(manager: str, tokens: list[str], text: str) -> ParsedCommand:
     index_url: str | None = None
     extra: list[str] = []
     links: list[str] = []
+    options: list[str] = []
     i = 0
     while i < len(tokens):
         token = tokens[i]
+        if token in PIP_OPTIONS:
+            options.append(token)
+            i += 1
+            continue
         if token in {"--index-url", "-i"}:
             index_url = _take_value(tokens, i, token, text)
             i += 2
@@ -144,6 +154,7 @@ def _parse_pip(manager: str, tokens: list[str], text: str) -> ParsedCommand:
         index_url=index_url,
         extra_index_urls=tuple(extra),
         find_links=tuple(links),
+        options=tuple(options),
     )
 
 

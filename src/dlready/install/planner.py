@@ -21,6 +21,7 @@ Rules, in order (docs/install-cmd.md lists them with examples):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -491,7 +492,8 @@ def _resolve_accelerator(
                 f"--accelerator {fallback} (the default macOS wheels)",
             )
         warnings.append(
-            f"detected {accel} does not apply to {platform}: planning the default macOS wheels"
+            f"{accel} ({fact.origin}) does not apply to {platform}: planning the default macOS "
+            "wheels"
         )
         accel = fallback
     if not macos and accel == "mps":
@@ -544,11 +546,6 @@ def _nearest_variant(wish: str, available: list[str]) -> str:
         except ValueError:
             pass
     return nearest_choice(wish, available) if available else wish
-
-
-def _conda_pip_form(release: Release, conda: CondaForm) -> PipForm | None:
-    """The pip form of the same variant (for its arch list; conda lists are not in the data)."""
-    return release.pip_form(conda.variant, conda.platform)
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -631,6 +628,11 @@ def _render_pip(
     parts = [program, *(p.spec for p in packages)]
     if form.flag:
         parts += [form.flag, form.url or ""]
+    if wishes.pin_local_versions and not force_local:
+        # No local version to pin (plain PyPI): without this, an installed `2.0.1+cpu` would
+        # satisfy `torch==2.0.1` and the replacement would do nothing.
+        parts.append("--force-reinstall")
+        notes.append("--force-reinstall: replaces the installed build of the same version")
     return " ".join(parts), tuple(packages), notes
 
 
@@ -791,7 +793,6 @@ def plan_install(
             newer = _newest_with(
                 table,
                 python,
-                platform,
                 lambda r: any(f.variant.startswith("rocm") for f in r.pip_forms(platform)),
             )
             raise PlanError(
@@ -816,9 +817,10 @@ def plan_install(
             )
         chosen_pip = release.pip_form(variant, platform)
         if variant == "cpu":
-            default_cuda = release.pypi_default_cuda if platform == LINUX_X86 else None
-            if platform == LINUX_ARM and compare_numeric(release.torch, "2.11.0") >= 0:
-                default_cuda = "cu130"
+            default_cuda = {
+                LINUX_X86: release.pypi_default_cuda,
+                LINUX_ARM: release.pypi_default_cuda_aarch64,
+            }.get(platform)
             if default_cuda:
                 reasons.append(
                     f"no GPU: the CPU index, because plain `pip install torch` on {platform} "
@@ -904,7 +906,9 @@ def _dedupe(items: list[str]) -> list[str]:
     return result
 
 
-def _newest_with(table: CompatTable, python: str, platform: str, predicate: Any) -> Release | None:
+def _newest_with(
+    table: CompatTable, python: str, predicate: Callable[[Release], bool]
+) -> Release | None:
     for release in table.releases:
         if not release.lts and _python_fits(release, python) == "stable" and predicate(release):
             return release

@@ -106,6 +106,9 @@ class Release:
     conda_versions: dict[str, str]
     python: PythonRange
     pypi_default_cuda: str | None
+    """The CUDA build plain ``pip install torch`` gives on Linux x86_64."""
+    pypi_default_cuda_aarch64: str | None
+    """The same on Linux aarch64; None means the CPU build."""
     pypi_default_note: str | None
     experimental_variants: tuple[str, ...]
     pip: tuple[PipForm, ...]
@@ -227,6 +230,7 @@ def _release(data: dict[str, Any]) -> Release:
             source=python["source"],
         ),
         pypi_default_cuda=data["pypi_default_cuda"]["linux-x86_64"],
+        pypi_default_cuda_aarch64=data["pypi_default_cuda"]["linux-aarch64"],
         pypi_default_note=data["pypi_default_cuda"]["note"],
         experimental_variants=tuple(data["experimental_variants"]),
         pip=tuple(

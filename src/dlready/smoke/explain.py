@@ -36,13 +36,24 @@ class ExplainContext:
     """From NVML, e.g. ``9.0``: lets a CPU-only torch still be judged against the GPU."""
     device_info: dict[str, Any] | None = None
     timeout_s: float | None = None
+    torch_fit_problems: tuple[str, ...] = ()
+    """What ``dlready.install.judge_installed_torch`` found wrong with the installed torch."""
+    torch_fit_fix: str | None = None
+    """The command that judge gives to fix it (preferred over ``install_command``)."""
 
     @property
     def install_fix(self) -> str:
         """The fix that installs the right wheel."""
-        if self.install_command:
-            return f"install the matching build: {self.install_command}"
+        command = self.torch_fit_fix or self.install_command
+        if command:
+            return f"install the matching build: {command}"
         return INSTALL_CMD_HINT
+
+    def with_judge(self, explanation: str) -> str:
+        """An explanation followed by what the install judge found, when it found something."""
+        if not self.torch_fit_problems:
+            return explanation
+        return f"{explanation} (dlready install-cmd: {'; '.join(self.torch_fit_problems)})"
 
 
 class CudaUnavailableCause(StrEnum):
@@ -91,15 +102,19 @@ def diagnose_cuda_unavailable(
     if ctx.torch_hip:
         return Diagnosis(
             CudaUnavailableCause.ROCM_BUILD,
-            f"the installed torch {ctx.torch_version} is a ROCm (AMD) build; it cannot drive an "
-            "NVIDIA GPU",
+            ctx.with_judge(
+                f"the installed torch {ctx.torch_version} is a ROCm (AMD) build; it cannot "
+                "drive an NVIDIA GPU"
+            ),
             ctx.install_fix,
         )
     if not ctx.torch_cuda:
         return Diagnosis(
             CudaUnavailableCause.CPU_BUILD,
-            f"the installed torch {ctx.torch_version or ''} is a CPU-only build (torch.version.cuda "
-            "is None), so it cannot use the NVIDIA GPU",
+            ctx.with_judge(
+                f"the installed torch {ctx.torch_version or ''} is a CPU-only build "
+                "(torch.version.cuda is None), so it cannot use the NVIDIA GPU"
+            ),
             ctx.install_fix,
         )
     if cuda_visible_devices is not None and cuda_visible_devices.strip() in ("", "-1", "none"):
@@ -120,8 +135,10 @@ def diagnose_cuda_unavailable(
         tops = f" (it supports CUDA up to {ctx.cuda_driver_version})" if supported else ""
         return Diagnosis(
             CudaUnavailableCause.DRIVER_TOO_OLD,
-            f"torch {ctx.torch_version} was built for CUDA {ctx.torch_cuda}, newer than "
-            f"{driver} supports{tops}",
+            ctx.with_judge(
+                f"torch {ctx.torch_version} was built for CUDA {ctx.torch_cuda}, newer than "
+                f"{driver} supports{tops}"
+            ),
             f"update the NVIDIA driver, or {ctx.install_fix}",
         )
     if (
@@ -145,8 +162,10 @@ def diagnose_cuda_unavailable(
         ):
             return Diagnosis(
                 CudaUnavailableCause.ARCH_MISSING,
-                f"this torch build carries no code for compute capability "
-                f"{ctx.nvidia_compute_capability} (it has {' '.join(arch_list)})",
+                ctx.with_judge(
+                    f"this torch build carries no code for compute capability "
+                    f"{ctx.nvidia_compute_capability} (it has {' '.join(arch_list)})"
+                ),
                 ctx.install_fix,
             )
     detail = f": {warning}" if warning else ""
@@ -262,6 +281,36 @@ def explain_worker_death(result: CheckResult) -> tuple[str, str]:
     )
 
 
+def explain_device_failure(result: CheckResult, ctx: ExplainContext) -> tuple[str, str] | None:
+    """The device check failed without an exception: the device is missing or unusable."""
+    info = result.measured
+    requested = str(info.get("requested") or "")
+    if requested == "mps":
+        return (
+            "Apple's MPS backend is not available here: it needs macOS 12.3+ on Apple silicon "
+            "(or an AMD GPU) and an arm64 build of torch",
+            "leave --device out (auto picks the best device that exists) or use --device cpu",
+        )
+    if info.get("arch_in_build") == "missing":
+        return (
+            ctx.with_judge(
+                f"this torch build carries no code for {info.get('arch')} (compute capability "
+                f'{info.get("compute_capability")}); every kernel would fail with "no kernel '
+                'image is available"'
+            ),
+            ctx.install_fix,
+        )
+    if requested.startswith("cuda") and info.get("cuda_available") is False:
+        diagnosis = diagnose_cuda_unavailable(
+            ctx,
+            info.get("cuda_init_warning"),
+            list(info.get("arch_list") or []),
+            info.get("cuda_visible_devices"),
+        )
+        return diagnosis.explanation, diagnosis.fix
+    return None
+
+
 def explain_result(result: CheckResult, ctx: ExplainContext) -> CheckResult:
     """Fill ``explanation`` and ``fix`` for a failed, timed-out or slow check."""
     if result.status not in (CheckStatus.FAIL, CheckStatus.TIMEOUT, CheckStatus.WARN):
@@ -287,6 +336,8 @@ def explain_result(result: CheckResult, ctx: ExplainContext) -> CheckResult:
             if part
         )
         known = explain_error_text(text, ctx)
+        if known is None and result.name == "device" and result.error_type is None:
+            known = explain_device_failure(result, ctx)
         if known is not None:
             explanation, fix = known
         elif result.name.startswith("speed.") and "%" in result.message:

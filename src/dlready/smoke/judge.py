@@ -45,8 +45,20 @@ def explain_context(
     snapshot: MachineSnapshot | None,
     torch: TorchBuild | None,
     install_command: str | None,
+    torch_fit: Any = None,
 ) -> ExplainContext:
-    """What the explanations may use, from the snapshot and the worker's torch build."""
+    """What the explanations may use, from the snapshot and the worker's torch build.
+
+    ``torch_fit`` is ``dlready.install.judge_installed_torch(snapshot)`` (a ``TorchFit``) when
+    it could be computed: its problems sharpen the wrong-wheel explanations and its
+    ``fix_command`` becomes the fix.
+    """
+    fit_problems: tuple[str, ...] = ()
+    fit_fix: str | None = None
+    if torch_fit is not None and getattr(torch_fit, "status", None) == "mismatch":
+        fit_problems = tuple(str(p) for p in getattr(torch_fit, "problems", ()) or ())
+        fix = getattr(torch_fit, "fix_command", None)
+        fit_fix = str(fix) if fix else None
     driver = cuda_driver = capability = None
     if snapshot is not None:
         stack = snapshot.stack(GpuVendor.NVIDIA)
@@ -70,15 +82,31 @@ def explain_context(
         cuda_driver_version=cuda_driver,
         nvidia_gpu_present=nvidia_gpu_present(snapshot),
         nvidia_compute_capability=capability,
+        torch_fit_problems=fit_problems,
+        torch_fit_fix=fit_fix,
     )
 
 
 def judge_device_check(result: CheckResult, ctx: ExplainContext) -> CheckResult:
-    """Fail (and explain) a device check that fell back from an installed NVIDIA GPU."""
+    """Fail (and explain) a device check that could not reach the GPU the user has or wants.
+
+    - ``auto`` or ``cuda`` on a machine with an NVIDIA GPU that torch cannot use: a failure
+      that names the cause (CPU build, driver too old, ...) and the fix.
+    - ``cuda`` on a machine with no NVIDIA GPU at all: a usage error (exit code 2).
+    """
     info = result.measured
     requested = str(info.get("requested") or "")
+    cuda_unavailable = info.get("cuda_available") is False
+    if requested.startswith("cuda") and cuda_unavailable and ctx.nvidia_gpu_present is False:
+        return replace(
+            result,
+            status=CheckStatus.FAIL,
+            measured={**info, "usage_error": True},
+            explanation="this machine has no NVIDIA GPU: none on the PCI bus and none in NVML",
+            fix="leave --device out (auto picks the best device that exists) or use --device cpu",
+        )
     wants_gpu = requested == "auto" or requested.startswith("cuda")
-    if not (wants_gpu and ctx.nvidia_gpu_present and info.get("cuda_available") is False):
+    if not (wants_gpu and ctx.nvidia_gpu_present and cuda_unavailable):
         return result
     diagnosis = diagnose_cuda_unavailable(
         ctx,
@@ -117,9 +145,10 @@ def _device_report(
     for result in device.checks:
         if result.name == "device":
             result = judge_device_check(result, device_ctx)
+            info = dict(result.measured)
         result = grade_speed(result, expectation_for(result.name, info, gpu, table))
         checks.append(explain_result(result, device_ctx))
-    return replace(device, checks=tuple(checks))
+    return replace(device, info=info, checks=tuple(checks))
 
 
 def build_report(

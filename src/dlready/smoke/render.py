@@ -32,11 +32,10 @@ def report_data(report: SmokeReport) -> dict[str, Any]:
 
 
 def _format_number(value: float) -> str:
-    if value >= 100:
+    """989.5, 3,350, 63.02, 4.4: four significant digits, thousands separated."""
+    if value >= 1000:
         return f"{value:,.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.3g}"
+    return f"{value:.4g}"
 
 
 def expected_text(result: CheckResult) -> str:
@@ -83,20 +82,46 @@ def torch_heading(report: SmokeReport) -> str:
     return f"torch {torch.version} ({build}){cudnn} · import {torch.import_s:.1f} s"
 
 
+def _rows(checks: tuple[CheckResult, ...]) -> list[tuple[str, CheckResult, int]]:
+    """Rows of the table: runs of 3+ checks skipped for the same reason share one row."""
+    rows: list[tuple[str, CheckResult, int]] = []
+    index = 0
+    while index < len(checks):
+        result = checks[index]
+        end = index + 1
+        if result.status is CheckStatus.SKIPPED:
+            while (
+                end < len(checks)
+                and checks[end].status is CheckStatus.SKIPPED
+                and checks[end].message == result.message
+            ):
+                end += 1
+        if end - index >= 3:
+            label = f"{result.name} … {checks[end - 1].name}"
+            rows.append((label, result, end - index))
+        else:
+            rows.extend((check.name, check, 1) for check in checks[index:end])
+        index = end
+    return rows
+
+
 def _table(device: DeviceReport) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
     table.add_column("check", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("time", justify="right", no_wrap=True)
     table.add_column("result")
-    for result in device.checks:
+    for label, result, count in _rows(device.checks):
         style = _STYLE[result.status]
         expected = expected_text(result)
+        message = f"{result.message} · {expected}" if expected else result.message
+        if count > 1:
+            message = f"{count} checks: {message}"
         table.add_row(
-            result.name,
+            escape(label),
             f"[{style}]{result.status}[/]",
             f"{result.duration_s:.2f} s",
-            escape(f"{result.message} · {expected}" if expected else result.message),
+            escape(message),
         )
     return table
 

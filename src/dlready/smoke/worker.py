@@ -83,6 +83,9 @@ class Worker:
             "burn": speed.burn,
         }
         self._contexts: dict[str, Any] = {}
+        import torch
+
+        self._threads = torch.get_num_threads()
 
     def _result(
         self,
@@ -102,6 +105,20 @@ class Worker:
             measured=measured or {},
             error_type=error_type,
         )
+
+    def _set_threads(self, context: Any, name: str) -> None:
+        """One CPU thread for the tiny correctness checks, all of them for speed.
+
+        Tensors of a few hundred values gain nothing from threads, and on a busy machine the
+        thread pool's waiting turns milliseconds into seconds; the speed checks want them all.
+        """
+        import torch
+
+        if context.type != "cpu":
+            return
+        wanted = self._threads if name.startswith("speed.") else 1
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
 
     def _context(self, request: dict[str, Any]) -> tuple[Any, str | None]:
         """The device context for a request whose ``device`` check already ran earlier."""
@@ -159,13 +176,20 @@ class Worker:
                 self._result(name, probe.outcome.status, probe.outcome.message, started, measured)
                 continue
             if context is None:
-                self._result(name, "skipped", f"the device is not usable: {unusable}", started)
+                self._result(
+                    name,
+                    "skipped",
+                    "not run: the device check failed",
+                    started,
+                    {"reason": unusable},
+                )
                 continue
             function = self.registry.get(name)
             if function is None:
                 self._result(name, "fail", f"this worker has no check named {name!r}", started)
                 continue
             try:
+                self._set_threads(context, name)
                 if name == "burn":
                     outcome = function(context, float(request.get("burn_s", 0)))
                 else:

@@ -19,6 +19,7 @@ from dlready.model import (
     StackState,
     StrEnum,
 )
+from dlready.spec.bar import FailOn
 from dlready.spec.profile import SpecProfile
 
 GIB = 1024**3
@@ -40,13 +41,6 @@ _SEVERITY = {
     Status.MEETS_MINIMUM: 2,
     Status.MEETS_RECOMMENDED: 3,
 }
-
-
-class FailOn(StrEnum):
-    """The bar below which ``check`` exits 1."""
-
-    MINIMUM = "minimum"
-    RECOMMENDED = "recommended"
 
 
 def worst(statuses: Sequence[Status]) -> Status:

@@ -1,0 +1,100 @@
+"""Faults injected into the smoke worker process (``DLREADY_SMOKE_TEST_HOOK=smoke_hooks:NAME``).
+
+The worker calls the named function with its check registry right after importing torch, so a
+test can make one check hang, crash or compute a wrong value inside the real child process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+
+def _sleep_forever(*_args: Any, **_kwargs: Any) -> Any:
+    time.sleep(3600)
+
+
+def hang_in_autograd(registry: dict[str, Any]) -> None:
+    """``autograd.book_example`` never returns (a hung kernel, a deadlocked driver)."""
+    registry["autograd.book_example"] = _sleep_forever
+
+
+def hang_in_device(registry: dict[str, Any]) -> None:
+    """The device never comes up (``torch.cuda.is_available()`` hanging on a sick GPU)."""
+    registry["device"] = _sleep_forever
+
+
+def segfault_in_linear(registry: dict[str, Any]) -> None:
+    """``linear.float32`` crashes the process in native code."""
+
+    def crash(_ctx: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(10)
+
+    registry["linear.float32"] = crash
+
+
+def killed_in_module(registry: dict[str, Any]) -> None:
+    """``module.state_dict`` is killed (as the out-of-memory killer does)."""
+
+    def die(_ctx: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(10)
+
+    registry["module.state_dict"] = die
+
+
+def wrong_mm(_registry: dict[str, Any]) -> None:
+    """Every ``torch.mm`` in the worker is off by 0.01: the linear checks must catch it."""
+    import torch
+
+    original = torch.mm
+    torch.mm = lambda a, b: original(a, b) + 0.01
+
+
+def raise_oom_in_matmul(registry: dict[str, Any]) -> None:
+    """The float32 speed check runs out of device memory (torch's real exception text)."""
+    import torch
+
+    def oom(_ctx: Any) -> Any:
+        raise torch.OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 256.00 MiB. GPU 0 has a total capacity of "
+            "79.10 GiB of which 118.06 MiB is free."
+        )
+
+    registry["speed.matmul.float32"] = oom
+
+
+def fake_gpu_for_burn(registry: dict[str, Any]) -> None:
+    """A stand-in "cuda:0" (really the CPU) and a burn that reports steady intervals.
+
+    Lets the parent's burn path (NVML sampler thread, verdict) run end to end without a GPU.
+    """
+    import torch
+
+    from dlready.smoke.checks import DeviceContext, DeviceProbe
+    from dlready.smoke.outcome import Outcome, passed
+
+    def device(requested: str, **_kwargs: Any) -> DeviceProbe:
+        info = {
+            "requested": requested,
+            "device": "cuda:0",
+            "usable": True,
+            "name": "NVIDIA H100 80GB HBM3",
+            "uuid": "b6012499-6918-735e-0cf1-3817ce68e703",
+            "cuda_available": True,
+            "cuda_device_count": 1,
+        }
+        return DeviceProbe(
+            Outcome("pass", "stand-in GPU", info), DeviceContext(torch.device("cpu"))
+        )
+
+    def burn(_ctx: Any, seconds: float) -> Any:
+        time.sleep(min(seconds, 2.0))
+        intervals = [{"t_s": float(i), "tflops": 790.0, "mismatched_elements": 0} for i in range(6)]
+        return passed("steady stand-in load", intervals=intervals, faulty_elements=0)
+
+    registry["device"] = device
+    registry["burn"] = burn

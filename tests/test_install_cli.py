@@ -1,0 +1,299 @@
+"""``dlready install-cmd`` end to end: one line on stdout, the why on stderr, --json, exit codes."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlready.cli import app
+from dlready.exitcodes import ExitCode
+from dlready.output import SCHEMA_VERSION
+from machines import replay_snapshot
+from scenarios_gpu import nvidia_scenario
+
+runner = CliRunner()
+REPO = Path(__file__).parents[1]
+CU = "https://download.pytorch.org/whl/"
+H100_FLAGS = [
+    "--os",
+    "linux",
+    "--arch",
+    "x86_64",
+    "--python",
+    "3.12",
+    "--accelerator",
+    "cuda",
+    "--driver",
+    "580.159.04",
+    "--compute-capability",
+    "9.0",
+]
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, ["install-cmd", *args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_stdout_is_exactly_one_command_line() -> None:
+    code, out, err = invoke(*H100_FLAGS)
+    assert code == ExitCode.OK
+    assert out == f"pip install torch==2.14.1 torchvision==0.29.1 --index-url {CU}cu130\n"
+    assert shlex.split(out)[:2] == ["pip", "install"]
+    lines = err.splitlines()
+    assert lines
+    assert all(line.startswith("# ") for line in lines), "stderr stays shell-inert"
+    assert "driver 580.159.04 (given)" in err
+
+
+def test_explain_shows_facts_origins_candidates_and_the_checked_date() -> None:
+    code, out, err = invoke(*H100_FLAGS, "--explain")
+    assert code == ExitCode.OK
+    assert out.count("\n") == 1
+    assert "compatibility table checked on 2026-11-27" in err
+    assert "[given: --driver]" in err
+    assert "CHOSEN cu130" in err
+    assert "arch rules (ARCH-COMPAT.md)" in err
+
+
+def test_json_is_the_envelope_with_the_plan() -> None:
+    code, out, err = invoke(*H100_FLAGS, "--json")
+    assert code == ExitCode.OK
+    document = json.loads(out)
+    assert document["schema_version"] == SCHEMA_VERSION
+    assert (document["command"], document["exit_code"], document["status"]) == (
+        "install-cmd",
+        0,
+        "ok",
+    )
+    assert document["data"]["command_line"].endswith(f"{CU}cu130")
+    assert document["data"]["variant"] == "cu130"
+    assert err == ""
+
+
+def test_book_command_for_windows_1_7_1() -> None:
+    code, out, _ = invoke(
+        "--torch",
+        "1.7.1",
+        "--os",
+        "windows",
+        "--arch",
+        "x86_64",
+        "--python",
+        "3.8",
+        "--accelerator",
+        "cuda",
+        "--driver",
+        "460.89",
+        "--compute-capability",
+        "6.1",
+    )
+    assert code == ExitCode.OK
+    assert out == (
+        "pip install torch==1.7.1+cu110 torchvision==0.8.2+cu110 torchaudio==0.7.2 "
+        "-f https://download.pytorch.org/whl/torch_stable.html\n"
+    )
+
+
+def test_uv_manager() -> None:
+    code, out, _ = invoke(*H100_FLAGS, "--manager", "uv")
+    assert code == ExitCode.OK
+    assert out.startswith("uv pip install torch==2.14.1+cu130 ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "hint"),
+    [
+        pytest.param(
+            ("--torch", "2.15.0"),
+            "not in the compatibility table",
+            "--torch 2.14.1",
+            id="unknown-release",
+        ),
+        pytest.param(("--python", "3.15"), "Python 3.15", "Python 3.14", id="python-too-new"),
+        pytest.param(
+            ("--torch", "1.7.1"), "supports Python 3.6–3.9", "Python 3.9", id="python-out-of-range"
+        ),
+        pytest.param(
+            ("--manager", "conda"),
+            "no official conda packages",
+            "--manager pip",
+            id="conda-after-2.5.1",
+        ),
+        pytest.param(
+            ("--variant", "cu121"), "no cu121 build", "--variant cu126", id="unknown-variant"
+        ),
+        pytest.param(("--os", "solaris"), "unknown --os", "--os", id="unknown-os"),
+        pytest.param(
+            ("--compute-capability", "6.1", "--driver", "470.57.02"),
+            "no CUDA build of torch 2.14.1",
+            "525.60.13",
+            id="no-cuda-fit",
+        ),
+    ],
+)
+def test_impossible_request_is_one_error_line_exit_2_nothing_on_stdout(
+    args: tuple[str, ...], message: str, hint: str
+) -> None:
+    base = [
+        "--os",
+        "linux",
+        "--arch",
+        "x86_64",
+        "--python",
+        "3.12",
+        "--accelerator",
+        "cuda",
+        "--driver",
+        "580.159.04",
+    ]
+    given = {a for a in args if a.startswith("--")}
+    flags = []
+    for i in range(0, len(base), 2):
+        if base[i] not in given:
+            flags += base[i : i + 2]
+    code, out, err = invoke(*flags, *args)
+    assert code == ExitCode.USAGE
+    assert out == ""
+    first, second = err.splitlines()[:2]
+    assert first.startswith("error: ")
+    assert message in first
+    assert second.startswith("hint: ")
+    assert hint in second
+
+
+def test_conda_refusal_offers_pip_and_the_labelled_community_package() -> None:
+    _, _, err = invoke(*H100_FLAGS, "--manager", "conda")
+    assert "# official pip command: pip install torch==2.14.1" in err
+    assert "community conda-forge build, not from pytorch.org" in err
+
+
+def test_json_error_is_an_envelope_with_exit_2() -> None:
+    code, out, _ = invoke(*H100_FLAGS, "--torch", "9.9.9", "--json")
+    assert code == ExitCode.USAGE
+    document = json.loads(out)
+    assert document["exit_code"] == 2
+    assert document["data"] is None
+    assert document["errors"][0]["code"] == "impossible_request"
+    assert document["errors"][0]["nearest_valid"] == "--torch 2.14.1 (newest known)"
+
+
+def test_detection_feeds_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("gtx-1060-laptop").replay())
+    monkeypatch.setattr("dlready.probes.collect.collect_snapshot", lambda: snapshot)
+    code, out, err = invoke()
+    assert code == ExitCode.OK
+    assert out.endswith(f"--index-url {CU}cu126\n")
+    assert "driver 545.23.06 (detected)" in err
+
+
+def test_flags_win_over_detection_and_the_explanation_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        "dlready.probes.collect.collect_snapshot", lambda: replay_snapshot("h100-80gb-hbm3")
+    )
+    code, out, err = invoke("--accelerator", "cpu", "--explain")
+    assert code == ExitCode.OK
+    assert out.endswith(f"--index-url {CU}cpu\n")
+    assert "[given: --accelerator]" in err
+    assert "[detected: NVML]" in err
+
+
+def test_detection_unavailable_is_exit_3_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "dlready.probes.collect", None)
+    code, out, err = invoke("--os", "linux")
+    assert code == ExitCode.COULD_NOT_RUN
+    assert out == ""
+    assert "hardware detection is unavailable" in err
+    assert "--accelerator" in err
+
+
+def test_probe_crash_is_exit_3_not_a_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    def crash() -> None:
+        raise OSError("boom")
+
+    monkeypatch.setattr("dlready.probes.collect.collect_snapshot", crash)
+    code, _out, err = invoke()
+    assert code == ExitCode.COULD_NOT_RUN
+    assert "hardware detection failed: OSError: boom" in err
+    assert "Traceback" not in err
+
+
+def test_no_color_means_no_escape_codes() -> None:
+    _, out, err = invoke(*H100_FLAGS, "--torch", "9.9.9")
+    assert "\x1b[" not in out + err
+
+
+NO_TORCH = """
+import sys
+import dlready.commands.install_cmd
+from dlready.cli import app
+assert "torch" not in sys.modules, "import"
+for args in ({flags}, []):
+    try:
+        app(["install-cmd", *args], standalone_mode=False)
+    except SystemExit:
+        pass
+    assert "torch" not in sys.modules, args
+print("torch-free")
+"""
+
+
+def test_install_cmd_never_imports_torch() -> None:
+    """Both with flags only and with real detection on this machine (torch IS installed)."""
+    result = subprocess.run(
+        [sys.executable, "-c", NO_TORCH.format(flags=H100_FLAGS)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("torch-free")
+
+
+def test_real_detection_on_this_machine_prints_one_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "dlready", "install-cmd"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1
+    assert result.stdout.startswith("pip install torch==")
+
+
+def test_docs_cover_flags_exit_codes_and_json_keys() -> None:
+    doc = (REPO / "docs" / "install-cmd.md").read_text()
+    help_text = runner.invoke(app, ["install-cmd", "--help"]).stdout
+    for flag in (
+        "--os",
+        "--arch",
+        "--python",
+        "--accelerator",
+        "--driver",
+        "--compute-capability",
+        "--variant",
+        "--torch",
+        "--manager",
+        "--packages",
+        "--explain",
+        "--json",
+    ):
+        assert flag in help_text
+        assert f"`{flag}" in doc, flag
+    for code in ExitCode:
+        assert f"| {int(code)} |" in doc
+    _, out, _ = invoke(*H100_FLAGS, "--json")
+    data = json.loads(out)["data"]
+    for key in [*data, *data["facts"], *data["packages"][0], *data["candidates"][0]]:
+        assert f"`{key}`" in doc, key

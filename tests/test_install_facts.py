@@ -1,0 +1,337 @@
+"""Machine facts for the planner: from recorded machines, and flags that win over detection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from dlready.install import (
+    FactOverrides,
+    MachineFacts,
+    PlanError,
+    apply_overrides,
+    facts_from_overrides,
+    facts_from_snapshot,
+    validate_overrides,
+)
+from dlready.install.facts import DETECTED, GIVEN, IMPLIED
+from dlready.model import MachineSnapshot
+from machines import replay_snapshot
+from scenarios_gpu import (
+    NVML_FAILURES,
+    RX_7900_XTX_DESKTOP_FILES,
+    library_not_found,
+    nvidia_scenario,
+    old_driver_2080_ti,
+)
+
+H100_BUS = "/sys/bus/pci/devices/0000:00:06.0"
+
+
+def _nvidia_without_driver() -> MachineSnapshot:
+    # The H100 server with its driver removed; the card (10de:2330) stays on the PCI bus.
+    return replay_snapshot(
+        "h100-80gb-hbm3",
+        nvml=library_not_found(),
+        files_extra={
+            f"{H100_BUS}/class": "0x030200\n",
+            f"{H100_BUS}/vendor": "0x10de\n",
+            f"{H100_BUS}/device": "0x2330\n",
+        },
+    )
+
+
+def _driver_not_loaded() -> MachineSnapshot:
+    failure = next(f for f in NVML_FAILURES if f.id == "driver-not-loaded")
+    return replay_snapshot("h100-80gb-hbm3", nvml=failure.backend())
+
+
+@dataclass(frozen=True)
+class Detected:
+    build: Callable[[], MachineSnapshot]
+    platform: str
+    python: str
+    accelerator: str
+    driver: str | None
+    capabilities: tuple[str, ...] | None
+    note: str | None = None
+
+
+DETECTED_MACHINES = [
+    pytest.param(
+        Detected(
+            lambda: replay_snapshot("h100-80gb-hbm3"),
+            "linux-x86_64",
+            "3.12",
+            "cuda",
+            "580.159.04",
+            ("9.0",),
+        ),
+        id="h100-recorded",
+    ),
+    pytest.param(
+        Detected(
+            lambda: replay_snapshot("h200-141gb"),
+            "linux-x86_64",
+            "3.12",
+            "cuda",
+            "580.159.04",
+            ("9.0",),
+        ),
+        id="h200-recorded",
+    ),
+    pytest.param(
+        Detected(
+            lambda: replay_snapshot("cpu-only-epyc-vm"), "linux-x86_64", "3.11", "cpu", None, None
+        ),
+        id="cpu-only-vm-recorded",
+    ),
+    pytest.param(
+        Detected(
+            lambda: replay_snapshot(
+                "h100-80gb-hbm3", nvml=nvidia_scenario("gtx-1060-laptop").replay()
+            ),
+            "linux-x86_64",
+            "3.12",
+            "cuda",
+            "545.23.06",
+            ("6.1",),
+        ),
+        id="gtx-1060-laptop",
+    ),
+    pytest.param(
+        Detected(
+            lambda: replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("4x-rtx-4090").replay()),
+            "linux-x86_64",
+            "3.12",
+            "cuda",
+            "580.159.04",
+            ("8.9", "8.9", "8.9", "8.9"),
+        ),
+        id="four-rtx-4090-every-gpu-listed",
+    ),
+    pytest.param(
+        Detected(
+            lambda: replay_snapshot("h100-80gb-hbm3", nvml=old_driver_2080_ti()),
+            "linux-x86_64",
+            "3.12",
+            "cuda",
+            "455.32.00",
+            ("7.5",),
+        ),
+        id="rtx-2080-ti-old-driver",
+    ),
+    pytest.param(
+        Detected(
+            lambda: replay_snapshot(
+                "cpu-only-epyc-vm",
+                nvml=library_not_found(),
+                files_extra=dict(RX_7900_XTX_DESKTOP_FILES),
+            ),
+            "linux-x86_64",
+            "3.11",
+            "rocm",
+            None,
+            None,
+        ),
+        id="amd-rx-7900-xtx-desktop",
+    ),
+    pytest.param(
+        Detected(
+            _nvidia_without_driver,
+            "linux-x86_64",
+            "3.12",
+            "cuda",
+            None,
+            None,
+            note="install or repair the NVIDIA driver",
+        ),
+        id="nvidia-on-the-bus-without-driver-is-still-cuda",
+    ),
+    pytest.param(
+        Detected(
+            _driver_not_loaded, "linux-x86_64", "3.12", "cpu", None, None, note="driver_not_loaded"
+        ),
+        id="driver-not-loaded-is-noted",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", DETECTED_MACHINES)
+def test_facts_from_recorded_machines(case: Detected) -> None:
+    facts = facts_from_snapshot(case.build())
+    assert facts.platform == case.platform
+    assert facts.python.value == case.python
+    assert facts.accelerator.value == case.accelerator
+    assert facts.accelerator.origin == DETECTED
+    assert facts.driver_version.value == case.driver
+    assert facts.compute_capabilities.value == case.capabilities
+    assert facts.is_wsl.value is False
+    if case.note:
+        assert any(case.note in note for note in facts.notes), facts.notes
+    else:
+        assert facts.notes == ()
+
+
+def test_gpu_names_follow_the_capabilities() -> None:
+    facts = facts_from_snapshot(replay_snapshot("h100-80gb-hbm3"))
+    assert facts.gpu_names == ("NVIDIA H100 80GB HBM3",)
+    assert facts.compute_capabilities.detail == "NVML"
+
+
+def _h100() -> MachineFacts:
+    return facts_from_snapshot(replay_snapshot("h100-80gb-hbm3"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "value", "origin"),
+    [
+        pytest.param(FactOverrides(os="windows"), "os", "windows", GIVEN, id="os"),
+        pytest.param(FactOverrides(arch="arm64"), "arch", "arm64", GIVEN, id="arch"),
+        pytest.param(FactOverrides(python="3.10"), "python", "3.10", GIVEN, id="python"),
+        pytest.param(
+            FactOverrides(driver="550.54.14"), "driver_version", "550.54.14", GIVEN, id="driver"
+        ),
+        pytest.param(
+            FactOverrides(compute_capabilities=("8.6", "8.6")),
+            "compute_capabilities",
+            ("8.6", "8.6"),
+            GIVEN,
+            id="compute-capabilities-replace-detected",
+        ),
+        pytest.param(
+            FactOverrides(accelerator="cpu"), "accelerator", "cpu", GIVEN, id="accelerator"
+        ),
+    ],
+)
+def test_a_given_flag_wins_over_detection(
+    overrides: FactOverrides, field: str, value: object, origin: str
+) -> None:
+    facts = apply_overrides(_h100(), validate_overrides(overrides))
+    fact = getattr(facts, field)
+    assert (fact.value, fact.origin) == (value, origin)
+    assert facts.driver_version.value == (overrides.driver or "580.159.04"), (
+        "flags not given keep their detected value"
+    )
+
+
+def test_driver_flag_on_a_cpu_machine_implies_cuda() -> None:
+    cpu = facts_from_snapshot(replay_snapshot("cpu-only-epyc-vm"))
+    facts = apply_overrides(cpu, validate_overrides(FactOverrides(driver="580.65.06")))
+    assert (facts.accelerator.value, facts.accelerator.origin) == ("cuda", IMPLIED)
+    assert facts.accelerator.detail == "by --driver"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message", "nearest"),
+    [
+        pytest.param(FactOverrides(os="solaris"), "unknown --os", "--os", id="os"),
+        pytest.param(FactOverrides(os="Darwin"), None, None, id="os-alias-darwin-is-macos"),
+        pytest.param(FactOverrides(arch="armv7l"), "unknown --arch", "--arch", id="arch"),
+        pytest.param(FactOverrides(arch="AMD64"), None, None, id="arch-alias-amd64"),
+        pytest.param(
+            FactOverrides(python="3"), "not a Python version", "--python X.Y", id="python"
+        ),
+        pytest.param(
+            FactOverrides(accelerator="gpu"),
+            "unknown --accelerator",
+            "--accelerator",
+            id="accelerator",
+        ),
+        pytest.param(
+            FactOverrides(driver="latest"),
+            "not an NVIDIA driver version",
+            "--driver like",
+            id="driver",
+        ),
+        pytest.param(
+            FactOverrides(compute_capabilities=("8",)),
+            "not a compute capability",
+            "--compute-capability X.Y",
+            id="compute-capability",
+        ),
+        pytest.param(
+            FactOverrides(compute_capabilities=("sm_86", "8.9,9.0")),
+            None,
+            None,
+            id="compute-capability-sm-and-comma-forms",
+        ),
+    ],
+)
+def test_flag_validation(
+    overrides: FactOverrides, message: str | None, nearest: str | None
+) -> None:
+    if message is None:
+        validated = validate_overrides(overrides)
+        if overrides.os:
+            assert validated.os == "macos"
+        if overrides.arch:
+            assert validated.arch == "x86_64"
+        if overrides.compute_capabilities:
+            assert validated.compute_capabilities == ("8.6", "8.9", "9.0")
+        return
+    with pytest.raises(PlanError) as info:
+        validate_overrides(overrides)
+    assert message in info.value.message
+    assert nearest
+    assert nearest in (info.value.nearest_valid or "")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "covers"),
+    [
+        pytest.param(
+            FactOverrides(os="linux", arch="x86_64", python="3.12", accelerator="cpu"),
+            True,
+            id="cpu-all-basics",
+        ),
+        pytest.param(
+            FactOverrides(os="linux", arch="x86_64", python="3.12", accelerator="cuda"),
+            False,
+            id="cuda-needs-a-driver-too",
+        ),
+        pytest.param(
+            FactOverrides(
+                os="linux", arch="x86_64", python="3.12", accelerator="cuda", driver="580.65.06"
+            ),
+            True,
+            id="cuda-with-driver",
+        ),
+        pytest.param(
+            FactOverrides(os="linux", arch="x86_64", accelerator="cpu"), False, id="python-missing"
+        ),
+    ],
+)
+def test_detection_is_skipped_only_when_flags_say_everything(
+    overrides: FactOverrides, covers: bool
+) -> None:
+    assert overrides.covers_detection is covers
+
+
+def test_facts_from_overrides_mark_everything_given() -> None:
+    facts = facts_from_overrides(
+        validate_overrides(
+            FactOverrides(os="windows", arch="x86_64", python="3.8", accelerator="cpu")
+        )
+    )
+    assert facts.platform == "windows-x86_64"
+    assert {facts.os.origin, facts.arch.origin, facts.python.origin} == {GIVEN}
+    assert facts.driver_version.origin == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("os", "arch", "platform"),
+    [
+        ("linux", "arm64", "linux-aarch64"),
+        ("macos", "aarch64", "macos-arm64"),
+        ("windows", "x86_64", "windows-x86_64"),
+        ("windows", "arm64", "windows-arm64"),
+    ],
+)
+def test_platform_names(os: str, arch: str, platform: str) -> None:
+    facts = facts_from_overrides(
+        validate_overrides(FactOverrides(os=os, arch=arch, python="3.12", accelerator="cpu"))
+    )
+    assert facts.platform == platform

@@ -1,0 +1,252 @@
+"""Does the installed torch fit the machine? Table-driven over recorded machines.
+
+The installed torch comes from the text of ``torch/version.py`` as each build writes it
+(``__version__ = '2.11.0+cu130'``, ``cuda = '13.0'``); the recorded machines had 2.11.0+cu130.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from dlready.install import judge_installed_torch, recommended_command_line
+from dlready.model import MachineSnapshot, TorchInstall
+from dlready.probes.torch_meta import torch_install_from_version_py
+from machines import replay_snapshot
+from scenarios_gpu import (
+    NVML_FAILURES,
+    RX_7900_XTX_DESKTOP_FILES,
+    library_not_found,
+    nvidia_scenario,
+    old_driver_2080_ti,
+)
+
+SITE = "/usr/lib/python3/site-packages/torch"
+
+
+def torch_build(version: str, cuda: str | None = None, hip: str | None = None) -> TorchInstall:
+    """A torch install as its ``torch/version.py`` describes it."""
+    text = f"__version__ = '{version}'\ncuda = {cuda!r}\nhip = {hip!r}\n"
+    return torch_install_from_version_py(text, SITE)
+
+
+CU130_2_11 = torch_build("2.11.0+cu130", cuda="13.0")
+CPU_2_11 = torch_build("2.11.0+cpu")
+
+
+def h100(torch: TorchInstall | None = None) -> Callable[[], MachineSnapshot]:
+    return lambda: replay_snapshot("h100-80gb-hbm3", torch=torch)
+
+
+def nvidia(scenario: str, torch: TorchInstall) -> Callable[[], MachineSnapshot]:
+    return lambda: replay_snapshot(
+        "h100-80gb-hbm3", nvml=nvidia_scenario(scenario).replay(), torch=torch
+    )
+
+
+def cpu_vm(torch: TorchInstall | None = None) -> Callable[[], MachineSnapshot]:
+    return lambda: replay_snapshot("cpu-only-epyc-vm", torch=torch)
+
+
+def amd_desktop(torch: TorchInstall) -> Callable[[], MachineSnapshot]:
+    return lambda: replay_snapshot(
+        "cpu-only-epyc-vm",
+        nvml=library_not_found(),
+        files_extra=dict(RX_7900_XTX_DESKTOP_FILES),
+        torch=torch,
+    )
+
+
+@dataclass(frozen=True)
+class Case:
+    build: Callable[[], MachineSnapshot]
+    status: str
+    problems: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+    fix: str | None = None
+    """The exact fix command, or "" for "no fix command"."""
+
+
+CU = "https://download.pytorch.org/whl/"
+
+CASES = [
+    pytest.param(Case(h100(), "fits", fix=""), id="h100-as-recorded-2.11.0+cu130-fits"),
+    pytest.param(
+        Case(h100(torch_build("2.11.0", cuda="13.0")), "fits"),
+        id="pypi-build-without-local-version-read-from-cuda-version",
+    ),
+    pytest.param(
+        Case(
+            h100(CPU_2_11),
+            "mismatch",
+            problems=("CPU build on a machine with an NVIDIA GPU",),
+            fix="pip install torch==2.11.0+cu130 torchvision==0.26.0+cu130 "
+            f"torchaudio==2.11.0+cu130 --index-url {CU}cu130",
+        ),
+        id="cpu-build-on-nvidia-fix-keeps-the-version-with-local-pins",
+    ),
+    pytest.param(
+        Case(
+            nvidia("gtx-1060-laptop", CU130_2_11),
+            "mismatch",
+            problems=("needs NVIDIA driver >= 580", "compute capability 6.1) is not in the arch"),
+            fix="pip install torch==2.11.0+cu126 torchvision==0.26.0+cu126 "
+            f"torchaudio==2.11.0+cu126 --index-url {CU}cu126",
+        ),
+        id="gtx-1060-with-cu130-driver-too-old-and-sm61-missing",
+    ),
+    pytest.param(
+        Case(
+            nvidia("gtx-1060-laptop", torch_build("2.11.0+cu126", cuda="12.6")),
+            "fits",
+            warnings=("minor-version compatibility",),
+        ),
+        id="gtx-1060-with-cu126-fits-by-minor-compat",
+    ),
+    pytest.param(
+        Case(nvidia("rtx-2080-ti-desktop", CU130_2_11), "fits"),
+        id="rtx-2080-ti-sm75-in-cu130",
+    ),
+    pytest.param(
+        Case(
+            lambda: replay_snapshot("h100-80gb-hbm3", nvml=old_driver_2080_ti(), torch=CU130_2_11),
+            "mismatch",
+            problems=("needs NVIDIA driver >= 580", "no install command fits either"),
+            fix="",
+        ),
+        id="driver-455-fits-no-current-build-and-says-so",
+    ),
+    pytest.param(
+        Case(
+            h100(torch_build("2.6.0+cu118", cuda="11.8")),
+            "fits",
+            warnings=("UNCONFIRMED",),
+        ),
+        id="arch-list-marked-unconfirmed-warns",
+    ),
+    pytest.param(
+        Case(
+            h100(torch_build("2.9.1+rocm6.4", hip="6.4.43482")),
+            "mismatch",
+            problems=("ROCm build on a machine with an NVIDIA GPU",),
+        ),
+        id="rocm-build-on-nvidia",
+    ),
+    pytest.param(
+        Case(
+            h100(torch_build("2.15.0+cu130", cuda="13.0")),
+            "unknown",
+            problems=("not in the compatibility table",),
+        ),
+        id="release-newer-than-the-table-is-unknown-not-fits",
+    ),
+    pytest.param(
+        Case(
+            cpu_vm(),
+            "not_installed",
+            problems=("not installed",),
+            fix=f"pip install torch==2.14.1 torchvision==0.29.1 --index-url {CU}cpu",
+        ),
+        id="not-installed-gets-the-recommended-command",
+    ),
+    pytest.param(Case(cpu_vm(torch_build("2.13.0+cpu")), "fits"), id="cpu-build-on-cpu-vm"),
+    pytest.param(
+        Case(cpu_vm(CU130_2_11), "fits", warnings=("runs on the CPU only",)),
+        id="cuda-build-without-gpu-works-but-warns",
+    ),
+    pytest.param(
+        Case(
+            cpu_vm(torch_build("2.9.1+rocm6.4", hip="6.4.43482")),
+            "mismatch",
+            problems=("no AMD GPU",),
+        ),
+        id="rocm-build-without-amd-gpu",
+    ),
+    pytest.param(
+        Case(amd_desktop(torch_build("2.9.1+rocm6.4", hip="6.4.43482")), "fits", warnings=("gfx",)),
+        id="rocm-build-on-amd",
+    ),
+    pytest.param(
+        Case(
+            amd_desktop(CPU_2_11),
+            "mismatch",
+            problems=("ROCm build exists",),
+            fix="pip install torch==2.11.0+rocm7.2 torchvision==0.26.0+rocm7.2 "
+            f"torchaudio==2.11.0+rocm7.2 --index-url {CU}rocm7.2",
+        ),
+        id="cpu-build-on-linux-amd",
+    ),
+    pytest.param(
+        Case(
+            amd_desktop(CU130_2_11), "mismatch", problems=("CUDA build on a machine with an AMD",)
+        ),
+        id="cuda-build-on-amd",
+    ),
+    pytest.param(
+        Case(
+            lambda: replay_snapshot(
+                "h100-80gb-hbm3",
+                nvml=next(f for f in NVML_FAILURES if f.id == "driver-not-loaded").backend(),
+                torch=CU130_2_11,
+            ),
+            "unknown",
+            problems=("driver stack could not be read",),
+        ),
+        id="cuda-build-with-a-broken-driver-is-unknown",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_judge_installed_torch(case: Case) -> None:
+    fit = judge_installed_torch(case.build())
+    assert fit.status == case.status, fit
+    problems = "\n".join(fit.problems)
+    for text in case.problems:
+        assert text in problems, problems
+    warnings = "\n".join(fit.warnings)
+    for text in case.warnings:
+        assert text in warnings, warnings
+    if case.fix == "":
+        assert fit.fix_command is None
+    elif case.fix is not None:
+        assert fit.fix_command == case.fix
+
+
+def test_variant_and_its_source_are_reported() -> None:
+    fit = judge_installed_torch(h100(torch_build("2.11.0", cuda="13.0"))())
+    assert (fit.version, fit.variant) == ("2.11.0", "cu130")
+    assert fit.to_jsonable()["status"] == "fits"
+
+
+@pytest.mark.parametrize(
+    ("build", "command"),
+    [
+        pytest.param(
+            h100(),
+            f"pip install torch==2.14.1 torchvision==0.29.1 --index-url {CU}cu130",
+            id="h100",
+        ),
+        pytest.param(
+            nvidia("gtx-1060-laptop", CU130_2_11),
+            f"pip install torch==2.14.1 torchvision==0.29.1 --index-url {CU}cu126",
+            id="gtx-1060-laptop",
+        ),
+        pytest.param(
+            cpu_vm(),
+            f"pip install torch==2.14.1 torchvision==0.29.1 --index-url {CU}cpu",
+            id="cpu-vm",
+        ),
+        pytest.param(
+            lambda: replay_snapshot("h100-80gb-hbm3", nvml=old_driver_2080_ti()),
+            None,
+            id="no-fit-is-none",
+        ),
+    ],
+)
+def test_recommended_command_line(
+    build: Callable[[], MachineSnapshot], command: str | None
+) -> None:
+    assert recommended_command_line(build()) == command
