@@ -384,3 +384,52 @@ def test_all_reduce_fails_when_the_collective_lies(
     monkeypatch.setattr(dist, "all_reduce", all_reduce)
     with pytest.raises(CheckFailedError, match=r"all_reduce over 1 ranks gave 2\.0"):
         _run("distributed.all_reduce", cpu)
+
+
+def test_autocast_refused_by_the_device_is_a_skip_with_the_reason(
+    cpu: DeviceContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def autocast(*_args: Any, **_kwargs: Any) -> Any:
+        # torch's text on GPUs older than compute capability 8.0
+        raise RuntimeError(
+            "Current CUDA Device does not support bfloat16. Please switch dtype to float16."
+        )
+
+    monkeypatch.setattr(torch, "autocast", autocast)
+    outcome = _run("amp.bfloat16", cpu)
+    assert outcome.status == "skipped"
+    assert "does not support bfloat16" in outcome.message
+
+
+@pytest.mark.parametrize("to_device", [True, False], ids=["h2d", "d2h"])
+def test_transfer_measurement_runs_and_verifies(to_device: bool) -> None:
+    """The host-copy code path, on the CPU without pinning (pinning needs an accelerator)."""
+    from dlready.smoke.speed import plan_for, transfer_bandwidth
+
+    outcome = transfer_bandwidth(
+        torch.device("cpu"), 4 << 20, to_device, plan_for("cpu", False), pin=False
+    )
+    assert outcome.status == "pass"
+    assert outcome.measured["unit"] == "GB/s"
+    assert outcome.measured["value"] > 0
+
+
+@pytest.mark.parametrize("to_device", [True, False], ids=["h2d", "d2h"])
+def test_transfer_measurement_fails_when_a_copy_changes_the_data(
+    to_device: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dlready.smoke.speed import plan_for, transfer_bandwidth
+
+    original = torch.Tensor.copy_
+
+    def copy_(self: torch.Tensor, source: torch.Tensor, non_blocking: bool = False) -> Any:
+        result = original(self, source, non_blocking)
+        if self.dtype is torch.uint8 and self.numel() > 1000:
+            self.view(-1)[7] = (int(source.view(-1)[7]) + 1) % 256
+        return result
+
+    monkeypatch.setattr(torch.Tensor, "copy_", copy_)
+    with pytest.raises(CheckFailedError, match="copy changed the data"):
+        transfer_bandwidth(
+            torch.device("cpu"), 4 << 20, to_device, plan_for("cpu", False), pin=False
+        )

@@ -142,3 +142,45 @@ def test_the_worker_keeps_its_protocol_channel_clean() -> None:
     assert completed.stdout == '{"event": "ping"}\n'
     assert "stray output" in completed.stderr
     assert "stray bytes" in completed.stderr
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to watch the pid")
+def test_a_hung_worker_ends_when_its_parent_is_killed() -> None:
+    import signal
+    import subprocess
+    import time
+
+    parent_code = (
+        "import subprocess, sys, time, json\n"
+        "worker = subprocess.Popen([sys.executable, '-m', 'dlready.smoke.worker'],"
+        " stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)\n"
+        "worker.stdout.readline()\n"
+        "worker.stdin.write(json.dumps({'op': 'run', 'device': 'cpu', 'checks': ['device']})"
+        " + '\\n')\n"
+        "worker.stdin.flush()\n"
+        "print(worker.pid, flush=True)\n"
+        "time.sleep(3600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env("hang_in_device"),
+    )
+    assert parent.stdout is not None
+    worker_pid = int(parent.stdout.readline())
+    assert _alive(worker_pid)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while _alive(worker_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(worker_pid), "the orphaned worker kept running"

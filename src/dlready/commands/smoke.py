@@ -149,6 +149,7 @@ def smoke_command(
         str,
         typer.Option(
             "--device",
+            metavar="DEVICE",
             help="Device to test: auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps.",
         ),
     ] = "auto",
@@ -196,7 +197,7 @@ def smoke_command(
 ) -> None:
     """Prove that the installed PyTorch works on this device, and measure how fast it is.
 
-    Runs the basics of shared/SEED.md (tensors, autograd, a linear layer per dtype, nn.Module,
+    Runs the PyTorch basics (tensors, autograd, a linear layer per dtype, nn.Module,
     back-propagation, train/eval, mixed precision) on the device and checks each against an
     independent reference, then measures matmul TFLOP/s per dtype, memory bandwidth and
     host-to-device bandwidth against the device's expected figures. Every check runs in a
@@ -277,7 +278,7 @@ def smoke_command(
             machine = snapshot()
             outcome = runner.run(nvidia_gpu_present(machine))
         except KeyboardInterrupt:
-            runner.close()
+            runner.kill()
             raise _emit_could_not_run(
                 json_output, "interrupted", None, {"reason": "interrupted"}
             ) from None

@@ -627,7 +627,9 @@ def _autocast_check(ctx: DeviceContext, key: str) -> Outcome:
             with torch.autocast(device_type=ctx.type, dtype=dtype), torch.no_grad():
                 mixed = layer(x)
         except RuntimeError as exc:
-            if "not supported" in str(exc) or "unsupported" in str(exc).lower():
+            # e.g. "Current CUDA Device does not support bfloat16. Please switch dtype to
+            # float16." on GPUs older than compute capability 8.0
+            if "not support" in str(exc) or "unsupported" in str(exc).lower():
                 return skipped(f"autocast to {key} is not supported on {ctx.type}: {exc}")
             raise
     disabled = [str(w.message) for w in caught if "autocast" in str(w.message).lower()]
@@ -849,6 +851,7 @@ def probe_device(
     major = minor = None
     arch_support = None
     if device.type == "cuda":
+        torch.cuda.set_device(device)  # events and default streams follow the current device
         props = torch.cuda.get_device_properties(device)
         major, minor = int(props.major), int(props.minor)
         arch_list = list(torch.cuda.get_arch_list())

@@ -271,6 +271,10 @@ class Runner:
                 self._worker.kill()
             self._worker = None
 
+    def kill(self) -> None:
+        """Kill the worker now (on Ctrl-C): no grace period for a check in progress."""
+        self._drop_worker(kill=True)
+
     def close(self) -> None:
         """Stop the worker (if any)."""
         if self._worker is not None:

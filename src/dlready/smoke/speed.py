@@ -267,14 +267,26 @@ def _transfer(ctx: DeviceContext, to_device: bool) -> Outcome:
     if ctx.type == "mps":
         return skipped("Apple silicon shares memory between CPU and GPU: no PCIe link to measure")
     plan = plan_for(ctx.type, ctx.full)
-    count = plan.transfer_bytes
-    host = _patterned(count, torch.device("cpu"), pin=True)
-    on_device = torch.empty(count, dtype=torch.uint8, device=ctx.device)
-    host_back = torch.empty(count, dtype=torch.uint8).pin_memory()
+    return transfer_bandwidth(ctx.device, plan.transfer_bytes, to_device, plan)
+
+
+def transfer_bandwidth(
+    device: torch.device, count: int, to_device: bool, plan: Plan, pin: bool = True
+) -> Outcome:
+    """Median GB/s of ``count``-byte copies between host memory and ``device``, verified.
+
+    ``pin`` is False only in tests, which run this on a CPU (pinning needs an accelerator).
+    """
+    direction = "host-to-device" if to_device else "device-to-host"
+    host = _patterned(count, torch.device("cpu"), pin=pin)
+    on_device = torch.empty(count, dtype=torch.uint8, device=device)
+    host_back = torch.empty(count, dtype=torch.uint8)
+    if pin:
+        host_back = host_back.pin_memory()
     if to_device:
         times = time_runs(
             lambda: on_device.copy_(host, non_blocking=True),
-            ctx.device,
+            device,
             plan.warmup,
             plan.iterations,
             plan.budget_s,
@@ -283,12 +295,12 @@ def _transfer(ctx: DeviceContext, to_device: bool) -> Outcome:
         on_device.copy_(host)
         times = time_runs(
             lambda: host_back.copy_(on_device, non_blocking=True),
-            ctx.device,
+            device,
             plan.warmup,
             plan.iterations,
             plan.budget_s,
         )
-    synchronize(ctx.device)
+    synchronize(device)
     median_s = statistics.median(times)
     gbps = count / median_s / 1e9 if median_s > 0 else math.inf
     measured = {
@@ -297,12 +309,13 @@ def _transfer(ctx: DeviceContext, to_device: bool) -> Outcome:
         "bytes": count,
         "runs": len(times),
         "median_ms": median_s * 1e3,
-        "pinned": True,
+        "pinned": pin,
     }
     if to_device:
         host_back.copy_(on_device)
     expect(torch.equal(host_back, host), f"the {direction} copy changed the data", **measured)
-    return passed(f"{gbps:.3g} GB/s {direction}, pinned, {count // _MIB} MiB", **measured)
+    pinned = "pinned" if pin else "pageable"
+    return passed(f"{gbps:.3g} GB/s {direction}, {pinned}, {count // _MIB} MiB", **measured)
 
 
 def measure_h2d(ctx: DeviceContext) -> Outcome:

@@ -106,14 +106,19 @@ class Worker:
             error_type=error_type,
         )
 
-    def _set_threads(self, context: Any, name: str) -> None:
-        """One CPU thread for the tiny correctness checks, all of them for speed.
+    def _prepare(self, context: Any, name: str) -> None:
+        """Make the tested GPU current; one CPU thread for the tiny correctness checks.
 
-        Tensors of a few hundred values gain nothing from threads, and on a busy machine the
-        thread pool's waiting turns milliseconds into seconds; the speed checks want them all.
+        CUDA events and default streams belong to the *current* device, so with several GPUs
+        (``--all-devices``) the tested one must be current. On a CPU, tensors of a few hundred
+        values gain nothing from threads, and on a busy machine the thread pool's waiting turns
+        milliseconds into seconds; the speed checks still get every thread.
         """
         import torch
 
+        if context.type == "cuda":
+            torch.cuda.set_device(context.device)
+            return
         if context.type != "cpu":
             return
         wanted = self._threads if name.startswith("speed.") else 1
@@ -189,7 +194,7 @@ class Worker:
                 self._result(name, "fail", f"this worker has no check named {name!r}", started)
                 continue
             try:
-                self._set_threads(context, name)
+                self._prepare(context, name)
                 if name == "burn":
                     outcome = function(context, float(request.get("burn_s", 0)))
                 else:
@@ -211,8 +216,28 @@ class Worker:
         self._channel.send("done")
 
 
+def _exit_with_parent(poll_s: float = 1.0) -> None:
+    """End this process when the parent dies, even in the middle of a hung check.
+
+    The worker runs in its own session (so the parent can kill its whole group), which also
+    means nothing else would stop it if the parent were killed outright.
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="dlready-parent-watch", daemon=True).start()
+
+
 def main() -> int:
     """Entry point of ``python -m dlready.smoke.worker``."""
+    _exit_with_parent()
     channel = _Channel(_claim_stdout())
     started = time.perf_counter()
     try:
