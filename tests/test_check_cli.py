@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -240,3 +242,166 @@ def test_list_profiles() -> None:
     result = runner.invoke(app, ["check", "--list-profiles"])
     assert result.exit_code == 0
     assert result.stdout.splitlines()[0].startswith("book-2020 (default): ")
+
+
+def _edited_snapshot(tmp_path: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    document = to_jsonable(replay_snapshot("h100-80gb-hbm3"))
+    edit(document)
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _set_gpu(field: str, value: object) -> Callable[[dict[str, Any]], None]:
+    def edit(document: dict[str, Any]) -> None:
+        document["gpus"][0][field]["value"] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        pytest.param(
+            _set_gpu("compute_capability", "sm_90"),
+            "$.gpus[0].compute_capability.value: expected MAJOR.MINOR",
+            id="capability-form",
+        ),
+        pytest.param(
+            _set_gpu("temperature_c", 10**400), "$.gpus[0].temperature_c.value: ", id="huge-number"
+        ),
+        pytest.param(
+            _set_gpu("temperature_c", "hot"),
+            "$.gpus[0].temperature_c.value: expected a number",
+            id="text-for-number",
+        ),
+    ],
+)
+def test_hand_edited_snapshots_fail_cleanly(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], None], message: str
+) -> None:
+    result = runner.invoke(app, ["check", "--snapshot", str(_edited_snapshot(tmp_path, edit))])
+    assert result.exit_code == ExitCode.USAGE
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_nan_in_a_snapshot_is_refused(tmp_path: Path) -> None:
+    path = _edited_snapshot(tmp_path, _set_gpu("temperature_c", 1.5))
+    path.write_text(path.read_text().replace('"value": 1.5', '"value": NaN'))
+    result = runner.invoke(app, ["check", "--snapshot", str(path)])
+    assert result.exit_code == ExitCode.USAGE
+    assert "NaN is not a JSON number" in result.stderr
+
+
+@pytest.mark.parametrize("watts", ["nan", "inf", "1e400", "-5", "0"])
+def test_psu_watts_must_be_plausible(watts: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    flag = runner.invoke(app, ["check", "--json", "--psu-watts", watts])
+    assert flag.exit_code == ExitCode.USAGE
+    assert flag.stdout == ""
+    monkeypatch.setenv("DLREADY_PSU_WATTS", watts)
+    env = runner.invoke(app, ["check", "--json"])
+    assert env.exit_code == ExitCode.USAGE
+    assert "between 1 and 100000" in env.stderr
+
+
+@pytest.mark.parametrize(
+    ("toml_tail", "message"),
+    [
+        pytest.param(
+            "[psu]\nminimum_headroom_fraction = 1e308\n",
+            "expected a fraction between 0 and 10",
+            id="huge-headroom",
+        ),
+        pytest.param(
+            "[psu]\nwatts_per_gpu = inf\n", "expected a non-negative number", id="infinite-watts"
+        ),
+        pytest.param(
+            "[psu.cpu_tdp_w]\nepyc = -100\n", "expected a non-negative number", id="negative"
+        ),
+        pytest.param(
+            "[gpu.recommended]\npcie_width_lanes = 16\n", "unknown key", id="pcie-recommended"
+        ),
+        pytest.param(
+            '[[gpu.caveats]]\ntext = "old"\n',
+            "every caveat needs below_compute_capability",
+            id="caveat-incomplete",
+        ),
+        pytest.param(
+            "[memory.minimum]\neffective_total_gib = 64\n[memory.recommended]\neffective_total_gib = 32\n",
+            "memory.minimum.effective_total_gib: 64 is stricter",
+            id="minimum-above-recommended",
+        ),
+        pytest.param(
+            '[gpu.minimum]\ncompute_capability = "8.0"\n[gpu.recommended]\ncompute_capability = "7.5"\n',
+            "gpu.minimum.compute_capability",
+            id="capability-order",
+        ),
+    ],
+)
+def test_spec_files_are_validated(tmp_path: Path, toml_tail: str, message: str) -> None:
+    spec = tmp_path / "mine.toml"
+    spec.write_text('schema = 1\nname = "mine"\ntitle = "t"\n' + toml_tail)
+    result = runner.invoke(
+        app,
+        [
+            "check",
+            "--spec",
+            str(spec),
+            "--snapshot",
+            str(_saved_snapshot(tmp_path, "h100-80gb-hbm3")),
+        ],
+    )
+    assert result.exit_code == ExitCode.USAGE, result.stdout
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_spec_file_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    spec = tmp_path / "windows.toml"
+    spec.write_bytes('\ufeffschema = 1\nname = "w"\ntitle = "t"\n'.encode())
+    result = runner.invoke(
+        app,
+        [
+            "check",
+            "--spec",
+            str(spec),
+            "--snapshot",
+            str(_saved_snapshot(tmp_path, "h100-80gb-hbm3")),
+        ],
+    )
+    assert result.exit_code == ExitCode.OK, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("redirect", "message"),
+    [
+        pytest.param(">/dev/full", "cannot write the result to stdout", id="disk-full"),
+        pytest.param(">&-", "stdout is closed", id="stdout-closed"),
+    ],
+)
+@pytest.mark.parametrize("args", ["check --json", "check", "install-cmd"])
+def test_unwritable_stdout_is_exit_3_without_traceback(
+    redirect: str, message: str, args: str
+) -> None:
+    result = subprocess.run(
+        f"{sys.executable} -m dlready {args} {redirect}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == ExitCode.COULD_NOT_RUN
+    assert "Traceback" not in result.stderr
+    assert message in result.stderr
+
+
+def test_install_command_line_is_never_wrapped(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["check", "--snapshot", str(_saved_snapshot(tmp_path, "h100-80gb-hbm3"))]
+    )
+    lines = result.stdout.splitlines()
+    command = lines[lines.index("Newest PyTorch for this machine:") + 1].strip()
+    assert command.startswith("pip install torch==")
+    assert command.endswith("--index-url https://download.pytorch.org/whl/cu130")

@@ -92,7 +92,7 @@ def test_builtin_profiles_load_and_book_is_the_seed_table() -> None:
         ),
         pytest.param(
             ("usable_cpus = 12", 'usable_cpus = "many"'),
-            r"cpu\.recommended\.usable_cpus: expected a number",
+            r"cpu\.recommended\.usable_cpus: expected a non-negative number",
             id="wrong-type",
         ),
         pytest.param(
@@ -241,14 +241,8 @@ def test_psu_from_dmi_when_not_declared() -> None:
         pytest.param(
             SoftwareFinding("mismatch", ("CPU build on an NVIDIA machine.",), "pip install x"),
             Status.BELOW_MINIMUM,
-            "CPU build on an NVIDIA machine. Install with: pip install x",
+            "CPU build on an NVIDIA machine. Reinstall with: pip install x",
             id="mismatch",
-        ),
-        pytest.param(
-            SoftwareFinding("not_installed", (), "pip install torch"),
-            Status.UNKNOWN,
-            "not installed yet. Install with: pip install torch",
-            id="not-installed",
         ),
         pytest.param(None, Status.UNKNOWN, "Not judged", id="planner-missing"),
     ],
@@ -272,3 +266,27 @@ def test_failed_reading_keeps_its_reason_in_the_verdict() -> None:
     assert vram.status is Status.UNKNOWN
     assert "NVMLError_Unknown" in vram.advice
     assert gpu.memory_total_bytes.state is ReadState.FAILED
+
+
+def test_problems_read_as_sentences_and_warnings_become_notes() -> None:
+    finding = SoftwareFinding(
+        "mismatch",
+        ("needs driver >= 580", '"no kernel image is available"'),
+        "pip install y",
+        warnings=("only runs on the CPU here",),
+    )
+    verdict = judge_software(finding)
+    assert verdict is not None
+    assert verdict.advice == (
+        'needs driver >= 580. "no kernel image is available". Reinstall with: pip install y'
+    )
+    assert verdict.notes == ("only runs on the CPU here",)
+
+
+def test_torch_not_installed_is_not_a_part_to_judge() -> None:
+    # check runs before PyTorch is installed: --strict must not fail for that alone.
+    assert judge_software(SoftwareFinding("not_installed", (), "pip install torch")) is None
+    snapshot = replay_snapshot("h100-80gb-hbm3")
+    report = judge(snapshot, BOOK, SoftwareFinding("not_installed"), "pip install torch")
+    assert "software" not in {c.component for c in report.components}
+    assert report.install_command == "pip install torch"

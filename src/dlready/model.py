@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -377,7 +379,13 @@ def from_jsonable(cls: Any, data: Any, path: str = "$") -> Any:
     if target is float:
         if isinstance(data, bool) or not isinstance(data, (int, float)):
             raise SnapshotFormatError(f"{path}: expected a number, got {data!r}")
-        return float(data)
+        try:
+            number = float(data)
+        except OverflowError:
+            raise SnapshotFormatError(f"{path}: {data!r} is out of range") from None
+        if not math.isfinite(number):
+            raise SnapshotFormatError(f"{path}: expected a finite number, got {data!r}")
+        return number
     if target in (int, str, bool):
         if not isinstance(data, target) or (target is int and isinstance(data, bool)):
             raise SnapshotFormatError(f"{path}: expected {target.__name__}, got {data!r}")
@@ -416,7 +424,17 @@ def _substitute(hint: Any, bindings: dict[Any, Any]) -> Any:
     return origin[new_args] if len(new_args) > 1 else origin[new_args[0]]
 
 
+_CAPABILITY_PATTERN = re.compile(r"\d{1,2}\.\d{1,2}")
+
+
 def snapshot_from_jsonable(data: Any) -> MachineSnapshot:
     """Rebuild a snapshot; raises :class:`SnapshotFormatError` on a malformed document."""
     snapshot: MachineSnapshot = from_jsonable(MachineSnapshot, data, "$")
+    for position, gpu in enumerate(snapshot.gpus):
+        capability = gpu.compute_capability.value
+        if capability is not None and not _CAPABILITY_PATTERN.fullmatch(capability):
+            raise SnapshotFormatError(
+                f"$.gpus[{position}].compute_capability.value: expected MAJOR.MINOR like "
+                f'"8.6", got {capability!r}'
+            )
     return snapshot

@@ -6,9 +6,12 @@ never with ``NO_COLOR`` set.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -63,22 +66,60 @@ def envelope(
     }
 
 
+def _finite(value: Any) -> Any:
+    """NaN and infinities are not JSON; a reading that produced one is reported as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 def dump_json(document: Any) -> str:
-    """Stable JSON text: sorted keys, two-space indent."""
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    """Stable, strictly valid JSON text: sorted keys, two-space indent, no NaN."""
+    return json.dumps(
+        _finite(document), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False
+    )
 
 
 def print_json(document: Any) -> None:
-    """Write a JSON document to stdout."""
-    sys.stdout.write(dump_json(document) + "\n")
-    sys.stdout.flush()
+    """Write a JSON document to stdout (a closed or full stdout exits 3, see stdout_guard)."""
+    text = dump_json(document) + "\n"
+    with stdout_guard():
+        sys.stdout.write(text)
 
 
 def error_line(message: str, hint: str | None = None) -> None:
     """One clear error line on stderr (and an optional hint line)."""
     from rich.markup import escape
 
+    if sys.stderr is None:  # started with stderr closed: nowhere to explain
+        return
     console = stderr_console()
     console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
     if hint:
         console.print(f"[yellow]hint:[/] {escape(hint)}", markup=True, highlight=False)
+
+
+@contextlib.contextmanager
+def stdout_guard() -> Iterator[None]:
+    """Turn a closed, full or vanished stdout into exit code 3 instead of a traceback."""
+    if sys.stdout is None:
+        error_line("stdout is closed: there is nowhere to write the result")
+        raise SystemExit(int(ExitCode.COULD_NOT_RUN))
+    try:
+        yield
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, as Unix tools do, and keep Python
+        # from complaining again while it flushes stdout at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(int(ExitCode.COULD_NOT_RUN)) from None
+    except OSError as exc:
+        error_line(f"cannot write the result to stdout: {exc.strerror or exc}")
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(int(ExitCode.COULD_NOT_RUN)) from None

@@ -31,8 +31,12 @@ def load_snapshot_file(path: Path) -> MachineSnapshot:
     Raises:
         ValueError: with a one-line reason when the file is unreadable or malformed.
     """
+
+    def refuse_constant(name: str) -> Any:
+        raise ValueError(f"{path}: not JSON: {name} is not a JSON number")
+
     try:
-        document: Any = json.loads(path.read_text(encoding="utf-8"))
+        document: Any = json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse_constant)
     except OSError as exc:
         raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -73,6 +77,7 @@ def software_finding(
         status=str(fit.status),
         problems=tuple(fit.problems),
         fix_command=fit.fix_command,
+        warnings=tuple(getattr(fit, "warnings", ()) or ()),
     )
     return finding, command, None
 
@@ -133,7 +138,6 @@ def check_command(
         float | None,
         typer.Option(
             "--psu-watts",
-            min=1,
             help=f"Your power supply's rating in watts (or set {_ENV_PSU}); software cannot read it.",
         ),
     ] = None,
@@ -164,7 +168,10 @@ def check_command(
     from dlready.spec.profile import SpecError
 
     if list_profiles:
-        _list_profiles()
+        from dlready.output import stdout_guard
+
+        with stdout_guard():
+            _list_profiles()
         return
     if as_json and as_markdown:
         raise _fail("--json and --markdown cannot be combined", ExitCode.USAGE)
@@ -213,7 +220,23 @@ def _emit(
     as_json: bool,
     as_markdown: bool,
 ) -> None:
+    from dlready.output import stdout_guard
+
     exit_code = ExitCode.NOT_READY if report.fails(fail_on, strict) else ExitCode.OK
+    with stdout_guard():
+        _write_report(report, snapshot, fail_on, strict, as_json, as_markdown, exit_code)
+    raise typer.Exit(int(exit_code))
+
+
+def _write_report(
+    report: CheckReport,
+    snapshot: MachineSnapshot,
+    fail_on: FailOn,
+    strict: bool,
+    as_json: bool,
+    as_markdown: bool,
+    exit_code: ExitCode,
+) -> None:
     if as_json:
         from dlready.output import envelope, print_json
         from dlready.render.check_json import report_jsonable
@@ -239,7 +262,6 @@ def _emit(
         from dlready.render.check_render import render_table
 
         render_table(report, snapshot, stdout_console())
-    raise typer.Exit(int(exit_code))
 
 
 def _list_profiles() -> None:

@@ -308,7 +308,10 @@ def smoke_command(
         ]
         print_json(envelope("smoke", code, report_data(report), errors=errors))
     else:
-        render_report(report, stdout_console())
+        from dlready.output import stdout_guard
+
+        with stdout_guard():
+            render_report(report, stdout_console())
     if code is ExitCode.USAGE:
         from dlready.output import error_line
 

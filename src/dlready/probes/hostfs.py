@@ -12,6 +12,8 @@ from typing import Protocol
 
 # /proc and /sys files are small; a cap protects against a pseudo-file that never ends.
 _MAX_READ_BYTES = 4 * 1024 * 1024
+# Read in page-sized chunks: /proc/sys refuses one large read ("Cannot allocate memory").
+_CHUNK_BYTES = 64 * 1024
 
 
 class HostFiles(Protocol):
@@ -46,11 +48,19 @@ class RealHostFiles:
 
     def read_bytes(self, path: str) -> bytes | None:
         """The file's raw bytes, or None when it is missing or unreadable."""
+        chunks: list[bytes] = []
+        total = 0
         try:
             with open(self._resolve(path), "rb") as handle:
-                return handle.read(_MAX_READ_BYTES)
+                while total < _MAX_READ_BYTES:
+                    chunk = handle.read(_CHUNK_BYTES)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+                    total += len(chunk)
         except OSError:
             return None
+        return b"".join(chunks)
 
     def list_dir(self, path: str) -> list[str] | None:
         """Sorted entry names of a directory, or None when it is missing or unreadable."""

@@ -6,6 +6,7 @@ No consumer PC tells software its PSU rating. Servers may, in SMBIOS "System Pow
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from dlready.model import PowerSupplyInfo, Reading, Source
@@ -47,10 +48,10 @@ def declared_capacity_w(cli_watts: float | None, environ: Mapping[str, str]) -> 
     """The PSU rating from ``--psu-watts`` or ``DLREADY_PSU_WATTS``; the flag wins.
 
     Raises:
-        ValueError: when the environment variable is not a positive number.
+        ValueError: when the flag or the environment variable is not a plausible wattage.
     """
     if cli_watts is not None:
-        return Reading.read(float(cli_watts), Source.USER)
+        return Reading.read(_plausible_watts(float(cli_watts), "--psu-watts"), Source.USER)
     raw = environ.get(PSU_ENV_VAR)
     if raw is None or not raw.strip():
         return Reading.unsupported(
@@ -60,9 +61,20 @@ def declared_capacity_w(cli_watts: float | None, environ: Mapping[str, str]) -> 
         watts = float(raw)
     except ValueError:
         raise ValueError(f"{PSU_ENV_VAR}={raw!r} is not a number of watts") from None
-    if watts <= 0:
-        raise ValueError(f"{PSU_ENV_VAR}={raw!r} must be a positive number of watts")
-    return Reading.read(watts, Source.ENVIRONMENT)
+    return Reading.read(_plausible_watts(watts, f"{PSU_ENV_VAR}={raw!r}"), Source.ENVIRONMENT)
+
+
+MAX_PLAUSIBLE_PSU_W = 100_000.0
+"""Far above any single machine (a rack of 8 GPUs draws about 10 kW); catches typos like 1e9."""
+
+
+def _plausible_watts(watts: float, label: str) -> float:
+    if not math.isfinite(watts) or not 0 < watts <= MAX_PLAUSIBLE_PSU_W:
+        raise ValueError(
+            f"{label}: the power supply rating must be a number of watts between 1 and "
+            f"{MAX_PLAUSIBLE_PSU_W:.0f}"
+        )
+    return watts
 
 
 def probe_power_supply(

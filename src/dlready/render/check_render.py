@@ -142,8 +142,10 @@ def render_table(report: CheckReport, snapshot: MachineSnapshot, console: Consol
     console.print(
         f"[bold]dlready check[/] · profile [bold]{escape(report.profile)}[/]: {escape(report.profile_title)}"
     )
+    # Prose is soft-wrapped (the terminal folds it, a pipe gets whole lines), so commands in
+    # it can be copied and pasted intact.
     for label, text in machine_summary(snapshot):
-        console.print(f"  [dim]{escape(label)}:[/] {escape(text)}")
+        console.print(f"  [dim]{escape(label)}:[/] {escape(text)}", soft_wrap=True)
     table = Table(show_lines=False, expand=False, pad_edge=False)
     for header in ("Part", "Criterion", "Status", "Measured", "Minimum", "Recommended"):
         table.add_column(header, overflow="fold")
@@ -154,19 +156,29 @@ def render_table(report: CheckReport, snapshot: MachineSnapshot, console: Consol
         if component.advice and component.status is not Status.MEETS_RECOMMENDED:
             style = _STATUS_STYLES[component.status]
             label = escape(short_subject(component))
-            console.print(f"[{style}]•[/] [bold]{label}[/]: {escape(component.advice)}")
+            console.print(
+                f"[{style}]•[/] [bold]{label}[/]: {escape(component.advice)}", soft_wrap=True
+            )
         for note in component.notes:
-            console.print(f"[dim]•[/] [bold]{escape(short_subject(component))}[/]: {escape(note)}")
+            console.print(
+                f"[dim]•[/] [bold]{escape(short_subject(component))}[/]: {escape(note)}",
+                soft_wrap=True,
+            )
     budget = report.power_budget
-    console.print(
-        f"[dim]Power budget:[/] GPUs {budget.gpu_w:.0f} W + CPU {budget.cpu_w:.0f} W + base "
-        f"{budget.base_w:.0f} W = {budget.parts_w:.0f} W; PSU minimum {budget.minimum_w:.0f} W"
+    budget_text = (
+        f"GPUs {budget.gpu_w:.0f} W + CPU {budget.cpu_w:.0f} W + base {budget.base_w:.0f} W = "
+        f"{budget.parts_w:.0f} W; PSU minimum {budget.minimum_w:.0f} W"
         + (f" (book rule {budget.book_rule_w:.0f} W)" if budget.book_rule_w else "")
     )
-    if report.install_command:
-        console.print(f"[dim]PyTorch for this machine:[/] {escape(report.install_command)}")
+    psu = next((c for c in report.components if c.component == "psu"), None)
+    if psu is not None and psu.criteria:  # not in a VM or on a Mac, where there is no PSU to size
+        console.print(f"[dim]Power budget:[/] {budget_text}", soft_wrap=True)
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
+        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    if report.install_command:
+        console.print("[dim]Newest PyTorch for this machine:[/]")
+        # On a line of its own and never wrapped: this line is meant to be copied.
+        console.print(f"  {escape(report.install_command)}", soft_wrap=True)
     style = _STATUS_STYLES[report.status]
     console.print(
         f"Overall: [{style}]{STATUS_LABELS[report.status]}[/]{escape(_unknown_suffix(report))}"
@@ -242,7 +254,7 @@ def render_markdown(report: CheckReport, snapshot: MachineSnapshot) -> str:
     if notes:
         lines += ["", "Notes:", ""] + [f"- {_md_cell(n)}" for n in notes]
     if report.install_command:
-        lines += ["", "PyTorch for this machine:", "", "```", report.install_command, "```"]
+        lines += ["", "Newest PyTorch for this machine:", "", "```", report.install_command, "```"]
     lines += [
         "",
         f"<sub>dlready {snapshot.dlready_version}, captured {snapshot.captured_at}</sub>",

@@ -6,6 +6,7 @@ Every error names the file, the line and the dotted key.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from collections.abc import Mapping
@@ -24,7 +25,8 @@ from dlready.model import CpuClass
 DEFAULT_PROFILE = "book-2020"
 PROFILE_SCHEMA_VERSION = 1
 
-_NUMBER = "number"
+_NUMBER = "non-negative number"
+_FRACTION = "fraction between 0 and 10"
 _TEXT = "text"
 _BOOL = "boolean"
 _CAPABILITY = 'compute capability like "7.5"'
@@ -32,12 +34,13 @@ _INTEGER = "integer"
 
 _CPU_KEYS = {"usable_cpus": _NUMBER, "max_clock_mhz": _NUMBER}
 _MEMORY_KEYS = {"effective_total_gib": _NUMBER, "ratio_to_total_vram": _NUMBER}
-_GPU_KEYS = {
+_GPU_RECOMMENDED_KEYS = {
     "vram_gib": _NUMBER,
     "compute_capability": _CAPABILITY,
     "fp32_tflops": _NUMBER,
-    "pcie_width_lanes": _NUMBER,
 }
+# The recommended PCIe width is each card's own maximum, so only a minimum can be set.
+_GPU_MINIMUM_KEYS = {**_GPU_RECOMMENDED_KEYS, "pcie_width_lanes": _NUMBER}
 _COOLING_KEYS = {"gpu_slowdown_margin_c": _NUMBER, "cpu_package_max_c": _NUMBER}
 
 # Allowed keys per table; "*" marks a table whose own keys are fixed, "reasoning" is free text.
@@ -50,16 +53,16 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "memory.minimum": _MEMORY_KEYS,
     "memory.recommended": _MEMORY_KEYS,
     "gpu": {"reasoning": _TEXT, "required": _BOOL},
-    "gpu.minimum": _GPU_KEYS,
-    "gpu.recommended": _GPU_KEYS,
+    "gpu.minimum": _GPU_MINIMUM_KEYS,
+    "gpu.recommended": _GPU_RECOMMENDED_KEYS,
     "gpu.caveats": {"below_compute_capability": _CAPABILITY, "text": _TEXT},
     "psu": {
         "reasoning": _TEXT,
         "watts_per_gpu": _NUMBER,
         "default_gpu_power_w": _NUMBER,
         "base_system_w": _NUMBER,
-        "minimum_headroom_fraction": _NUMBER,
-        "recommended_headroom_fraction": _NUMBER,
+        "minimum_headroom_fraction": _FRACTION,
+        "recommended_headroom_fraction": _FRACTION,
     },
     "psu.cpu_tdp_w": {cpu_class.value: _NUMBER for cpu_class in CpuClass},
     "cooling": {"reasoning": _TEXT},
@@ -171,9 +174,16 @@ def _line_of(text: str, table: str, key: str | None) -> int:
     return header_line
 
 
+_MAX_NUMBER = 1e6
+"""Larger than any threshold a profile needs (MHz, W, GiB); keeps arithmetic finite."""
+
+
 def _type_ok(expected: str, value: Any) -> bool:
-    if expected == _NUMBER:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+    if expected in (_NUMBER, _FRACTION):
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+        upper = 10.0 if expected == _FRACTION else _MAX_NUMBER
+        return math.isfinite(value) and 0 <= value <= upper
     if expected == _INTEGER:
         return isinstance(value, int) and not isinstance(value, bool)
     if expected == _BOOL:
@@ -212,6 +222,39 @@ def _validate(data: Mapping[str, Any], text: str, origin: str, table: str = "") 
             raise SpecError(f"{origin}:{line}: {dotted}: expected a {allowed[key]}, got {value!r}")
 
 
+def _check_consistency(data: Mapping[str, Any], text: str, origin: str) -> None:
+    """Caveats need both keys; a minimum must not exceed its recommended value."""
+    for caveat in data.get("gpu", {}).get("caveats", []):
+        for key in ("below_compute_capability", "text"):
+            if key not in caveat:
+                line = _line_of(text, "gpu.caveats", None)
+                raise SpecError(f"{origin}:{line}: gpu.caveats: every caveat needs {key}")
+    for section in ("cpu", "memory", "gpu", "cooling"):
+        part = data.get(section, {})
+        minimum, recommended = part.get("minimum", {}), part.get("recommended", {})
+        for key, low in minimum.items():
+            high = recommended.get(key)
+            if high is None:
+                continue
+            if key == "compute_capability":
+                low_value, high_value = _capability_order(low), _capability_order(high)
+            else:
+                low_value, high_value = float(low), float(high)
+            # A maximum temperature is better when lower: its minimum bar is the higher number.
+            inverted = key == "cpu_package_max_c"
+            if (low_value < high_value) if inverted else (low_value > high_value):
+                line = _line_of(text, f"{section}.minimum", key)
+                raise SpecError(
+                    f"{origin}:{line}: {section}.minimum.{key}: {low} is stricter than "
+                    f"{section}.recommended.{key} = {high}"
+                )
+
+
+def _capability_order(capability: str) -> tuple[int, int]:
+    major, _, minor = capability.partition(".")
+    return int(major), int(minor)
+
+
 def _thresholds(data: Mapping[str, Any], section: str) -> Thresholds:
     part = data.get(section, {})
     return Thresholds(
@@ -227,11 +270,13 @@ def parse_profile(text: str, origin: str) -> SpecProfile:
     Raises:
         SpecError: naming ``origin``, the line and the key of the first problem.
     """
+    text = text.removeprefix("\ufeff")  # editors on Windows may save a byte-order mark
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{origin}: not valid TOML: {exc}") from None
     _validate(data, text, origin)
+    _check_consistency(data, text, origin)
     for key in _REQUIRED_KEYS:
         if key not in data:
             raise SpecError(f"{origin}:1: {key}: missing (required: {', '.join(_REQUIRED_KEYS)})")
@@ -254,7 +299,6 @@ def parse_profile(text: str, origin: str) -> SpecProfile:
         gpu_caveats=tuple(
             Caveat(c["below_compute_capability"], str(c["text"]).strip())
             for c in gpu.get("caveats", [])
-            if "below_compute_capability" in c and "text" in c
         ),
         psu=PsuRule(
             watts_per_gpu=float(psu.get("watts_per_gpu", 0)),

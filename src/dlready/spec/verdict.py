@@ -6,6 +6,7 @@ No I/O and no hardware access: every function here is tested from tables.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,7 @@ class SoftwareFinding:
     """One of fits, mismatch, unknown, not_installed."""
     problems: tuple[str, ...] = ()
     fix_command: str | None = None
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -341,11 +343,14 @@ def _capability_criterion(gpu: GpuInfo, profile: SpecProfile) -> Criterion:
             "Compute capability is an NVIDIA measure; see the ROCm/Metal support lists for "
             "this GPU.",
         )
-    numeric: Reading[float] = (
-        Reading.read(_capability_value(reading.value), reading.source)
-        if reading.ok and reading.value is not None
-        else Reading(None, reading.source, reading.state, reading.reason)
-    )
+    numeric: Reading[float] = Reading(None, reading.source, reading.state, reading.reason)
+    if reading.ok and reading.value is not None:
+        try:
+            numeric = Reading.read(_capability_value(reading.value), reading.source)
+        except ValueError:
+            numeric = Reading.failed(
+                reading.source, f"unreadable compute capability {reading.value!r}"
+            )
     status = judge_number(
         numeric,
         _capability_value(str(minimum)) if minimum else None,
@@ -394,7 +399,7 @@ def _pcie_criterion(gpu: GpuInfo, profile: SpecProfile) -> Criterion | None:
 def _gpu_notes(gpu: GpuInfo, profile: SpecProfile) -> list[str]:
     notes: list[str] = []
     capability = gpu.compute_capability.value if gpu.compute_capability.ok else None
-    if capability:
+    if capability and re.fullmatch(r"\d+\.\d+", capability):
         notes.extend(
             caveat.text
             for caveat in profile.gpu_caveats
@@ -568,8 +573,7 @@ def judge_psu(snapshot: MachineSnapshot, budget: PowerBudget) -> ComponentVerdic
             "Power supply",
             Status.UNKNOWN,
             (),
-            "A virtual machine: the power supply belongs to the host and its provider "
-            f"(a physical machine with these parts would need {budget.minimum_w:.0f} W).",
+            "A virtual machine: the power supply belongs to the host and its provider.",
         )
     criterion = _criterion(
         "capacity_w",
@@ -676,25 +680,29 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
     )
 
 
-def judge_software(finding: SoftwareFinding | None) -> ComponentVerdict:
-    """The installed PyTorch against this machine."""
+def _sentences(parts: Sequence[str]) -> str:
+    """Join findings as sentences, each ending with a full stop."""
+    return " ".join(
+        part if part.rstrip().endswith((".", "!", "?")) else f"{part}." for part in parts
+    )
+
+
+def judge_software(finding: SoftwareFinding | None) -> ComponentVerdict | None:
+    """The installed PyTorch against this machine; None when it is not installed yet (then
+    there is nothing to judge: ``check`` runs before PyTorch is installed)."""
     if finding is None:
         return ComponentVerdict("software", "PyTorch", Status.UNKNOWN, (), "Not judged.")
+    if finding.status == "not_installed":
+        return None
     status = {
         "fits": Status.MEETS_RECOMMENDED,
         "mismatch": Status.BELOW_MINIMUM,
         "unknown": Status.UNKNOWN,
-        "not_installed": Status.UNKNOWN,
     }.get(finding.status, Status.UNKNOWN)
-    if finding.status == "not_installed":
-        advice = "PyTorch is not installed yet."
-    elif finding.problems:
-        advice = " ".join(finding.problems)
-    else:
-        advice = ""
+    advice = _sentences(finding.problems)
     if finding.fix_command and finding.status != "fits":
-        advice = f"{advice} Install with: {finding.fix_command}".strip()
-    return ComponentVerdict("software", "PyTorch", status, (), advice)
+        advice = f"{advice} Reinstall with: {finding.fix_command}".strip()
+    return ComponentVerdict("software", "PyTorch", status, (), advice, tuple(finding.warnings))
 
 
 def judge(
@@ -714,7 +722,9 @@ def judge(
     budget = power_budget(snapshot, profile)
     components.append(judge_psu(snapshot, budget))
     components.append(judge_cooling(snapshot, profile))
-    components.append(judge_software(software))
+    software_verdict = judge_software(software)
+    if software_verdict is not None:
+        components.append(software_verdict)
     notes = tuple(f"probe {e.probe} failed: {e.message}" for e in snapshot.errors) + tuple(
         f"{_gpu_subject(gpu)}: integrated or display-only GPU "
         f"({(gpu.memory_total_bytes.value or 0) / GIB:.1f} GiB), not judged"
