@@ -4,11 +4,12 @@
 # What it runs (each step under `timeout`, so nothing can hang the script):
 #   1. dlready check --json                                   -> check.json
 #   2. nvidia-smi --query-gpu=... --format=csv (to compare)    -> nvidia-smi.csv
+#      and the field-by-field comparison of the two             -> compare.txt
 #   3. dlready smoke --device cuda --full --json               -> smoke-full.json
 #   4. dlready smoke --device cuda (human table, quick)        -> smoke-quick.txt
 #   5. dlready smoke --device cuda --burn ${BURN_S:-20} --json -> smoke-burn.json
 # plus summary.txt (environment, each step's exit code and seconds) and stderr.log (every
-# step's stderr). That is 7 files, all in "${OUT:-./gpu-check-out}" (created if missing).
+# step's stderr). That is 8 files, all in "${OUT:-./gpu-check-out}" (created if missing).
 #
 # Assumptions (a bare machine with this repository copied onto it):
 #   - bash, coreutils `timeout`, and a Python >= 3.10. The interpreter is $PYTHON if set, else
@@ -134,11 +135,15 @@ step "check" "$CHECK_TIMEOUT_S" "$OUT/check.json" "$PY" -m dlready check --json
 
 if command -v nvidia-smi >/dev/null 2>&1; then
     step "nvidia-smi" "$SMI_TIMEOUT_S" "$OUT/nvidia-smi.csv" nvidia-smi \
-        --query-gpu=index,name,uuid,pci.bus_id,driver_version,compute_cap,memory.total,memory.used,power.limit,power.default_limit,power.max_limit,enforced.power.limit,power.draw,temperature.gpu,clocks.sm,clocks.max.sm,clocks.max.memory,pcie.link.gen.current,pcie.link.gen.max,pcie.link.width.current,pcie.link.width.max,persistence_mode,clocks_event_reasons.active \
+        --query-gpu=index,name,uuid,pci.bus_id,driver_version,compute_cap,memory.total,memory.used,power.limit,power.default_limit,power.max_limit,enforced.power.limit,power.draw,temperature.gpu,clocks.sm,clocks.max.sm,clocks.max.memory,pcie.link.gen.current,pcie.link.gen.max,pcie.link.width.current,pcie.link.width.max,persistence_mode \
         --format=csv
+    step "compare" 60 "$OUT/compare.txt" \
+        "$PY" "$REPO/scripts/compare_with_nvidia_smi.py" "$OUT/check.json" "$OUT/nvidia-smi.csv"
+    tail -n 1 "$OUT/compare.txt" | sed 's/^/compare: /' >>"$SUMMARY"
 else
     note "nvidia-smi: not installed (no NVIDIA driver on this machine)"
     printf 'nvidia-smi not installed\n' >"$OUT/nvidia-smi.csv"
+    printf 'nothing to compare: nvidia-smi not installed\n' >"$OUT/compare.txt"
 fi
 
 step "smoke-full" "$SMOKE_FULL_TIMEOUT_S" "$OUT/smoke-full.json" \

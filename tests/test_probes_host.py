@@ -291,7 +291,7 @@ def test_declared_psu_flag_wins_over_environment() -> None:
     assert declared_capacity_w(None, {}).state is ReadState.UNSUPPORTED
     with pytest.raises(ValueError, match="DLREADY_PSU_WATTS"):
         declared_capacity_w(None, {"DLREADY_PSU_WATTS": "lots"})
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="between 1 and 100000"):
         declared_capacity_w(None, {"DLREADY_PSU_WATTS": "-5"})
 
 

@@ -12,7 +12,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from dlready.install.errors import PlanError
-from dlready.install.versions import normalize_compute_capability, python_minor
+from dlready.install.versions import (
+    compute_capability_key,
+    normalize_compute_capability,
+    python_minor,
+)
 from dlready.model import GpuVendor, MachineSnapshot, OperatingSystem, StackState
 
 T = TypeVar("T")
@@ -35,6 +39,17 @@ _OS_ALIASES = {
     "win32": "windows",
 }
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "x86-64": "x86_64", "armv8": "aarch64"}
+DEFAULT_ARCH_FOR_OS = {"macos": "arm64", "windows": "x86_64", "linux": "x86_64"}
+"""The architecture assumed for ``--os`` given without ``--arch`` on a machine of another OS:
+Apple silicon for macOS (Intel Macs stopped at torch 2.2.2), x86_64 for Windows and Linux."""
+UNSUPPORTED_OS_DETAIL = "not Linux, Windows or macOS, and PyTorch publishes wheels for no other"
+COMPUTE_CAPABILITY_MAJORS = (1, 15)
+"""Accepted majors of ``--compute-capability``: NVIDIA GPUs so far span 1.0 (Tesla) to 12.x
+(Blackwell); up to 15 leaves room for the next generations without accepting typos like 99.9."""
+COMPUTE_CAPABILITY_HINT = "--compute-capability X.Y, e.g. 8.6 (RTX 30xx) or 6.1 (GTX 10xx)"
+_CLOSE_MATCH_CUTOFF = 0.8
+"""How similar a misspelt value must be to a valid one to be offered as "did you mean":
+``linx`` -> ``linux`` (0.89) yes, ``freebsd`` -> ``macos`` no."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +132,7 @@ def facts_from_snapshot(snapshot: MachineSnapshot) -> MachineFacts:
     notes: list[str] = []
 
     if platform.os is OperatingSystem.OTHER:
-        os_fact: Fact[str] = unknown("the operating system is not Linux, Windows or macOS")
+        os_fact: Fact[str] = unknown(UNSUPPORTED_OS_DETAIL)
     else:
         os_fact = Fact(str(platform.os), DETECTED, "platform")
 
@@ -259,6 +274,46 @@ def nearest_choice(value: str, choices: tuple[str, ...] | list[str]) -> str:
     return matches[0] if matches else choices[0]
 
 
+def _no_wheels_for(flag: str, raw: str, value: str, choices: tuple[str, ...]) -> PlanError:
+    """An unknown ``--os``/``--arch``: "did you mean" only for a near-typo; otherwise say that
+    PyTorch publishes no wheels for it and list what it does publish for."""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=_CLOSE_MATCH_CUTOFF)
+    supported = ", ".join(choices[:-1]) + f" or {choices[-1]}"
+    if close:
+        return PlanError(f"unknown {flag} {raw!r}", f"{flag} {close[0]} (one of {supported})")
+    return PlanError(
+        f"PyTorch publishes no wheels for {flag} {raw!r}", f"supported: {flag} {supported}"
+    )
+
+
+def _compute_capabilities(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Validated ``--compute-capability`` values: ``X.Y`` (or ``sm_XY``/``XY``), comma lists
+    allowed, major within :data:`COMPUTE_CAPABILITY_MAJORS` and a one-digit minor."""
+    capabilities = []
+    for raw in values:
+        for item in raw.split(","):
+            if not item.strip():
+                raise PlanError(
+                    f"--compute-capability {raw!r} has an empty value", COMPUTE_CAPABILITY_HINT
+                )
+            try:
+                major, minor = compute_capability_key(item)
+            except ValueError:
+                raise PlanError(
+                    f"--compute-capability {item!r} is not a compute capability",
+                    COMPUTE_CAPABILITY_HINT,
+                ) from None
+            low, high = COMPUTE_CAPABILITY_MAJORS
+            if not (low <= major <= high and 0 <= minor <= 9):
+                raise PlanError(
+                    f"--compute-capability {item!r} is outside the known range "
+                    f"({low}.0 to {high}.9)",
+                    COMPUTE_CAPABILITY_HINT,
+                )
+            capabilities.append(f"{major}.{minor}")
+    return tuple(capabilities)
+
+
 def validate_overrides(overrides: FactOverrides) -> FactOverrides:
     """Normalise flag values; unknown values raise :class:`PlanError` naming the nearest.
 
@@ -270,18 +325,12 @@ def validate_overrides(overrides: FactOverrides) -> FactOverrides:
     if os_value is not None:
         os_value = _OS_ALIASES.get(os_value.lower(), os_value.lower())
         if os_value not in OS_CHOICES:
-            raise PlanError(
-                f"unknown --os {overrides.os!r}",
-                f"--os {nearest_choice(os_value, OS_CHOICES)} (one of {', '.join(OS_CHOICES)})",
-            )
+            raise _no_wheels_for("--os", overrides.os, os_value, OS_CHOICES)
     arch = overrides.arch
     if arch is not None:
         arch = _ARCH_ALIASES.get(arch.lower(), arch.lower())
         if arch not in ARCH_CHOICES:
-            raise PlanError(
-                f"unknown --arch {overrides.arch!r}",
-                f"--arch {nearest_choice(arch, ARCH_CHOICES)} (one of {', '.join(ARCH_CHOICES)})",
-            )
+            raise _no_wheels_for("--arch", overrides.arch, arch, ARCH_CHOICES)
     python = overrides.python
     if python is not None:
         try:
@@ -309,18 +358,20 @@ def validate_overrides(overrides: FactOverrides) -> FactOverrides:
                 f"--driver {overrides.driver!r} is not an NVIDIA driver version",
                 "--driver like 580.65.06 or 551.61",
             )
-    capabilities = []
-    for raw in overrides.compute_capabilities:
-        for item in raw.split(","):
-            if not item.strip():
-                continue
-            try:
-                capabilities.append(normalize_compute_capability(item))
-            except ValueError:
-                raise PlanError(
-                    f"--compute-capability {item!r} is not a compute capability",
-                    "--compute-capability X.Y, e.g. 8.6 (RTX 30xx) or 6.1 (GTX 10xx)",
-                ) from None
+    capabilities = _compute_capabilities(overrides.compute_capabilities)
+    nvidia_only = [
+        flag
+        for flag, given in (("--driver", driver), ("--compute-capability", capabilities))
+        if given
+    ]
+    if accelerator not in (None, "cuda") and nvidia_only:
+        # Planning a ROCm, MPS or CPU build while describing an NVIDIA GPU is a contradiction;
+        # silently ignoring the NVIDIA flags would hide a typo in one of them.
+        raise PlanError(
+            f"{' and '.join(nvidia_only)} describe an NVIDIA GPU, but --accelerator "
+            f"{accelerator} was given",
+            f"--accelerator cuda, or drop {' and '.join(nvidia_only)}",
+        )
     return FactOverrides(
         os=os_value,
         arch=arch,
@@ -342,6 +393,9 @@ def apply_overrides(facts: MachineFacts, overrides: FactOverrides) -> MachineFac
         result = replace(result, os=Fact(overrides.os, GIVEN, "--os"))
     if overrides.arch is not None:
         result = replace(result, arch=Fact(overrides.arch, GIVEN, "--arch"))
+    elif overrides.os is not None and overrides.os != facts.os.value:
+        # This machine's CPU says nothing about a machine of another OS.
+        result = replace(result, arch=_implied_arch(overrides.os, facts))
     if overrides.python is not None:
         result = replace(result, python=Fact(overrides.python, GIVEN, "--python"))
     if overrides.driver is not None:
@@ -362,6 +416,18 @@ def apply_overrides(facts: MachineFacts, overrides: FactOverrides) -> MachineFac
         flag = "--driver" if overrides.driver else "--compute-capability"
         result = replace(result, accelerator=Fact("cuda", IMPLIED, f"by {flag}"))
     return result
+
+
+def _implied_arch(os_name: str, facts: MachineFacts) -> Fact[str]:
+    arch = DEFAULT_ARCH_FOR_OS[os_name]
+    here = f"this {facts.os.value} machine" if facts.os.known else "this machine"
+    other = "--arch x86_64 for an Intel Mac" if os_name == "macos" else "--arch to change it"
+    what = "Apple silicon (arm64)" if os_name == "macos" else arch
+    return Fact(
+        arch,
+        IMPLIED,
+        f"by --os {os_name}: {here}'s CPU is not the target's, so {what} is assumed ({other})",
+    )
 
 
 def facts_from_overrides(overrides: FactOverrides) -> MachineFacts:

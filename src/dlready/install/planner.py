@@ -315,16 +315,18 @@ def _python_range(release: Release) -> str:
     return f"{release.python.min}–{release.python.max}{extra}"
 
 
+def _padded(key: tuple[int, ...], width: int = 3) -> tuple[int, ...]:
+    """``(2,)`` -> ``(2, 0, 0)``: missing trailing parts count as 0, as in PEP 440."""
+    return key + (0,) * (width - len(key))
+
+
 def _resolve_torch(wish: str, table: CompatTable) -> tuple[Release, str | None]:
-    """A release from ``--torch`` (``2.5.1``, or ``2.5`` for the newest 2.5.x)."""
+    """A release from ``--torch``: ``2.5.1``; ``2.5`` or ``2`` for the newest 2.5.x or 2.x
+    (the LTS release only by its full version); ``2.5.1.0`` is ``2.5.1`` (PEP 440)."""
     text = wish.strip().removeprefix("v")
     exact = table.release(text)
     if exact is not None:
         return exact, None
-    if is_numeric_version(text) and len(text.split(".")) == 2:
-        series = [r for r in table.releases if r.torch.startswith(text + ".") and not r.lts]
-        if series:
-            return series[0], f"--torch {wish} means the newest {text}.x release: {series[0].torch}"
     if not is_numeric_version(text.split("+")[0]):
         raise PlanError(
             f"--torch {wish!r} is not a version", f"--torch {table.newest.torch} (the newest)"
@@ -336,13 +338,34 @@ def _resolve_torch(wish: str, table: CompatTable) -> tuple[Release, str | None]:
             f"--torch {base} --variant {local}",
         )
     key = numeric_key(text)
-    older = [r for r in table.releases if r.key <= key]
-    nearest = older[0] if older else table.releases[-1]
-    where = "newest known" if older else "oldest in the table"
+    if len(key) <= 2:
+        series = [r for r in table.releases if r.key[: len(key)] == key and not r.lts]
+        if series:
+            return series[0], f"--torch {wish} means the newest {text}.x release: {series[0].torch}"
+    elif len(key) > 3 and not any(key[3:]):
+        trimmed = table.release(".".join(str(part) for part in key[:3]))
+        if trimmed is not None:
+            return trimmed, f"--torch {wish} is release {trimmed.torch} (trailing zeros)"
     raise PlanError(
         f"torch {wish} is not in the compatibility table (checked {table.checked_on})",
-        f"--torch {nearest.torch} ({where})",
+        _nearest_release_hint(key, table),
     )
+
+
+def _nearest_release_hint(key: tuple[int, ...], table: CompatTable) -> str:
+    """The release just below the wish, labelled truthfully (releases are newest first)."""
+    wanted = _padded(key, max(len(key), 3))
+    older = [r for r in table.releases if _padded(r.key, len(wanted)) <= wanted]
+    if not older:
+        return f"--torch {table.releases[-1].torch} (the oldest in the table)"
+    nearest = older[0]
+    if nearest is table.newest:
+        return f"--torch {nearest.torch} (newest known)"
+    if len(key) <= 2:
+        # A series the table lacks (``1.15``): name the newest release before it.
+        series = ".".join(str(part) for part in key)
+        return f"--torch {nearest.torch} (the newest release before {series}.x)"
+    return f"--torch {nearest.torch} (the nearest older release)"
 
 
 def _choose_release(
@@ -480,6 +503,20 @@ def _resolve_accelerator(
                     f"--variant {wishes.variant} is a {implied} build but --accelerator {accel} "
                     "was given",
                     f"--accelerator {implied}, or drop one of the two flags",
+                )
+            nvidia_flags = [
+                flag
+                for flag, fact in (
+                    ("--driver", facts.driver_version),
+                    ("--compute-capability", facts.compute_capabilities),
+                )
+                if fact.origin == GIVEN
+            ]
+            if implied != "cuda" and nvidia_flags:
+                raise PlanError(
+                    f"{' and '.join(nvidia_flags)} describe an NVIDIA GPU, but --variant "
+                    f"{wishes.variant} is a {implied} build",
+                    f"a CUDA --variant, or drop {' and '.join(nvidia_flags)}",
                 )
             accel = implied
             given = True

@@ -236,10 +236,12 @@ def _check_consistency(data: Mapping[str, Any], text: str, origin: str) -> None:
             high = recommended.get(key)
             if high is None:
                 continue
-            if key == "compute_capability":
-                low_value, high_value = _capability_order(low), _capability_order(high)
-            else:
-                low_value, high_value = float(low), float(high)
+            low_value: tuple[float, ...] = (
+                _capability_order(low) if key == "compute_capability" else (float(low),)
+            )
+            high_value: tuple[float, ...] = (
+                _capability_order(high) if key == "compute_capability" else (float(high),)
+            )
             # A maximum temperature is better when lower: its minimum bar is the higher number.
             inverted = key == "cpu_package_max_c"
             if (low_value < high_value) if inverted else (low_value > high_value):
