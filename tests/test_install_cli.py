@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -104,7 +105,7 @@ def test_book_command_for_windows_1_7_1() -> None:
 def test_uv_manager() -> None:
     code, out, _ = invoke(*H100_FLAGS, "--manager", "uv")
     assert code == ExitCode.OK
-    assert out.startswith("uv pip install torch==2.14.1+cu130 ")
+    assert out == f"uv pip install torch==2.14.1 torchvision==0.29.1 --index-url {CU}cu130\n"
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,42 @@ def test_uv_manager() -> None:
         pytest.param(
             ("--variant", "cu121"), "no cu121 build", "--variant cu126", id="unknown-variant"
         ),
-        pytest.param(("--os", "solaris"), "unknown --os", "--os", id="unknown-os"),
+        pytest.param(
+            ("--os", "solaris"),
+            "PyTorch publishes no wheels for --os 'solaris'",
+            "supported: --os linux, windows or macos",
+            id="os-without-wheels",
+        ),
+        pytest.param(
+            ("--torch", "2.5.1.1"),
+            "not in the compatibility table",
+            "--torch 2.5.1 (the nearest older release)",
+            id="nearest-older-release-labelled-truthfully",
+        ),
+        pytest.param(
+            ("--variant", "cu130", "--compute-capability", "6.1"),
+            "no kernels for compute capability 6.1",
+            "--variant cu126",
+            id="forced-variant-missing-the-gpu",
+        ),
+        pytest.param(
+            ("--arch", "aarch64", "--compute-capability", "8.7"),
+            "Jetson module",
+            "NVIDIA's PyTorch wheels for Jetson",
+            id="jetson-orin",
+        ),
+        pytest.param(
+            ("--compute-capability", ""),
+            "--compute-capability '' has an empty value",
+            "--compute-capability X.Y",
+            id="empty-compute-capability",
+        ),
+        pytest.param(
+            ("--accelerator", "rocm", "--compute-capability", "8.6"),
+            "an NVIDIA GPU, but --accelerator rocm was given",
+            "--accelerator cuda",
+            id="compute-capability-with-rocm",
+        ),
         pytest.param(
             ("--compute-capability", "6.1", "--driver", "470.57.02"),
             "no CUDA build of torch 2.14.1",
@@ -184,6 +220,30 @@ def test_json_error_is_an_envelope_with_exit_2() -> None:
     assert document["errors"][0]["nearest_valid"] == "--torch 2.14.1 (newest known)"
 
 
+def test_json_status_and_error_entries_are_as_documented(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/json-schema.md: statuses ok / usage / could_not_run; errors {code, message,
+    nearest_valid, hints}."""
+    schema_doc = (REPO / "docs" / "json-schema.md").read_text()
+    _, ok_out, _ = invoke(*H100_FLAGS, "--json")
+    _, usage_out, _ = invoke(*H100_FLAGS, "--torch", "9.9.9", "--json")
+    monkeypatch.setitem(sys.modules, "dlready.probes.collect", None)
+    _, could_not_run_out, _ = invoke("--os", "linux", "--json")
+    documents = [json.loads(text) for text in (ok_out, usage_out, could_not_run_out)]
+    assert [(d["status"], d["exit_code"]) for d in documents] == [
+        ("ok", 0),
+        ("usage", 2),
+        ("could_not_run", 3),
+    ]
+    for document in documents[1:]:
+        assert document["data"] is None
+        (error,) = document["errors"]
+        assert set(error) == {"code", "message", "nearest_valid", "hints"}
+        assert f"`{error['code']}`" in schema_doc
+    for status in ("ok", "usage", "could_not_run"):
+        assert f"`{status}`" in schema_doc
+    assert "`{code, message, nearest_valid, hints}`" in schema_doc
+
+
 def test_detection_feeds_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     snapshot = replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("gtx-1060-laptop").replay())
     monkeypatch.setattr("dlready.probes.collect.collect_snapshot", lambda: snapshot)
@@ -224,6 +284,104 @@ def test_probe_crash_is_exit_3_not_a_traceback(monkeypatch: pytest.MonkeyPatch) 
     assert code == ExitCode.COULD_NOT_RUN
     assert "hardware detection failed: OSError: boom" in err
     assert "Traceback" not in err
+
+
+def test_torch_major_means_its_newest_release() -> None:
+    code, out, err = invoke(*H100_FLAGS, "--torch", "2")
+    assert code == ExitCode.OK
+    assert out.startswith("pip install torch==2.14.1 ")
+    assert "--torch 2 means the newest 2.x release" in err
+
+
+def test_another_os_is_planned_for_its_own_cpu_not_this_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """This x86_64 Linux VM planning for a Mac gets Apple silicon wheels, not Intel's 2.2.2."""
+    monkeypatch.setattr(
+        "dlready.probes.collect.collect_snapshot", lambda: replay_snapshot("cpu-only-epyc-vm")
+    )
+    code, out, err = invoke("--os", "macos")
+    assert code == ExitCode.OK
+    assert out == "pip install torch==2.14.1 torchvision==0.29.1\n"
+    assert "arch arm64 (implied)" in err
+    assert "arch arm64, implied by --os macos" in err
+    assert "--arch x86_64 for an Intel Mac" in err
+
+
+def _run_shell(redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m dlready install-cmd ARGS`` with a shell redirection (``>&-``, ...)."""
+    command = " ".join(
+        shlex.quote(part) for part in [sys.executable, "-m", "dlready", "install-cmd", *args]
+    )
+    return subprocess.run(
+        ["sh", "-c", f"{command} {redirect}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("redirect", "args", "error"),
+    [
+        pytest.param(
+            ">&-", (), "error: stdout is closed: there is nowhere to write the result", id="closed"
+        ),
+        pytest.param(
+            ">&-",
+            ("--json",),
+            "error: stdout is closed: there is nowhere to write the result",
+            id="closed-json",
+        ),
+        pytest.param(
+            ">/dev/full",
+            (),
+            "error: cannot write the result to stdout: No space left on device",
+            id="full",
+        ),
+        pytest.param(
+            ">/dev/full",
+            ("--torch", "9.9", "--json"),
+            "error: cannot write the result to stdout: No space left on device",
+            id="full-json-error",
+        ),
+    ],
+)
+def test_unwritable_stdout_is_one_error_line_and_exit_3(
+    redirect: str, args: tuple[str, ...], error: str
+) -> None:
+    """``dlready install-cmd >&-`` and ``> /dev/full``: exit 3, one line, no traceback."""
+    result = _run_shell(redirect, *H100_FLAGS, *args)
+    assert result.returncode == ExitCode.COULD_NOT_RUN, result.stderr
+    assert result.stderr.splitlines() == [error]
+
+
+def test_vanished_reader_is_exit_3_without_a_traceback() -> None:
+    """The reader is gone before the command is written (``install-cmd | head -0``): exit 3,
+    quietly, as Unix tools do (output.stdout_guard)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "dlready", "install-cmd", *H100_FLAGS],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == ExitCode.COULD_NOT_RUN
+    assert "Traceback" not in result.stderr
+    assert "Exception ignored" not in result.stderr
+
+
+def test_closed_stderr_still_prints_the_command() -> None:
+    result = _run_shell("2>&-", *H100_FLAGS)
+    assert result.returncode == ExitCode.OK
+    assert result.stdout == f"pip install torch==2.14.1 torchvision==0.29.1 --index-url {CU}cu130\n"
 
 
 def test_no_color_means_no_escape_codes() -> None:

@@ -227,9 +227,29 @@ def test_driver_flag_on_a_cpu_machine_implies_cuda() -> None:
 @pytest.mark.parametrize(
     ("overrides", "message", "nearest"),
     [
-        pytest.param(FactOverrides(os="solaris"), "unknown --os", "--os", id="os"),
+        pytest.param(
+            FactOverrides(os="freebsd"),
+            "PyTorch publishes no wheels for --os 'freebsd'",
+            "supported: --os linux, windows or macos",
+            id="os-without-wheels-lists-the-supported-not-a-lookalike",
+        ),
+        pytest.param(FactOverrides(os="linx"), "unknown --os 'linx'", "--os linux (", id="os-typo"),
         pytest.param(FactOverrides(os="Darwin"), None, None, id="os-alias-darwin-is-macos"),
-        pytest.param(FactOverrides(arch="armv7l"), "unknown --arch", "--arch", id="arch"),
+        pytest.param(
+            FactOverrides(arch="riscv64"),
+            "PyTorch publishes no wheels for --arch 'riscv64'",
+            "supported: --arch x86_64, aarch64 or arm64",
+            id="arch-without-wheels-lists-the-supported-not-a-lookalike",
+        ),
+        pytest.param(
+            FactOverrides(arch="armv7l"),
+            "PyTorch publishes no wheels for --arch 'armv7l'",
+            "supported: --arch",
+            id="arch-32-bit-arm",
+        ),
+        pytest.param(
+            FactOverrides(arch="aarch_64"), "unknown --arch", "--arch aarch64 (", id="arch-typo"
+        ),
         pytest.param(FactOverrides(arch="AMD64"), None, None, id="arch-alias-amd64"),
         pytest.param(
             FactOverrides(python="3"), "not a Python version", "--python X.Y", id="python"
@@ -257,6 +277,54 @@ def test_driver_flag_on_a_cpu_machine_implies_cuda() -> None:
             None,
             None,
             id="compute-capability-sm-and-comma-forms",
+        ),
+        pytest.param(
+            FactOverrides(compute_capabilities=("",)),
+            "--compute-capability '' has an empty value",
+            "--compute-capability X.Y, e.g. 8.6",
+            id="compute-capability-empty-is-not-ignored",
+        ),
+        pytest.param(
+            FactOverrides(compute_capabilities=("8.6,",)),
+            "has an empty value",
+            "--compute-capability X.Y",
+            id="compute-capability-trailing-comma",
+        ),
+        pytest.param(
+            FactOverrides(compute_capabilities=("0.0",)),
+            "outside the known range (1.0 to 15.9)",
+            "--compute-capability X.Y, e.g. 8.6",
+            id="compute-capability-0.0",
+        ),
+        pytest.param(
+            FactOverrides(compute_capabilities=("99.9",)),
+            "outside the known range",
+            "--compute-capability X.Y",
+            id="compute-capability-99.9",
+        ),
+        pytest.param(
+            FactOverrides(compute_capabilities=("8.10",)),
+            "outside the known range",
+            "--compute-capability X.Y",
+            id="compute-capability-two-digit-minor",
+        ),
+        pytest.param(
+            FactOverrides(accelerator="rocm", compute_capabilities=("8.6",)),
+            "--compute-capability describes an NVIDIA GPU, but --accelerator rocm was given",
+            "--accelerator cuda, or drop --compute-capability",
+            id="compute-capability-with-rocm",
+        ),
+        pytest.param(
+            FactOverrides(accelerator="mps", compute_capabilities=("8.6",)),
+            "but --accelerator mps was given",
+            "--accelerator cuda",
+            id="compute-capability-with-mps",
+        ),
+        pytest.param(
+            FactOverrides(accelerator="cpu", driver="580.65.06", compute_capabilities=("8.6",)),
+            "--driver and --compute-capability describe an NVIDIA GPU",
+            "drop --driver and --compute-capability",
+            id="driver-and-compute-capability-with-cpu",
         ),
     ],
 )
@@ -335,3 +403,58 @@ def test_platform_names(os: str, arch: str, platform: str) -> None:
         validate_overrides(FactOverrides(os=os, arch=arch, python="3.12", accelerator="cpu"))
     )
     assert facts.platform == platform
+
+
+@pytest.mark.parametrize(
+    "capability",
+    [
+        pytest.param("1.0", id="tesla-first-1.0"),
+        pytest.param("3.7", id="k80"),
+        pytest.param("12.1", id="gb10"),
+        pytest.param("sm_120", id="sm-form"),
+    ],
+)
+def test_known_compute_capabilities_are_accepted(capability: str) -> None:
+    validated = validate_overrides(FactOverrides(compute_capabilities=(capability,)))
+    assert len(validated.compute_capabilities) == 1
+
+
+def _cpu_vm() -> MachineFacts:
+    return facts_from_snapshot(replay_snapshot("cpu-only-epyc-vm"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "arch", "origin", "detail"),
+    [
+        pytest.param(
+            FactOverrides(os="macos"),
+            "arm64",
+            IMPLIED,
+            "Apple silicon assumed, --arch x86_64 for an Intel Mac",
+            id="macos-from-linux-means-apple-silicon-not-this-cpu",
+        ),
+        pytest.param(
+            FactOverrides(os="windows"),
+            "x86_64",
+            IMPLIED,
+            "by --os windows",
+            id="windows-from-linux-assumes-x86_64",
+        ),
+        pytest.param(
+            FactOverrides(os="macos", arch="x86_64"),
+            "x86_64",
+            GIVEN,
+            "--arch",
+            id="arch-flag-wins-intel-mac",
+        ),
+        pytest.param(
+            FactOverrides(os="linux"), "x86_64", DETECTED, "platform", id="same-os-keeps-this-cpu"
+        ),
+    ],
+)
+def test_another_os_does_not_take_this_machines_cpu(
+    overrides: FactOverrides, arch: str, origin: str, detail: str
+) -> None:
+    facts = apply_overrides(_cpu_vm(), validate_overrides(overrides))
+    assert (facts.arch.value, facts.arch.origin) == (arch, origin)
+    assert detail in (facts.arch.detail or "")

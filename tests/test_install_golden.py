@@ -165,6 +165,24 @@ def test_previous_versions_page_is_reproduced_exactly(entry: dict[str, Any]) -> 
     assert result == "reproduced", f"{entry['command']!r}: {result} {reason}"
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        pytest.param(e, id=_id(e))
+        for e in COMMANDS
+        if e["manager"] == "pip" and not (e["anomaly"] or e["superseded"])
+    ],
+)
+def test_uv_pins_exactly_the_local_versions_of_the_published_pip_command(
+    entry: dict[str, Any],
+) -> None:
+    """``--manager uv`` never invents a ``+variant`` pin the published command lacks (torchaudio
+    0.7.2, the Windows cu102 build of 1.7.1) and never drops one it has; same index too."""
+    for platform in entry["platforms"]:
+        result, reason = compare({**entry, "manager": "uv"}, platform)
+        assert result != "miss", f"{entry['command']!r} on {platform}: {reason}"
+
+
 def test_the_books_command_is_reproduced() -> None:
     """SEED.md: `pip install torch===1.7.1 torchvision===0.8.2 torchaudio===0.7.2 -f ...`."""
     book = [e for e in COMMANDS if e["source"].startswith("shared/SEED.md")]

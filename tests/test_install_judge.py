@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from dlready.install import judge_installed_torch, recommended_command_line
+from dlready.install import explain_no_command, judge_installed_torch, recommended_command_line
 from dlready.model import MachineSnapshot, TorchInstall
 from dlready.probes.torch_meta import torch_install_from_version_py
 from machines import replay_snapshot
@@ -197,6 +197,75 @@ CASES = [
         id="cuda-build-with-a-broken-driver-is-unknown",
     ),
 ]
+
+
+# The recorded H100 server (torch 2.11.0+cu130) where PyTorch publishes no such wheel: on a
+# FreeBSD host (NVIDIA ships a FreeBSD driver with NVML), on an IBM POWER host (ppc64le), and
+# under Python 3.8, older than the 3.10 torch 2.11.0 needs; that torch was built from source.
+NO_WHEEL_CASES = [
+    pytest.param(
+        {"system": "FreeBSD"},
+        "PyTorch publishes no wheels for this operating system",
+        id="freebsd",
+    ),
+    pytest.param(
+        {"machine": "ppc64le"}, "PyTorch publishes no wheels for linux-ppc64le", id="ppc64le"
+    ),
+    pytest.param(
+        {"python_version": "3.8.10"},
+        "PyTorch publishes no torch 2.11.0 wheels for Python 3.8",
+        id="python-outside-the-release-range",
+    ),
+]
+
+
+@pytest.mark.parametrize(("host", "reason"), NO_WHEEL_CASES)
+def test_no_published_wheel_is_named_as_the_reason_not_a_missing_arch_list(
+    host: dict[str, str], reason: str
+) -> None:
+    fit = judge_installed_torch(replay_snapshot("h100-80gb-hbm3", host_overrides=host))
+    assert fit.status == "unknown", fit
+    problems = "\n".join(fit.problems)
+    assert reason in problems, problems
+    assert "is not in the table" not in problems
+
+
+@pytest.mark.parametrize(
+    ("build", "reason"),
+    [
+        pytest.param(h100(), None, id="h100-has-a-command"),
+        pytest.param(
+            lambda: replay_snapshot(
+                "h100-80gb-hbm3", host_overrides={"python_version": "3.15.0a1"}
+            ),
+            "PyTorch publishes no stable wheels for Python 3.15",
+            id="python-3.15-alpha",
+        ),
+        pytest.param(
+            lambda: replay_snapshot("h100-80gb-hbm3", host_overrides={"system": "FreeBSD"}),
+            "PyTorch publishes no wheels for this operating system",
+            id="freebsd",
+        ),
+        pytest.param(
+            lambda: replay_snapshot("h100-80gb-hbm3", nvml=old_driver_2080_ti()),
+            "update the NVIDIA driver to >= 525.60.13",
+            id="driver-455-too-old",
+        ),
+    ],
+)
+def test_explain_no_command_says_why_there_is_none(
+    build: Callable[[], MachineSnapshot], reason: str | None
+) -> None:
+    snapshot = build()
+    explanation = explain_no_command(snapshot)
+    command = recommended_command_line(snapshot)
+    if reason is None:
+        assert explanation is None
+        assert command is not None
+    else:
+        assert command is None
+        assert explanation is not None
+        assert reason in explanation, explanation
 
 
 @pytest.mark.parametrize("case", CASES)

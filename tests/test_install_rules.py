@@ -10,13 +10,20 @@ nvidia-smi output; Jetson Orin's L4T R36.4 driver reports 540.4.0).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 
-from dlready.install import InstallWishes, MachineFacts, PlanError, plan_install
-from dlready.install.facts import DETECTED, GIVEN, Fact, unknown
+from dlready.install import (
+    CompatTable,
+    InstallWishes,
+    MachineFacts,
+    PlanError,
+    load_compat_table,
+    plan_install,
+)
+from dlready.install.facts import DETECTED, GIVEN, IMPLIED, UNSUPPORTED_OS_DETAIL, Fact, unknown
 
 
 def machine(
@@ -177,12 +184,12 @@ PLAN_RULES = [
     ),
     pytest.param(
         Rule(
-            machine(driver="580.159.04", cc=("6.1",)),
-            InstallWishes(variant="cu130"),
-            variant="cu130",
-            warns=("no kernels for compute capability 6.1",),
+            machine(python="3.10", driver="580.65.06", cc=("3.7",)),
+            InstallWishes(torch="2.7.1", variant="cu126"),
+            variant="cu126",
+            warns=("probably has no kernels for compute capability 3.7", "UNCONFIRMED"),
         ),
-        id="explicit-variant-that-misses-the-gpu-is-kept-with-a-warning",
+        id="explicit-variant-missing-the-gpu-by-an-unconfirmed-arch-list-only-warns",
     ),
     # --- Linux aarch64 ---------------------------------------------------------------------
     pytest.param(
@@ -195,11 +202,11 @@ PLAN_RULES = [
     ),
     pytest.param(
         Rule(
-            machine(arch="aarch64", driver="540.4.0", cc=("8.7",)),
-            variant="cu126",
-            warns=("JetPack",),
+            machine(arch="aarch64", driver="580.65.06", cc=("11.0",)),
+            variant="cu130",
+            reasons=("covers compute capability 11.0",),
         ),
-        id="jetson-orin-warns-that-sbsa-wheels-are-not-jetpack",
+        id="jetson-thor-sm110-is-named-in-the-cu130-sbsa-arch-list",
     ),
     pytest.param(
         Rule(
@@ -276,6 +283,20 @@ PLAN_RULES = [
     # --- macOS -------------------------------------------------------------------------------
     pytest.param(
         Rule(
+            MachineFacts(
+                os=Fact("macos", GIVEN, "--os"),
+                arch=Fact("arm64", IMPLIED, "by --os macos: Apple silicon assumed"),
+                python=Fact("3.12", DETECTED),
+                accelerator=Fact("cpu", DETECTED),
+            ),
+            torch=NEWEST,
+            command="pip install torch==2.14.1 torchvision==0.29.1",
+            reasons=("arch arm64, implied by --os macos",),
+        ),
+        id="implied-arch-is-explained",
+    ),
+    pytest.param(
+        Rule(
             machine(os="macos", arch="arm64", accelerator="mps"),
             variant="default",
             command="pip install torch==2.14.1 torchvision==0.29.1",
@@ -332,11 +353,45 @@ PLAN_RULES = [
         Rule(
             machine(driver="580.159.04", cc=("9.0",)),
             InstallWishes(manager="uv"),
-            command=f"uv pip install torch==2.14.1+cu130 torchvision==0.29.1+cu130 "
-            f"--index-url {CU}cu130",
-            reasons=("uv: pins carry",),
+            command=f"uv pip install torch==2.14.1 torchvision==0.29.1 --index-url {CU}cu130",
+            reasons=("uv: the pins and index of the published pip command",),
         ),
-        id="uv-pip-install-with-local-version-pins",
+        id="uv-pip-install-with-the-published-pins",
+    ),
+    pytest.param(
+        Rule(
+            machine(python="3.8"),
+            InstallWishes(torch="1.7.1", variant="cu110", manager="uv"),
+            command="uv pip install torch==1.7.1+cu110 torchvision==0.8.2+cu110 torchaudio==0.7.2 "
+            "-f https://download.pytorch.org/whl/torch_stable.html",
+        ),
+        id="uv-1.7.1-cu110-torchaudio-has-no-local-version",
+    ),
+    pytest.param(
+        Rule(
+            machine(python="3.8"),
+            InstallWishes(torch="1.9.0", variant="cu111", manager="uv"),
+            contains=("torchaudio==0.9.0 ", "torch==1.9.0+cu111 "),
+        ),
+        id="uv-1.9.0-cu111-torchaudio-has-no-local-version",
+    ),
+    pytest.param(
+        Rule(
+            machine(os="windows", python="3.8"),
+            InstallWishes(torch="1.7.1", variant="cu102", manager="uv"),
+            command="uv pip install torch==1.7.1 torchvision==0.8.2 torchaudio==0.7.2 "
+            "-f https://download.pytorch.org/whl/torch_stable.html",
+        ),
+        id="uv-1.7.1-windows-cu102-default-build-has-no-local-version",
+    ),
+    pytest.param(
+        Rule(
+            machine(os="windows", python="3.8"),
+            InstallWishes(torch="1.7.1", variant="cu102", pin_local_versions=True),
+            command="pip install torch===1.7.1 torchvision===0.8.2 torchaudio===0.7.2 "
+            "-f https://download.pytorch.org/whl/torch_stable.html --force-reinstall",
+        ),
+        id="replacing-a-find-links-build-without-local-versions-forces-the-reinstall",
     ),
     pytest.param(
         Rule(
@@ -396,6 +451,33 @@ PLAN_RULES = [
             reasons=("newest 2.5.x",),
         ),
         id="torch-series-means-its-newest-patch",
+    ),
+    pytest.param(
+        Rule(
+            machine(accelerator="cpu"),
+            InstallWishes(torch="2"),
+            torch=NEWEST,
+            reasons=("--torch 2 means the newest 2.x release",),
+        ),
+        id="torch-major-means-its-newest-release-not-1.13.1",
+    ),
+    pytest.param(
+        Rule(
+            machine(python="3.8", accelerator="cpu"),
+            InstallWishes(torch="2"),
+            torch="2.4.1",
+            reasons=("newest 2.x release for Python 3.8",),
+        ),
+        id="torch-major-means-its-newest-release-for-this-python",
+    ),
+    pytest.param(
+        Rule(
+            machine(accelerator="cpu"),
+            InstallWishes(torch="2.5.1.0"),
+            torch="2.5.1",
+            reasons=("trailing zeros",),
+        ),
+        id="torch-with-trailing-zero-is-that-release-pep440",
     ),
     pytest.param(
         Rule(
@@ -566,6 +648,110 @@ IMPOSSIBLE = [
             ("--torch 2.14.1",),
         ),
         id="unknown-release-names-the-newest-known",
+    ),
+    pytest.param(
+        Impossible(
+            machine(accelerator="cpu"),
+            InstallWishes(torch="2.5.2"),
+            ("torch 2.5.2 is not in the compatibility table",),
+            ("--torch 2.5.1 (the nearest older release)",),
+        ),
+        id="missing-patch-names-the-nearest-older-truthfully",
+    ),
+    pytest.param(
+        Impossible(
+            machine(accelerator="cpu"),
+            InstallWishes(torch="2.5.1.1"),
+            ("not in the compatibility table",),
+            ("--torch 2.5.1 (the nearest older release)",),
+        ),
+        id="four-part-version-names-the-nearest-older-truthfully",
+    ),
+    pytest.param(
+        Impossible(
+            machine(accelerator="cpu"),
+            InstallWishes(torch="1.15"),
+            ("not in the compatibility table",),
+            ("--torch 1.13.1 (the newest release before 1.15.x)",),
+        ),
+        id="missing-series-names-the-newest-release-before-it",
+    ),
+    pytest.param(
+        Impossible(
+            machine(driver="580.159.04", cc=("6.1",)),
+            InstallWishes(variant="cu130"),
+            ("--variant cu130", "no kernels for compute capability 6.1", "sm_75"),
+            ("--variant cu126 (covers compute capability 6.1)",),
+        ),
+        id="forced-variant-missing-the-gpu-is-impossible-and-names-one-that-covers-it",
+    ),
+    pytest.param(
+        Impossible(
+            machine(driver="580.159.04", cc=("3.7",)),
+            InstallWishes(variant="cu128", torch="2.8.0"),
+            ("no kernels for compute capability 3.7",),
+            ("--torch 2.7.1 --variant cu118",),
+        ),
+        id="forced-variant-no-variant-of-the-release-covers-names-an-older-torch",
+    ),
+    pytest.param(
+        Impossible(
+            machine(cc=("12.0",)),
+            InstallWishes(variant="cu118"),
+            ("no cu118 build",),
+            ("--variant cu13",),
+        ),
+        id="missing-variant-hint-only-offers-variants-covering-the-gpu",
+    ),
+    pytest.param(
+        Impossible(
+            machine(arch="aarch64", driver="540.4.0", cc=("8.7",)),
+            InstallWishes(),
+            ("Jetson module (compute capability 8.7)", "SBSA", "sm_87"),
+            ("NVIDIA's PyTorch wheels for Jetson", "UNCONFIRMED", "--accelerator cpu"),
+        ),
+        id="jetson-orin-needs-nvidia-jetpack-wheels-not-the-sbsa-wheels",
+    ),
+    pytest.param(
+        Impossible(
+            machine(arch="aarch64", driver="540.4.0", cc=("8.7",)),
+            InstallWishes(variant="cu130"),
+            ("Jetson module",),
+            ("NVIDIA's PyTorch wheels for Jetson",),
+        ),
+        id="jetson-orin-forced-sbsa-variant-is-impossible-too",
+    ),
+    pytest.param(
+        Impossible(
+            machine(cc=("8.6",), accelerator_origin=IMPLIED),
+            InstallWishes(variant="rocm7.14"),
+            ("--compute-capability describes an NVIDIA GPU", "rocm"),
+            ("a CUDA --variant",),
+        ),
+        id="compute-capability-given-with-a-rocm-variant",
+    ),
+    pytest.param(
+        Impossible(
+            MachineFacts(
+                os=unknown(UNSUPPORTED_OS_DETAIL),
+                arch=Fact("x86_64", DETECTED),
+                python=Fact("3.12", DETECTED),
+                accelerator=Fact("cpu", DETECTED),
+            ),
+            InstallWishes(),
+            ("PyTorch publishes no wheels for this operating system",),
+            ("--os linux|windows|macos",),
+        ),
+        id="detected-unsupported-os-says-pytorch-has-no-wheels-for-it",
+    ),
+    pytest.param(
+        Impossible(
+            machine(arch="riscv64", accelerator="cpu"),
+            InstallWishes(),
+            ("PyTorch publishes no wheels for linux-riscv64",),
+            ("supported platforms: linux-x86_64",),
+        ),
+        id="unsupported-arch-says-pytorch-has-no-wheels-for-it",
     ),
     pytest.param(
         Impossible(
@@ -742,3 +928,32 @@ def test_candidates_explain_why_the_others_lost() -> None:
     assert verdicts["cu126"].chosen
     assert not verdicts["cu130"].usable
     assert "no kernels for sm_61" in verdicts["cu130"].verdict
+
+
+def _table_naming_sm87(torch: str) -> CompatTable:
+    """The packaged table, except that ``torch``'s linux-aarch64 cu130 arch list also names
+    8.7: a hypothetical later release that builds Jetson Orin kernels into the SBSA wheel."""
+    table = load_compat_table()
+    releases = []
+    for release in table.releases:
+        if release.torch == torch:
+            forms = tuple(
+                replace(form, arch=replace(form.arch, arch_list="8.0;8.7;9.0;10.0;11.0;12.0+PTX"))
+                if form.platform == "linux-aarch64" and form.variant == "cu130" and form.arch
+                else form
+                for form in release.pip
+            )
+            release = replace(release, pip=forms)
+        releases.append(release)
+    return replace(table, releases=tuple(releases))
+
+
+def test_jetson_is_served_once_a_release_names_its_compute_capability() -> None:
+    table = _table_naming_sm87("2.14.1")
+    orin = machine(arch="aarch64", driver="580.65.06", cc=("8.7",))
+    assert plan_install(orin, InstallWishes(), table=table).variant == "cu130"
+    with pytest.raises(PlanError) as info:
+        plan_install(orin, InstallWishes(torch="2.13.0"), table=table)
+    assert (info.value.nearest_valid or "").startswith("--torch 2.14.1 --variant cu130")
+    with pytest.raises(PlanError, match="Jetson"):
+        plan_install(orin, InstallWishes(), table=load_compat_table())

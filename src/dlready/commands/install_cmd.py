@@ -120,9 +120,22 @@ def install_cmd_command(
         _fail(ExitCode.COULD_NOT_RUN, str(exc), "reinstall dlready", (), json_output, None)
 
     if json_output:
+        # A closed, full or vanished stdout exits 3 with one error line (output.stdout_guard).
         output.print_json(output.envelope(COMMAND, ExitCode.OK, plan.to_jsonable()))
         return
     _print_plan(plan, table, explain)
+
+
+def _stderr_line(line: str) -> None:
+    """One diagnostic line; silently dropped when stderr itself is closed or failing."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
 
 
 class _CouldNotRunError(RuntimeError):
@@ -175,25 +188,30 @@ def _fail(
             or {"code": code.name.lower(), "message": message, "nearest_valid": hint, "hints": []}
         ]
         output.print_json(output.envelope(COMMAND, code, None, errors=errors))
-    else:
-        output.error_line(message, hint)
-        console = output.stderr_console()
-        for line in hints:
-            console.print(f"# {line}", markup=False, highlight=False)
+    elif sys.stderr is not None:
+        try:
+            output.error_line(message, hint)
+            console = output.stderr_console()
+            for line in hints:
+                console.print(f"# {line}", markup=False, highlight=False)
+        except OSError:
+            pass  # stderr refuses the write: the exit code still tells
     raise typer.Exit(int(code))
 
 
 def _print_plan(plan: InstallPlan, table: object, explain: bool) -> None:
+    from dlready import output
     from dlready.install.explain import full_lines, short_lines
     from dlready.install.table import CompatTable
 
-    # The command goes to stdout byte for byte: rich could wrap or interpret it.
-    sys.stdout.write(plan.command_line + "\n")
-    sys.stdout.flush()
+    # The command goes to stdout byte for byte: rich could wrap or interpret it. A closed,
+    # full or vanished stdout exits 3 with one error line, never a traceback.
+    with output.stdout_guard():
+        sys.stdout.write(plan.command_line + "\n")
     lines = (
         full_lines(plan, table) if explain and isinstance(table, CompatTable) else short_lines(plan)
     )
     # Plain uncoloured text, so no rich Console: creating one costs ~19 ms, a tenth of this
-    # command's time budget (benchmarks/bench_install_cmd.py).
-    sys.stderr.write("".join(line + "\n" for line in lines))
-    sys.stderr.flush()
+    # command's time budget (benchmarks/bench_install_cmd.py). The explanation is best effort:
+    # with stderr closed (`2>&-`) the command on stdout is still the result.
+    _stderr_line("\n".join(lines))

@@ -8,7 +8,8 @@ Public API (pure except :func:`load_compat_table`, which reads package data once
   :class:`PlanError` (message, nearest_valid) for an invalid or impossible request.
 - :func:`judge_installed_torch` (snapshot) -> :class:`TorchFit` (fits / mismatch / unknown /
   not_installed, problems, fix_command).
-- :func:`recommended_command_line` (snapshot) -> the command line, or None.
+- :func:`recommended_command_line` (snapshot) -> the command line, or None;
+  :func:`explain_no_command` (snapshot) -> why it is None (one line), or None when there is one.
 - :func:`load_compat_table` -> :class:`CompatTable` (cached).
 
 Nothing here imports torch, psutil or pynvml.
@@ -29,7 +30,12 @@ if TYPE_CHECKING:
         facts_from_snapshot,
         validate_overrides,
     )
-    from dlready.install.judge import TorchFit, judge_installed_torch, recommended_command_line
+    from dlready.install.judge import (
+        TorchFit,
+        explain_no_command,
+        judge_installed_torch,
+        recommended_command_line,
+    )
     from dlready.install.planner import (
         Candidate,
         InstallPlan,
@@ -51,6 +57,7 @@ _HOMES = {
     "facts_from_snapshot": "facts",
     "validate_overrides": "facts",
     "TorchFit": "judge",
+    "explain_no_command": "judge",
     "judge_installed_torch": "judge",
     "recommended_command_line": "judge",
     "Candidate": "planner",
@@ -89,6 +96,7 @@ __all__ = [
     "PlanError",
     "TorchFit",
     "apply_overrides",
+    "explain_no_command",
     "facts_from_overrides",
     "facts_from_snapshot",
     "judge_installed_torch",

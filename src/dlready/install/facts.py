@@ -325,12 +325,12 @@ def validate_overrides(overrides: FactOverrides) -> FactOverrides:
     if os_value is not None:
         os_value = _OS_ALIASES.get(os_value.lower(), os_value.lower())
         if os_value not in OS_CHOICES:
-            raise _no_wheels_for("--os", overrides.os, os_value, OS_CHOICES)
+            raise _no_wheels_for("--os", overrides.os or "", os_value, OS_CHOICES)
     arch = overrides.arch
     if arch is not None:
         arch = _ARCH_ALIASES.get(arch.lower(), arch.lower())
         if arch not in ARCH_CHOICES:
-            raise _no_wheels_for("--arch", overrides.arch, arch, ARCH_CHOICES)
+            raise _no_wheels_for("--arch", overrides.arch or "", arch, ARCH_CHOICES)
     python = overrides.python
     if python is not None:
         try:
@@ -367,8 +367,9 @@ def validate_overrides(overrides: FactOverrides) -> FactOverrides:
     if accelerator not in (None, "cuda") and nvidia_only:
         # Planning a ROCm, MPS or CPU build while describing an NVIDIA GPU is a contradiction;
         # silently ignoring the NVIDIA flags would hide a typo in one of them.
+        verb = "describe" if len(nvidia_only) > 1 else "describes"
         raise PlanError(
-            f"{' and '.join(nvidia_only)} describe an NVIDIA GPU, but --accelerator "
+            f"{' and '.join(nvidia_only)} {verb} an NVIDIA GPU, but --accelerator "
             f"{accelerator} was given",
             f"--accelerator cuda, or drop {' and '.join(nvidia_only)}",
         )
@@ -421,12 +422,15 @@ def apply_overrides(facts: MachineFacts, overrides: FactOverrides) -> MachineFac
 def _implied_arch(os_name: str, facts: MachineFacts) -> Fact[str]:
     arch = DEFAULT_ARCH_FOR_OS[os_name]
     here = f"this {facts.os.value} machine" if facts.os.known else "this machine"
-    other = "--arch x86_64 for an Intel Mac" if os_name == "macos" else "--arch to change it"
-    what = "Apple silicon (arm64)" if os_name == "macos" else arch
+    assumed = (
+        "Apple silicon assumed, --arch x86_64 for an Intel Mac"
+        if os_name == "macos"
+        else f"{arch} assumed, --arch to change it"
+    )
     return Fact(
         arch,
         IMPLIED,
-        f"by --os {os_name}: {here}'s CPU is not the target's, so {what} is assumed ({other})",
+        f"by --os {os_name}: the CPU of {here} says nothing about the target; {assumed}",
     )
 
 

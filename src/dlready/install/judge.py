@@ -11,10 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlready.install.archs import Coverage, arch_labels, coverage
+from dlready.install.archs import Coverage, arch_labels
 from dlready.install.errors import PlanError
-from dlready.install.facts import MachineFacts, facts_from_snapshot
-from dlready.install.planner import InstallWishes, plan_install
+from dlready.install.facts import UNSUPPORTED_OS_DETAIL, MachineFacts, facts_from_snapshot
+from dlready.install.planner import (
+    SUPPORTED_PLATFORMS,
+    InstallWishes,
+    gpu_coverage,
+    plan_install,
+    python_fits,
+)
 from dlready.install.table import (
     LINUX_ARM,
     LINUX_X86,
@@ -141,7 +147,7 @@ def _try_plan(
     try:
         return plan_install(facts, wishes, table=table).command_line, None
     except PlanError as exc:
-        return None, exc.message + (f" ({exc.nearest_valid})" if exc.nearest_valid else "")
+        return None, _describe(exc)
 
 
 def judge_installed_torch(snapshot: MachineSnapshot, table: CompatTable | None = None) -> TorchFit:
@@ -266,7 +272,13 @@ def _judge_cuda(
                 f"(full support from {full})"
             )
         warnings += [f"{variant} driver floor: {n}" for n in floor.unconfirmed(windows)]
-    form = release.pip_form(variant, platform) if (release and platform) else None
+    if release is None:
+        return  # already reported: the release is not in the table
+    no_wheel = _no_wheel_reason(release, variant, facts, platform)
+    if no_wheel:
+        unknowns.append(f"{no_wheel}: the arch list of {build} is unknown (not a published wheel)")
+        return
+    form = release.pip_form(variant, platform) if platform else None
     capabilities = facts.compute_capabilities.value or ()
     if form is None or form.arch is None:
         unknowns.append(f"the arch list of {build} is not in the table")
@@ -276,7 +288,7 @@ def _judge_cuda(
         return
     labels = " ".join(arch_labels(form.arch.arch_list))
     for index, cc in enumerate(capabilities):
-        level = coverage(form.arch.arch_list, cc)
+        level = gpu_coverage(form.arch.arch_list, cc, platform, table)
         name = facts.gpu_names[index] if index < len(facts.gpu_names) else f"GPU {index}"
         if level is Coverage.NONE:
             problems.append(
@@ -291,12 +303,52 @@ def _judge_cuda(
         warnings.append(f"{variant}: {form.arch.unconfirmed}")
 
 
+def _no_wheel_reason(
+    release: Release, variant: str, facts: MachineFacts, platform: str | None
+) -> str | None:
+    """Why PyTorch publishes no wheel of this release and variant for this machine, if so."""
+    if platform is None:
+        if not facts.os.known:
+            if facts.os.detail == UNSUPPORTED_OS_DETAIL:
+                return "PyTorch publishes no wheels for this operating system"
+            return f"the operating system is unknown ({facts.os.detail})"
+        return f"the CPU architecture is unknown ({facts.arch.detail})"
+    if platform not in SUPPORTED_PLATFORMS:
+        return f"PyTorch publishes no wheels for {platform}"
+    python = facts.python.value
+    if python and python_fits(release, python) is None:
+        return f"PyTorch publishes no torch {release.torch} wheels for Python {python}"
+    if release.pip_form(variant, platform) is None:
+        return f"PyTorch publishes no torch {release.torch} {variant} wheels for {platform}"
+    return None
+
+
+def _describe(error: PlanError) -> str:
+    return error.message + (f" (hint: {error.nearest_valid})" if error.nearest_valid else "")
+
+
+def _recommend(snapshot: MachineSnapshot) -> tuple[str | None, str | None]:
+    try:
+        return plan_install(facts_from_snapshot(snapshot), InstallWishes()).command_line, None
+    except PlanError as exc:
+        return None, _describe(exc)
+    except CompatTableError as exc:
+        return None, f"the packaged compatibility table is unreadable ({exc})"
+
+
 def recommended_command_line(snapshot: MachineSnapshot) -> str | None:
     """The recommended install command for this machine, or None if none fits.
 
     Convenience for ``check`` and ``smoke``: default wishes (newest torch, pip).
+    :func:`explain_no_command` says why it is None.
     """
-    try:
-        return plan_install(facts_from_snapshot(snapshot), InstallWishes()).command_line
-    except (PlanError, CompatTableError):
-        return None
+    return _recommend(snapshot)[0]
+
+
+def explain_no_command(snapshot: MachineSnapshot) -> str | None:
+    """Why :func:`recommended_command_line` has no command for this machine; None if it has one.
+
+    One line for ``check`` to print, e.g. ``"PyTorch publishes no stable wheels for Python 3.15
+    on linux-x86_64 (newest supported: Python 3.14 with torch 2.14.1) (hint: Python 3.14)"``.
+    """
+    return _recommend(snapshot)[1]

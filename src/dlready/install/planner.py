@@ -25,9 +25,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dlready.install.archs import Coverage, arch_labels, coverage
+from dlready.install.archs import Coverage, arch_labels, coverage, parse_arch_list
 from dlready.install.errors import PlanError
-from dlready.install.facts import GIVEN, MachineFacts, nearest_choice
+from dlready.install.facts import (
+    GIVEN,
+    IMPLIED,
+    UNSUPPORTED_OS_DETAIL,
+    MachineFacts,
+    nearest_choice,
+)
 from dlready.install.table import (
     LINUX_ARM,
     LINUX_X86,
@@ -42,6 +48,7 @@ from dlready.install.table import (
 )
 from dlready.install.versions import (
     compare_numeric,
+    compute_capability_key,
     is_numeric_version,
     numeric_key,
     python_key,
@@ -52,10 +59,9 @@ from dlready.install.versions import (
 MANAGERS = ("pip", "uv", "conda")
 PACKAGE_ORDER = ("torch", "torchvision", "torchaudio")
 SUPPORTED_PLATFORMS = (LINUX_X86, LINUX_ARM, WINDOWS_X86, MACOS_ARM, MACOS_X86)
-UV_LOCAL_PIN_REASON = (
-    "uv: pins carry the +variant local version, because newer uv releases no longer match "
-    "`torch==X` to `X+variant` on an explicit index (MeteoSwiss/evalml#165, "
-    "shared/reference/pytorch/detection.md)"
+UV_SAME_PINS_REASON = (
+    "uv: the pins and index of the published pip command (+variant local versions only where "
+    "it pins them)"
 )
 
 
@@ -180,6 +186,8 @@ class _Evaluation:
     required_full: str | None
     uncovered: tuple[str, ...]
     ptx_only: tuple[str, ...]
+    jetson: tuple[str, ...] = ()
+    """Jetson compute capabilities (on linux-aarch64) this wheel's arch list does not name."""
 
     @property
     def usable(self) -> bool:
@@ -198,6 +206,26 @@ def _windows_numbering(facts: MachineFacts, platform: str) -> bool:
     return platform == WINDOWS_X86 or facts.is_wsl.value is True
 
 
+def is_jetson(compute_capability: str, platform: str | None, table: CompatTable) -> bool:
+    """A Jetson module: an NVIDIA GPU on linux-aarch64 with a Jetson compute capability."""
+    return platform == LINUX_ARM and compute_capability in table.jetson_compute_capabilities
+
+
+def gpu_coverage(
+    arch_list: str, compute_capability: str, platform: str | None, table: CompatTable
+) -> Coverage:
+    """How a wheel with ``arch_list`` serves one GPU, with the Jetson rule on top of the
+    ``ARCH-COMPAT.md`` rules: pytorch.org's linux-aarch64 CUDA wheels are SBSA (server ARM)
+    builds, and the reference says they contain no sm_87 (matrix.json platform_notes
+    .linux_aarch64), so they serve a Jetson module only if their arch list names its compute
+    capability exactly (no credit for sm_80 cubins)."""
+    if is_jetson(compute_capability, platform, table):
+        wanted = compute_capability_key(compute_capability)
+        named = any((t.major, t.minor) == wanted for t in parse_arch_list(arch_list))
+        return Coverage.NATIVE if named else Coverage.NONE
+    return coverage(arch_list, compute_capability)
+
+
 def _evaluate(form: PipForm, facts: MachineFacts, table: CompatTable, platform: str) -> _Evaluation:
     capabilities = facts.compute_capabilities.value or ()
     cover: Coverage | None = None
@@ -206,7 +234,7 @@ def _evaluate(form: PipForm, facts: MachineFacts, table: CompatTable, platform: 
     if form.arch is not None and capabilities:
         levels = []
         for cc in capabilities:
-            level = coverage(form.arch.arch_list, cc)
+            level = gpu_coverage(form.arch.arch_list, cc, platform, table)
             levels.append(level)
             if level is Coverage.NONE:
                 uncovered.append(cc)
@@ -238,6 +266,7 @@ def _evaluate(form: PipForm, facts: MachineFacts, table: CompatTable, platform: 
         required_full=required_full,
         uncovered=tuple(uncovered),
         ptx_only=tuple(ptx_only),
+        jetson=tuple(cc for cc in uncovered if is_jetson(cc, platform, table)),
     )
 
 
@@ -288,8 +317,9 @@ def _verdict(evaluation: _Evaluation, driver: str | None) -> str:
 # --- release selection ----------------------------------------------------------------------
 
 
-def _python_fits(release: Release, python: str) -> str | None:
-    """``"stable"``, ``"experimental"`` or None."""
+def python_fits(release: Release, python: str) -> str | None:
+    """Whether ``release`` has wheels for Python ``X.Y``: ``"stable"``, ``"experimental"``
+    (allowed with a warning) or None."""
     key = python_key(python)
     if python_key(release.python.min) <= key <= python_key(release.python.max):
         return "stable"
@@ -320,9 +350,13 @@ def _padded(key: tuple[int, ...], width: int = 3) -> tuple[int, ...]:
     return key + (0,) * (width - len(key))
 
 
-def _resolve_torch(wish: str, table: CompatTable) -> tuple[Release, str | None]:
+def _resolve_torch(
+    wish: str, table: CompatTable, python: str, platform: str, manager: str
+) -> tuple[Release, str | None]:
     """A release from ``--torch``: ``2.5.1``; ``2.5`` or ``2`` for the newest 2.5.x or 2.x
-    (the LTS release only by its full version); ``2.5.1.0`` is ``2.5.1`` (PEP 440)."""
+    release with stable wheels for this Python and platform (else the newest of the series, so
+    the error names the Python range); the LTS release only by its full version; ``2.5.1.0``
+    is ``2.5.1`` (PEP 440)."""
     text = wish.strip().removeprefix("v")
     exact = table.release(text)
     if exact is not None:
@@ -340,6 +374,16 @@ def _resolve_torch(wish: str, table: CompatTable) -> tuple[Release, str | None]:
     key = numeric_key(text)
     if len(key) <= 2:
         series = [r for r in table.releases if r.key[: len(key)] == key and not r.lts]
+        fitting = [
+            r
+            for r in series
+            if python_fits(r, python) == "stable" and _has_platform(r, platform, manager)
+        ]
+        if fitting:
+            return fitting[0], (
+                f"--torch {wish} means the newest {text}.x release for Python {python} on "
+                f"{platform}: {fitting[0].torch}"
+            )
         if series:
             return series[0], f"--torch {wish} means the newest {text}.x release: {series[0].torch}"
     elif len(key) > 3 and not any(key[3:]):
@@ -375,10 +419,10 @@ def _choose_release(
     reasons: list[str] = []
     warnings: list[str] = []
     if wishes.torch:
-        release, note = _resolve_torch(wishes.torch, table)
+        release, note = _resolve_torch(wishes.torch, table, python, platform, wishes.manager)
         if note:
             reasons.append(note)
-        fit = _python_fits(release, python)
+        fit = python_fits(release, python)
         if fit is None:
             newest = _newest_for_python(table, python, platform, wishes.manager)
             alternative = (
@@ -403,7 +447,7 @@ def _choose_release(
     candidates = [
         r
         for r in table.releases
-        if not r.lts and _python_fits(r, python) == "stable" and r.pip_forms(platform)
+        if not r.lts and python_fits(r, python) == "stable" and r.pip_forms(platform)
     ]
     if not candidates:
         raise PlanError(*_no_release_for_python(table, python, platform))
@@ -415,7 +459,7 @@ def _choose_release(
                 f"Intel Macs: torch {table.macos_x86_last_release} was the last release with "
                 "macOS x86_64 wheels (pytorch/pytorch#114602); newer releases need Apple silicon"
             )
-        elif _python_fits(table.newest, python) is None:
+        elif python_fits(table.newest, python) is None:
             why = f"the newest release for Python {python}"
         reasons.append(f"torch {release.torch}: {why}")
     else:
@@ -431,7 +475,7 @@ def _newest_for_python(
     for release in table.releases:
         if (
             not release.lts
-            and _python_fits(release, python) == "stable"
+            and python_fits(release, python) == "stable"
             and _has_platform(release, platform, manager)
         ):
             return release
@@ -467,7 +511,7 @@ def _no_release_for_python(table: CompatTable, python: str, platform: str) -> tu
                 "wheels"
             )
         return (
-            f"no release ships stable wheels for Python {python} on {platform} "
+            f"PyTorch publishes no stable wheels for Python {python} on {platform} "
             f"(newest supported: Python {newest_max.python.max} with torch {newest_max.torch})",
             f"Python {newest_max.python.max}{extra}",
         )
@@ -513,8 +557,9 @@ def _resolve_accelerator(
                 if fact.origin == GIVEN
             ]
             if implied != "cuda" and nvidia_flags:
+                verb = "describe" if len(nvidia_flags) > 1 else "describes"
                 raise PlanError(
-                    f"{' and '.join(nvidia_flags)} describe an NVIDIA GPU, but --variant "
+                    f"{' and '.join(nvidia_flags)} {verb} an NVIDIA GPU, but --variant "
                     f"{wishes.variant} is a {implied} build",
                     f"a CUDA --variant, or drop {' and '.join(nvidia_flags)}",
                 )
@@ -634,10 +679,12 @@ def _packages_for(
     return tuple(name for name in PACKAGE_ORDER if name in wanted), notes
 
 
-def _local_pins_allowed(form: PipForm, platform: str) -> bool:
-    """Indexes whose wheels carry ``+variant`` local versions (Linux x86_64 and Windows)."""
+def _index_carries_local_versions(form: PipForm, platform: str) -> bool:
+    """Indexes whose wheels of every package carry ``+variant`` local versions (the
+    ``--index-url``/``--extra-index-url`` indexes for Linux x86_64 and Windows). Not
+    ``torch_stable.html``: there some packages had none (torchaudio 0.7.2, Windows cu102)."""
     return (
-        form.flag is not None
+        form.flag in ("--index-url", "--extra-index-url")
         and form.kind in ("cuda", "rocm", "cpu")
         and platform in (LINUX_X86, WINDOWS_X86)
     )
@@ -650,24 +697,29 @@ def _render_pip(
     wishes: InstallWishes,
     platform: str,
 ) -> tuple[str, tuple[PinnedPackage, ...], list[str]]:
+    """pip or uv: the published pins (``form.local``: the packages whose published pin carries
+    ``+variant``), the same for uv; a replacement (``pin_local_versions``) adds local pins only
+    on indexes where every wheel carries one, else ``--force-reinstall``."""
     notes: list[str] = []
     versions = release.pip_versions
     uv = wishes.manager == "uv"
-    force_local = (wishes.pin_local_versions or uv) and _local_pins_allowed(form, platform)
-    if uv and force_local and not form.local:
-        notes.append(UV_LOCAL_PIN_REASON)
+    local_names = set(form.local)
+    if wishes.pin_local_versions and _index_carries_local_versions(form, platform):
+        local_names = set(names)
+    if uv:
+        notes.append(UV_SAME_PINS_REASON)
     packages = []
     for name in names:
-        local = form.variant if (name in form.local or force_local) else None
+        local = form.variant if name in local_names else None
         operator = "===" if (name in form.exact_equality and not uv) else "=="
         packages.append(PinnedPackage(name, versions[name], local, operator))
     program = "uv pip install" if uv else "pip install"
     parts = [program, *(p.spec for p in packages)]
     if form.flag:
         parts += [form.flag, form.url or ""]
-    if wishes.pin_local_versions and not force_local:
-        # No local version to pin (plain PyPI): without this, an installed `2.0.1+cpu` would
-        # satisfy `torch==2.0.1` and the replacement would do nothing.
+    if wishes.pin_local_versions and "torch" not in local_names:
+        # No local version to pin: without this, an installed `2.0.1+cpu` would satisfy
+        # `torch==2.0.1` and the replacement would do nothing.
         parts.append("--force-reinstall")
         notes.append("--force-reinstall: replaces the installed build of the same version")
     return " ".join(parts), tuple(packages), notes
@@ -696,6 +748,11 @@ _FLAG_FORMS = {"os": "linux|windows|macos", "arch": "x86_64|aarch64|arm64", "pyt
 
 
 def _platform_of(facts: MachineFacts) -> str:
+    if not facts.os.known and facts.os.detail == UNSUPPORTED_OS_DETAIL:
+        raise PlanError(
+            "PyTorch publishes no wheels for this operating system (not Linux, Windows or macOS)",
+            "plan for a supported machine with --os linux|windows|macos",
+        )
     for name, fact in (("os", facts.os), ("arch", facts.arch), ("python", facts.python)):
         if not fact.known:
             raise PlanError(f"{name} unknown ({fact.detail})", f"--{name} {_FLAG_FORMS[name]}")
@@ -707,7 +764,9 @@ def _platform_of(facts: MachineFacts) -> str:
         )
     if platform not in SUPPORTED_PLATFORMS:
         raise PlanError(
-            f"no PyTorch wheels for {platform}", f"one of {', '.join(SUPPORTED_PLATFORMS)}"
+            f"PyTorch publishes no wheels for {platform}",
+            f"supported platforms: {', '.join(SUPPORTED_PLATFORMS)} (plan for one with --os and "
+            "--arch)",
         )
     return platform
 
@@ -770,6 +829,8 @@ def plan_install(
     platform = _platform_of(facts)
     python = facts.python.value or ""
     reasons: list[str] = []
+    if facts.arch.origin == IMPLIED:
+        reasons.append(f"arch {facts.arch.value}, implied {facts.arch.detail}")
     warnings: list[str] = [f"detection: {note}" for note in facts.notes]
 
     release, release_reasons, release_warnings = _choose_release(facts, wishes, table, platform)
@@ -796,17 +857,17 @@ def plan_install(
     if wishes.variant:
         variant = _resolve_variant_name(wishes.variant, platform)
         if variant not in available:
-            nearest = _nearest_variant(variant, available)
             raise PlanError(
                 f"torch {release.torch} has no {variant} build for {platform}"
                 + (" with conda" if wishes.manager == "conda" else "")
                 + f" (available: {', '.join(available) or 'none'})",
-                f"--variant {nearest}",
+                _variant_hint(variant, available, release, facts, wishes, table, platform, python),
             )
         reasons.append(f"{variant}: the variant you asked for with --variant")
         chosen_pip = release.pip_form(variant, platform)
         if variant_kind(variant) == "cuda" and chosen_pip is not None:
             evaluation = _evaluate(chosen_pip, facts, table, platform)
+            _check_forced_coverage(evaluation, release, facts, wishes, table, platform, python)
             candidates = (
                 Candidate(
                     variant,
@@ -947,7 +1008,7 @@ def _newest_with(
     table: CompatTable, python: str, predicate: Callable[[Release], bool]
 ) -> Release | None:
     for release in table.releases:
-        if not release.lts and _python_fits(release, python) == "stable" and predicate(release):
+        if not release.lts and python_fits(release, python) == "stable" and predicate(release):
             return release
     return None
 
@@ -958,10 +1019,11 @@ def _cuda_warnings(evaluation: _Evaluation, facts: MachineFacts, table: CompatTa
     driver = facts.driver_version.value
     labels = " ".join(arch_labels(form.arch.arch_list)) if form.arch else "unknown"
     if evaluation.uncovered:
+        # Only reached where the miss is not certain (see _check_forced_coverage).
         warnings.append(
-            f"{form.variant} has no kernels for compute capability "
-            f"{', '.join(evaluation.uncovered)} (its arch list: {labels}): "
-            'torch.cuda will fail on that GPU ("no kernel image is available")'
+            f"{form.variant} probably has no kernels for compute capability "
+            f"{', '.join(evaluation.uncovered)} (its arch list, not confirmed for this build: "
+            f'{labels}): if so, torch.cuda fails on that GPU ("no kernel image is available")'
         )
     if evaluation.ptx_only:
         warnings.append(
@@ -1006,18 +1068,12 @@ def _cuda_warnings(evaluation: _Evaluation, facts: MachineFacts, table: CompatTa
     return warnings
 
 
-def _choose_cuda(
-    release: Release,
-    facts: MachineFacts,
-    wishes: InstallWishes,
-    table: CompatTable,
-    platform: str,
-    available: list[str],
-    python: str,
-) -> tuple[str, PipForm | None, tuple[Candidate, ...], list[str], list[str]]:
-    cuda_variants = [v for v in available if variant_kind(v) == "cuda"]
+def _cuda_forms(
+    release: Release, wishes: InstallWishes, platform: str, available: list[str]
+) -> list[PipForm]:
+    """The release's CUDA variants on the platform (for conda, its conda variants)."""
     forms = []
-    for variant in cuda_variants:
+    for variant in (v for v in available if variant_kind(v) == "cuda"):
         pip = release.pip_form(variant, platform)
         if pip is None and wishes.manager == "conda":
             conda = release.conda_form(variant, platform)
@@ -1040,6 +1096,143 @@ def _choose_cuda(
             )
         if pip is not None:
             forms.append(pip)
+    return forms
+
+
+def _check_forced_coverage(
+    evaluation: _Evaluation,
+    release: Release,
+    facts: MachineFacts,
+    wishes: InstallWishes,
+    table: CompatTable,
+    platform: str,
+    python: str,
+) -> None:
+    """A forced ``--variant`` whose arch list misses a known GPU is an impossible request.
+
+    Only where the miss is certain: with the arch list unknown, marked UNCONFIRMED, or read
+    from the pip wheel for a conda build, it stays a warning (``_cuda_warnings``).
+    """
+    form = evaluation.form
+    if evaluation.jetson:
+        raise _jetson_error(release, evaluation.jetson, table, python)
+    certain = form.arch is not None and not form.arch.unconfirmed and wishes.manager != "conda"
+    if not (evaluation.uncovered and certain and form.arch is not None):
+        return
+    labels = " ".join(arch_labels(form.arch.arch_list))
+    raise PlanError(
+        f"--variant {form.variant}: the {form.variant} build of torch {release.torch} has no "
+        f"kernels for compute capability {', '.join(evaluation.uncovered)} (its arch list: "
+        f"{labels}); torch.cuda would fail on that GPU",
+        _covering_hint(release, facts, wishes, table, platform, python),
+    )
+
+
+def _covering_evaluations(
+    release: Release,
+    facts: MachineFacts,
+    wishes: InstallWishes,
+    table: CompatTable,
+    platform: str,
+) -> list[_Evaluation]:
+    """The release's CUDA variants whose arch lists cover every known GPU, best first."""
+    available = _available_variants(release, platform, wishes.manager)
+    evaluations = [
+        _evaluate(form, facts, table, platform)
+        for form in _cuda_forms(release, wishes, platform, available)
+    ]
+    covering = [e for e in evaluations if e.coverage not in (None, Coverage.NONE)]
+    driver_known = facts.driver_version.known
+    return sorted(
+        covering,
+        key=lambda e: (e.usable, _rank(e, release, driver_known)),
+        reverse=True,
+    )
+
+
+def _covering_hint(
+    release: Release,
+    facts: MachineFacts,
+    wishes: InstallWishes,
+    table: CompatTable,
+    platform: str,
+    python: str,
+) -> str:
+    """A variant of this release that covers every GPU, else an older torch, else the CPU."""
+    gpus = ", ".join(facts.compute_capabilities.value or ())
+    covering = _covering_evaluations(release, facts, wishes, table, platform)
+    if covering:
+        return f"--variant {covering[0].form.variant} (covers compute capability {gpus})"
+    older = _older_release_fix(release, facts, table, platform, python, wishes)
+    return "; or ".join([*([older] if older else []), "--accelerator cpu"])
+
+
+def _variant_hint(
+    variant: str,
+    available: list[str],
+    release: Release,
+    facts: MachineFacts,
+    wishes: InstallWishes,
+    table: CompatTable,
+    platform: str,
+    python: str,
+) -> str:
+    """The nearest available variant; for CUDA with known GPUs, only variants covering them."""
+    capabilities = facts.compute_capabilities.value or ()
+    if variant_kind(variant) != "cuda" or not capabilities:
+        return f"--variant {_nearest_variant(variant, available)}"
+    evaluations = _covering_evaluations(release, facts, wishes, table, platform)
+    # Prefer variants this driver runs; with none, still only variants that cover the GPUs.
+    covering = [e.form.variant for e in evaluations if e.usable] or [
+        e.form.variant for e in evaluations
+    ]
+    if covering:
+        gpus = ", ".join(capabilities)
+        return f"--variant {_nearest_variant(variant, covering)} (covers compute capability {gpus})"
+    return _covering_hint(release, facts, wishes, table, platform, python)
+
+
+def _jetson_error(
+    release: Release, capabilities: tuple[str, ...], table: CompatTable, python: str
+) -> PlanError:
+    """Jetson modules need NVIDIA's JetPack wheels, unless some release's linux-aarch64 arch
+    list names their compute capability (then that release)."""
+    gpus = ", ".join(capabilities)
+    sm = " ".join(f"sm_{cc.replace('.', '')}" for cc in capabilities)
+    for other in table.releases:
+        if other.lts or python_fits(other, python) != "stable":
+            continue
+        for form in other.pip_forms(LINUX_ARM):
+            if form.kind == "cuda" and form.arch is not None:
+                levels = [
+                    gpu_coverage(form.arch.arch_list, cc, LINUX_ARM, table) for cc in capabilities
+                ]
+                if all(level is Coverage.NATIVE for level in levels):
+                    return PlanError(
+                        f"torch {release.torch} has no linux-aarch64 CUDA wheel with {sm} "
+                        f"kernels for this Jetson module (compute capability {gpus})",
+                        f"--torch {other.torch} --variant {form.variant} (its arch list names "
+                        f"{sm})",
+                    )
+    return PlanError(
+        f"Jetson module (compute capability {gpus}): pytorch.org's linux-aarch64 CUDA wheels "
+        f"are SBSA (server ARM) builds without {sm} kernels (matrix.json platform_notes"
+        ".linux_aarch64)",
+        "NVIDIA's PyTorch wheels for Jetson, built for your JetPack release (which index: "
+        "UNCONFIRMED in dlready's reference), or --accelerator cpu",
+    )
+
+
+def _choose_cuda(
+    release: Release,
+    facts: MachineFacts,
+    wishes: InstallWishes,
+    table: CompatTable,
+    platform: str,
+    available: list[str],
+    python: str,
+) -> tuple[str, PipForm | None, tuple[Candidate, ...], list[str], list[str]]:
+    forms = _cuda_forms(release, wishes, platform, available)
     if not forms:
         raise PlanError(
             f"torch {release.torch} has no CUDA build for {platform}"
@@ -1067,6 +1260,9 @@ def _choose_cuda(
         for e in sorted(evaluations, key=lambda e: variant_sort_key(e.form.variant), reverse=True)
     )
     if best is None:
+        jetson = tuple(sorted({cc for e in evaluations for cc in e.jetson}))
+        if jetson:
+            raise _jetson_error(release, jetson, table, python)
         raise _no_cuda_fit(release, evaluations, facts, table, platform, python, wishes)
     reasons = [_cuda_reason(best, facts, driver_known, release)]
     warnings = _cuda_warnings(best, facts, table)
@@ -1122,8 +1318,29 @@ def _no_cuda_fit(
             fixes.append(
                 f"update the NVIDIA driver to >= {lowest.required_min} (for {lowest.form.variant})"
             )
+    older = _older_release_fix(release, facts, table, platform, python, wishes)
+    if older:
+        fixes.append(older)
+    fixes.append("--accelerator cpu")
+    gpus = ", ".join(facts.compute_capabilities.value or ()) or "unknown"
+    return PlanError(
+        f"no CUDA build of torch {release.torch} for {platform} fits this machine "
+        f"(compute capability {gpus}, driver {driver or 'unknown'}): {problems}",
+        "; or ".join(fixes),
+    )
+
+
+def _older_release_fix(
+    release: Release,
+    facts: MachineFacts,
+    table: CompatTable,
+    platform: str,
+    python: str,
+    wishes: InstallWishes,
+) -> str | None:
+    """``--torch X --variant Y``: the newest older release with a CUDA build that fits."""
     for older in table.releases:
-        if older.lts or older.key >= release.key or _python_fits(older, python) != "stable":
+        if older.lts or older.key >= release.key or python_fits(older, python) != "stable":
             continue
         forms = [f for f in older.pip_forms(platform) if f.kind == "cuda"]
         if wishes.manager == "conda":
@@ -1132,12 +1349,5 @@ def _no_cuda_fit(
         fitting = [e for e in (_evaluate(f, facts, table, platform) for f in forms) if e.usable]
         if fitting:
             pick = max(fitting, key=lambda e: _rank(e, older, facts.driver_version.known))
-            fixes.append(f"--torch {older.torch} --variant {pick.form.variant}")
-            break
-    fixes.append("--accelerator cpu")
-    gpus = ", ".join(facts.compute_capabilities.value or ()) or "unknown"
-    return PlanError(
-        f"no CUDA build of torch {release.torch} for {platform} fits this machine "
-        f"(compute capability {gpus}, driver {driver or 'unknown'}): {problems}",
-        "; or ".join(fixes),
-    )
+            return f"--torch {older.torch} --variant {pick.form.variant}"
+    return None

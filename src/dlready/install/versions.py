@@ -8,7 +8,9 @@ from __future__ import annotations
 import re
 
 _NUMERIC = re.compile(r"^\d+(\.\d+)*$")
-_PYTHON = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?$")
+_PYTHON = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?(?:(?:a|b|rc)\d+)?\+?$")
+"""``3.12``, ``3.12.3``, and what ``platform.python_version()`` gives on pre-releases and
+unreleased builds: ``3.15.0a1``, ``3.14.0rc2``, ``3.13.0+``."""
 _CUDA_TAG = re.compile(r"^cu(\d+)$")
 _ROCM_TAG = re.compile(r"^rocm(\d+(?:\.\d+)*)$")
 
@@ -40,7 +42,7 @@ def is_numeric_version(text: str) -> bool:
 
 
 def python_minor(text: str) -> str:
-    """``"3.12.3"`` or ``"3.12"`` -> ``"3.12"``.
+    """``"3.12.3"``, ``"3.12"`` or ``"3.15.0a1"`` -> ``"3.12"`` / ``"3.15"``.
 
     Raises:
         ValueError: if the text is not a Python version.
