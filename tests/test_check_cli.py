@@ -405,3 +405,17 @@ def test_install_command_line_is_never_wrapped(tmp_path: Path) -> None:
     command = lines[lines.index("Newest PyTorch for this machine:") + 1].strip()
     assert command.startswith("pip install torch==")
     assert command.endswith("--index-url https://download.pytorch.org/whl/cu130")
+
+
+def test_check_says_why_there_is_no_install_command(tmp_path: Path) -> None:
+    def python_4(document: dict[str, Any]) -> None:
+        document["platform"]["python_version"]["value"] = "4.0.0"
+
+    result = runner.invoke(
+        app, ["check", "--json", "--snapshot", str(_edited_snapshot(tmp_path, python_4))]
+    )
+    data = json.loads(result.stdout)["data"]
+    assert data["install_command"] is None
+    assert any(
+        note.startswith("no PyTorch install command for this machine: ") for note in data["notes"]
+    )

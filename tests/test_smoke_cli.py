@@ -240,7 +240,7 @@ def test_gpu_check_script_degrades_cleanly_without_a_gpu(tmp_path: Path) -> None
     out = tmp_path / "out"
     names = sorted(path.name for path in out.iterdir())
     assert names == [
-        "check.json", "nvidia-smi.csv", "smoke-burn.json", "smoke-full.json",
+        "check.json", "compare.txt", "nvidia-smi.csv", "smoke-burn.json", "smoke-full.json",
         "smoke-quick.txt", "stderr.log", "summary.txt",
     ]  # fmt: skip
     for report in ("smoke-full.json", "smoke-burn.json"):

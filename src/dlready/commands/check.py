@@ -71,6 +71,7 @@ def software_finding(
 
         fit = install.judge_installed_torch(snapshot)
         command = install.recommended_command_line(snapshot)
+        no_command = install.explain_no_command(snapshot) if command is None else None
     except Exception as exc:  # noqa: BLE001  # a planner bug must not hide the hardware report
         return None, None, f"install planner failed: {type(exc).__name__}: {exc}"
     finding = SoftwareFinding(
@@ -79,7 +80,11 @@ def software_finding(
         fix_command=fit.fix_command,
         warnings=tuple(getattr(fit, "warnings", ()) or ()),
     )
-    return finding, command, None
+    return (
+        finding,
+        command,
+        (f"no PyTorch install command for this machine: {no_command}" if no_command else None),
+    )
 
 
 def build_report(
