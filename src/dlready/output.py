@@ -112,14 +112,11 @@ def stdout_guard() -> Iterator[None]:
     try:
         yield
         sys.stdout.flush()
-    except BrokenPipeError:
-        # The reader went away (`| head`): stop quietly, as Unix tools do, and keep Python
-        # from complaining again while it flushes stdout at exit.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(int(ExitCode.COULD_NOT_RUN)) from None
     except OSError as exc:
-        error_line(f"cannot write the result to stdout: {exc.strerror or exc}")
+        # A reader that went away (`| head`) ends quietly, as Unix tools do.
+        if not isinstance(exc, BrokenPipeError):
+            error_line(f"cannot write the result to stdout: {exc.strerror or exc}")
+        # Keep Python from failing again while it flushes stdout at exit.
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         raise SystemExit(int(ExitCode.COULD_NOT_RUN)) from None

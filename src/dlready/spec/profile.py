@@ -20,6 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
+from dlready.install.versions import compute_capability_key
 from dlready.model import CpuClass
 
 DEFAULT_PROFILE = "book-2020"
@@ -237,10 +238,10 @@ def _check_consistency(data: Mapping[str, Any], text: str, origin: str) -> None:
             if high is None:
                 continue
             low_value: tuple[float, ...] = (
-                _capability_order(low) if key == "compute_capability" else (float(low),)
+                compute_capability_key(low) if key == "compute_capability" else (float(low),)
             )
             high_value: tuple[float, ...] = (
-                _capability_order(high) if key == "compute_capability" else (float(high),)
+                compute_capability_key(high) if key == "compute_capability" else (float(high),)
             )
             # A maximum temperature is better when lower: its minimum bar is the higher number.
             inverted = key == "cpu_package_max_c"
@@ -250,11 +251,6 @@ def _check_consistency(data: Mapping[str, Any], text: str, origin: str) -> None:
                     f"{origin}:{line}: {section}.minimum.{key}: {low} is stricter than "
                     f"{section}.recommended.{key} = {high}"
                 )
-
-
-def _capability_order(capability: str) -> tuple[int, int]:
-    major, _, minor = capability.partition(".")
-    return int(major), int(minor)
 
 
 def _thresholds(data: Mapping[str, Any], section: str) -> Thresholds:

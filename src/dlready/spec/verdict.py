@@ -5,12 +5,13 @@ No I/O and no hardware access: every function here is tested from tables.
 
 from __future__ import annotations
 
+import contextlib
 import enum
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlready.install.versions import compute_capability_key
 from dlready.model import (
     GpuInfo,
     GpuVendor,
@@ -159,15 +160,13 @@ def judge_number(
     return Status.MEETS_MINIMUM
 
 
-def parse_capability(text: str) -> tuple[int, int]:
-    """``"8.6"`` -> ``(8, 6)``."""
-    major, _, minor = text.partition(".")
-    return int(major), int(minor or 0)
-
-
 def _capability_value(capability: str) -> float:
-    """Order compute capabilities numerically: 7.5 < 8.0 < 8.6 < 10.0 < 12.0."""
-    major, minor = parse_capability(capability)
+    """Order compute capabilities numerically: 7.5 < 8.0 < 8.6 < 10.0 < 12.0.
+
+    Raises:
+        ValueError: if the text is not a compute capability.
+    """
+    major, minor = compute_capability_key(capability)
     return major * 100 + minor
 
 
@@ -399,11 +398,12 @@ def _pcie_criterion(gpu: GpuInfo, profile: SpecProfile) -> Criterion | None:
 def _gpu_notes(gpu: GpuInfo, profile: SpecProfile) -> list[str]:
     notes: list[str] = []
     capability = gpu.compute_capability.value if gpu.compute_capability.ok else None
-    if capability and re.fullmatch(r"\d+\.\d+", capability):
+    with contextlib.suppress(ValueError):  # an unreadable capability has no caveats to attach
+        value = _capability_value(capability or "")
         notes.extend(
             caveat.text
             for caveat in profile.gpu_caveats
-            if _capability_value(capability) < _capability_value(caveat.below_compute_capability)
+            if value < _capability_value(caveat.below_compute_capability)
         )
     if gpu.mig_mode_enabled.ok and gpu.mig_mode_enabled.value:
         notes.append(
