@@ -97,6 +97,14 @@ def test_table_report_is_plain_without_a_terminal() -> None:
         pytest.param(["--burn", "-1"], "--burn", id="negative-burn"),
         pytest.param(["--timeout", "0"], "--timeout", id="zero-timeout"),
         pytest.param(["--burn", "soon"], "", id="burn-not-a-number"),
+        # Infinite or nan limits would switch hang protection off or skip the burn silently.
+        pytest.param(["--timeout", "inf"], "at most 86400 seconds", id="timeout-inf"),
+        pytest.param(["--timeout", "nan"], "at most 86400 seconds", id="timeout-nan"),
+        pytest.param(["--timeout", "1e308"], "at most 86400 seconds", id="timeout-huge"),
+        pytest.param(["--timeout", "-inf"], "more than 0", id="timeout-minus-inf"),
+        pytest.param(["--burn", "inf"], "0 to 86400 seconds", id="burn-inf"),
+        pytest.param(["--burn", "nan"], "0 to 86400 seconds", id="burn-nan"),
+        pytest.param(["--burn", "1e308"], "0 to 86400 seconds", id="burn-huge"),
     ],
 )
 def test_usage_errors_exit_2(args: list[str], says: str) -> None:

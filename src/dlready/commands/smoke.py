@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 _SNAPSHOT_TIMEOUT_S = 15.0
+MAX_SECONDS = 86_400.0
+"""The longest ``--burn`` or ``--timeout`` (one day): a bound that the clock functions accept,
+and inf or nan would switch hang protection off."""
 
 
 def _usage(message: str) -> typer.Exit:
@@ -209,10 +212,13 @@ def smoke_command(
         raise _usage(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
     if all_devices and device not in ("auto", "cuda"):
         raise _usage("--all-devices runs every GPU; leave --device out (or use --device cuda)")
-    if burn < 0:
-        raise _usage(f"--burn {burn:g}: the duration must be 0 or more seconds")
-    if timeout is not None and timeout <= 0:
-        raise _usage(f"--timeout {timeout:g}: the limit must be more than 0 seconds")
+    if not 0 <= burn <= MAX_SECONDS:  # also refuses nan (every comparison is false)
+        raise _usage(f"--burn {burn:g}: the duration must be 0 to {MAX_SECONDS:g} seconds")
+    if timeout is not None and not 0 < timeout <= MAX_SECONDS:
+        raise _usage(
+            f"--timeout {timeout:g}: the limit must be more than 0 and at most {MAX_SECONDS:g} "
+            "seconds"
+        )
 
     import concurrent.futures
     import importlib.util
