@@ -1,18 +1,22 @@
 """Run every probe and assemble one :class:`MachineSnapshot`.
 
 Each probe is isolated: one that raises becomes a :class:`ProbeError` and its part of the
-snapshot stays "not probed"; the rest of the report still stands. The NVML probe runs on its own
-thread (and has its own timeout) so a slow or hung driver overlaps with the file probes.
+snapshot stays "not probed"; the rest of the report still stands. The NVML probe runs in a forked
+child process (:mod:`dlready.probes.isolated`) while the file probes run here, so a slow or hung
+driver overlaps with them, a hang is abandoned after :data:`NVML_TIMEOUT_S`, and a crash inside
+the NVIDIA library (a segfault) costs the GPU rows, never the report. Where ``fork`` is not
+available the NVML probe runs on a thread with the same timeout.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import datetime
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from dlready import __version__
 from dlready.model import (
@@ -32,7 +36,9 @@ from dlready.model import (
 from dlready.probes.cpu import probe_cpu
 from dlready.probes.host_gateway import HostBackend, RealHost
 from dlready.probes.hostfs import HostFiles, RealHostFiles
+from dlready.probes.isolated import ChildProbe, Crashed, Failed, Finished, TimedOut, can_isolate
 from dlready.probes.memory import probe_memory
+from dlready.probes.nvml_gateway import NVML_TIMEOUT_S, NvmlBackend
 from dlready.probes.pci import probe_pci_display_devices
 from dlready.probes.platform_probe import operating_system, probe_platform
 from dlready.probes.psu import probe_power_supply
@@ -40,8 +46,8 @@ from dlready.probes.torch_meta import probe_torch
 
 T = TypeVar("T")
 
-NVML_TIMEOUT_S = 10.0
-"""A cold multi-GPU host without persistence mode takes seconds per GPU to initialise."""
+_REPORT_GRACE_S = 1.0
+"""Beyond the probe's own timeout: time for the child to send a timed-out result back."""
 
 GpuProbeResult = tuple[DriverStack, tuple[GpuInfo, ...]]
 
@@ -52,12 +58,14 @@ class ProbeBackends:
 
     files: HostFiles = field(default_factory=RealHostFiles)
     host: HostBackend = field(default_factory=RealHost)
-    nvml: Any = None
-    """An ``nvml_gateway.NvmlBackend``; None builds ``RealNvml`` lazily (pynvml import)."""
+    nvml: NvmlBackend | None = None
+    """None builds ``RealNvml`` lazily (pynvml import), in the probe's own process."""
     sysctl: Callable[[str], str | None] | None = None
     """macOS ``sysctl`` runner for the Apple probe; None uses the real one."""
     torch: Callable[[], TorchInstall] = probe_torch
     nvml_timeout_s: float = NVML_TIMEOUT_S
+    isolate_nvml: bool = True
+    """Run the NVML probe in a forked child (where the platform allows it)."""
 
 
 def _now_iso() -> str:
@@ -69,6 +77,43 @@ def _probe_nvidia(backends: ProbeBackends) -> GpuProbeResult:
 
     backend = backends.nvml if backends.nvml is not None else nvml_gateway.RealNvml()
     return nvidia.probe_nvidia(backend, timeout_s=backends.nvml_timeout_s)
+
+
+class _IsolatedNvidiaProbe:
+    """The NVML probe in a forked child, started at once and collected later."""
+
+    def __init__(self, backends: ProbeBackends) -> None:
+        self._backends = backends
+        timeout_s = backends.nvml_timeout_s + _REPORT_GRACE_S
+        self.child = ChildProbe(lambda: _probe_nvidia(backends), timeout_s)
+
+    def result(self) -> GpuProbeResult:
+        """The probe's result; a crash or a hang of the child becomes the driver stack's state."""
+        from dlready.probes import nvidia
+
+        outcome = self.child.result()
+        if isinstance(outcome, Finished):
+            return outcome.value
+        if isinstance(outcome, TimedOut):
+            return nvidia.stack_timed_out(self._backends.nvml_timeout_s), ()
+        if isinstance(outcome, Crashed):
+            return _crashed_stack(outcome), ()
+        assert isinstance(outcome, Failed)
+        return _failed_stack(GpuVendor.NVIDIA, outcome.message)
+
+
+def _crashed_stack(crash: Crashed) -> DriverStack:
+    if crash.signal_number in (signal.SIGINT, signal.SIGTERM):
+        reason = f"reading the GPUs was interrupted ({crash.description})"
+        hint = "Run the command again to read the GPUs."
+    else:
+        reason = f"the NVIDIA library crashed ({crash.description}) while reading the GPUs"
+        hint = (
+            "The driver's NVML library is broken or does not match the kernel module: run "
+            "`nvidia-smi` (it uses the same library) and check `dmesg` for Xid errors; "
+            "reinstalling the driver or a reboot usually fixes it."
+        )
+    return DriverStack(vendor=GpuVendor.NVIDIA, state=StackState.FAILED, reason=reason, hint=hint)
 
 
 def _probe_amd(backends: ProbeBackends) -> GpuProbeResult:
@@ -105,8 +150,8 @@ class _Timed:
             self.seconds[name] = round(time.perf_counter() - started, 4)
 
 
-def _failed_stack(vendor: GpuVendor) -> GpuProbeResult:
-    return DriverStack(vendor=vendor, state=StackState.FAILED, reason="the probe crashed"), ()
+def _failed_stack(vendor: GpuVendor, reason: str = "the probe crashed") -> GpuProbeResult:
+    return DriverStack(vendor=vendor, state=StackState.FAILED, reason=reason), ()
 
 
 def collect_snapshot(
@@ -125,37 +170,51 @@ def collect_snapshot(
     power_supply = probe_power_supply(backends.files, psu_watts, environ)
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        nvidia_future = None
+        nvidia_future: concurrent.futures.Future[GpuProbeResult] | None = None
+        isolated: _IsolatedNvidiaProbe | None = None
         if os_family is not OperatingSystem.MACOS:
-            nvidia_future = pool.submit(
-                timed.run,
-                "nvidia",
-                lambda: _probe_nvidia(backends),
-                _failed_stack(GpuVendor.NVIDIA),
+            if backends.isolate_nvml and can_isolate():
+                isolated = _IsolatedNvidiaProbe(backends)
+            else:
+                nvidia_future = pool.submit(
+                    timed.run,
+                    "nvidia",
+                    lambda: _probe_nvidia(backends),
+                    _failed_stack(GpuVendor.NVIDIA),
+                )
+        try:
+            platform = timed.run(
+                "platform",
+                lambda: probe_platform(backends.files, backends.host),
+                PlatformInfo(os=os_family),
             )
-        platform = timed.run(
-            "platform",
-            lambda: probe_platform(backends.files, backends.host),
-            PlatformInfo(os=os_family),
-        )
-        cpu = timed.run("cpu", lambda: probe_cpu(backends.files, backends.host), CpuInfo())
-        memory = timed.run(
-            "memory", lambda: probe_memory(backends.files, backends.host), MemoryInfo()
-        )
-        torch = timed.run("torch", backends.torch, TorchInstall(installed=False))
-        results: list[GpuProbeResult] = []
-        pci = missing("PCI devices are read on Linux only")
-        if os_family is OperatingSystem.LINUX:
-            pci = timed.run("pci", lambda: probe_pci_display_devices(backends.files), pci)
-            results.append(
-                timed.run("amd", lambda: _probe_amd(backends), _failed_stack(GpuVendor.AMD))
+            cpu = timed.run("cpu", lambda: probe_cpu(backends.files, backends.host), CpuInfo())
+            memory = timed.run(
+                "memory", lambda: probe_memory(backends.files, backends.host), MemoryInfo()
             )
-        if os_family is OperatingSystem.MACOS:
-            results.append(
-                timed.run("apple", lambda: _probe_apple(backends), _failed_stack(GpuVendor.APPLE))
-            )
-        if nvidia_future is not None:
-            results.insert(0, nvidia_future.result())
+            torch = timed.run("torch", backends.torch, TorchInstall(installed=False))
+            results: list[GpuProbeResult] = []
+            pci = missing("PCI devices are read on Linux only")
+            if os_family is OperatingSystem.LINUX:
+                pci = timed.run("pci", lambda: probe_pci_display_devices(backends.files), pci)
+                results.append(
+                    timed.run("amd", lambda: _probe_amd(backends), _failed_stack(GpuVendor.AMD))
+                )
+            if os_family is OperatingSystem.MACOS:
+                results.append(
+                    timed.run(
+                        "apple", lambda: _probe_apple(backends), _failed_stack(GpuVendor.APPLE)
+                    )
+                )
+            if isolated is not None:
+                results.insert(
+                    0, timed.run("nvidia", isolated.result, _failed_stack(GpuVendor.NVIDIA))
+                )
+            if nvidia_future is not None:
+                results.insert(0, nvidia_future.result())
+        finally:
+            if isolated is not None:  # Ctrl-C or a bug above: the child must not outlive us
+                isolated.child.kill()
 
     stacks = tuple(stack for stack, _ in results)
     gpus: list[GpuInfo] = []

@@ -36,15 +36,13 @@ from dlready.probes.nvml_gateway import (
     NVML_TEMPERATURE_GPU,
     NVML_TEMPERATURE_THRESHOLD_SHUTDOWN,
     NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
+    NVML_TIMEOUT_S,
     NvmlBackend,
     NvmlCallError,
 )
 
 T = TypeVar("T")
 U = TypeVar("U")
-
-DEFAULT_TIMEOUT_S = 5.0
-"""NVML init takes ~15 ms on the recorded H100/H200 servers (capture.json ``init_s``)."""
 
 _MILLIWATTS_PER_WATT = 1000.0
 
@@ -109,7 +107,7 @@ class GpuHealthSample:
 
 
 def probe_nvidia(
-    backend: NvmlBackend, *, timeout_s: float = DEFAULT_TIMEOUT_S
+    backend: NvmlBackend, *, timeout_s: float = NVML_TIMEOUT_S
 ) -> tuple[DriverStack, tuple[GpuInfo, ...]]:
     """Read the NVIDIA driver stack and every NVIDIA GPU through NVML.
 
@@ -134,7 +132,7 @@ def probe_nvidia(
     worker.join(timeout_s)
     if worker.is_alive() or not outcome:
         # The worker still owns NVML; shutting it down from here could block as well.
-        return _stack_timed_out(timeout_s), ()
+        return stack_timed_out(timeout_s), ()
     return outcome[0]
 
 
@@ -442,7 +440,7 @@ def _stack_failed(reason: str) -> DriverStack:
     )
 
 
-def _stack_timed_out(timeout_s: float) -> DriverStack:
+def stack_timed_out(timeout_s: float) -> DriverStack:
     return DriverStack(
         vendor=GpuVendor.NVIDIA,
         state=StackState.TIMED_OUT,

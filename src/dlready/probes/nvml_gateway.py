@@ -40,6 +40,11 @@ NVML_CLOCK_GRAPHICS = 0
 NVML_CLOCK_SM = 1
 NVML_CLOCK_MEM = 2
 
+NVML_TIMEOUT_S = 10.0
+"""The longest a whole NVML probe (init and every call) may take before it is abandoned as hung.
+NVML init takes ~15 ms on the recorded H100/H200 servers (capture.json ``init_s``), but a cold
+multi-GPU host without persistence mode takes seconds per GPU to initialise."""
+
 NVML_FEATURE_ENABLED = 1
 """``nvmlEnableState_t`` value meaning "enabled" (ECC, persistence, MIG current mode)."""
 
