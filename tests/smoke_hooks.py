@@ -98,3 +98,43 @@ def fake_gpu_for_burn(registry: dict[str, Any]) -> None:
 
     registry["device"] = device
     registry["burn"] = burn
+
+
+GRANDCHILD_PIDFILE_ENV = "DLREADY_TEST_GRANDCHILD_PIDFILE"
+
+
+def setsid_grandchild_in_tracking(registry: dict[str, Any]) -> None:
+    """``autograd.tracking`` starts a process that leaves the worker's session and keeps its stderr.
+
+    The grandchild writes its pid to the file named by ``DLREADY_TEST_GRANDCHILD_PIDFILE`` and
+    sleeps; smoke must neither wait for it (its stderr stays open) nor leave it running.
+    """
+    import subprocess
+    import sys
+
+    from dlready.smoke.outcome import passed
+
+    def spawn(_ctx: Any) -> Any:
+        script = (
+            "import os, sys, time; os.setsid(); "
+            "open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(3600)"
+        )
+        subprocess.Popen([sys.executable, "-c", script, os.environ[GRANDCHILD_PIDFILE_ENV]])
+        for _ in range(200):  # until the grandchild has left the session
+            if os.path.exists(os.environ[GRANDCHILD_PIDFILE_ENV]):
+                break
+            time.sleep(0.02)
+        return passed("started a grandchild in its own session")
+
+    registry["autograd.tracking"] = spawn
+
+
+def interrupted_in_module(registry: dict[str, Any]) -> None:
+    """``module.state_dict``: the worker is ended by SIGINT (sent to it alone, from outside)."""
+
+    def interrupted(_ctx: Any) -> Any:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(10)
+
+    registry["module.state_dict"] = interrupted

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from conftest import load_capture
-from dlready.probes import nvml_gateway
 from dlready.probes.nvidia import GpuHealthSample
 from dlready.probes.nvml_gateway import ReplayNvml, recorded_error
+from dlready.smoke import burn
 from dlready.smoke.burn import (
     BackgroundSampler,
     NvmlSampling,
@@ -172,7 +172,7 @@ def test_a_hung_sampler_does_not_hang_the_report() -> None:
 
 def test_no_nvml_is_a_reason_not_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
     failing = ReplayNvml.failing_init("NVMLError_LibraryNotFound", "NVML Shared Library Not Found")
-    monkeypatch.setattr(nvml_gateway, "RealNvml", lambda: failing)
+    monkeypatch.setattr(burn, "RealNvml", lambda: failing)
     reason = open_nvml_sampling("b6012499-6918-735e-0cf1-3817ce68e703", 0)
     assert isinstance(reason, str)
     assert "NVML Shared Library Not Found" in reason
@@ -180,7 +180,7 @@ def test_no_nvml_is_a_reason_not_an_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_nvml_sampling_of_the_recorded_h100(monkeypatch: pytest.MonkeyPatch) -> None:
     replay = ReplayNvml.from_capture(H100).with_gpu_overrides({"clock_sm": 1755})
-    monkeypatch.setattr(nvml_gateway, "RealNvml", lambda: replay)
+    monkeypatch.setattr(burn, "RealNvml", lambda: replay)
     sampling = open_nvml_sampling(UUID.removeprefix("GPU-"), 0)
     assert isinstance(sampling, NvmlSampling)
     sample = sampling.sampler()
@@ -193,11 +193,28 @@ def test_nvml_sampling_of_the_recorded_h100(monkeypatch: pytest.MonkeyPatch) -> 
     assert replay.shutdown_count == 1
 
 
+def test_a_hung_nvml_init_is_abandoned_within_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from scenarios_gpu import HangingNvml
+
+    hanging = HangingNvml()
+    monkeypatch.setattr(burn, "RealNvml", lambda: hanging)
+    started = time.monotonic()
+    try:
+        reason = open_nvml_sampling(UUID.removeprefix("GPU-"), 0, timeout_s=0.3)
+    finally:
+        hanging.release()
+    assert time.monotonic() - started < 2
+    assert isinstance(reason, str)
+    assert "did not answer within 0.3 s" in reason
+
+
 def test_nvml_sampling_reports_a_gpu_nvml_cannot_find(monkeypatch: pytest.MonkeyPatch) -> None:
     replay = ReplayNvml.from_capture(H100).with_gpu_overrides(
         {"nvmlDeviceGetUUID": recorded_error("NVMLError_GpuIsLost", "GPU is lost")}
     )
-    monkeypatch.setattr(nvml_gateway, "RealNvml", lambda: replay)
+    monkeypatch.setattr(burn, "RealNvml", lambda: replay)
     reason = open_nvml_sampling("b6012499", 0)
     assert isinstance(reason, str)
     assert "GPU is lost" in reason

@@ -16,6 +16,7 @@ import typer
 from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
+    from dlready.install.judge import TorchFit
     from dlready.model import MachineSnapshot
     from dlready.smoke.report import CheckResult, SmokeReport
 
@@ -48,29 +49,22 @@ def install_command_line(snapshot: MachineSnapshot | None) -> str | None:
     if snapshot is None:
         return None
     try:
-        import importlib
+        from dlready.install.judge import recommended_command_line
 
-        # Written by the install helper; looked up by name so smoke works without it.
-        recommend = getattr(
-            importlib.import_module("dlready.install"), "recommended_command_line", None
-        )
-        if recommend is None:
-            return None
-        line = recommend(snapshot)
-    except Exception:  # noqa: BLE001  # the install planner is optional for smoke
+        line = recommended_command_line(snapshot)
+    except Exception:  # noqa: BLE001  # the install planner only sharpens explanations
         return None
-    return line.strip() if isinstance(line, str) and line.strip() else None
+    return line.strip() if line and line.strip() else None
 
 
-def installed_torch_fit(snapshot: MachineSnapshot | None) -> Any:
-    """``dlready.install.judge_installed_torch(snapshot)``, or None if it cannot be computed."""
+def installed_torch_fit(snapshot: MachineSnapshot | None) -> TorchFit | None:
+    """``judge_installed_torch(snapshot)``, or None if it cannot be computed."""
     if snapshot is None:
         return None
     try:
-        import importlib
+        from dlready.install.judge import judge_installed_torch
 
-        judge = getattr(importlib.import_module("dlready.install"), "judge_installed_torch", None)
-        return judge(snapshot) if judge is not None else None
+        return judge_installed_torch(snapshot)
     except Exception:  # noqa: BLE001  # the install judge only sharpens explanations
         return None
 
@@ -118,6 +112,44 @@ class _Progress:
             self._done += 1
             status = result.status if result is not None else "?"
             self._progress.update(self._task, description=f"{self._done} done · {name}: {status}")
+
+
+class _StopSignals:
+    """SIGTERM and SIGHUP end the run like Ctrl-C: the worker is killed, "interrupted" printed.
+
+    Python's default for them is to die at once, leaving the worker to its parent watch and no
+    line (or JSON) saying what happened.
+    """
+
+    _SIGNALS = ("SIGTERM", "SIGHUP")
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, number: int, _frame: Any) -> None:
+        import signal
+
+        self.received = signal.Signals(number).name
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _StopSignals:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signal handlers can only be set from the main thread
+        for name in self._SIGNALS:
+            number = getattr(signal, name, None)
+            if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
 
 
 def _emit_could_not_run(
@@ -248,7 +280,7 @@ def smoke_command(
     from dlready.smoke.judge import build_report, explain_context, nvidia_gpu_present
     from dlready.smoke.peaks import load_peaks
     from dlready.smoke.render import render_report, report_data
-    from dlready.smoke.runner import Runner, SmokeOptions, TorchUnusableError
+    from dlready.smoke.runner import Runner, SmokeOptions, TorchUnusableError, WorkerStartError
 
     options = SmokeOptions(
         device=device,
@@ -258,11 +290,18 @@ def smoke_command(
         distributed=distributed,
         timeout_s=timeout,
     )
-    with _Progress(enabled=True) as progress:
+    with _Progress(enabled=True) as progress, _StopSignals() as stop:
         runner = Runner(options, progress=progress)
         try:
             try:
                 runner.start()
+            except WorkerStartError as failed:
+                raise _emit_could_not_run(
+                    json_output,
+                    failed.message,
+                    "free system resources (open files, memory, processes) and run it again",
+                    {"reason": "worker_start_failed", "message": failed.message},
+                ) from None
             except TorchUnusableError as unusable:
                 machine = snapshot()
                 line = install_command_line(machine)
@@ -286,7 +325,10 @@ def smoke_command(
         except KeyboardInterrupt:
             runner.kill()
             raise _emit_could_not_run(
-                json_output, "interrupted", None, {"reason": "interrupted"}
+                json_output,
+                f"interrupted ({stop.received or 'SIGINT'}); no report",
+                None,
+                {"reason": "interrupted", "signal": stop.received or "SIGINT"},
             ) from None
         finally:
             runner.close()

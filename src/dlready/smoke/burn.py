@@ -17,6 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlready.probes.nvidia import GpuHealthSample, sample_gpu_health
+from dlready.probes.nvml_gateway import (
+    NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
+    NVML_TIMEOUT_S,
+    NvmlBackend,
+    NvmlCallError,
+    RealNvml,
+)
 from dlready.smoke.report import CheckStatus
 
 THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown"})
@@ -222,52 +230,68 @@ class NvmlSampling:
     slowdown_temperature_c: float | None
 
 
-def open_nvml_sampling(uuid: str | None, cuda_index: int) -> NvmlSampling | str:
-    """Open NVML for the GPU with ``uuid`` (torch's UUID, without ``GPU-``).
+def open_nvml_sampling(
+    uuid: str | None, cuda_index: int, timeout_s: float = NVML_TIMEOUT_S
+) -> NvmlSampling | str:
+    """Open NVML for the GPU with ``uuid`` (torch's UUID, without ``GPU-``), within ``timeout_s``.
+
+    A hung NVML (a wedged driver) is abandoned on its daemon thread after ``timeout_s``, as
+    ``check`` does.
 
     Returns:
         The sampling session, or the reason NVML cannot be used (a string), so ``--burn`` can
         say "skipped: NVML not available (reason)".
     """
-    try:
-        from dlready.probes import nvidia, nvml_gateway
-    except Exception as exc:  # noqa: BLE001  # the NVML gateway is optional for smoke
-        return f"the NVML gateway cannot be loaded ({type(exc).__name__}: {exc})"
-    backend = nvml_gateway.RealNvml()
+    opened: list[NvmlSampling | str] = []
+
+    def work() -> None:
+        try:
+            opened.append(_open_nvml_sampling(uuid, cuda_index))
+        except Exception as exc:  # noqa: BLE001  # a loader problem is a reason, not a crash
+            opened.append(f"{type(exc).__name__}: {exc}")
+
+    thread = threading.Thread(target=work, name="dlready-burn-nvml-open", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not opened:
+        return f"NVML did not answer within {timeout_s:g} s; a hung GPU or driver"
+    return opened[0]
+
+
+def _open_nvml_sampling(uuid: str | None, cuda_index: int) -> NvmlSampling | str:
+    backend = RealNvml()
     try:
         backend.init()
-    except Exception as exc:  # noqa: BLE001  # NvmlCallError or a loader problem
+    except NvmlCallError as exc:
         return str(exc)
     try:
         index = _nvml_index(backend, uuid, cuda_index)
         slowdown: float | None = None
         try:
             value = backend.call(
-                "nvmlDeviceGetTemperatureThreshold",
-                index,
-                nvml_gateway.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
+                "nvmlDeviceGetTemperatureThreshold", index, NVML_TEMPERATURE_THRESHOLD_SLOWDOWN
             )
             slowdown = float(value) if isinstance(value, (int, float)) else None
-        except Exception:  # noqa: BLE001  # not every GPU reports it
+        except NvmlCallError:  # not every GPU reports it
             slowdown = None
-    except Exception as exc:  # noqa: BLE001
+    except (NvmlCallError, LookupError, ValueError) as exc:
         _shutdown_quietly(backend)
         return f"NVML cannot find this GPU ({exc})"
 
-    def sample() -> Any:
-        return nvidia.sample_gpu_health(backend, index)
+    def sample() -> GpuHealthSample:
+        return sample_gpu_health(backend, index)
 
     return NvmlSampling(
         sampler=sample, close=lambda: _shutdown_quietly(backend), slowdown_temperature_c=slowdown
     )
 
 
-def _shutdown_quietly(backend: Any) -> None:
+def _shutdown_quietly(backend: NvmlBackend) -> None:
     with contextlib.suppress(Exception):  # nothing left to do with a failing shutdown
         backend.shutdown()
 
 
-def _nvml_index(backend: Any, uuid: str | None, cuda_index: int) -> int:
+def _nvml_index(backend: NvmlBackend, uuid: str | None, cuda_index: int) -> int:
     """The NVML index of the torch device: by UUID when known (CUDA and NVML orders differ)."""
     count = int(backend.call("nvmlDeviceGetCount"))
     if uuid:

@@ -8,10 +8,12 @@ torch or touches hardware, so every explanation is tested from a table of real e
 from __future__ import annotations
 
 import re
+import signal
 from dataclasses import dataclass, replace
 from typing import Any
 
 from dlready.model import StrEnum
+from dlready.probes.isolated import signal_in_words
 from dlready.smoke.archcompat import ArchSupport, cuda_arch_support
 from dlready.smoke.report import CheckResult, CheckStatus
 
@@ -268,13 +270,25 @@ def explain_timeout(result: CheckResult, ctx: ExplainContext) -> tuple[str, str]
 def explain_worker_death(result: CheckResult) -> tuple[str, str]:
     """The worker process died in the middle of a check."""
     text = result.message
-    if "SIGKILL" in text:
+    signal_name = str(result.measured.get("signal") or "")
+    if signal_name == "SIGKILL" or "SIGKILL" in text:
         return (
             "the worker was killed (SIGKILL): usually the kernel's out-of-memory killer",
             "check `dmesg | grep -i -e oom -e killed`; free host memory and rerun",
         )
+    number = getattr(signal.Signals, signal_name, None) if signal_name else None
+    crash = (
+        f"{signal_name}, {signal_in_words(number)}" if number else "a segmentation fault or abort"
+    )
+    if signal_name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT"):
+        return (
+            f"the worker was stopped from outside ({signal_name}: something sent it a signal to "
+            "stop), not by a fault in torch or the device",
+            "rerun `dlready smoke`; if it happens again, look for a job scheduler or watchdog "
+            "that stops long-running processes",
+        )
     return (
-        "the worker crashed in native code (segmentation fault or abort): usually mismatched "
+        f"the worker crashed in native code ({crash}): usually mismatched "
         "CUDA libraries, a driver problem, or a broken torch install",
         "run `python -m torch.utils.collect_env` and reinstall torch in a clean environment; "
         f"{INSTALL_CMD_HINT}",

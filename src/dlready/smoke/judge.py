@@ -8,7 +8,7 @@ why (``explain.diagnose_cuda_unavailable``), and explain every failure (``explai
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
 from dlready.smoke.explain import ExplainContext, diagnose_cuda_unavailable, explain_result
@@ -20,6 +20,9 @@ from dlready.smoke.report import (
     SmokeReport,
     TorchBuild,
 )
+
+if TYPE_CHECKING:
+    from dlready.install.judge import TorchFit
 
 PCI_VENDOR_NVIDIA = "0x10de"
 
@@ -33,8 +36,8 @@ def nvidia_gpu_present(snapshot: MachineSnapshot | None) -> bool | None:
         return True
     if any(gpu.vendor is GpuVendor.NVIDIA for gpu in snapshot.gpus):
         return True
-    pci = getattr(snapshot, "pci_display_devices", None)
-    if pci is not None and pci.ok:
+    pci = snapshot.pci_display_devices
+    if pci.ok:
         return any(device.vendor_id == PCI_VENDOR_NVIDIA for device in pci.value or ())
     if stack is not None and stack.device_count.ok:
         return False
@@ -45,7 +48,7 @@ def explain_context(
     snapshot: MachineSnapshot | None,
     torch: TorchBuild | None,
     install_command: str | None,
-    torch_fit: Any = None,
+    torch_fit: TorchFit | None = None,
 ) -> ExplainContext:
     """What the explanations may use, from the snapshot and the worker's torch build.
 
@@ -55,10 +58,9 @@ def explain_context(
     """
     fit_problems: tuple[str, ...] = ()
     fit_fix: str | None = None
-    if torch_fit is not None and getattr(torch_fit, "status", None) == "mismatch":
-        fit_problems = tuple(str(p) for p in getattr(torch_fit, "problems", ()) or ())
-        fix = getattr(torch_fit, "fix_command", None)
-        fit_fix = str(fix) if fix else None
+    if torch_fit is not None and torch_fit.status == "mismatch":
+        fit_problems = tuple(str(p) for p in torch_fit.problems)
+        fit_fix = torch_fit.fix_command or None
     driver = cuda_driver = capability = None
     if snapshot is not None:
         stack = snapshot.stack(GpuVendor.NVIDIA)

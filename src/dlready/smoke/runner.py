@@ -17,12 +17,14 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlready.probes.isolated import signal_in_words
 from dlready.smoke import catalog
 from dlready.smoke.burn import BackgroundSampler, NvmlSampling, burn_verdict, open_nvml_sampling
 from dlready.smoke.report import (
@@ -72,48 +74,79 @@ class _WorkerExitedError(Exception):
 _EOF = object()
 
 
+class WorkerStartError(Exception):
+    """The worker process could not be started at all (too many open files, no memory...)."""
+
+    def __init__(self, exc: OSError) -> None:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        super().__init__(f"the smoke worker process could not be started ({reason})")
+        self.message = str(self)
+
+
+_POLL_S = 0.1
+"""How often a wait for an event also checks whether the worker is still alive."""
+_DRAIN_S = 0.2
+"""After the worker exited: how long its last lines may take to arrive through the pump."""
+_STDERR_TAIL_BYTES = 16_384
+
+
 class WorkerProcess:
-    """One running worker: send requests, read events with a deadline, kill it."""
+    """One running worker: send requests, read events with a deadline, kill it and its children.
+
+    Nothing here waits for end-of-file: a check's grandchild that leaves its own session keeps
+    the inherited descriptors open. The worker's stderr goes to a file (read back at the end);
+    events are read from a pipe by a daemon thread while the waits poll whether the worker
+    itself is alive; a kill ends every descendant found, whatever session it moved to.
+    """
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
-        self._proc = subprocess.Popen(  # argv: our own interpreter and module
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
-            encoding="utf-8",
-            errors="replace",
-            bufsize=1,
-            # Its own process group, so a kill also ends anything it started.
-            start_new_session=hasattr(os, "killpg"),
-        )
+        self._stderr_file = tempfile.TemporaryFile(prefix="dlready-smoke-")  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(  # argv: our own interpreter and module
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=self._stderr_file,
+                env=env,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                bufsize=1,
+                # Its own process group, so a kill also ends anything it started.
+                start_new_session=hasattr(os, "killpg"),
+            )
+        except OSError as exc:  # EMFILE, ENOMEM, EACCES, a missing interpreter...
+            self._stderr_file.close()
+            raise WorkerStartError(exc) from None
         self._events: queue.Queue[Any] = queue.Queue()
-        self._stderr: collections.deque[str] = collections.deque(maxlen=40)
+        self._extra_lines: collections.deque[str] = collections.deque(maxlen=40)
+        self._descendants: dict[int, Any] = {}
         threading.Thread(target=self._pump_stdout, daemon=True).start()
-        threading.Thread(target=self._pump_stderr, daemon=True).start()
 
     def _pump_stdout(self) -> None:
         assert self._proc.stdout is not None
-        for line in self._proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                self._stderr.append(line.rstrip())
-                continue
-            if isinstance(event, dict):
-                self._events.put(event)
+        with contextlib.suppress(OSError, ValueError):
+            for line in self._proc.stdout:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    self._extra_lines.append(line.rstrip())
+                    continue
+                if isinstance(event, dict):
+                    self._events.put(event)
         self._events.put(_EOF)
-
-    def _pump_stderr(self) -> None:
-        assert self._proc.stderr is not None
-        for line in self._proc.stderr:
-            self._stderr.append(line.rstrip())
 
     def stderr_tail(self, lines: int = 12) -> str:
         """The last lines the worker wrote to stderr."""
-        return "\n".join(list(self._stderr)[-lines:])
+        try:
+            self._stderr_file.seek(0, os.SEEK_END)
+            size = self._stderr_file.tell()
+            self._stderr_file.seek(max(0, size - _STDERR_TAIL_BYTES))
+            text = self._stderr_file.read().decode("utf-8", errors="replace")
+        except (OSError, ValueError):
+            text = ""
+        tail = [*self._extra_lines, *text.splitlines()]
+        return "\n".join(tail[-lines:])
 
     def send(self, request: dict[str, Any]) -> None:
         """Write one request line; raises :class:`_WorkerExitedError` if the worker is gone."""
@@ -125,14 +158,35 @@ class WorkerProcess:
             raise _WorkerExitedError(self._exit_description()) from exc
 
     def next_event(self, timeout_s: float) -> dict[str, Any] | None:
-        """The next event, or None after ``timeout_s``; raises :class:`_WorkerExitedError` at EOF."""
-        try:
-            event = self._events.get(timeout=max(timeout_s, 0.001))
-        except queue.Empty:
-            return None
-        if event is _EOF:
-            raise _WorkerExitedError(self._exit_description())
-        return dict(event)
+        """The next event, or None after ``timeout_s``.
+
+        Raises:
+            _WorkerExitedError: the worker exited (whether or not its output was closed).
+        """
+        deadline = time.monotonic() + timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                event = self._events.get(timeout=max(min(remaining, _POLL_S), 0.001))
+            except queue.Empty:
+                if self._proc.poll() is not None:
+                    try:  # the last lines it wrote may still be in the pump
+                        event = self._events.get(timeout=_DRAIN_S)
+                    except queue.Empty:
+                        raise _WorkerExitedError(self._exit_description()) from None
+                elif remaining <= 0:
+                    return None
+                else:
+                    continue
+            if event is _EOF:
+                raise _WorkerExitedError(self._exit_description())
+            return dict(event)
+
+    @property
+    def exit_signal(self) -> int | None:
+        """The signal that ended the worker, if one did."""
+        code = self._proc.poll()
+        return -code if code is not None and code < 0 else None
 
     def _exit_description(self) -> str:
         try:
@@ -141,27 +195,52 @@ class WorkerProcess:
             return "the worker closed its output but is still running"
         if code < 0:
             with contextlib.suppress(ValueError):
-                return f"the worker was killed by {signal.Signals(-code).name}"
-            return f"the worker was killed by signal {-code}"
+                name = signal.Signals(-code).name
+                return f"the worker was ended by {name} ({signal_in_words(-code)})"
+            return f"the worker was ended by signal {-code}"
         return f"the worker exited with code {code}"
+
+    def _remember_descendants(self) -> None:
+        """Note every process the worker started, before it exits and they are orphaned."""
+        try:
+            import psutil  # smoke only; check and install-cmd never import this module
+
+            children = psutil.Process(self._proc.pid).children(recursive=True)
+        except Exception:  # noqa: BLE001  # the worker is gone or psutil cannot see it
+            return
+        for child in children:
+            self._descendants.setdefault(child.pid, child)
+
+    def _kill_descendants(self) -> None:
+        for child in self._descendants.values():
+            with contextlib.suppress(Exception):  # gone already, or a reused pid (psutil checks)
+                child.kill()
+        for child in self._descendants.values():
+            with contextlib.suppress(Exception):
+                child.wait(timeout=2)
+        self._descendants.clear()
 
     def kill(self) -> None:
         """End the worker and everything it started, now."""
         if self._proc.poll() is None:
+            self._remember_descendants()
             with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
                 if hasattr(os, "killpg"):
                     os.killpg(self._proc.pid, signal.SIGKILL)
                 else:  # Windows: no process groups of this kind
                     self._proc.kill()
+        self._kill_descendants()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(timeout=5)
-        for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+        # Not stdout: the pump thread may be reading it, and closing it would wait for that.
+        for stream in (self._proc.stdin, self._stderr_file):
             with contextlib.suppress(Exception):
                 if stream is not None:
                     stream.close()
 
     def close(self) -> None:
-        """Ask the worker to exit; kill it if it does not within a few seconds."""
+        """Ask the worker to exit; kill it (and what it started) if it does not within seconds."""
+        self._remember_descendants()
         with contextlib.suppress(_WorkerExitedError):
             self.send({"op": "exit"})
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -181,6 +260,15 @@ class RunOutcome:
 
     torch: TorchBuild
     devices: list[DeviceReport] = field(default_factory=list)
+
+
+def _signal_name(number: int | None) -> str | None:
+    if number is None:
+        return None
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _synthetic(name: str, status: CheckStatus, message: str, **extra: Any) -> CheckResult:
@@ -217,6 +305,7 @@ class Runner:
 
         Raises:
             TorchUnusableError: the import failed, crashed, or did not finish in time.
+            WorkerStartError: the worker process could not be started at all.
         """
         self._ensure_worker()
         assert self.torch is not None
@@ -319,7 +408,14 @@ class Runner:
             self._progress("result", result.name, result)
 
         while pending:
-            worker = self._ensure_worker()
+            try:
+                worker = self._ensure_worker()
+            except WorkerStartError as failed:
+                if self.worker_starts == 0:
+                    raise
+                for name in pending:  # a fresh worker after a hang or crash could not start
+                    record(_synthetic(name, CheckStatus.SKIPPED, f"not run: {failed.message}"))
+                break
             request = {
                 "op": "run",
                 "device": target,
@@ -349,7 +445,10 @@ class Runner:
                             CheckStatus.FAIL,
                             f"{exited.description} during this check",
                             error_type="WorkerDied",
-                            measured={"stderr_tail": worker.stderr_tail()},
+                            measured={
+                                "stderr_tail": worker.stderr_tail(),
+                                "signal": _signal_name(worker.exit_signal),
+                            },
                         )
                     )
                     break
