@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import datetime
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -83,6 +84,13 @@ class _IsolatedNvidiaProbe:
     """The NVML probe in a forked child, started at once and collected later."""
 
     def __init__(self, backends: ProbeBackends) -> None:
+        # Everything the child runs is imported here first: a fork copies the import locks
+        # that other threads (smoke's main thread) hold at that moment, and a child waiting
+        # for one of them would hang until its deadline.
+        from dlready.probes import nvidia, nvml_gateway  # noqa: F401
+
+        if backends.nvml is None and threading.active_count() > 1:
+            nvml_gateway.preload()
         self._backends = backends
         timeout_s = backends.nvml_timeout_s + _REPORT_GRACE_S
         self.child = ChildProbe(lambda: _probe_nvidia(backends), timeout_s)

@@ -13,6 +13,7 @@ The pickle never leaves this process tree: it is our own forked code talking to 
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import pickle
 import select
@@ -185,6 +186,7 @@ def _child(probe: Callable[[], object], read_fd: int, write_fd: int) -> None:  #
     code = 0
     try:
         os.close(read_fd)
+        faulthandler.disable()  # the parent reports a crash; no second report from here
         # Ctrl-C reaches the whole foreground group: the child just ends, the parent reports.
         # (Where the parent ignores SIGINT, a background job, so does the child.)
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler:

@@ -23,6 +23,7 @@ importing this module stays cheap and never loads pynvml.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -142,6 +143,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(item) for item in value]
     return value
+
+
+def preload() -> None:
+    """Import pynvml now (about 10 ms), if it is installed; see ``collect._IsolatedNvidiaProbe``."""
+    with contextlib.suppress(Exception):  # RealNvml.init reports a broken package
+        import pynvml  # noqa: F401
 
 
 class RealNvml:

@@ -318,28 +318,34 @@ class Runner:
         worker = WorkerProcess(self._argv, self._env)
         self.worker_starts += 1
         try:
+            self._await_ready(worker, started)
+        except BaseException:  # an import failure, or Ctrl-C while torch loads: no leftover
+            worker.kill()
+            raise
+        self._worker = worker
+        return worker
+
+    def _await_ready(self, worker: WorkerProcess, started: float) -> None:
+        """Wait for the worker's first event; raises :class:`TorchUnusableError` unless ready."""
+        try:
             event = worker.next_event(self.options.startup_timeout_s)
         except _WorkerExitedError as exited:
             detail = worker.stderr_tail()
-            worker.kill()
             raise TorchUnusableError(
                 "WorkerDied", f"{exited.description} before torch loaded", detail
             ) from None
         if event is None:
-            worker.kill()
             raise TorchUnusableError(
                 "Timeout",
                 f"`import torch` did not finish within {self.options.startup_timeout_s:g} s",
             )
         if event.get("event") == "import_failed":
-            worker.kill()
             raise TorchUnusableError(
                 str(event.get("error_type", "ImportError")),
                 str(event.get("message", "")),
                 str(event.get("traceback", "")),
             )
         if event.get("event") != "ready":
-            worker.kill()
             raise TorchUnusableError("Protocol", f"unexpected first event from the worker: {event}")
         if self.torch is None:
             build = event.get("torch") or {}
@@ -351,8 +357,6 @@ class Runner:
                 import_s=float(event.get("import_s") or (time.perf_counter() - started)),
                 location=build.get("location"),
             )
-        self._worker = worker
-        return worker
 
     def _drop_worker(self, kill: bool = True) -> None:
         if self._worker is not None:
