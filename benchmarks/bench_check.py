@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,6 +86,45 @@ def per_gpu_cost_ms() -> dict[str, float]:
     return result
 
 
+def isolation_cost_ms(runs: int = 30) -> dict[str, float]:
+    """What running the NVML probe in a forked child costs: ``collect_snapshot`` with and without
+    the isolation, interleaved in one process (this machine's real probes; the replayed 8-GPU
+    H100, whose result crosses the pipe)."""
+    sys.path.insert(0, str(REPO / "src"))
+    sys.path.insert(0, str(REPO / "tests"))
+    from dlready.probes.collect import ProbeBackends, collect_snapshot
+    from dlready.probes.nvml_gateway import ReplayNvml
+    from machines import replay_backends
+
+    capture = json.loads((REPO / "tests/fixtures/h100-80gb-hbm3/capture.json").read_text())
+    eight = ReplayNvml.from_capture(capture["nvml"]).with_gpu_count(8)
+    setups = {
+        "this_machine": lambda isolate: ProbeBackends(isolate_nvml=isolate),
+        "replay_8_gpus": lambda isolate: _replay(replay_backends, eight, isolate),
+    }
+    result: dict[str, float] = {}
+    for name, make in setups.items():
+        timings: dict[bool, list[float]] = {True: [], False: []}
+        for _ in range(runs):
+            for isolate in (False, True):
+                backends = make(isolate)
+                started = time.perf_counter()
+                collect_snapshot(backends=backends)
+                timings[isolate].append(time.perf_counter() - started)
+        off = statistics.median(timings[False]) * 1000
+        on = statistics.median(timings[True]) * 1000
+        result[f"{name}_in_process_ms"] = round(off, 2)
+        result[f"{name}_isolated_ms"] = round(on, 2)
+        result[f"{name}_cost_ms"] = round(on - off, 2)
+    return result
+
+
+def _replay(replay_backends: Any, nvml: Any, isolate: bool) -> Any:
+    backends = replay_backends("h100-80gb-hbm3", nvml=nvml)
+    backends.isolate_nvml = isolate
+    return backends
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
@@ -108,6 +148,7 @@ def main() -> int:
             [python, "-m", "torch.utils.collect_env"], args.collect_env_runs
         )
     results["nvidia_probe_replay"] = per_gpu_cost_ms()
+    results["nvml_isolation"] = isolation_cost_ms()
 
     check = results["dlready_check_json"]
     assert isinstance(check, dict)
@@ -133,6 +174,7 @@ def main() -> int:
                 f"{name:34} {row['median_s']:9.3f} {row['min_s']:7.3f} {row['max_s']:7.3f} {row['peak_rss_mib']:9.1f}"
             )
     print("nvidia probe (replay):", results["nvidia_probe_replay"])
+    print("NVML probe in a forked child:", results["nvml_isolation"])
     print("ratios:", ratios)
     print(f"written to {args.out}")
     return 0
