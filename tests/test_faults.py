@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -56,21 +57,32 @@ def _abort() -> None:
 
 
 class CrashingNvml(ReplayNvml):
-    """The recorded H100 server, whose NVML crashes the process at one call."""
+    """The recorded H100 server, whose NVML crashes the process at one call.
 
-    def __init__(self, crash_at: str, crash: Callable[[], None]) -> None:
-        super().__init__(_h100_nvml())
+    ``after``: how many calls of that function answer normally first (a crash under load).
+    """
+
+    def __init__(self, crash_at: str, crash: Callable[[], None], after: int = 0) -> None:
+        nvml = _h100_nvml()
+        for gpu in nvml["gpus"]:
+            gpu["clock_sm"] = 1755  # the current SM clock under load, which --burn samples
+        super().__init__(nvml)
         self._crash_at = crash_at
         self._crash = crash
+        self._answers_left = after
+
+    def _maybe_crash(self, function_name: str) -> None:
+        if function_name == self._crash_at:
+            if self._answers_left == 0:
+                self._crash()
+            self._answers_left -= 1
 
     def init(self) -> None:
-        if self._crash_at == "nvmlInit":
-            self._crash()
+        self._maybe_crash("nvmlInit")
         super().init()
 
     def call(self, function_name: str, *args: Any) -> Any:
-        if function_name == self._crash_at:
-            self._crash()
+        self._maybe_crash(function_name)
         return super().call(function_name, *args)
 
 
@@ -167,6 +179,70 @@ def test_run_in_child(probe: Callable[[], Any], expected: Any) -> None:
     assert _children() == before
 
 
+# --- smoke --burn's NVML sampling --------------------------------------------------------------
+
+H100_UUID = "b6012499-6918-735e-0cf1-3817ce68e703"
+
+
+def _hang() -> None:
+    time.sleep(30)
+
+
+@pytest.mark.parametrize(
+    ("nvml", "says"),
+    [
+        pytest.param(
+            CrashingNvml("nvmlInit", _segfault),
+            "crashed (signal 11: a segmentation fault)",
+            id="segv",
+        ),
+        pytest.param(CrashingNvml("nvmlDeviceGetUUID", _abort), "signal 6: an abort", id="abort"),
+        pytest.param(CrashingNvml("nvmlDeviceGetCount", _hang), "did not answer within", id="hang"),
+    ],
+)
+def test_burn_sampling_survives_nvml_failing_while_it_opens(
+    monkeypatch: pytest.MonkeyPatch, nvml: ReplayNvml, says: str
+) -> None:
+    from dlready.smoke import burn
+
+    monkeypatch.setattr(burn, "RealNvml", lambda: nvml)
+    before = _children()
+    started = time.monotonic()
+    reason = burn.open_nvml_sampling(H100_UUID, 0, timeout_s=0.5)
+    assert time.monotonic() - started < 3
+    assert isinstance(reason, str)
+    assert says in reason
+    assert _children() == before
+
+
+@pytest.mark.parametrize(
+    ("fault", "says"),
+    [
+        pytest.param(_segfault, "crashed (signal 11: a segmentation fault)", id="segv"),
+        pytest.param(_hang, "did not answer within 0.3 s", id="hang"),
+    ],
+)
+def test_burn_sampling_survives_nvml_failing_under_load(
+    monkeypatch: pytest.MonkeyPatch, fault: Callable[[], None], says: str
+) -> None:
+    from dlready.smoke import burn
+
+    nvml = CrashingNvml("nvmlDeviceGetPowerUsage", fault, after=2)
+    monkeypatch.setattr(burn, "RealNvml", lambda: nvml)
+    monkeypatch.setattr(burn, "SAMPLE_TIMEOUT_S", 0.3)
+    before = _children()
+    sampling = burn.open_nvml_sampling(H100_UUID, 0)
+    assert isinstance(sampling, burn.NvmlSampling)
+    try:
+        assert sampling.sampler().power_draw_w is not None  # the second answer: still fine
+        for _ in range(2):  # the crash, then a dead NVML: the same reason each time
+            with pytest.raises(RuntimeError, match=re.escape(says)):
+                sampling.sampler()
+    finally:
+        sampling.close()
+    assert _children() == before
+
+
 # --- whole commands in a subprocess ---------------------------------------------------------------
 
 FAKE_PYNVML = {
@@ -223,6 +299,7 @@ def _environ(pid: int) -> list[bytes]:
         pytest.param(["check"], {0, 1}, "Overall:", id="check"),
         pytest.param(["check", "--json"], {0, 1}, '"schema_version"', id="check-json"),
         pytest.param(["install-cmd"], {0}, "pip install torch", id="install-cmd"),
+        pytest.param(["smoke", "--device", "cpu", "--json"], {0}, '"counts"', id="smoke"),
     ],
 )
 def test_commands_survive_a_segfaulting_nvidia_library(

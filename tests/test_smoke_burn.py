@@ -181,7 +181,7 @@ def test_no_nvml_is_a_reason_not_an_error(monkeypatch: pytest.MonkeyPatch) -> No
 def test_nvml_sampling_of_the_recorded_h100(monkeypatch: pytest.MonkeyPatch) -> None:
     replay = ReplayNvml.from_capture(H100).with_gpu_overrides({"clock_sm": 1755})
     monkeypatch.setattr(burn, "RealNvml", lambda: replay)
-    sampling = open_nvml_sampling(UUID.removeprefix("GPU-"), 0)
+    sampling = open_nvml_sampling(UUID.removeprefix("GPU-"), 0, isolate=False)
     assert isinstance(sampling, NvmlSampling)
     sample = sampling.sampler()
     sampling.close()
@@ -193,7 +193,27 @@ def test_nvml_sampling_of_the_recorded_h100(monkeypatch: pytest.MonkeyPatch) -> 
     assert replay.shutdown_count == 1
 
 
-def test_a_hung_nvml_init_is_abandoned_within_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nvml_sampling_in_a_child_process_gives_the_same_readings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    replay = ReplayNvml.from_capture(H100).with_gpu_overrides({"clock_sm": 1755})
+    monkeypatch.setattr(burn, "RealNvml", lambda: replay)
+    isolated = open_nvml_sampling(UUID.removeprefix("GPU-"), 0)
+    in_process = open_nvml_sampling(UUID.removeprefix("GPU-"), 0, isolate=False)
+    assert isinstance(isolated, NvmlSampling)
+    assert isinstance(in_process, NvmlSampling)
+    try:
+        assert isolated.sampler() == in_process.sampler()
+        assert isolated.slowdown_temperature_c == in_process.slowdown_temperature_c == SLOWDOWN_C
+    finally:
+        isolated.close()
+        in_process.close()
+
+
+@pytest.mark.parametrize("isolate", [True, False])
+def test_a_hung_nvml_init_is_abandoned_within_the_limit(
+    monkeypatch: pytest.MonkeyPatch, isolate: bool
+) -> None:
     import time
 
     from scenarios_gpu import HangingNvml
@@ -202,7 +222,7 @@ def test_a_hung_nvml_init_is_abandoned_within_the_limit(monkeypatch: pytest.Monk
     monkeypatch.setattr(burn, "RealNvml", lambda: hanging)
     started = time.monotonic()
     try:
-        reason = open_nvml_sampling(UUID.removeprefix("GPU-"), 0, timeout_s=0.3)
+        reason = open_nvml_sampling(UUID.removeprefix("GPU-"), 0, timeout_s=0.3, isolate=isolate)
     finally:
         hanging.release()
     assert time.monotonic() - started < 2

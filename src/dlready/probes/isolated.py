@@ -7,6 +7,9 @@ The parent waits with a deadline on the pipe (never on the child's goodwill) and
 child; a crash becomes :class:`Crashed` (with the signal), a hang :class:`TimedOut` (the child
 is killed, taking any hung thread with it), and Ctrl-C in the parent ends the child at once.
 
+:class:`ChildService` keeps a child alive with some state (``smoke --burn``'s open NVML) and
+asks it for one answer at a time, each with its own deadline.
+
 The pickle never leaves this process tree: it is our own forked code talking to its parent.
 """
 
@@ -22,9 +25,11 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+S = TypeVar("S")
+R = TypeVar("R")
 
 _REAP_GRACE_S = 1.0
 """After the child closed its end of the pipe, how long it may take to exit."""
@@ -186,12 +191,7 @@ def _child(probe: Callable[[], object], read_fd: int, write_fd: int) -> None:  #
     code = 0
     try:
         os.close(read_fd)
-        faulthandler.disable()  # the parent reports a crash; no second report from here
-        # Ctrl-C reaches the whole foreground group: the child just ends, the parent reports.
-        # (Where the parent ignores SIGINT, a background job, so does the child.)
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            with contextlib.suppress(ValueError):
-                signal.signal(signal.SIGINT, signal.SIG_DFL)
+        _quiet_child()
         try:
             payload = pickle.dumps(("ok", probe()))
         except BaseException as exc:  # noqa: BLE001  # reported to the parent as Failed
@@ -203,3 +203,179 @@ def _child(probe: Callable[[], object], read_fd: int, write_fd: int) -> None:  #
         code = _CHILD_FAILED
     finally:
         os._exit(code)
+
+
+class ChildService(Generic[S, R]):
+    """A forked child that holds some state (an open NVML) and answers requests one at a time.
+
+    ``setup`` runs once in the child; its result stays there. :meth:`call` asks the child to
+    run ``handle(state)`` and waits for the answer with a deadline. A crash, a hang or an error
+    in the child is returned as an :data:`Outcome`, never raised; after a crash or a hang the
+    service is closed and every later call answers the same. Calls must come from one thread
+    at a time.
+    """
+
+    def __init__(
+        self,
+        setup: Callable[[], S],
+        handle: Callable[[S], R],
+        finish: Callable[[S], None] | None = None,
+    ) -> None:
+        self._to_child_read, self._to_child = os.pipe()
+        self._from_child, from_child_write = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:  # pragma: no cover  # the child never returns
+            _serve(setup, handle, finish, self._to_child_read, from_child_write, self._from_child)
+        os.close(self._to_child_read)
+        os.close(from_child_write)
+        self._ended: Outcome[R] | None = None
+
+    def ready(self, timeout_s: float) -> Outcome[None]:
+        """Wait until ``setup`` finished in the child (its exception becomes :class:`Failed`)."""
+        outcome = self._receive(timeout_s)
+        return Finished(None) if isinstance(outcome, Finished) else outcome
+
+    def call(self, timeout_s: float) -> Outcome[R]:
+        """Run ``handle(state)`` in the child and return its result within ``timeout_s``."""
+        if self._ended is not None:
+            return self._ended
+        with contextlib.suppress(OSError):  # the child is gone; _receive says why
+            os.write(self._to_child, b"c")
+        return self._receive(timeout_s)
+
+    def _receive(self, timeout_s: float) -> Outcome[Any]:
+        if self._ended is not None:
+            return self._ended
+        deadline = time.monotonic() + timeout_s
+        header = _read_exactly(self._from_child, 4, deadline)
+        payload = (
+            _read_exactly(self._from_child, int.from_bytes(header, "big"), deadline)
+            if header
+            else header
+        )
+        if header and payload:
+            kind, value = pickle.loads(payload)  # our own child, see the module docstring
+            return Finished(value) if kind == "ok" else Failed(str(value))
+        ended: Outcome[Any] = (
+            TimedOut(timeout_s)
+            if payload is None or header is None
+            else self._exit_outcome(time.monotonic() + _REAP_GRACE_S)  # end of file
+        )
+        self._ended = ended
+        self.close(grace_s=0)
+        return ended
+
+    def _exit_outcome(self, deadline: float) -> Outcome[Any]:
+        status = _reap(self._pid, deadline)
+        if status is None:
+            return Failed("the probe process closed its pipe but did not exit")
+        self._pid = 0
+        if os.WIFSIGNALED(status):
+            return Crashed(os.WTERMSIG(status))
+        return Failed(f"the probe process exited (code {os.WEXITSTATUS(status)})")
+
+    def close(self, grace_s: float = _REAP_GRACE_S) -> None:
+        """Let the child run ``finish`` and exit (within ``grace_s``), else kill it."""
+        if self._pid:
+            with contextlib.suppress(OSError):
+                os.write(self._to_child, b"q")
+            if _reap(self._pid, time.monotonic() + grace_s) is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self._pid, signal.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(self._pid, 0)
+            self._pid = 0
+        for fd in (self._to_child, self._from_child):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._to_child = self._from_child = -1
+        if self._ended is None:
+            self._ended = Failed("the probe process was closed")
+
+
+def _read_exactly(fd: int, size: int, deadline: float) -> bytes | None:
+    """``size`` bytes from ``fd``; fewer at end of file; None when the deadline passes first."""
+    data = b""
+    while len(data) < size:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        ready, _, _ = select.select([fd], [], [], remaining)
+        if not ready:
+            continue
+        chunk = os.read(fd, size - len(data))
+        if not chunk:
+            return data
+        data += chunk
+    return data
+
+
+def _serve(  # pragma: no cover  # runs in the forked child
+    setup: Callable[[], Any],
+    handle: Callable[[Any], Any],
+    finish: Callable[[Any], None] | None,
+    requests: int,
+    answers: int,
+    parent_end: int,
+) -> None:
+    code = 0
+    try:
+        os.close(parent_end)
+        _quiet_child()
+        # Nothing of the parent's: its pipes to other processes (smoke's worker) must close
+        # when the parent does, and the end of ``requests`` tells this child to finish.
+        _close_fds_except({0, 1, 2, requests, answers})
+
+        def send(kind: str, value: object) -> None:
+            payload = pickle.dumps((kind, value))
+            view = memoryview(len(payload).to_bytes(4, "big") + payload)
+            while view:
+                view = view[os.write(answers, view) :]
+
+        try:
+            state = setup()
+        except Exception as exc:  # noqa: BLE001  # reported to the parent as Failed
+            send("error", f"{type(exc).__name__}: {exc}")
+            return
+        send("ok", None)
+        while os.read(requests, 1) == b"c":
+            send(*_answer(handle, state))
+        if finish is not None:
+            finish(state)
+    except BaseException:  # noqa: BLE001  # nothing may escape into the parent's code
+        code = _CHILD_FAILED
+    finally:
+        os._exit(code)
+
+
+def _close_fds_except(keep: set[int]) -> None:  # pragma: no cover  # runs in the forked child
+    try:
+        highest = int(os.sysconf("SC_OPEN_MAX"))
+    except (OSError, ValueError):
+        highest = 65_536
+    low = 0
+    for fd in sorted(keep):
+        if low < fd:  # os.closerange(n, n) would close every descriptor (close_range(n, ~0))
+            os.closerange(low, fd)
+        low = fd + 1
+    if low < highest:
+        os.closerange(low, highest)
+
+
+def _answer(handle: Callable[[Any], Any], state: Any) -> tuple[str, object]:  # pragma: no cover
+    try:
+        return "ok", handle(state)
+    except Exception as exc:  # noqa: BLE001  # reported to the parent as Failed
+        return "error", f"{type(exc).__name__}: {exc}"
+
+
+def _quiet_child() -> None:  # pragma: no cover  # runs in the forked child
+    """The parent reports a crash (no second report from here); Ctrl-C just ends the child.
+
+    Ctrl-C reaches the whole foreground group. Where the parent ignores SIGINT (a background
+    job), so does the child.
+    """
+    faulthandler.disable()
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -17,6 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlready.probes.isolated import (
+    ChildService,
+    Crashed,
+    Failed,
+    Finished,
+    TimedOut,
+    can_isolate,
+)
 from dlready.probes.nvidia import GpuHealthSample, sample_gpu_health
 from dlready.probes.nvml_gateway import (
     NVML_TEMPERATURE_THRESHOLD_SLOWDOWN,
@@ -24,6 +32,7 @@ from dlready.probes.nvml_gateway import (
     NvmlBackend,
     NvmlCallError,
     RealNvml,
+    preload,
 )
 from dlready.smoke.report import CheckStatus
 
@@ -230,18 +239,27 @@ class NvmlSampling:
     slowdown_temperature_c: float | None
 
 
+SAMPLE_TIMEOUT_S = 5.0
+"""The longest one health sample may take; NVML answers in milliseconds when it works."""
+
+
 def open_nvml_sampling(
-    uuid: str | None, cuda_index: int, timeout_s: float = NVML_TIMEOUT_S
+    uuid: str | None, cuda_index: int, timeout_s: float = NVML_TIMEOUT_S, isolate: bool = True
 ) -> NvmlSampling | str:
     """Open NVML for the GPU with ``uuid`` (torch's UUID, without ``GPU-``), within ``timeout_s``.
 
-    A hung NVML (a wedged driver) is abandoned on its daemon thread after ``timeout_s``, as
-    ``check`` does.
+    NVML runs in a forked child process (:class:`dlready.probes.isolated.ChildService`) where
+    the platform allows it, so a crash inside the NVIDIA library costs the cooling verdict,
+    never the smoke report; a hung NVML is abandoned after ``timeout_s`` (opening) or
+    :data:`SAMPLE_TIMEOUT_S` (one sample), as ``check`` does. Elsewhere (or with ``isolate``
+    False) NVML is opened on a daemon thread of this process with the same time limit.
 
     Returns:
         The sampling session, or the reason NVML cannot be used (a string), so ``--burn`` can
         say "skipped: NVML not available (reason)".
     """
+    if isolate and can_isolate():
+        return _open_in_child(uuid, cuda_index, timeout_s)
     opened: list[NvmlSampling | str] = []
 
     def work() -> None:
@@ -254,8 +272,58 @@ def open_nvml_sampling(
     thread.start()
     thread.join(timeout_s)
     if not opened:
-        return f"NVML did not answer within {timeout_s:g} s; a hung GPU or driver"
+        return _hung(timeout_s)
     return opened[0]
+
+
+def _hung(timeout_s: float) -> str:
+    return f"NVML did not answer within {timeout_s:g} s; a hung GPU or driver"
+
+
+def _in_words(outcome: Crashed | Failed | TimedOut) -> str:
+    if isinstance(outcome, Crashed):
+        return f"the NVIDIA library crashed ({outcome.description})"
+    if isinstance(outcome, TimedOut):
+        return _hung(outcome.timeout_s)
+    return outcome.message
+
+
+class _NvmlUnusableError(Exception):
+    """Raised in the child when NVML cannot be opened; its text is the reason."""
+
+
+def _open_or_raise(uuid: str | None, cuda_index: int) -> NvmlSampling:
+    sampling = _open_nvml_sampling(uuid, cuda_index)
+    if isinstance(sampling, str):
+        raise _NvmlUnusableError(sampling)
+    return sampling
+
+
+def _open_in_child(uuid: str | None, cuda_index: int, timeout_s: float) -> NvmlSampling | str:
+    preload()  # imports in the child could wait for a lock another thread of ours holds
+    service: ChildService[NvmlSampling, tuple[float | None, GpuHealthSample]] = ChildService(
+        setup=lambda: _open_or_raise(uuid, cuda_index),
+        handle=lambda sampling: (sampling.slowdown_temperature_c, sampling.sampler()),
+        finish=lambda sampling: sampling.close(),
+    )
+    ready = service.ready(timeout_s)
+    if not isinstance(ready, Finished):
+        service.close()
+        reason = _in_words(ready)
+        return reason.removeprefix(f"{_NvmlUnusableError.__name__}: ")
+    first = service.call(SAMPLE_TIMEOUT_S)
+    if not isinstance(first, Finished):
+        service.close()
+        return _in_words(first)
+    slowdown, _ = first.value
+
+    def sample() -> GpuHealthSample:
+        outcome = service.call(SAMPLE_TIMEOUT_S)
+        if isinstance(outcome, Finished):
+            return outcome.value[1]
+        raise RuntimeError(_in_words(outcome))
+
+    return NvmlSampling(sampler=sample, close=service.close, slowdown_temperature_c=slowdown)
 
 
 def _open_nvml_sampling(uuid: str | None, cuda_index: int) -> NvmlSampling | str:
