@@ -199,7 +199,8 @@ def check_command(
         report = build_report(snapshot, profile, spec)
     except SpecError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
-    _emit(report, snapshot, fail_on, strict, as_json, as_markdown)
+    origin = str(snapshot_file) if snapshot_file is not None else None
+    _emit(report, snapshot, fail_on, strict, as_json, as_markdown, origin)
 
 
 def _probe(psu_watts: float | None) -> MachineSnapshot:
@@ -224,12 +225,15 @@ def _emit(
     strict: bool,
     as_json: bool,
     as_markdown: bool,
+    snapshot_origin: str | None = None,
 ) -> None:
     from dlready.output import stdout_guard
 
     exit_code = ExitCode.NOT_READY if report.fails(fail_on, strict) else ExitCode.OK
     with stdout_guard():
-        _write_report(report, snapshot, fail_on, strict, as_json, as_markdown, exit_code)
+        _write_report(
+            report, snapshot, fail_on, strict, as_json, as_markdown, exit_code, snapshot_origin
+        )
     raise typer.Exit(int(exit_code))
 
 
@@ -241,6 +245,7 @@ def _write_report(
     as_json: bool,
     as_markdown: bool,
     exit_code: ExitCode,
+    snapshot_origin: str | None = None,
 ) -> None:
     if as_json:
         from dlready.output import envelope, print_json
@@ -261,12 +266,12 @@ def _write_report(
 
         from dlready.render.check_render import render_markdown
 
-        sys.stdout.write(render_markdown(report, snapshot))
+        sys.stdout.write(render_markdown(report, snapshot, snapshot_origin))
     else:
         from dlready.output import stdout_console
         from dlready.render.check_render import render_table
 
-        render_table(report, snapshot, stdout_console())
+        render_table(report, snapshot, stdout_console(), snapshot_origin)
 
 
 def _list_profiles() -> None:
