@@ -242,7 +242,8 @@ def test_nvml_failure_without_gpus_is_a_finding(failure: Any) -> None:
     assert gpu.status is BELOW
     assert report.fails(FailOn.MINIMUM)
     if failure.expected_state != "not_installed":
-        assert stack.reason is not None and stack.reason in gpu.advice
+        assert stack.reason is not None
+        assert stack.reason in gpu.advice
         assert str(stack.state) not in gpu.advice  # words, not the state's name
 
 

@@ -308,10 +308,13 @@ def smoke_command(
         ]
         print_json(envelope("smoke", code, report_data(report), errors=errors))
     else:
+        import os
+
         from dlready.output import stdout_guard
+        from dlready.smoke.render import rank_label
 
         with stdout_guard():
-            render_report(report, stdout_console())
+            render_report(report, stdout_console(), rank_label(os.environ))
     if code is ExitCode.USAGE:
         from dlready.output import error_line
 

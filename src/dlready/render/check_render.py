@@ -217,6 +217,15 @@ def _gpu_key(component: ComponentVerdict) -> tuple[object, ...] | None:
     return (match.group(2), component.status, component.criteria, component.advice, component.notes)
 
 
+def _same_reading(first: Criterion, second: Criterion) -> bool:
+    return (first.status, first.measured, first.minimum, first.recommended) == (
+        second.status,
+        second.measured,
+        second.minimum,
+        second.recommended,
+    )
+
+
 def _cooling_rows(criteria: Sequence[Criterion]) -> tuple[tuple[str, Criterion], ...]:
     """Per-GPU cooling rows, identical but for the GPU index, share one row."""
     rows: list[tuple[list[int], Criterion]] = []
@@ -225,13 +234,13 @@ def _cooling_rows(criteria: Sequence[Criterion]) -> tuple[tuple[str, Criterion],
         if rows and match:
             indices, previous = rows[-1]
             previous_match = _GPU_CRITERION.fullmatch(previous.name)
-            same = (criterion.status, criterion.measured, criterion.minimum, criterion.recommended)
-            if previous_match and previous_match.group(2) == match.group(2):
-                if (previous.status, previous.measured, previous.minimum, previous.recommended) == (
-                    same
-                ):
-                    indices.append(int(match.group(1)))
-                    continue
+            if (
+                previous_match
+                and previous_match.group(2) == match.group(2)
+                and _same_reading(previous, criterion)
+            ):
+                indices.append(int(match.group(1)))
+                continue
         rows.append(([int(match.group(1))] if match else [], criterion))
     labelled = []
     for indices, criterion in rows:
@@ -357,8 +366,7 @@ def _print_stacked(parts: Sequence[DisplayPart], console: Console) -> None:
                 else ""
             )
             console.print(
-                f"  {escape(printable(label))}: {STATUS_LABELS[criterion.status]}"
-                f"{escape(measured)}"
+                f"  {escape(printable(label))}: {STATUS_LABELS[criterion.status]}{escape(measured)}"
             )
             if limits:
                 console.print(f"    {escape(limits)}")
