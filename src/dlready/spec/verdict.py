@@ -817,6 +817,9 @@ def _sentences(parts: Sequence[str]) -> str:
     )
 
 
+_DETECTION_PREFIX = "detection: "
+
+
 def judge_software(finding: SoftwareFinding | None) -> ComponentVerdict | None:
     """The installed PyTorch against this machine; None when it is not installed yet (then
     there is nothing to judge: ``check`` runs before PyTorch is installed)."""
@@ -829,16 +832,19 @@ def judge_software(finding: SoftwareFinding | None) -> ComponentVerdict | None:
         "mismatch": Status.BELOW_MINIMUM,
         "unknown": Status.UNKNOWN,
     }.get(finding.status, Status.UNKNOWN)
-    if status is Status.MEETS_RECOMMENDED and finding.warnings:
+    # "detection:" notes are about the hardware facts (an unreadable GPU...), which the
+    # hardware parts already report with their fix; repeated here they would say it twice.
+    warnings = [w for w in finding.warnings if not w.startswith(_DETECTION_PREFIX)]
+    if status is Status.MEETS_RECOMMENDED and warnings:
         # A build that works with caveats (PTX-only kernels, a CUDA build without a GPU...)
         # is not the recommended one: the status says what the advice says.
         return ComponentVerdict(
-            "software", "PyTorch", Status.MEETS_MINIMUM, (), _sentences(finding.warnings)
+            "software", "PyTorch", Status.MEETS_MINIMUM, (), _sentences(warnings)
         )
     advice = _sentences(finding.problems)
     if finding.fix_command and finding.status != "fits":
         advice = f"{advice} Reinstall with: {finding.fix_command}".strip()
-    return ComponentVerdict("software", "PyTorch", status, (), advice, tuple(finding.warnings))
+    return ComponentVerdict("software", "PyTorch", status, (), advice, tuple(warnings))
 
 
 def judge(
