@@ -384,7 +384,8 @@ def render_table(
     # command is broken by a hard line end.
     console.print(f"  {escape(printable(report.profile_title))}", soft_wrap=True)
     if snapshot_origin is not None:
-        console.print(f"[yellow]{escape(_snapshot_line(snapshot, snapshot_origin))}[/]")
+        line = escape(_snapshot_line(snapshot, snapshot_origin))
+        console.print(f"[yellow]{line}[/]", soft_wrap=True)  # a path: never hard-wrapped
     for label, text in machine_summary(snapshot):
         console.print(f"  [dim]{escape(label)}:[/] {escape(text)}", soft_wrap=True)
     parts = display_parts(report)
