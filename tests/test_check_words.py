@@ -19,7 +19,7 @@ from dlready.smoke.report import CheckResult, CheckStatus, DeviceReport, SmokeRe
 from dlready.spec.profile import load_builtin_profile
 from dlready.spec.verdict import judge
 from machines import replay_snapshot
-from scenarios_gpu import NVML_FAILURES, nvidia_scenario, nvml_error
+from scenarios_gpu import NVML_FAILURES, nvidia_scenario
 
 BOOK = load_builtin_profile("book-2020")
 H100 = "h100-80gb-hbm3"

@@ -67,7 +67,7 @@ def test_unreadable_clock_does_not_hide_a_missed_recommendation() -> None:
     report = judge(replay_snapshot(H100), parse_profile(CORES_SPEC, "cores.toml"))
     cpu = _part(report, "cpu")
     assert cpu.status is Status.MEETS_MINIMUM
-    assert cpu.not_judged == ("max clock",)
+    assert cpu.not_judged == ("max_clock_mhz",)
     assert "Max clock not judged" in cpu.advice
     assert report.status is Status.MEETS_MINIMUM
     assert report.fails(FailOn.RECOMMENDED)
@@ -86,8 +86,8 @@ def test_cli_fail_on_recommended_exits_1_and_the_overall_line_says_why(tmp_path:
     document = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
     cpu = next(c for c in document["data"]["components"] if c["component"] == "cpu")
     assert cpu["status"] == "meets_minimum"
-    assert cpu["not_judged"] == ["max clock"]
-    assert {"part": cpu["subject"], "criteria": ["max clock"]} in document["data"]["not_judged"]
+    assert cpu["not_judged"] == ["max_clock_mhz"]
+    assert {"part": cpu["subject"], "criteria": ["max_clock_mhz"]} in document["data"]["not_judged"]
 
 
 def test_a_part_with_every_criterion_unknown_is_not_judged_and_nothing_judged_fails() -> None:
@@ -98,7 +98,7 @@ def test_a_part_with_every_criterion_unknown_is_not_judged_and_nothing_judged_fa
     report = judge(replay_snapshot(H100), spec)
     cpu = _part(report, "cpu")
     assert cpu.status is Status.UNKNOWN
-    assert cpu.not_judged == ("max clock",)
+    assert cpu.not_judged == ("max_clock_mhz",)
     # Only the PyTorch part is left, and it is not judged either (no planner finding here):
     # no verdict at all is not a pass.
     assert report.status is Status.UNKNOWN

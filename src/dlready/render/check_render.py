@@ -292,7 +292,7 @@ def not_judged(report: CheckReport) -> list[str]:
         if part.component.status is Status.UNKNOWN:
             items.append(part.label)
         else:
-            items += [f"{part.label} {label}" for label in part.component.not_judged]
+            items += [f"{part.label} {criterion_label(n)}" for n in part.component.not_judged]
     return items
 
 

@@ -72,7 +72,7 @@ class ComponentVerdict:
     """One component (the CPU, the memory, one GPU, the PSU...) with its criteria.
 
     ``status`` comes from the criteria that were measured; the ones that could not be are
-    listed in ``not_judged`` (their labels) and never lift or lower it. A part none of whose
+    listed in ``not_judged`` (their names) and never lift or lower it. A part none of whose
     criteria could be measured is ``unknown``.
     """
 
@@ -288,7 +288,7 @@ def _component(
         tuple(criteria),
         text,
         tuple(notes),
-        tuple(criterion_label(c.name) for c in unknown),
+        tuple(c.name for c in unknown),
     )
 
 
@@ -702,7 +702,7 @@ def judge_psu(snapshot: MachineSnapshot, budget: PowerBudget) -> ComponentVerdic
             f"physical machine with these parts would need at least {budget.minimum_w:,.0f} W.",
         )
         return ComponentVerdict(
-            "psu", "Power supply", Status.UNKNOWN, (need,), need.advice, (), ("PSU rating",)
+            "psu", "Power supply", Status.UNKNOWN, (need,), need.advice, (), (need.name,)
         )
     criterion = _criterion(
         "capacity_w",
