@@ -19,7 +19,7 @@ from dlready.smoke.report import CheckResult, CheckStatus, DeviceReport, SmokeRe
 from dlready.spec.profile import load_builtin_profile
 from dlready.spec.verdict import judge
 from machines import replay_snapshot
-from scenarios_gpu import NVML_FAILURES, nvidia_scenario
+from scenarios_gpu import NVML_FAILURES, nvidia_scenario, nvml_error
 
 BOOK = load_builtin_profile("book-2020")
 H100 = "h100-80gb-hbm3"
@@ -195,3 +195,30 @@ def test_smoke_reports_of_torchrun_ranks_are_labelled() -> None:
     lines = buffer.getvalue().splitlines()
     assert lines[0].startswith("dlready smoke (quick) · rank 1 of 4 (local rank 1)")
     assert lines[-1].startswith("rank 1 of 4 (local rank 1): 1 checks")
+
+
+def test_a_gpu_without_a_readable_name_is_named_in_words() -> None:
+    nvml = (
+        nvidia_scenario("4x-rtx-4090")
+        .replay()
+        .with_gpu_overrides({"nvmlDeviceGetHandleByIndex": nvml_error("GPU_IS_LOST")}, index=2)
+    )
+    text = _human(replay_snapshot(H100, nvml=nvml))
+    assert "GPU 2: NVIDIA GPU (name unreadable)" in text
+    assert "nvidia GPU" not in text
+    assert "CPU (Intel(R) Xeon(R) Processor)" in text  # the Markdown part title says what it is
+
+
+def test_smoke_heading_says_how_the_build_serves_the_gpu() -> None:
+    from dlready.smoke.render import device_heading
+
+    info = {"name": "NVIDIA H100", "compute_capability": "9.0", "arch": "sm_90"}
+    for support, words in (
+        ("native", "this build has native code for sm_90"),
+        ("ptx", "only through PTX"),
+        ("missing", "this build has no code for sm_90"),
+    ):
+        device = DeviceReport("auto", "cuda:0", {**info, "arch_in_build": support}, ())
+        heading = device_heading(_smoke_report("x"), device)
+        assert words in heading
+        assert f"{support} in this build" not in heading

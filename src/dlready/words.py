@@ -47,3 +47,26 @@ def clock_event_words(reasons: Iterable[str]) -> str:
 def stack_state_words(state: str) -> str:
     """``driver_not_loaded`` -> ``installed but not loaded``."""
     return _STACK_STATE_WORDS.get(state, state.replace("_", " "))
+
+
+_VENDOR_WORDS = {"nvidia": "NVIDIA", "amd": "AMD", "apple": "Apple", "intel": "Intel"}
+_OS_WORDS = {"linux": "Linux", "windows": "Windows", "macos": "macOS"}
+
+
+def vendor_words(vendor: str) -> str:
+    """``nvidia`` -> ``NVIDIA``; an unknown vendor is "an unknown vendor's"."""
+    return _VENDOR_WORDS.get(vendor, "unknown vendor's")
+
+
+def os_words(os_name: str) -> str:
+    """``macos`` -> ``macOS``."""
+    return _OS_WORDS.get(os_name, "an unrecognised operating system")
+
+
+def arch_support_words(arch: str, support: str) -> str:
+    """How a torch build serves a GPU architecture (``ArchSupport``), in words."""
+    return {
+        "native": f"this build has native code for {arch}",
+        "ptx": f"this build reaches {arch} only through PTX, compiled on first use",
+        "missing": f"this build has no code for {arch}",
+    }.get(support, f"whether this build has code for {arch} is unknown")

@@ -20,7 +20,7 @@ from rich.table import Table
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
 from dlready.render.text import format_number, printable
 from dlready.spec.verdict import CheckReport, ComponentVerdict, Criterion, Status, criterion_label
-from dlready.words import stack_state_words
+from dlready.words import os_words, stack_state_words, vendor_words
 
 GIB = 1024**3
 
@@ -36,7 +36,6 @@ _STATUS_STYLES = {
     Status.MEETS_MINIMUM: "cyan",
     Status.MEETS_RECOMMENDED: "green",
 }
-_VENDOR_NAMES = {GpuVendor.NVIDIA: "NVIDIA", GpuVendor.AMD: "AMD", GpuVendor.APPLE: "Apple"}
 _GPU_SUBJECT = re.compile(r"GPU (\d+): (.*)", re.DOTALL)
 _GPU_CRITERION = re.compile(r"gpu(\d+)_(.*)")
 
@@ -62,7 +61,7 @@ def gpu_range_label(indices: Sequence[int]) -> str:
 def _gpu_name(gpu: GpuInfo) -> str:
     if gpu.name.ok and gpu.name.value:
         return printable(gpu.name.value)
-    return f"{_VENDOR_NAMES.get(gpu.vendor, str(gpu.vendor))} GPU (name unreadable)"
+    return f"{vendor_words(gpu.vendor)} GPU (name unreadable)"
 
 
 def _gpu_static_bits(gpu: GpuInfo) -> tuple[str, ...]:
@@ -127,7 +126,7 @@ def machine_summary(snapshot: MachineSnapshot) -> list[tuple[str, str]]:
     """Short "what this machine has" lines, shared by the table and Markdown renderers."""
     cpu, memory, plat = snapshot.cpu, snapshot.memory, snapshot.platform
     lines = []
-    os_text = printable(plat.os_release.value) if plat.os_release.ok else str(plat.os)
+    os_text = printable(plat.os_release.value) if plat.os_release.ok else os_words(plat.os)
     extras = [
         label
         for label, reading in (
@@ -172,7 +171,7 @@ def machine_summary(snapshot: MachineSnapshot) -> list[tuple[str, str]]:
                 stack.cuda_driver_version.value if stack.cuda_driver_version.ok else None,
                 stack.reason or "",
             )
-            vendor = _VENDOR_NAMES.get(stack.vendor, str(stack.vendor))
+            vendor = vendor_words(stack.vendor)
             lines.append((f"{vendor} driver", text))
     for group in _gpu_groups(snapshot.gpus):
         first = group[0]
@@ -268,9 +267,10 @@ def display_parts(report: CheckReport) -> list[DisplayPart]:
             if component.component == "cooling"
             else tuple((criterion_label(c.name), c) for c in component.criteria)
         )
-        slots.append(
-            DisplayPart(short_subject(component), printable(component.subject), component, rows)
-        )
+        title = printable(component.subject)
+        if component.component == "cpu":
+            title = f"CPU ({title})"
+        slots.append(DisplayPart(short_subject(component), title, component, rows))
     return [slot if isinstance(slot, DisplayPart) else _gpu_part(slot) for slot in slots]
 
 

@@ -17,6 +17,7 @@ from rich.table import Table
 from dlready.model import to_jsonable
 from dlready.render.text import format_number, printable
 from dlready.smoke.report import CheckResult, CheckStatus, DeviceReport, SmokeReport
+from dlready.words import arch_support_words
 
 _STYLE = {
     CheckStatus.PASS: "green",
@@ -59,7 +60,8 @@ def device_heading(report: SmokeReport, device: DeviceReport) -> str:
         arch = info.get("arch") or ""
         in_build = info.get("arch_in_build")
         parts.append(
-            f"compute capability {info['compute_capability']} ({arch} {in_build} in this build)"
+            f"compute capability {info['compute_capability']} "
+            f"({arch_support_words(str(arch), str(in_build))})"
         )
     if info.get("total_memory_bytes"):
         parts.append(f"{int(info['total_memory_bytes']) / 2**30:.1f} GiB")

@@ -25,7 +25,7 @@ from dlready.model import (
 )
 from dlready.spec.bar import FailOn
 from dlready.spec.profile import SpecProfile
-from dlready.words import clock_event_words
+from dlready.words import clock_event_words, vendor_words
 
 GIB = 1024**3
 _THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown", "hw_slowdown"})
@@ -395,7 +395,7 @@ def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVe
 
 
 def _gpu_subject(gpu: GpuInfo) -> str:
-    name = gpu.name.value if gpu.name.ok else f"{gpu.vendor} GPU"
+    name = gpu.name.value if gpu.name.ok else f"{vendor_words(gpu.vendor)} GPU (name unreadable)"
     return f"GPU {gpu.index}: {name}"
 
 
