@@ -273,3 +273,15 @@ def test_a_build_that_fits_with_caveats_meets_only_the_minimum() -> None:
     assert detection is not None
     assert detection.status is Status.MEETS_RECOMMENDED
     assert detection.notes == ()
+
+
+def test_cooling_judges_the_margins_the_spec_names_and_always_throttling() -> None:
+    spec = parse_profile(
+        'schema = 1\nname = "c"\ntitle = "c"\n[cooling.minimum]\ncpu_package_max_c = 90\n', "c"
+    )
+    report = judge(replay_snapshot(H100), spec)
+    cooling = _part(report, "cooling")
+    assert [c.name for c in cooling.criteria] == ["cpu_package_c"]  # no GPU margin rows
+    assert cooling.status is Status.UNKNOWN  # the VM has no CPU temperature sensor
+    assert cooling.not_judged == ("cpu_package_c",)
+    assert [c.component for c in report.components] == ["cooling", "software"]

@@ -280,7 +280,9 @@ def _component(
     ordered = sorted(known, key=lambda c: _SEVERITY[c.status])
     advice = [next((c.advice for c in ordered if c.advice), "")]
     advice += [c.advice for c in unknown if c.advice]
-    text = " ".join(a for a in advice if a) or (advice_if_empty if not criteria else "")
+    if not known:
+        advice.append(advice_if_empty)
+    text = " ".join(a for a in advice if a)
     return ComponentVerdict(
         component,
         subject,
@@ -755,6 +757,8 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
                     "improve case airflow, check the fan curve.",
                 )
             )
+        if not _named(profile.cooling, "gpu_slowdown_margin_c"):
+            continue
         temperature, slowdown = gpu.temperature_c, gpu.temperature_slowdown_c
         margin: Reading[float]
         if (
@@ -787,7 +791,7 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
             )
         )
     package = snapshot.cpu.package_temperature_c
-    if package.ok:
+    if _named(profile.cooling, "cpu_package_max_c"):
         criteria.append(
             _criterion(
                 "cpu_package_c",
