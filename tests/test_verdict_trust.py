@@ -285,3 +285,13 @@ def test_cooling_judges_the_margins_the_spec_names_and_always_throttling() -> No
     assert cooling.status is Status.UNKNOWN  # the VM has no CPU temperature sensor
     assert cooling.not_judged == ("cpu_package_c",)
     assert [c.component for c in report.components] == ["cooling", "software"]
+
+
+def test_a_spec_that_names_nothing_judges_nothing_and_is_no_pass() -> None:
+    from dlready.spec.verdict import SoftwareFinding
+
+    spec = parse_profile('schema = 1\nname = "e"\ntitle = "e"\n', "e")
+    report = judge(replay_snapshot(H100), spec, SoftwareFinding("not_installed"))
+    assert report.components == ()
+    assert report.status is Status.UNKNOWN
+    assert report.fails(FailOn.MINIMUM)

@@ -136,7 +136,7 @@ class CheckReport:
         judged = [c for c in self.components if c.status is not Status.UNKNOWN]
         if any(_SEVERITY[c.status] < _SEVERITY[bar] for c in judged):
             return True
-        if self.components and not judged:
+        if not judged:
             return True
         if strict:
             return len(judged) < len(self.components) or any(c.not_judged for c in judged)
