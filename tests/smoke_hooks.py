@@ -138,3 +138,34 @@ def interrupted_in_module(registry: dict[str, Any]) -> None:
         time.sleep(10)
 
     registry["module.state_dict"] = interrupted
+
+
+def orphaned_grandchild_in_tracking(registry: dict[str, Any]) -> None:
+    """``autograd.tracking`` starts a process that starts a setsid grandchild, then exits.
+
+    The grandchild is an orphan (its parent is gone) in a session of its own; it writes its pid
+    to ``DLREADY_TEST_GRANDCHILD_PIDFILE`` and sleeps.
+    """
+    import subprocess
+    import sys
+
+    from dlready.smoke.outcome import passed
+
+    def spawn(_ctx: Any) -> Any:
+        grandchild = (
+            "import os, sys, time; os.setsid(); "
+            "open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(3600)"
+        )
+        middle = (
+            "import subprocess, sys; "
+            "subprocess.Popen([sys.executable, '-c', sys.argv[1], sys.argv[2]])"
+        )
+        pidfile = os.environ[GRANDCHILD_PIDFILE_ENV]
+        subprocess.run([sys.executable, "-c", middle, grandchild, pidfile], check=True)
+        for _ in range(200):  # until the orphan has left the session
+            if os.path.exists(pidfile):
+                break
+            time.sleep(0.02)
+        return passed("started an orphaned grandchild in its own session")
+
+    registry["autograd.tracking"] = spawn

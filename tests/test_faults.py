@@ -352,11 +352,14 @@ def _smoke_env(hook: str | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.parametrize(
+    "hook", ["setsid_grandchild_in_tracking", "orphaned_grandchild_in_tracking"]
+)
 def test_a_grandchild_that_leaves_the_session_is_neither_waited_for_nor_left(
-    tmp_path: Path,
+    tmp_path: Path, hook: str
 ) -> None:
     pidfile = tmp_path / "grandchild.pid"
-    env = _smoke_env("setsid_grandchild_in_tracking", **{GRANDCHILD_PIDFILE_ENV: str(pidfile)})
+    env = _smoke_env(hook, **{GRANDCHILD_PIDFILE_ENV: str(pidfile)})
     runner = Runner(SmokeOptions(device="cpu", timeout_s=20), env=env)
     started = time.monotonic()
     try:

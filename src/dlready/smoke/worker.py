@@ -235,9 +235,28 @@ def _exit_with_parent(poll_s: float = 1.0) -> None:
     threading.Thread(target=watch, name="dlready-parent-watch", daemon=True).start()
 
 
+def _adopt_orphans() -> None:
+    """Become the parent of every orphaned descendant (Linux ``PR_SET_CHILD_SUBREAPER``).
+
+    A check may start a process that starts another and exits; the grandchild would then be
+    reparented to init, out of sight of the parent's kill. As a subreaper, this worker stays its
+    ancestor, so the parent finds it among the worker's descendants and ends it too.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_child_subreaper = 36  # <linux/prctl.h>
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl here: orphans are only found while parented
+        return
+
+
 def main() -> int:
     """Entry point of ``python -m dlready.smoke.worker``."""
     _exit_with_parent()
+    _adopt_orphans()
     channel = _Channel(_claim_stdout())
     started = time.perf_counter()
     try:
