@@ -89,11 +89,15 @@ def per_gpu_cost_ms() -> dict[str, float]:
 def isolation_cost_ms(runs: int = 30) -> dict[str, float]:
     """What running the NVML probe in a forked child costs: ``collect_snapshot`` with and without
     the isolation, interleaved in one process (this machine's real probes; the replayed 8-GPU
-    H100, whose result crosses the pipe)."""
+    H100, whose result crosses the pipe). pynvml is imported first: a cold ``check`` imports it
+    once either way (on a thread, or in the child), and without this the child would import it
+    again on every run while the in-process probe reuses the first import."""
     sys.path.insert(0, str(REPO / "src"))
     sys.path.insert(0, str(REPO / "tests"))
     from dlready.probes.collect import ProbeBackends, collect_snapshot
-    from dlready.probes.nvml_gateway import ReplayNvml
+    from dlready.probes.nvml_gateway import ReplayNvml, preload
+
+    preload()
     from machines import replay_backends
 
     capture = json.loads((REPO / "tests/fixtures/h100-80gb-hbm3/capture.json").read_text())

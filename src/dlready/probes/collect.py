@@ -50,9 +50,6 @@ from dlready.probes.torch_meta import probe_torch
 
 T = TypeVar("T")
 
-_REPORT_GRACE_S = 1.0
-"""Beyond the probe's own timeout: time for the child to send a timed-out result back."""
-
 GpuProbeResult = tuple[DriverStack, tuple[GpuInfo, ...]]
 
 
@@ -90,13 +87,17 @@ class _IsolatedNvidiaProbe:
         # Everything the child runs is imported here first: a fork copies the import locks
         # that other threads (smoke's main thread) hold at that moment, and a child waiting
         # for one of them would hang until its deadline.
-        from dlready.probes import nvidia, nvml_gateway  # noqa: F401
+        from dlready.probes import nvidia, nvml_gateway
 
         if backends.nvml is None and threading.active_count() > 1:
             nvml_gateway.preload()
         self._backends = backends
-        timeout_s = backends.nvml_timeout_s + _REPORT_GRACE_S
-        self.child = ChildProbe(lambda: _probe_nvidia(backends), timeout_s)
+        backend = backends.nvml if backends.nvml is not None else nvml_gateway.RealNvml()
+        # No thread in the child (starting one there costs milliseconds): this deadline is
+        # the probe's time limit, and the child is killed when it passes.
+        self.child = ChildProbe(
+            lambda: nvidia.probe_nvidia_unbounded(backend), backends.nvml_timeout_s
+        )
 
     def result(self) -> GpuProbeResult:
         """The probe's result; a crash or a hang of the child becomes the driver stack's state."""

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import faulthandler
+import gc
 import os
 import pickle
 import select
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -160,18 +162,22 @@ class ChildProbe(Generic[T]):
             payload = _read_until(self._read_fd, self._deadline)
             if payload is None:
                 return TimedOut(self.timeout_s)
+            complete = _unpickle(payload)
+            if complete is not None:
+                # The whole answer arrived: no need to wait while the kernel tears the child
+                # down (a few ms); it is reaped in the background.
+                _reap_in_background(self._pid)
+                self._pid = 0
+                kind, value = complete
+                return Finished(value) if kind == "ok" else Failed(str(value))
             status = _reap(self._pid, time.monotonic() + _REAP_GRACE_S)
             if status is None:
                 return Failed("the probe process sent its result but did not exit")
             self._pid = 0
             if os.WIFSIGNALED(status):
                 return Crashed(os.WTERMSIG(status))
-            try:
-                kind, value = pickle.loads(payload)  # our own child, see above
-            except Exception:  # noqa: BLE001  # a truncated or empty result
-                code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-                return Failed(f"the probe process ended without a result (exit code {code})")
-            return Finished(value) if kind == "ok" else Failed(str(value))
+            code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+            return Failed(f"the probe process ended without a result (exit code {code})")
         finally:
             self.kill()
 
@@ -193,6 +199,23 @@ def run_in_child(probe: Callable[[], T], timeout_s: float) -> Outcome[T]:
     return ChildProbe(probe, timeout_s).result()
 
 
+def _unpickle(payload: bytes) -> tuple[str, Any] | None:
+    """The child's ``(kind, value)``, or None for a truncated or empty payload (it crashed)."""
+    try:
+        kind, value = pickle.loads(payload)  # our own child, see the module docstring
+    except Exception:  # noqa: BLE001  # any truncation shows up as some unpickling error
+        return None
+    return str(kind), value
+
+
+def _reap_in_background(pid: int) -> None:
+    def reap() -> None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+    threading.Thread(target=reap, name="dlready-reap-probe", daemon=True).start()
+
+
 def _read_until(fd: int, deadline: float) -> bytes | None:
     """Everything written to ``fd`` until end of file, or None when the deadline passes first."""
     chunks: list[bytes] = []
@@ -211,13 +234,15 @@ def _read_until(fd: int, deadline: float) -> bytes | None:
 
 def _reap(pid: int, deadline: float) -> int | None:
     """The child's wait status, or None when it has not exited by ``deadline``."""
+    pause_s = 0.0001  # the child is usually exiting already: look again soon, then less often
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return status
         if time.monotonic() >= deadline:
             return None
-        time.sleep(0.002)
+        time.sleep(pause_s)
+        pause_s = min(pause_s * 2, 0.01)
 
 
 def _child(probe: Callable[[], object], read_fd: int, write_fd: int) -> None:  # pragma: no cover
@@ -232,6 +257,7 @@ def _child(probe: Callable[[], object], read_fd: int, write_fd: int) -> None:  #
         view = memoryview(payload)
         while view:
             view = view[os.write(write_fd, view) :]
+        os.close(write_fd)  # end of file for the parent now, not after this process is torn down
     except BaseException:  # noqa: BLE001  # nothing may escape into the parent's code
         code = _CHILD_FAILED
     finally:
@@ -409,6 +435,9 @@ def _quiet_child() -> None:  # pragma: no cover  # runs in the forked child
     job), so does the child.
     """
     faulthandler.disable()
+    # A collection would write to every object's header and so copy the parent's whole heap
+    # (copy-on-write) for nothing: the child lives for one probe.
+    gc.disable()
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -122,10 +122,7 @@ def probe_nvidia(
     outcome: list[tuple[DriverStack, tuple[GpuInfo, ...]]] = []
 
     def work() -> None:
-        try:
-            outcome.append(_probe_blocking(backend))
-        except Exception as exc:  # noqa: BLE001  # a probe bug degrades the report, never crashes it
-            outcome.append((_stack_failed(f"internal error in the NVIDIA probe: {exc!r}"), ()))
+        outcome.append(probe_nvidia_unbounded(backend))
 
     worker = threading.Thread(target=work, name="dlready-nvml-probe", daemon=True)
     worker.start()
@@ -134,6 +131,15 @@ def probe_nvidia(
         # The worker still owns NVML; shutting it down from here could block as well.
         return stack_timed_out(timeout_s), ()
     return outcome[0]
+
+
+def probe_nvidia_unbounded(backend: NvmlBackend) -> tuple[DriverStack, tuple[GpuInfo, ...]]:
+    """:func:`probe_nvidia` without its time limit, for a caller that bounds it another way (a
+    child process that is killed at the deadline)."""
+    try:
+        return _probe_blocking(backend)
+    except Exception as exc:  # noqa: BLE001  # a probe bug degrades the report, never crashes it
+        return _stack_failed(f"internal error in the NVIDIA probe: {exc!r}"), ()
 
 
 def sample_gpu_health(backend: NvmlBackend, index: int) -> GpuHealthSample:
