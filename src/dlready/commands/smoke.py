@@ -283,6 +283,7 @@ def _smoke(
             {"reason": "torch_not_installed", "install_command": line},
         )
 
+    from dlready.probes.isolated import kill_all as kill_probe_children
     from dlready.smoke.judge import build_report, explain_context, nvidia_gpu_present
     from dlready.smoke.peaks import load_peaks
     from dlready.smoke.render import render_report, report_data
@@ -328,6 +329,7 @@ def _smoke(
             outcome = runner.run(nvidia_gpu_present(machine))
         except KeyboardInterrupt:
             runner.kill()
+            kill_probe_children()  # the snapshot's NVML probe, still running on its thread
             raise _could_not_run(
                 f"interrupted ({stop.received or 'SIGINT'}); no report",
                 None,

@@ -120,6 +120,20 @@ _SIGNAL_WORDS = {
 }
 
 
+_LIVE: set[int] = set()
+"""The probe children running now, whichever thread owns them (see :func:`kill_all`)."""
+
+
+def kill_all() -> None:
+    """Kill every probe child now (Ctrl-C or SIGTERM in a command whose probes run on threads).
+
+    Each owner then sees its child end and returns at once instead of at its deadline.
+    """
+    for pid in list(_LIVE):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def signal_in_words(number: int) -> str:
     """What ending by signal ``number`` means, in words (``11`` -> "a segmentation fault")."""
     try:
@@ -152,6 +166,7 @@ class ChildProbe(Generic[T]):
         self._pid = os.fork()
         if self._pid == 0:  # pragma: no cover  # the child never returns
             _child(probe, read_fd, write_fd)
+        _LIVE.add(self._pid)
         os.close(write_fd)
         self._read_fd: int | None = read_fd
 
@@ -167,13 +182,13 @@ class ChildProbe(Generic[T]):
                 # The whole answer arrived: no need to wait while the kernel tears the child
                 # down (a few ms); it is reaped in the background.
                 _reap_in_background(self._pid)
-                self._pid = 0
+                self._forget()
                 kind, value = complete
                 return Finished(value) if kind == "ok" else Failed(str(value))
             status = _reap(self._pid, time.monotonic() + _REAP_GRACE_S)
             if status is None:
                 return Failed("the probe process sent its result but did not exit")
-            self._pid = 0
+            self._forget()
             if os.WIFSIGNALED(status):
                 return Crashed(os.WTERMSIG(status))
             code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
@@ -181,17 +196,19 @@ class ChildProbe(Generic[T]):
         finally:
             self.kill()
 
+    def _forget(self) -> None:
+        _LIVE.discard(self._pid)
+        self._pid = 0
+
     def kill(self) -> None:
         """End the child now (if it still runs) and release the pipe."""
         if self._read_fd is not None:
             os.close(self._read_fd)
             self._read_fd = None
         if self._pid:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(self._pid, 0)
-            self._pid = 0
+            pid = self._pid
+            self._forget()
+            _kill_and_reap(pid)
 
 
 def run_in_child(probe: Callable[[], T], timeout_s: float) -> Outcome[T]:
@@ -206,6 +223,13 @@ def _unpickle(payload: bytes) -> tuple[str, Any] | None:
     except Exception:  # noqa: BLE001  # any truncation shows up as some unpickling error
         return None
     return str(kind), value
+
+
+def _kill_and_reap(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
 
 
 def _reap_in_background(pid: int) -> None:
@@ -238,6 +262,7 @@ def _reap(pid: int, deadline: float) -> int | None:
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
+            _LIVE.discard(pid)  # before anything else may reuse the pid
             return status
         if time.monotonic() >= deadline:
             return None
@@ -285,6 +310,7 @@ class ChildService(Generic[S, R]):
         self._pid = os.fork()
         if self._pid == 0:  # pragma: no cover  # the child never returns
             _serve(setup, handle, finish, self._to_child_read, from_child_write, self._from_child)
+        _LIVE.add(self._pid)
         os.close(self._to_child_read)
         os.close(from_child_write)
         self._ended: Outcome[R] | None = None
@@ -328,22 +354,25 @@ class ChildService(Generic[S, R]):
         status = _reap(self._pid, deadline)
         if status is None:
             return Failed("the probe process closed its pipe but did not exit")
-        self._pid = 0
+        self._forget()
         if os.WIFSIGNALED(status):
             return Crashed(os.WTERMSIG(status))
         return Failed(f"the probe process exited (code {os.WEXITSTATUS(status)})")
+
+    def _forget(self) -> None:
+        _LIVE.discard(self._pid)
+        self._pid = 0
 
     def close(self, grace_s: float = _REAP_GRACE_S) -> None:
         """Let the child run ``finish`` and exit (within ``grace_s``), else kill it."""
         if self._pid:
             with contextlib.suppress(OSError):
                 os.write(self._to_child, b"q")
-            if _reap(self._pid, time.monotonic() + grace_s) is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self._pid, signal.SIGKILL)
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(self._pid, 0)
-            self._pid = 0
+            pid = self._pid
+            if _reap(pid, time.monotonic() + grace_s) is None:
+                self._forget()
+                _kill_and_reap(pid)
+            self._forget()
         for fd in (self._to_child, self._from_child):
             with contextlib.suppress(OSError):
                 os.close(fd)
