@@ -9,10 +9,14 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from install_command_parse import (
+    CommandParseError,
+    Requirement,
+    parse_install_command,
+)  # tools/, on sys.path by conftest
 
 from dlready.install import load_compat_table
 from dlready.install.archs import Coverage, arch_labels, coverage, parse_arch_list
-from dlready.install.parse import CommandParseError, Requirement, parse_install_command
 from dlready.install.table import CompatTableError, table_from_jsonable
 from dlready.install.versions import (
     compare_numeric,

@@ -33,12 +33,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from dlready.install.parse import (  # noqa: E402  # the package is imported from the tree
+from install_command_parse import (  # noqa: E402  # the tools folder is on sys.path
     CommandParseError,
     ParsedCommand,
     parse_install_command,
 )
-from dlready.install.versions import (  # noqa: E402
+
+from dlready.install.versions import (  # noqa: E402  # the package is imported from the tree
     compare_numeric,
     cuda_of_variant,
     numeric_key,

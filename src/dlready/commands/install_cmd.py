@@ -16,7 +16,7 @@ from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from dlready.install.facts import FactOverrides, MachineFacts
-    from dlready.install.planner import InstallPlan
+    from dlready.install.plan import InstallPlan
 
 COMMAND = "install-cmd"
 
@@ -89,7 +89,8 @@ def install_cmd_command(
     from dlready import output
     from dlready.install.errors import PlanError
     from dlready.install.facts import FactOverrides, validate_overrides
-    from dlready.install.planner import InstallWishes, plan_install
+    from dlready.install.plan import InstallWishes
+    from dlready.install.planner import plan_install
     from dlready.install.table import CompatTableError, load_compat_table
 
     try:

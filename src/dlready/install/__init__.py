@@ -36,13 +36,8 @@ if TYPE_CHECKING:
         judge_installed_torch,
         recommended_command_line,
     )
-    from dlready.install.planner import (
-        Candidate,
-        InstallPlan,
-        InstallWishes,
-        PinnedPackage,
-        plan_install,
-    )
+    from dlready.install.plan import Candidate, InstallPlan, InstallWishes, PinnedPackage
+    from dlready.install.planner import plan_install
     from dlready.install.table import CompatTable, CompatTableError, load_compat_table
 
 # Loaded on first use, so ``install-cmd`` (which imports the submodules it needs) does not pay
@@ -60,10 +55,10 @@ _HOMES = {
     "explain_no_command": "judge",
     "judge_installed_torch": "judge",
     "recommended_command_line": "judge",
-    "Candidate": "planner",
-    "InstallPlan": "planner",
-    "InstallWishes": "planner",
-    "PinnedPackage": "planner",
+    "Candidate": "plan",
+    "InstallPlan": "plan",
+    "InstallWishes": "plan",
+    "PinnedPackage": "plan",
     "plan_install": "planner",
     "CompatTable": "table",
     "CompatTableError": "table",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlready.install.facts import Fact, MachineFacts
-from dlready.install.planner import InstallPlan
+from dlready.install.plan import InstallPlan
 from dlready.install.table import CompatTable
 
 PREFIX = "# "

@@ -12,15 +12,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlready.install.archs import Coverage, arch_labels
+from dlready.install.cuda_fit import gpu_coverage
 from dlready.install.errors import PlanError
 from dlready.install.facts import UNSUPPORTED_OS_DETAIL, MachineFacts, facts_from_snapshot
-from dlready.install.planner import (
-    SUPPORTED_PLATFORMS,
-    InstallWishes,
-    gpu_coverage,
-    plan_install,
-    python_fits,
-)
+from dlready.install.plan import SUPPORTED_PLATFORMS, InstallWishes
+from dlready.install.planner import plan_install
+from dlready.install.release_choice import python_fits
 from dlready.install.table import (
     LINUX_ARM,
     LINUX_X86,
