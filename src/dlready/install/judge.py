@@ -29,9 +29,9 @@ from dlready.install.table import (
 from dlready.install.versions import (
     compare_numeric,
     variant_kind,
-    variant_of_cuda,
 )
 from dlready.model import GpuVendor, MachineSnapshot, StackState
+from dlready.probes.torch_meta import build_variant
 
 FITS = "fits"
 MISMATCH = "mismatch"
@@ -73,23 +73,30 @@ class TorchFit:
 def _installed_variant(
     snapshot: MachineSnapshot, release: Release | None, platform: str | None
 ) -> tuple[str | None, str | None]:
+    """The installed build and how it was known (probes.torch_meta.build_variant decides)."""
     torch = snapshot.torch
     local = torch.local_variant.value if torch.local_variant.ok else None
     if local:
         return str(local).lower(), "local version"
-    version = torch.version.value if torch.version.ok else None
-    if version and "+" in str(version):
-        return str(version).split("+", 1)[1].lower(), "local version"
-    cuda = torch.cuda_version.value if torch.cuda_version.ok else None
-    if cuda:
-        try:
-            return variant_of_cuda(str(cuda)), "torch.version.cuda"
-        except ValueError:
-            pass
-    hip = torch.hip_version.value if torch.hip_version.ok else None
-    if hip:
-        parts = str(hip).split(".")
-        return f"rocm{'.'.join(parts[:2])}", "torch.version.hip"
+    version = str(torch.version.value) if torch.version.ok and torch.version.value else None
+    cuda = (
+        str(torch.cuda_version.value)
+        if torch.cuda_version.ok and torch.cuda_version.value
+        else None
+    )
+    hip = str(torch.hip_version.value) if torch.hip_version.ok and torch.hip_version.value else None
+    variant = build_variant(version, cuda, hip)
+    if variant is not None:
+        if version and "+" in version:
+            return variant, "local version"
+        return variant, "torch.version.cuda" if cuda else "torch.version.hip"
+    return _default_variant(release, platform)
+
+
+def _default_variant(
+    release: Release | None, platform: str | None
+) -> tuple[str | None, str | None]:
+    """The build a plain ``pip install torch`` gives on this platform."""
     if platform is None:
         return None, None
     if platform.startswith("macos"):
