@@ -153,7 +153,12 @@ _DETECTION_HINT = (
 
 def _facts(overrides: FactOverrides) -> MachineFacts:
     """Detected facts with the flags applied; no probing when the flags say everything."""
-    from dlready.install.facts import apply_overrides, facts_from_overrides, facts_from_snapshot
+    from dlready.install.facts import (
+        apply_overrides,
+        facts_from_overrides,
+        facts_from_snapshot,
+        with_kernel_module,
+    )
 
     if overrides.covers_detection:
         return facts_from_overrides(overrides)
@@ -169,7 +174,14 @@ def _facts(overrides: FactOverrides) -> MachineFacts:
         raise _CouldNotRunError(
             f"hardware detection failed: {type(exc).__name__}: {exc}", _DETECTION_HINT
         ) from None
-    return apply_overrides(facts_from_snapshot(snapshot), overrides)
+    facts = facts_from_snapshot(snapshot)
+    if not facts.driver_version.known:
+        # NVML gave no driver: the loaded kernel module may still say which one runs.
+        from dlready.probes.nvidia_module import probe_kernel_module
+
+        module = probe_kernel_module()
+        facts = with_kernel_module(facts, module.value if module.ok else None)
+    return apply_overrides(facts, overrides)
 
 
 def _fail(
@@ -192,9 +204,9 @@ def _fail(
     elif sys.stderr is not None:
         try:
             output.error_line(message, hint)
-            console = output.stderr_console()
             for line in hints:
-                console.print(f"# {line}", markup=False, highlight=False)
+                # Plain writes: a console would wrap a long command across lines.
+                _stderr_line(f"# {line}")
         except OSError:
             pass  # stderr refuses the write: the exit code still tells
     raise typer.Exit(int(code))

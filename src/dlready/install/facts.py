@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from dlready.install.errors import PlanError
+from dlready.install.pci_ids import gpu_from_pci_device
 from dlready.install.versions import (
     compute_capability_key,
     normalize_compute_capability,
@@ -78,6 +79,24 @@ def unknown(reason: str) -> Fact[Any]:
 
 
 @dataclass(frozen=True)
+class NvidiaFault:
+    """An NVIDIA GPU is evidently here, but its driver does not work: plan nothing until it
+    does (a CPU build on a GPU machine is the wrong install)."""
+
+    problem: str
+    """What is wrong, in plain words with the driver's own message."""
+    fix: str
+    evidence: str
+    """What shows the GPU is here (the driver library answering with an error, the PCI bus,
+    the loaded kernel module)."""
+    compute_capabilities: tuple[str, ...] = ()
+    """Of every NVIDIA card on the PCI bus, when each is in the PCI id table; else empty."""
+    gpu_names: tuple[str, ...] = ()
+    kernel_driver_version: str | None = None
+    """The loaded kernel module's version (``/proc/driver/nvidia/version``), if any."""
+
+
+@dataclass(frozen=True)
 class MachineFacts:
     """What the planner needs to know about the target machine."""
 
@@ -93,6 +112,8 @@ class MachineFacts:
     gpu_names: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     """Detection remarks worth a warning (a broken driver stack, a GPU without a reading)."""
+    nvidia_fault: NvidiaFault | None = None
+    """Set when an NVIDIA GPU is evidently present but its driver does not work."""
 
     @property
     def platform(self) -> str | None:
@@ -122,7 +143,7 @@ def facts_from_snapshot(snapshot: MachineSnapshot) -> MachineFacts:
     arch_fact = _arch_fact(snapshot)
     driver_fact = _driver_fact(snapshot)
     cc_fact, names, gpu_notes = _nvidia_gpus(snapshot)
-    accelerator, accel_notes = _accelerator_fact(snapshot, os_fact, arch_fact, driver_fact)
+    accelerator, accel_notes = _accelerator_fact(snapshot, os_fact, arch_fact)
     return MachineFacts(
         os=os_fact,
         arch=arch_fact,
@@ -133,6 +154,7 @@ def facts_from_snapshot(snapshot: MachineSnapshot) -> MachineFacts:
         is_wsl=_wsl_fact(snapshot),
         gpu_names=names,
         notes=(*gpu_notes, *accel_notes),
+        nvidia_fault=_nvidia_fault(snapshot, driver_fact),
     )
 
 
@@ -208,45 +230,103 @@ def _nvidia_gpus(
 
 
 def _accelerator_fact(
-    snapshot: MachineSnapshot, os_fact: Fact[str], arch_fact: Fact[str], driver: Fact[str]
+    snapshot: MachineSnapshot, os_fact: Fact[str], arch_fact: Fact[str]
 ) -> tuple[Fact[str], list[str]]:
-    """The detected accelerator, NVIDIA first, and notes on what stands in its way."""
+    """The detected accelerator, NVIDIA first (a broken NVIDIA driver is :class:`NvidiaFault`)."""
     nvidia = [gpu for gpu in snapshot.gpus if gpu.vendor is GpuVendor.NVIDIA]
     amd = [gpu for gpu in snapshot.gpus if gpu.vendor is GpuVendor.AMD]
     apple = [gpu for gpu in snapshot.gpus if gpu.vendor is GpuVendor.APPLE]
     nv_stack = snapshot.stack(GpuVendor.NVIDIA)
     nvidia_on_bus = nvidia_devices_on_bus(snapshot.pci_display_devices)
     notes: list[str] = []
-    if (nvidia or nvidia_on_bus) and not driver.known:
-        notes.append(
-            f"an NVIDIA GPU is present but its driver could not be read ({driver.detail}): "
-            "install or repair the NVIDIA driver before installing torch"
-        )
     nv_devices = _reading_value(nv_stack.device_count) if nv_stack else None
     if nvidia or (nv_stack is not None and nv_stack.state is StackState.OK and nv_devices):
         if amd:
             notes.append("NVIDIA and AMD GPUs found: planning for the NVIDIA GPUs (CUDA)")
         return Fact("cuda", DETECTED, f"{len(nvidia) or nv_devices} NVIDIA GPU(s)"), notes
     if nvidia_on_bus:
-        # The card is on the PCI bus but no driver answers: plan the CUDA build (and say the
-        # driver comes first) rather than a CPU build the user would have to replace.
+        # The card is on the PCI bus but no driver answers: a CUDA machine whose driver comes
+        # first, not a CPU machine.
         detail = f"{len(nvidia_on_bus)} NVIDIA device(s) on the PCI bus, no driver"
         return Fact("cuda", DETECTED, detail), notes
     if amd:
         return Fact("rocm", DETECTED, f"{len(amd)} AMD GPU(s)"), notes
     if apple or (os_fact.value == "macos" and arch_fact.value in ("arm64", "aarch64")):
         return Fact("mps", DETECTED, "Apple GPU (Metal)"), notes
-    if nv_stack is not None and nv_stack.state not in (
-        StackState.OK,
-        StackState.NOT_INSTALLED,
-        StackState.NOT_APPLICABLE,
-    ):
-        notes.append(
-            f"NVIDIA driver stack: {nv_stack.state} ({nv_stack.reason or 'no reason given'});"
-            " if this machine has an NVIDIA GPU, fix the driver first or pass "
-            "--accelerator cuda --driver VERSION"
-        )
     return Fact("cpu", DETECTED, "no supported GPU found"), notes
+
+
+_BROKEN_STACK = (
+    StackState.DRIVER_NOT_LOADED,
+    StackState.VERSION_MISMATCH,
+    StackState.NO_PERMISSION,
+    StackState.TIMED_OUT,
+    StackState.FAILED,
+)
+_NO_DRIVER = "no working NVIDIA driver is installed for this GPU"
+_INSTALL_DRIVER = (
+    "install the NVIDIA driver for this GPU (your distribution's nvidia-driver package, or "
+    "https://www.nvidia.com/en-us/drivers/), then reboot"
+)
+
+
+def _nvidia_fault(snapshot: MachineSnapshot, driver: Fact[str]) -> NvidiaFault | None:
+    """Evidence of an NVIDIA GPU (a failing driver library, a card on the PCI bus) without a
+    working driver."""
+    stack = snapshot.stack(GpuVendor.NVIDIA)
+    on_bus = nvidia_devices_on_bus(snapshot.pci_display_devices)
+    broken = stack is not None and stack.state in _BROKEN_STACK
+    if driver.known or not (broken or on_bus):
+        return None
+    evidence = []
+    if broken:
+        evidence.append("the NVIDIA driver library is installed but answered with an error")
+    if on_bus:
+        ids = ", ".join(f"{d.bus_id} (device {d.device_id})" for d in on_bus)
+        evidence.append(f"NVIDIA display device(s) on the PCI bus: {ids}")
+    known = [gpu_from_pci_device(device.device_id) for device in on_bus]
+    identified = [gpu for gpu in known if gpu is not None]
+    complete = bool(identified) and len(identified) == len(known)
+    if broken and stack is not None:
+        problem = stack.reason or "the NVIDIA driver does not answer"
+        fix = stack.hint or _INSTALL_DRIVER
+    else:
+        problem, fix = _NO_DRIVER, _INSTALL_DRIVER
+    return NvidiaFault(
+        problem=problem,
+        fix=fix,
+        evidence="; ".join(evidence),
+        compute_capabilities=tuple(g.compute_capability for g in identified) if complete else (),
+        gpu_names=tuple(g.name for g in identified) if complete else (),
+    )
+
+
+def with_kernel_module(facts: MachineFacts, version: str | None) -> MachineFacts:
+    """Add what the loaded NVIDIA kernel module says (read without NVML): the driver version
+    a broken driver stack runs, or, when nothing else showed an NVIDIA GPU, the evidence."""
+    if version is None or facts.driver_version.known:
+        return facts
+    fault = facts.nvidia_fault
+    if fault is None or fault.problem == _NO_DRIVER:
+        fault = NvidiaFault(
+            problem=(
+                f"the NVIDIA kernel module (driver {version}) is loaded, but the driver's "
+                "library (libnvidia-ml.so) was not found"
+            ),
+            fix=(
+                f"install the NVIDIA driver's user-space libraries of version {version}; in a "
+                "container, start it with GPU access (docker run --gpus all)"
+            ),
+            evidence="; ".join(
+                [
+                    *([fault.evidence] if fault else []),
+                    "the NVIDIA kernel module is loaded (/proc/driver/nvidia/version)",
+                ]
+            ),
+            compute_capabilities=fault.compute_capabilities if fault else (),
+            gpu_names=fault.gpu_names if fault else (),
+        )
+    return replace(facts, nvidia_fault=replace(fault, kernel_driver_version=version))
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from dlready.install.versions import (
     compare_numeric,
     variant_kind,
 )
-from dlready.model import GpuVendor, MachineSnapshot, StackState
+from dlready.model import MachineSnapshot
 from dlready.probes.torch_meta import build_variant
 
 FITS = "fits"
@@ -110,18 +110,6 @@ def _default_variant(
     if platform == LINUX_ARM:
         return release.pypi_default_cuda_aarch64 or "cpu", "PyPI default for Linux aarch64"
     return None, None
-
-
-def _nvidia_stack_broken(snapshot: MachineSnapshot) -> str | None:
-    """The state of an NVIDIA stack that exists but failed, e.g. ``driver_not_loaded``."""
-    stack = snapshot.stack(GpuVendor.NVIDIA)
-    if stack is None or stack.state in (
-        StackState.OK,
-        StackState.NOT_INSTALLED,
-        StackState.NOT_APPLICABLE,
-    ):
-        return None
-    return f"{stack.state}: {stack.reason}" if stack.reason else str(stack.state)
 
 
 def _fix(
@@ -218,10 +206,16 @@ def judge_installed_torch(snapshot: MachineSnapshot, table: CompatTable | None =
     else:
         if kind == "rocm":
             problems.append(f"{build} is a ROCm build but this machine has no AMD GPU")
-        elif kind == "cuda" and _nvidia_stack_broken(snapshot):
+        elif kind == "cuda" and facts.nvidia_fault is not None:
             unknowns.append(
                 f"{build} is a CUDA build, but the NVIDIA driver stack could not be read "
-                f"({_nvidia_stack_broken(snapshot)}): whether it fits is unknown"
+                f"({facts.nvidia_fault.problem}): whether it fits is unknown"
+            )
+        elif kind in ("cpu", "default") and facts.nvidia_fault is not None:
+            unknowns.append(
+                f"{build} is a CPU build, but this machine has an NVIDIA GPU whose driver does "
+                f"not work ({facts.nvidia_fault.problem}): fix the driver first "
+                f"({facts.nvidia_fault.fix}), then install a CUDA build"
             )
         elif kind == "cuda":
             warnings.append(

@@ -25,12 +25,22 @@ The steps, each in its own module (docs/install-cmd.md lists the rules with exam
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dlready.install.accelerator import nearest_variant, resolve_accelerator, resolve_variant_name
 from dlready.install.command_line import packages_for, render_conda, render_pip
 from dlready.install.cuda_choice import VariantChoice, choose_cuda, forced_cuda
 from dlready.install.cuda_fit import available_variants
 from dlready.install.errors import PlanError
-from dlready.install.facts import IMPLIED, UNSUPPORTED_OS_DETAIL, MachineFacts, nearest_choice
+from dlready.install.facts import (
+    DETECTED,
+    IMPLIED,
+    UNSUPPORTED_OS_DETAIL,
+    Fact,
+    MachineFacts,
+    NvidiaFault,
+    nearest_choice,
+)
 from dlready.install.hints import variant_hint
 from dlready.install.plan import (
     MANAGERS,
@@ -92,6 +102,12 @@ def plan_install(
             f"--manager {nearest_choice(wishes.manager, MANAGERS)} (one of {', '.join(MANAGERS)})",
         )
     ctx = PlanContext(facts, wishes, table, platform_of(facts))
+    if (
+        facts.nvidia_fault is not None
+        and facts.accelerator.origin == DETECTED
+        and not wishes.variant
+    ):
+        raise _driver_first(facts.nvidia_fault, ctx)
     why = Rationale()
     if facts.arch.origin == IMPLIED:
         why.reasons.append(f"arch {facts.arch.value}, implied {facts.arch.detail}")
@@ -323,3 +339,38 @@ def _conda_impossible(release: Release, ctx: PlanContext) -> PlanError:
         f"--manager pip, or --torch {table.last_official_conda} --manager conda",
         hints=(pip_hint, f"{table.conda_community_label}: {table.conda_community_command}"),
     )
+
+
+def _driver_first(fault: NvidiaFault, ctx: PlanContext) -> PlanError:
+    """An NVIDIA GPU with a broken driver: no CPU build (it would be the wrong install), but
+    the fix, and the command that will fit once the driver works when the GPU and driver are
+    known without NVML (PCI device id, kernel module version)."""
+    hints = [f"NVIDIA GPU evidence: {fault.evidence}"]
+    command = _command_once_fixed(fault, ctx)
+    if command:
+        hints += ["once the driver works, this command fits this machine:", command]
+    else:
+        hints.append(
+            "once the driver works, run dlready install-cmd again (or describe the machine: "
+            "--driver VERSION --compute-capability X.Y)"
+        )
+    hints.append("to install the CPU build anyway: dlready install-cmd --accelerator cpu")
+    return PlanError(f"fix the NVIDIA driver first: {fault.problem}", fault.fix, hints=tuple(hints))
+
+
+def _command_once_fixed(fault: NvidiaFault, ctx: PlanContext) -> str | None:
+    if not (fault.kernel_driver_version and fault.compute_capabilities):
+        return None
+    repaired = replace(
+        ctx.facts,
+        accelerator=Fact("cuda", DETECTED, "PCI device id"),
+        driver_version=Fact(fault.kernel_driver_version, DETECTED, "NVIDIA kernel module"),
+        compute_capabilities=Fact(fault.compute_capabilities, DETECTED, "PCI device id"),
+        gpu_names=fault.gpu_names,
+        notes=(),
+        nvidia_fault=None,
+    )
+    try:
+        return plan_install(repaired, ctx.wishes, ctx.table).command_line
+    except PlanError:
+        return None
