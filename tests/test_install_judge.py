@@ -122,7 +122,7 @@ CASES = [
         Case(
             h100(torch_build("2.6.0+cu118", cuda="11.8")),
             "fits",
-            warnings=("UNCONFIRMED",),
+            warnings=("not confirmed by",),
         ),
         id="arch-list-marked-unconfirmed-warns",
     ),

@@ -21,7 +21,7 @@ from dlready.model import MachineSnapshot
 from dlready.probes.hostfs import ReplayHostFiles
 from dlready.probes.nvidia_module import read_kernel_module_version
 from machines import replay_snapshot
-from scenarios_gpu import NVML_FAILURES, library_not_found
+from scenarios_gpu import NVML_FAILURES, library_not_found, nvidia_scenario
 
 runner = CliRunner()
 H100_BUS = "/sys/bus/pci/devices/0000:00:06.0"
@@ -45,11 +45,12 @@ def run(
     snapshot: MachineSnapshot,
     *args: str,
     files: Mapping[str, str | None] | None = None,
+    machine: str = "h100-80gb-hbm3",
     monkeypatch: pytest.MonkeyPatch,
 ) -> tuple[int, str, str]:
-    """install-cmd with detection replaying ``snapshot`` and the H100's /proc and /sys files
-    (changed by ``files``) for the kernel module."""
-    host_files = ReplayHostFiles.from_procfiles(load_procfiles("h100-80gb-hbm3"))
+    """install-cmd with detection replaying ``snapshot`` and the /proc and /sys files of the
+    recorded ``machine`` (changed by ``files``) for the kernel module."""
+    host_files = ReplayHostFiles.from_procfiles(load_procfiles(machine))
     if files:
         host_files = host_files.with_files(dict(files))
     monkeypatch.setattr("dlready.probes.collect.collect_snapshot", lambda: snapshot)
@@ -202,3 +203,169 @@ def test_pci_table_names_the_recorded_cards_and_cites_its_sources() -> None:
     assert all(
         re.search(r"https://", text) for key, text in data["sources"].items() if key != "recorded"
     )
+
+
+# --- item 5: what was checked, when, against which public page, and what to do ---------------
+
+RESEARCH_WORDS = ("UNCONFIRMED", "stored corpora", "matrix.json", "shared/", "ARCH-COMPAT.md")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param((), id="default"),
+        pytest.param(("--explain",), id="explain"),
+        pytest.param(("--torch", "2.12.1", "--os", "windows", "--driver", "581.80"), id="windows"),
+        pytest.param(("--manager", "conda", "--torch", "2.5.1", "--explain"), id="conda"),
+    ],
+)
+def test_words_cite_public_pages_and_dates_not_research_files(
+    args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _out, err = run(replay_snapshot("h100-80gb-hbm3"), *args, monkeypatch=monkeypatch)
+    assert code == ExitCode.OK
+    for word in RESEARCH_WORDS:
+        assert word not in err, word
+    assert "checked on 2026-11-27 against PyTorch's published install commands" in err
+    assert "https://pytorch.org/get-started/previous-versions/" in err
+
+
+# --- item 6: the reason names the constraint that decided -----------------------------------
+
+
+def _cpu_vm(*args: str, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    return run(
+        replay_snapshot("cpu-only-epyc-vm"),
+        *args,
+        machine="cpu-only-epyc-vm",
+        monkeypatch=monkeypatch,
+    )
+
+
+def test_variant_that_implies_cuda_is_not_explained_as_detected_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, out, err = _cpu_vm(
+        "--torch", "1.12.1", "--python", "3.10", "--variant", "cu102", monkeypatch=monkeypatch
+    )
+    assert code == ExitCode.OK
+    assert out.rstrip().endswith("/whl/cu102")
+    assert "accelerator cpu (detected)" not in err
+    assert "accelerator cuda (implied)" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param(("--accelerator", "cpu"), "CPU-only conda packages", id="cpu"),
+        pytest.param(
+            ("--os", "windows"), "CUDA runtime comes with pytorch-cuda", id="windows-cuda"
+        ),
+    ],
+)
+def test_conda_plans_are_explained_with_conda_reasons(
+    args: tuple[str, ...], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = run(
+        replay_snapshot("h100-80gb-hbm3"),
+        "--manager",
+        "conda",
+        "--torch",
+        "2.5.1",
+        *args,
+        monkeypatch=monkeypatch,
+    )
+    assert code == ExitCode.OK
+    assert out.startswith("conda install ")
+    assert expected in err
+    for pip_words in ("the CPU index", "index URL", "pip install torch"):
+        assert pip_words not in err
+
+
+def test_gtx_1060_reason_is_its_kernels_not_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    snapshot = replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("gtx-1060-laptop").replay())
+    code, out, err = run(snapshot, monkeypatch=monkeypatch)
+    assert code == ExitCode.OK
+    assert out.rstrip().endswith("/whl/cu126")
+    (reason,) = [line for line in err.splitlines() if line.startswith("# cu126:")]
+    assert "kernels for compute capability 6.1" in reason
+    assert "cu130, cu132 have none" in reason
+    assert "newest CUDA that driver" not in reason
+
+
+# --- item 7: no raw names in install-cmd's words ----------------------------------------------
+
+RAW_NAMES = (
+    "not_installed",
+    "driver_not_loaded",
+    "version_mismatch",
+    "no_permission",
+    "timed_out",
+    "not_applicable",
+    "minor-compat",
+    "too-old",
+    "kernels for unknown",
+    "(not Linux?)",
+    "[detected: nvml]",
+)
+
+
+def test_another_package_is_not_answered_with_did_you_mean(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    code, out, err = _cpu_vm("--packages", "torch,tensorflow", monkeypatch=monkeypatch)
+    assert code == ExitCode.USAGE
+    assert out == ""
+    assert "tensorflow is not a PyTorch package" in err
+    assert "did you mean" not in err
+
+
+@pytest.mark.parametrize(
+    ("build", "args"),
+    [
+        pytest.param(lambda: replay_snapshot("cpu-only-epyc-vm"), (), id="cpu-vm"),
+        pytest.param(
+            lambda: replay_snapshot("cpu-only-epyc-vm"),
+            ("--torch", "1.10.0", "--python", "3.9", "--variant", "cu113", "--explain"),
+            id="cu113-arch-list-unknown",
+        ),
+        pytest.param(lambda: replay_snapshot("h100-80gb-hbm3"), ("--explain",), id="h100"),
+        pytest.param(
+            lambda: replay_snapshot("h100-80gb-hbm3", nvml=_failure("driver-not-loaded")),
+            (),
+            id="driver-not-loaded",
+        ),
+        pytest.param(
+            lambda: replay_snapshot("h100-80gb-hbm3", nvml=_failure("driver-not-loaded")),
+            ("--accelerator", "cpu", "--explain"),
+            id="driver-not-loaded-cpu-asked",
+        ),
+        pytest.param(
+            lambda: replay_snapshot("h100-80gb-hbm3", nvml=_failure("no-permission")),
+            ("--json",),
+            id="no-permission-json",
+        ),
+        pytest.param(
+            lambda: replay_snapshot(
+                "h100-80gb-hbm3", nvml=nvidia_scenario("gtx-1060-laptop").replay()
+            ),
+            ("--explain",),
+            id="gtx-1060",
+        ),
+    ],
+)
+def test_no_raw_names_in_install_cmd_words(
+    build: Callable[[], MachineSnapshot], args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _code, out, err = run(build(), *args, monkeypatch=monkeypatch)
+    words = err if "--json" not in args else out
+    if "--json" in args:
+        import json
+
+        document = json.loads(out)
+        words = "\n".join(
+            [e["message"] + " " + (e["nearest_valid"] or "") for e in document["errors"]]
+            + [h for e in document["errors"] for h in e["hints"]]
+        )
+    for raw in RAW_NAMES:
+        assert raw not in words, raw

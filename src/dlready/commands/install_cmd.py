@@ -17,6 +17,7 @@ from dlready.exitcodes import ExitCode
 if TYPE_CHECKING:
     from dlready.install.facts import FactOverrides, MachineFacts
     from dlready.install.plan import InstallPlan
+    from dlready.install.table import CompatTable
 
 COMMAND = "install-cmd"
 
@@ -212,18 +213,15 @@ def _fail(
     raise typer.Exit(int(code))
 
 
-def _print_plan(plan: InstallPlan, table: object, explain: bool) -> None:
+def _print_plan(plan: InstallPlan, table: CompatTable, explain: bool) -> None:
     from dlready import output
     from dlready.install.explain import full_lines, short_lines
-    from dlready.install.table import CompatTable
 
     # The command goes to stdout byte for byte: rich could wrap or interpret it. A closed,
     # full or vanished stdout exits 3 with one error line, never a traceback.
     with output.stdout_guard():
         sys.stdout.write(plan.command_line + "\n")
-    lines = (
-        full_lines(plan, table) if explain and isinstance(table, CompatTable) else short_lines(plan)
-    )
+    lines = full_lines(plan, table) if explain else short_lines(plan, table)
     # Plain uncoloured text, so no rich Console: creating one costs ~19 ms, a tenth of this
     # command's time budget (benchmarks/bench_install_cmd.py). The explanation is best effort:
     # with stderr closed (`2>&-`) the command on stdout is still the result.

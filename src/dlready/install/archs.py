@@ -22,6 +22,19 @@ from dataclasses import dataclass
 
 from dlready.install.versions import compute_capability_key
 
+ARCH_RULES = (
+    "Machine code for sm_AB runs on a GPU of the same major version A and minor >= B "
+    "(sm_80 code runs on an RTX 3090, 8.6; sm_86 code does not run on an A100, 8.0).",
+    "Machine code never runs across major versions (sm_75 code does not run on 8.x or 6.x).",
+    "PTX (compute_AB) is compiled by the driver for any GPU of equal or higher compute "
+    "capability: it runs, but the first use is slow.",
+    "Architecture-specific code (sm_90a, compute_90a) runs only on exactly that compute "
+    "capability; family code (sm_100f) runs within its major version.",
+    "The driver must also be new enough for the build's CUDA version: the arch list decides "
+    "which GPUs run it, the CUDA version which drivers do.",
+)
+"""The rules above, as ``install-cmd --explain`` prints them."""
+
 _ENTRY = re.compile(r"^(\d+)\.(\d+)([af]?)(\+PTX)?$", re.IGNORECASE)
 
 

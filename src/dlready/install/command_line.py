@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
+
 from dlready.install.errors import PlanError
-from dlready.install.facts import nearest_choice
 from dlready.install.plan import PACKAGE_ORDER, PinnedPackage, PlanContext
 from dlready.install.table import LINUX_X86, WINDOWS_X86, CondaForm, PipForm, Release
 
+_TYPO_CUTOFF = 0.8
+"""``torchvison`` -> ``torchvision`` (0.95) is a typo; ``tensorflow`` -> ``torchaudio`` (0.4)
+is another package."""
 UV_SAME_PINS_REASON = (
     "uv: the pins and index of the published pip command (+variant local versions only where "
     "it pins them)"
@@ -56,10 +60,19 @@ def _package_name(raw: str, release: Release, versions: dict[str, str], ctx: Pla
 
 
 def _unknown_package(raw: str, name: str) -> PlanError:
+    """Not torch, torchvision or torchaudio: "did you mean" only for a near-typo; another
+    package (tensorflow, numpy) is named as one this command does not install."""
+    close = difflib.get_close_matches(name, list(PACKAGE_ORDER), n=1, cutoff=_TYPO_CUTOFF)
+    choices = ",".join(PACKAGE_ORDER)
+    if close:
+        return PlanError(
+            f"--packages: unknown package {raw!r}",
+            f"--packages with any of {choices} (did you mean {close[0]}?)",
+        )
     return PlanError(
-        f"--packages: unknown package {raw!r}",
-        f"--packages with any of {','.join(PACKAGE_ORDER)} "
-        f"(did you mean {nearest_choice(name, PACKAGE_ORDER)}?)",
+        f"--packages: {raw.strip()} is not a PyTorch package; this command installs only "
+        f"{', '.join(PACKAGE_ORDER)}",
+        f"--packages with any of {choices}, and install {raw.strip()} separately",
     )
 
 

@@ -6,12 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlready.install.archs import Coverage, arch_labels
+from dlready.install.caveats import arch_list_caveat, driver_floor_caveats
 from dlready.install.cuda_fit import Evaluation, cuda_forms, evaluate, rank, verdict
 from dlready.install.errors import PlanError
 from dlready.install.hints import covering_hint, jetson_error, no_cuda_fit
 from dlready.install.plan import Candidate, DriverSupport, PlanContext, Rationale
 from dlready.install.table import LINUX_ARM, PipForm, Release
 from dlready.install.versions import variant_sort_key
+
+JETSON_WORDS = (
+    "pytorch.org's linux-aarch64 CUDA wheels are built for server ARM (SBSA); Jetson modules "
+    "normally use the wheels NVIDIA publishes for each JetPack release"
+)
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,8 @@ def choose_cuda(
         if jetson:
             raise jetson_error(release, jetson, ctx)
         raise no_cuda_fit(release, evaluations, ctx)
-    why.reasons.append(cuda_reason(best, ctx, release))
-    why.warnings.extend(cuda_warnings(best, ctx))
+    why.reasons.append(cuda_reason(best, evaluations, ctx, release))
+    cuda_warnings(best, ctx, why)
     return VariantChoice(best.form.variant, best.form, candidates)
 
 
@@ -73,45 +79,80 @@ def forced_cuda(
     """A ``--variant`` CUDA build: refused where it certainly misses a GPU, else warned about."""
     evaluation = evaluate(form, ctx)
     check_forced_coverage(evaluation, release, ctx)
-    why.warnings.extend(cuda_warnings(evaluation, ctx))
+    cuda_warnings(evaluation, ctx, why)
     return (_candidate(evaluation, True, ctx.facts.driver_version.value),)
 
 
-def cuda_reason(best: Evaluation, ctx: PlanContext, release: Release) -> str:
-    """Why this CUDA variant: its GPU coverage and the driver's part in the choice."""
+def cuda_reason(
+    best: Evaluation, evaluations: list[Evaluation], ctx: PlanContext, release: Release
+) -> str:
+    """Why this CUDA variant, naming the constraint that decided: the GPU's architecture (newer
+    builds have no kernels for it), the driver (newer builds need a newer one, or run only
+    through minor-version compatibility), or simply the newest build."""
     facts = ctx.facts
-    ccs = facts.compute_capabilities.value or ()
+    ccs = ", ".join(facts.compute_capabilities.value or ())
     variant = best.form.variant
+    experimental = " (experimental build)" if best.form.experimental else ""
+    newer = [
+        e
+        for e in evaluations
+        if variant_sort_key(e.form.variant) > variant_sort_key(variant) and e is not best
+    ]
+    lost_on_kernels = [e.form.variant for e in newer if e.coverage is Coverage.NONE]
+    if newer and len(lost_on_kernels) == len(newer):
+        return (
+            f"{variant}{experimental}: the newest build of torch {release.torch} with kernels "
+            f"for compute capability {ccs} ({', '.join(lost_on_kernels)} have none); "
+            + _driver_words(best, ctx, release)
+        )
     if best.coverage is Coverage.NATIVE:
-        gpu = f"its arch list covers compute capability {', '.join(ccs)}"
+        gpu = f"its arch list covers compute capability {ccs}"
     elif best.coverage is Coverage.PTX:
-        gpu = f"it serves compute capability {', '.join(ccs)} through PTX"
+        gpu = f"it serves compute capability {ccs} through PTX"
     else:
         gpu = "GPU coverage could not be checked"
-    if not facts.driver_version.known:
-        driver = (
-            "the release's default CUDA build (driver unknown)"
-            if variant == release.pypi_default_cuda
-            else "driver unknown"
-        )
-    elif best.driver is DriverSupport.FULL:
-        driver = f"the newest CUDA that driver {facts.driver_version.value} fully supports"
-    else:
-        driver = (
-            f"the newest CUDA that driver {facts.driver_version.value} runs "
-            "(minor-version compatibility)"
-        )
-    experimental = " (experimental build)" if best.form.experimental else ""
-    return f"{variant}{experimental}: {gpu}; {driver}"
+    return f"{variant}{experimental}: {gpu}; {_driver_words(best, ctx, release, newer)}"
 
 
-def cuda_warnings(evaluation: Evaluation, ctx: PlanContext) -> list[str]:
-    """What may still go wrong with this CUDA build on this machine."""
-    return [
-        *_coverage_warnings(evaluation, ctx),
-        *_driver_warnings(evaluation, ctx),
-        *_unchecked_warnings(evaluation, ctx),
-    ]
+def _driver_words(
+    best: Evaluation, ctx: PlanContext, release: Release, newer: list[Evaluation] | None = None
+) -> str:
+    driver = ctx.facts.driver_version
+    variant = best.form.variant
+    if not driver.known:
+        if variant == release.pypi_default_cuda:
+            return "the release's default CUDA build (driver unknown)"
+        return "driver unknown"
+    runnable = [e for e in newer or [] if e.coverage is not Coverage.NONE]
+    too_old = [e.form.variant for e in runnable if e.driver is DriverSupport.TOO_OLD]
+    minor = [e.form.variant for e in runnable if e.driver is DriverSupport.MINOR_COMPAT]
+    if best.driver is DriverSupport.FULL:
+        words = f"the newest CUDA that driver {driver.value} fully supports"
+        if minor:
+            words += f" ({', '.join(minor)} would run only through minor-version compatibility)"
+        elif too_old:
+            words += f" ({', '.join(too_old)} need a newer driver)"
+        return words
+    if best.driver is DriverSupport.MINOR_COMPAT:
+        words = f"driver {driver.value} runs it through CUDA minor-version compatibility"
+        if too_old:
+            words = (
+                f"the newest CUDA that driver {driver.value} runs (minor-version compatibility; "
+                f"{', '.join(too_old)} need a newer driver)"
+            )
+        return words
+    return f"driver {driver.value}"
+
+
+def cuda_warnings(evaluation: Evaluation, ctx: PlanContext, why: Rationale) -> None:
+    """What may still go wrong with this CUDA build on this machine, and what the table could
+    not confirm about it."""
+    why.warnings.extend(_coverage_warnings(evaluation, ctx))
+    why.warnings.extend(_driver_warnings(evaluation, ctx))
+    why.warnings.extend(_unchecked_warnings(evaluation, ctx))
+    windows = ctx.facts.os.value == "windows" or ctx.facts.is_wsl.value is True
+    why.unconfirmed.extend(arch_list_caveat(evaluation.form))
+    why.unconfirmed.extend(driver_floor_caveats(evaluation.form.variant, ctx.table, windows))
 
 
 def _labels(form: PipForm) -> str:
@@ -162,26 +203,27 @@ def _unchecked_warnings(evaluation: Evaluation, ctx: PlanContext) -> list[str]:
     facts, table, form = ctx.facts, ctx.table, evaluation.form
     capabilities = facts.compute_capabilities.value or ()
     warnings = []
-    if not capabilities:
+    if not capabilities and form.arch is None:
+        warnings.append(
+            f"GPU compute capability unknown, and dlready's table does not list the GPU "
+            f"architectures of the {form.variant} build: which GPUs it runs on is unchecked "
+            "(pass --compute-capability, and run `dlready smoke` after installing)"
+        )
+    elif not capabilities:
         warnings.append(
             f"GPU compute capability unknown: {form.variant} has kernels for {_labels(form)} "
             "(pass --compute-capability to check)"
         )
     elif form.arch is None:
         warnings.append(
-            f"{form.variant}: the reference has no arch list for this build; coverage of "
-            f"compute capability {', '.join(capabilities)} is unchecked"
+            f"{form.variant}: dlready's table does not list the GPU architectures of this "
+            f"build, so whether it runs on compute capability {', '.join(capabilities)} is "
+            "unchecked (run `dlready smoke` after installing)"
         )
-    elif form.arch.unconfirmed:
-        warnings.append(f"{form.variant}: {form.arch.unconfirmed}")
-    floor = table.drivers.get(form.variant)
-    if floor is not None:
-        windows = facts.os.value == "windows" or facts.is_wsl.value is True
-        warnings += [f"{form.variant} driver floor: {note}" for note in floor.unconfirmed(windows)]
     if facts.arch.value in ("aarch64", "arm64") and any(
         cc in table.jetson_compute_capabilities for cc in capabilities
     ):
-        warnings.append(table.jetson_note)
+        warnings.append(JETSON_WORDS)
     return warnings
 
 

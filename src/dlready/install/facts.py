@@ -18,7 +18,14 @@ from dlready.install.versions import (
     normalize_compute_capability,
     python_minor,
 )
-from dlready.model import GpuVendor, MachineSnapshot, OperatingSystem, StackState, to_jsonable
+from dlready.model import (
+    GpuVendor,
+    MachineSnapshot,
+    OperatingSystem,
+    Source,
+    StackState,
+    to_jsonable,
+)
 from dlready.probes.pci import nvidia_devices_on_bus
 
 T = TypeVar("T")
@@ -191,13 +198,20 @@ def _wsl_fact(snapshot: MachineSnapshot) -> Fact[bool]:
     return Fact(bool(reading.value), DETECTED, "platform")
 
 
+_SOURCE_WORDS = {
+    Source.NVML: "NVML",
+    Source.PROCFS: "/proc/driver/nvidia",
+    Source.SYSFS: "/sys/module/nvidia",
+}
+
+
 def _driver_fact(snapshot: MachineSnapshot) -> Fact[str]:
     stack = snapshot.stack(GpuVendor.NVIDIA)
     if stack is None:
         return unknown("no NVIDIA driver")
     driver = _reading_value(stack.driver_version)
     if driver:
-        return Fact(str(driver), DETECTED, stack.driver_version.source.value)
+        return Fact(str(driver), DETECTED, _SOURCE_WORDS.get(stack.driver_version.source, "NVML"))
     if stack.state is StackState.NOT_INSTALLED:
         return unknown("no NVIDIA driver")
     return unknown(stack.reason or stack.driver_version.reason or str(stack.state))

@@ -66,12 +66,13 @@ def jetson_error(release: Release, capabilities: tuple[str, ...], ctx: PlanConte
                     f"kernels for this Jetson module (compute capability {gpus})",
                     f"--torch {other.torch} --variant {form.variant} (its arch list names {sm})",
                 )
+    jetson = table.public_sources.get("jetson")
+    where = f" ({jetson.url})" if jetson else ""
     return PlanError(
         f"Jetson module (compute capability {gpus}): pytorch.org's linux-aarch64 CUDA wheels "
-        f"are SBSA (server ARM) builds without {sm} kernels (matrix.json platform_notes"
-        ".linux_aarch64)",
-        "NVIDIA's PyTorch wheels for Jetson, built for your JetPack release (which index: "
-        "UNCONFIRMED in dlready's reference), or --accelerator cpu",
+        f"are built for server ARM (SBSA) without {sm} kernels",
+        f"NVIDIA's PyTorch wheels for Jetson, built for your JetPack release{where}, or "
+        "--accelerator cpu",
     )
 
 

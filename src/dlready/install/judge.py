@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlready.install.archs import Coverage, arch_labels
+from dlready.install.caveats import arch_list_caveat, caveat_lines, driver_floor_caveats
 from dlready.install.cuda_fit import gpu_coverage
 from dlready.install.errors import PlanError
 from dlready.install.facts import UNSUPPORTED_OS_DETAIL, MachineFacts, facts_from_snapshot
@@ -53,7 +54,8 @@ class TorchFit:
     problems: list[str] = field(default_factory=list)
     """Why it does not fit (status ``mismatch``) or what could not be checked (``unknown``)."""
     warnings: list[str] = field(default_factory=list)
-    """Soft issues: PTX-only GPUs, minor-version compatibility, UNCONFIRMED table data."""
+    """Soft issues: PTX-only GPUs, minor-version compatibility, what the table could not
+    confirm."""
     fix_command: str | None = None
     """The install command that fixes a mismatch (or installs torch); None when it fits."""
 
@@ -269,7 +271,7 @@ def _judge_cuda(
                 f"driver {driver} runs CUDA {floor.cuda} through minor-version compatibility "
                 f"(full support from {full})"
             )
-        warnings += [f"{variant} driver floor: {n}" for n in floor.unconfirmed(windows)]
+        warnings += caveat_lines(driver_floor_caveats(variant, table, windows), table)
     if release is None:
         return  # already reported: the release is not in the table
     no_wheel = _no_wheel_reason(release, variant, facts, platform)
@@ -297,8 +299,7 @@ def _judge_cuda(
             warnings.append(
                 f"{name} (compute capability {cc}) runs {build} only through PTX (JIT on first use)"
             )
-    if form.arch.unconfirmed:
-        warnings.append(f"{variant}: {form.arch.unconfirmed}")
+    warnings += caveat_lines(arch_list_caveat(form), table)
 
 
 def _no_wheel_reason(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dlready.install.caveats import Unconfirmed
 from dlready.install.facts import MachineFacts
 from dlready.install.table import PLATFORMS, CompatTable
 from dlready.model import StrEnum, to_jsonable
@@ -76,6 +77,7 @@ class Rationale:
     reasons: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    unconfirmed: list[Unconfirmed] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,9 @@ class InstallPlan:
     candidates: tuple[Candidate, ...] = ()
     sources: list[str] = field(default_factory=list)
     table_checked_on: str = ""
+    research_notes: list[str] = field(default_factory=list)
+    """The table's notes behind the "not confirmed" warnings (for tools; people get the
+    warnings, which name the public page to check)."""
 
     def to_jsonable(self) -> dict[str, Any]:
         """The plan as the ``data`` of the ``--json`` envelope (docs/install-cmd.md)."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from dlready.install.accelerator import nearest_variant, resolve_accelerator, resolve_variant_name
+from dlready.install.caveats import Unconfirmed, caveat_lines
 from dlready.install.command_line import packages_for, render_conda, render_pip
 from dlready.install.cuda_choice import VariantChoice, choose_cuda, forced_cuda
 from dlready.install.cuda_fit import available_variants
@@ -53,7 +54,7 @@ from dlready.install.plan import (
     PlanContext,
     Rationale,
 )
-from dlready.install.release_choice import choose_release, newest_with, release_warnings
+from dlready.install.release_choice import choose_release, newest_with, release_caveats
 from dlready.install.table import (
     LINUX_ARM,
     LINUX_X86,
@@ -116,7 +117,12 @@ def plan_install(
     release = choose_release(ctx, why)
     if ctx.conda and not release.conda_official:
         raise _conda_impossible(release, ctx)
-    accel = resolve_accelerator(ctx, why).value or "cpu"
+    accel_fact = resolve_accelerator(ctx, why)
+    if accel_fact.origin == IMPLIED and accel_fact.value != facts.accelerator.value:
+        # --variant cu126 on a machine detected as CPU-only: the plan is for CUDA, and the
+        # facts it shows say so (not "accelerator cpu (detected)").
+        ctx = replace(ctx, facts=replace(facts, accelerator=accel_fact))
+    accel = accel_fact.value or "cpu"
     names, package_notes = packages_for(release, ctx)
     why.reasons.extend(package_notes)
     available = available_variants(release, ctx.platform, wishes.manager)
@@ -224,7 +230,9 @@ def _choose_cpu(
             LINUX_X86: release.pypi_default_cuda,
             LINUX_ARM: release.pypi_default_cuda_aarch64,
         }.get(platform)
-        if default_cuda:
+        if ctx.conda:
+            why.reasons.append("no GPU: the CPU-only conda packages (cpuonly)")
+        elif default_cuda:
             why.reasons.append(
                 f"no GPU: the CPU index, because plain `pip install torch` on {platform} "
                 f"downloads the multi-GB {default_cuda} CUDA build"
@@ -240,7 +248,7 @@ def _platform_notes(
     release: Release, accel: str, variant: str, ctx: PlanContext, why: Rationale
 ) -> None:
     cuda = variant_kind(variant) == "cuda"
-    if ctx.platform == WINDOWS_X86 and cuda:
+    if ctx.platform == WINDOWS_X86 and cuda and not ctx.conda:
         why.reasons.append(
             "Windows: PyPI's torch wheel is the CPU build, so CUDA comes from the index URL"
         )
@@ -252,8 +260,15 @@ def _platform_notes(
     mps_first = ctx.table.mps_first_release
     if accel == "mps" and compare_numeric(release.torch, mps_first) < 0:
         why.warnings.append(
-            f"MPS (Apple GPU) support starts with torch {mps_first} (UNCONFIRMED): "
+            f"MPS (Apple GPU) support starts with torch {mps_first}: "
             f"torch {release.torch} runs on the CPU"
+        )
+        why.unconfirmed.append(
+            Unconfirmed(
+                f"the first torch release with MPS (Apple GPU) support ({mps_first})",
+                "commands",
+                f"MPS first release {mps_first} (UNCONFIRMED)",
+            )
         )
 
 
@@ -277,21 +292,40 @@ def _assemble(
         if conda is None:  # guarded by available_variants; kept for type narrowing
             raise PlanError(f"no conda {variant} build", f"--variant {available[0]}")
         command, packages = render_conda(release, conda, names)
-        why.warnings.extend(f"conda: {text}" for text in conda.unconfirmed)
+        why.unconfirmed.extend(
+            Unconfirmed(f"the conda {variant} packages", "commands", f"conda: {text}")
+            for text in conda.unconfirmed
+        )
         why.sources.append(table.origins.get(conda.origin, conda.origin))
         channels = conda.channels
         extras = (conda.cuda_package,) if conda.cuda_package else ()
+        if conda.cuda_package and variant_kind(variant) == "cuda":
+            why.reasons.append(
+                f"conda: the CUDA runtime comes with {conda.cuda_package} from the "
+                f"{', '.join(channels)} channel(s)"
+            )
         if pip is not None and pip.arch is not None:
-            why.warnings.append(
-                f"conda {variant}: arch coverage judged from the pip wheel's list (UNCONFIRMED "
-                "for the conda build)"
+            why.unconfirmed.append(
+                Unconfirmed(
+                    f"which GPUs the conda {variant} build has kernels for (judged from the pip "
+                    "wheel's list)",
+                    "arch_lists",
+                    f"conda {variant}: arch coverage judged from the pip wheel's list",
+                )
             )
     else:
         if pip is None:
             raise PlanError(f"no pip {variant} build", f"--variant {available[0]}")
         command, packages, render_notes = render_pip(release, pip, names, ctx)
         why.reasons.extend(render_notes)
-        why.warnings.extend(f"{variant}: {text}" for text in pip.unconfirmed)
+        why.unconfirmed.extend(
+            Unconfirmed(
+                f"the {variant} wheels for {ctx.platform} ({pip.url or 'PyPI'})",
+                "commands",
+                f"{variant}: {text}",
+            )
+            for text in pip.unconfirmed
+        )
         why.sources.append(table.origins.get(pip.origin, pip.origin))
         index_flag, index_url = pip.flag, pip.url
     if pip is not None and pip.arch is not None:
@@ -299,7 +333,8 @@ def _assemble(
     floor = table.drivers.get(variant)
     if floor is not None:
         why.sources.append(floor.source)
-    why.warnings.extend(release_warnings(release, variant, ctx, names))
+    why.unconfirmed.extend(release_caveats(release, variant, ctx, names))
+    why.warnings.extend(caveat_lines(why.unconfirmed, table))
     return InstallPlan(
         command_line=command,
         manager=ctx.wishes.manager,
@@ -317,6 +352,7 @@ def _assemble(
         candidates=choice.candidates,
         sources=_dedupe(why.sources),
         table_checked_on=table.checked_on,
+        research_notes=_dedupe([item.note for item in why.unconfirmed]),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dlready.install.caveats import Unconfirmed
 from dlready.install.errors import PlanError
 from dlready.install.plan import SUPPORTED_PLATFORMS, PlanContext, Rationale
 from dlready.install.table import MACOS_X86, CompatTable, Release
@@ -178,8 +179,11 @@ def _pinned_release(wish: str, ctx: PlanContext, why: Rationale) -> Release:
             f"Python {_closest_python(release, python)}{alternative}",
         )
     if fit == "experimental":
+        source = ctx.table.public_sources.get("python")
+        where = f" ({source.title}: {source.url})" if source else ""
         why.warnings.append(
-            f"Python {python} is experimental for torch {release.torch} ({release.python.source})"
+            f"Python {python} is experimental for torch {release.torch}{where}: its wheels may "
+            "lack packages or fail; the newest stable Python is safer"
         )
     if not has_platform(release, ctx.platform, manager):
         raise PlanError(
@@ -231,11 +235,20 @@ def _no_release_for_python(table: CompatTable, python: str, platform: str) -> tu
     return (f"no release supports Python {python} on {platform}", "another Python version")
 
 
-def release_warnings(
+_RELEASE_SUBJECTS = {
+    "all": "torch {torch}'s release and install commands",
+    "conda": "torch {torch}'s conda packages",
+    "rocm": "torch {torch}'s ROCm build",
+    "torchaudio": "the torchaudio version that goes with torch {torch}",
+    "python-experimental": "torch {torch}'s experimental Python {python} wheels",
+}
+
+
+def release_caveats(
     release: Release, variant: str, ctx: PlanContext, names: tuple[str, ...]
-) -> list[str]:
+) -> list[Unconfirmed]:
     """The release's unconfirmed notes that concern this plan."""
-    warnings = []
+    caveats = []
     for note in release.unconfirmed:
         applies = (
             note.scope == "all"
@@ -245,5 +258,12 @@ def release_warnings(
             or (note.scope == "python-experimental" and ctx.python in release.python.experimental)
         )
         if applies:
-            warnings.append(f"torch {release.torch}: {note.text}")
-    return warnings
+            subject = _RELEASE_SUBJECTS.get(note.scope, _RELEASE_SUBJECTS["all"])
+            caveats.append(
+                Unconfirmed(
+                    subject.format(torch=release.torch, python=ctx.python),
+                    "commands",
+                    f"torch {release.torch}: {note.text}",
+                )
+            )
+    return caveats
