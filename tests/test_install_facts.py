@@ -472,3 +472,12 @@ def test_another_os_does_not_take_this_machines_cpu(
     facts = apply_overrides(_cpu_vm(), validate_overrides(overrides))
     assert (facts.arch.value, facts.arch.origin) == (arch, origin)
     assert detail in (facts.arch.detail or "")
+
+
+def test_a_gpu_without_a_name_is_not_named_twice() -> None:
+    """Issue 7 item 7: "GPU 1 (GPU 1)" when NVML could not read the name."""
+    failure = next(f for f in NVML_FAILURES if f.id == "gpu-unknown-on-name")
+    facts = facts_from_snapshot(replay_snapshot("h100-80gb-hbm3", nvml=failure.backend()))
+    notes = "\n".join(facts.notes)
+    assert "GPU 1" in notes
+    assert "GPU 1 (GPU 1)" not in notes

@@ -226,17 +226,19 @@ def _nvidia_gpus(
     names: list[str] = []
     notes: list[str] = []
     for gpu in nvidia:
-        name = _reading_value(gpu.name) or f"GPU {gpu.index}"
-        names.append(str(name))
+        read_name = _reading_value(gpu.name)
+        name = str(read_name) if read_name else f"GPU {gpu.index}"
+        names.append(name)
+        label = f"GPU {gpu.index} ({name})" if read_name else name
         cc = _reading_value(gpu.compute_capability)
         if not cc:
             reason = gpu.error or gpu.compute_capability.reason or "not read"
-            notes.append(f"GPU {gpu.index} ({name}): compute capability unknown ({reason})")
+            notes.append(f"{label}: compute capability unknown ({reason})")
             continue
         try:
             capabilities.append(normalize_compute_capability(str(cc)))
         except ValueError:
-            notes.append(f"GPU {gpu.index} ({name}): unreadable compute capability {cc!r}")
+            notes.append(f"{label}: unreadable compute capability {cc!r}")
     if capabilities:
         return Fact(tuple(capabilities), DETECTED, "NVML"), tuple(names), notes
     reason = "no NVIDIA GPU" if not nvidia else "no GPU reported a compute capability"
