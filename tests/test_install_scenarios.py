@@ -165,7 +165,7 @@ def test_broken_driver_json_is_an_error_envelope(monkeypatch: pytest.MonkeyPatch
     assert document["data"] is None
     (error,) = document["errors"]
     assert error["message"].startswith("fix the NVIDIA driver first")
-    assert CU130 in error["hints"]
+    assert f"# {CU130}" in error["more"]
 
 
 def test_kernel_module_version_is_read_from_proc_then_sys() -> None:
@@ -364,8 +364,8 @@ def test_no_raw_names_in_install_cmd_words(
 
         document = json.loads(out)
         words = "\n".join(
-            [e["message"] + " " + (e["nearest_valid"] or "") for e in document["errors"]]
-            + [h for e in document["errors"] for h in e["hints"]]
+            [e["message"] + " " + (e["hint"] or "") for e in document["errors"]]
+            + [line for e in document["errors"] for line in e["more"]]
         )
     for raw in RAW_NAMES:
         assert raw not in words, raw
