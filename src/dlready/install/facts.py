@@ -22,6 +22,7 @@ from dlready.model import (
     GpuVendor,
     MachineSnapshot,
     OperatingSystem,
+    PciDisplayDevice,
     Source,
     StackState,
     to_jsonable,
@@ -291,7 +292,7 @@ def _nvidia_fault(snapshot: MachineSnapshot, driver: Fact[str]) -> NvidiaFault |
     working driver."""
     stack = snapshot.stack(GpuVendor.NVIDIA)
     on_bus = nvidia_devices_on_bus(snapshot.pci_display_devices)
-    broken = stack is not None and stack.state in _BROKEN_STACK
+    broken = stack if stack is not None and stack.state in _BROKEN_STACK else None
     if driver.known or not (broken or on_bus):
         return None
     evidence = []
@@ -300,20 +301,28 @@ def _nvidia_fault(snapshot: MachineSnapshot, driver: Fact[str]) -> NvidiaFault |
     if on_bus:
         ids = ", ".join(f"{d.bus_id} (device {d.device_id})" for d in on_bus)
         evidence.append(f"NVIDIA display device(s) on the PCI bus: {ids}")
-    known = [gpu_from_pci_device(device.device_id) for device in on_bus]
-    identified = [gpu for gpu in known if gpu is not None]
-    complete = bool(identified) and len(identified) == len(known)
-    if broken and stack is not None:
-        problem = stack.reason or "the NVIDIA driver does not answer"
-        fix = stack.hint or _INSTALL_DRIVER
-    else:
-        problem, fix = _NO_DRIVER, _INSTALL_DRIVER
+    capabilities, names = _identified_on_bus(on_bus)
     return NvidiaFault(
-        problem=problem,
-        fix=fix,
+        problem=(broken.reason or "the NVIDIA driver does not answer") if broken else _NO_DRIVER,
+        fix=(broken.hint if broken else None) or _INSTALL_DRIVER,
         evidence="; ".join(evidence),
-        compute_capabilities=tuple(g.compute_capability for g in identified) if complete else (),
-        gpu_names=tuple(g.name for g in identified) if complete else (),
+        compute_capabilities=capabilities,
+        gpu_names=names,
+    )
+
+
+def _identified_on_bus(
+    devices: tuple[PciDisplayDevice, ...],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Compute capabilities and names of the NVIDIA cards on the bus, when every one is in
+    the PCI id table (a partial answer would plan for the wrong set of GPUs)."""
+    known = [gpu_from_pci_device(device.device_id) for device in devices]
+    identified = [gpu for gpu in known if gpu is not None]
+    if not identified or len(identified) != len(known):
+        return (), ()
+    return (
+        tuple(gpu.compute_capability for gpu in identified),
+        tuple(gpu.name for gpu in identified),
     )
 
 
