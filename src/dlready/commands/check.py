@@ -208,7 +208,8 @@ def _check(
         report = build_report(snapshot, profile, spec)
     except SpecError as exc:
         raise CommandError(ExitCode.USAGE, Problem("bad_spec", str(exc))) from None
-    return _result(report, snapshot, fail_on, strict)
+    origin = str(snapshot_file) if snapshot_file is not None else None
+    return _result(report, snapshot, fail_on, strict, origin)
 
 
 def _probe(psu_watts: float | None) -> MachineSnapshot:
@@ -231,7 +232,11 @@ def _probe(psu_watts: float | None) -> MachineSnapshot:
 
 
 def _result(
-    report: CheckReport, snapshot: MachineSnapshot, fail_on: FailOn, strict: bool
+    report: CheckReport,
+    snapshot: MachineSnapshot,
+    fail_on: FailOn,
+    strict: bool,
+    snapshot_origin: str | None = None,
 ) -> CommandResult:
     from dlready.render.check_json import report_jsonable
     from dlready.result import CommandResult, Problem
@@ -239,12 +244,12 @@ def _result(
     def text(streams: Streams) -> None:
         from dlready.render.check_render import render_table
 
-        render_table(report, snapshot, streams.console)
+        render_table(report, snapshot, streams.console, snapshot_origin)
 
     def markdown(streams: Streams) -> None:
         from dlready.render.check_render import render_markdown
 
-        streams.write(render_markdown(report, snapshot))
+        streams.write(render_markdown(report, snapshot, snapshot_origin))
 
     exit_code = ExitCode.NOT_READY if report.fails(fail_on, strict) else ExitCode.OK
     return CommandResult(
