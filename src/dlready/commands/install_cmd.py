@@ -15,8 +15,6 @@ from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from dlready.install.facts import FactOverrides, MachineFacts
-    from dlready.install.plan import InstallPlan
-    from dlready.install.table import CompatTable
     from dlready.result import CommandResult, Streams
 
 COMMAND = "install-cmd"
@@ -166,7 +164,9 @@ def _install_cmd(
         ) from None
 
     def text(streams: Streams) -> None:
-        _print_plan(plan, table, explain, streams)
+        from dlready.render.install_render import render_plan
+
+        render_plan(plan, table, explain, streams)
 
     return CommandResult(
         COMMAND,
@@ -223,15 +223,3 @@ def _facts(overrides: FactOverrides) -> MachineFacts:
         module = probe_kernel_module()
         facts = with_kernel_module(facts, module.value if module.ok else None)
     return apply_overrides(facts, overrides)
-
-
-def _print_plan(plan: InstallPlan, table: CompatTable, explain: bool, streams: Streams) -> None:
-    from dlready.install.explain import full_lines, short_lines
-
-    # The command goes to stdout byte for byte: rich could wrap or interpret it.
-    streams.write(plan.command_line + "\n")
-    lines = full_lines(plan, table) if explain else short_lines(plan, table)
-    # Plain uncoloured text, so no rich Console: creating one costs ~19 ms, a tenth of this
-    # command's time budget (benchmarks/bench_install_cmd.py). The explanation is best effort:
-    # with stderr closed (`2>&-`) the command on stdout is still the result.
-    streams.diagnostic("\n".join(lines))
