@@ -222,3 +222,13 @@ def test_smoke_heading_says_how_the_build_serves_the_gpu() -> None:
         heading = device_heading(_smoke_report("x"), device)
         assert words in heading
         assert f"{support} in this build" not in heading
+
+
+def test_a_failed_probe_is_named_in_words() -> None:
+    from dlready.model import ProbeError
+
+    snapshot = replay_snapshot(H100)
+    broken = replace(snapshot, errors=(ProbeError("nvidia", "RuntimeError: boom"),))
+    text = _human(broken)
+    assert "Reading the NVIDIA GPUs failed (RuntimeError: boom)" in text
+    assert "probe nvidia" not in text
