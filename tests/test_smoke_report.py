@@ -101,7 +101,10 @@ def test_auto_falling_back_from_an_installed_h100_fails_and_says_why() -> None:
     )
     device = report.devices[0].checks[0]
     assert device.status is CheckStatus.FAIL
-    assert "NVIDIA GPU is installed but torch cannot use it (cpu_build)" in device.message
+    assert "NVIDIA GPU is installed but torch cannot use it (it is a CPU-only build)" in (
+        device.message
+    )
+    assert device.measured["cuda_unavailable_cause"] == "cpu_build"  # the JSON keeps the name
     assert device.explanation is not None
     assert "CPU-only build" in device.explanation
     assert device.fix is not None
