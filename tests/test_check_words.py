@@ -232,3 +232,21 @@ def test_a_failed_probe_is_named_in_words() -> None:
     text = _human(broken)
     assert "Reading the NVIDIA GPUs failed (RuntimeError: boom)" in text
     assert "probe nvidia" not in text
+
+
+def test_a_spec_title_with_control_characters_is_escaped() -> None:
+    from dlready.spec.profile import parse_profile
+
+    spec = parse_profile(
+        'schema = 1\nname = "lab\\u001b[2J"\ntitle = "Lab\\r\\u001b[32mOverall: OK"\n'
+        "[memory.minimum]\neffective_total_gib = 1\n",
+        "lab.toml",
+    )
+    snapshot = replay_snapshot(H100)
+    report = judge(snapshot, spec)
+    buffer = io.StringIO()
+    render_table(report, snapshot, Console(file=buffer, width=80, color_system=None))
+    text = buffer.getvalue() + render_markdown(report, snapshot)
+    assert "\x1b" not in text
+    assert "\r" not in text
+    assert "Lab\\r\\x1b[32mOverall: OK" in text
