@@ -115,9 +115,8 @@ def _gpu_groups(gpus: Sequence[GpuInfo]) -> list[list[GpuInfo]]:
 
 
 def _driver_text(stack_state: str, version: str | None, cuda: str | None, reason: str) -> str:
-    if stack_state != "ok":
-        words = stack_state_words(stack_state)
-        return f"{words}: {printable(reason)}" if reason else words
+    if stack_state != "ok":  # the reason says it in words; the state's words are the fallback
+        return printable(reason) if reason else stack_state_words(stack_state)
     text = f"driver {printable(version)}" if version else "driver version unreadable"
     return f"{text}, CUDA {printable(cuda)}" if cuda else text
 
