@@ -250,3 +250,11 @@ def test_a_spec_title_with_control_characters_is_escaped() -> None:
     assert "\x1b" not in text
     assert "\r" not in text
     assert "Lab\\r\\x1b[32mOverall: OK" in text
+
+
+def test_cudnn_version_as_people_write_it() -> None:
+    from dlready.smoke.render import cudnn_version_text
+
+    assert cudnn_version_text(91900) == "9.19.0"  # the H100 server's torch 2.11.0+cu130
+    assert cudnn_version_text(90100) == "9.1.0"
+    assert cudnn_version_text(8907) == "8.9.7"

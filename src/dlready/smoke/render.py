@@ -68,6 +68,17 @@ def device_heading(report: SmokeReport, device: DeviceReport) -> str:
     return " · ".join(parts)
 
 
+def cudnn_version_text(version: int) -> str:
+    """``torch.backends.cudnn.version()`` as people write it: 91900 -> 9.19.0, 8907 -> 8.9.7.
+
+    cuDNN 9 encodes MAJOR*10000 + MINOR*100 + PATCH, cuDNN 8 and older MAJOR*1000 + MINOR*100 +
+    PATCH (``CUDNN_VERSION`` in cudnn_version.h).
+    """
+    major_unit = 10000 if version >= 90000 else 1000
+    major, rest = divmod(version, major_unit)
+    return f"{major}.{rest // 100}.{rest % 100}"
+
+
 def torch_heading(report: SmokeReport) -> str:
     """One line with the torch build."""
     torch = report.torch
@@ -79,7 +90,7 @@ def torch_heading(report: SmokeReport) -> str:
         build = f"ROCm/HIP {torch.hip}"
     else:
         build = "CPU-only build"
-    cudnn = f" · cuDNN {torch.cudnn}" if torch.cudnn else ""
+    cudnn = f" · cuDNN {cudnn_version_text(torch.cudnn)}" if torch.cudnn else ""
     return f"torch {torch.version} ({build}){cudnn} · import {torch.import_s:.1f} s"
 
 
