@@ -258,3 +258,12 @@ def test_cudnn_version_as_people_write_it() -> None:
     assert cudnn_version_text(91900) == "9.19.0"  # the H100 server's torch 2.11.0+cu130
     assert cudnn_version_text(90100) == "9.1.0"
     assert cudnn_version_text(8907) == "8.9.7"
+
+
+def test_identical_gpus_below_minimum_are_grouped_too() -> None:
+    nvml = nvidia_scenario("gtx-1060-laptop").replay()
+    one = replay_snapshot(H100, nvml=nvml)
+    two = replace(one, gpus=(one.gpus[0], replace(one.gpus[0], index=1)))
+    text = _human(two)
+    assert "GPU 0, 1: 2x NVIDIA GeForce GTX 1060 with Max-Q Design" in text
+    assert text.count("2020 advice no longer holds") == 2  # once in the table, once in Markdown

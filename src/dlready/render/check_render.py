@@ -210,8 +210,10 @@ def short_subject(component: ComponentVerdict) -> str:
 
 def _gpu_key(component: ComponentVerdict) -> tuple[object, ...] | None:
     match = _GPU_SUBJECT.fullmatch(component.subject)
-    if component.component != "gpu" or match is None or component.status is Status.BELOW_MINIMUM:
-        return None  # a broken or below-minimum GPU keeps its own row and advice
+    if component.component != "gpu" or match is None:
+        return None
+    # Same card, same verdict, same words: a broken GPU's advice names its index, so it
+    # always keeps its own row.
     return (match.group(2), component.status, component.criteria, component.advice, component.notes)
 
 
