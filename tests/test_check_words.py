@@ -267,3 +267,11 @@ def test_identical_gpus_below_minimum_are_grouped_too() -> None:
     text = _human(two)
     assert "GPU 0, 1: 2x NVIDIA GeForce GTX 1060 with Max-Q Design" in text
     assert text.count("2020 advice no longer holds") == 2  # once in the table, once in Markdown
+
+
+def test_the_summary_and_the_table_give_the_same_figures() -> None:
+    snapshot = replay_snapshot(H100, nvml=nvidia_scenario("4x-rtx-4090").replay())
+    text = _human(snapshot)
+    assert "4x NVIDIA GeForce RTX 4090, 23.99 GiB" in text
+    assert "| | VRAM | meets rec | 23.99 GiB |" in text
+    assert "24.0 GiB" not in text
