@@ -205,4 +205,5 @@ def render_report(report: SmokeReport, console: Console, rank: str | None = None
     summary = ", ".join(f"{counts[s.value]} {s.value}" for s in CheckStatus if counts[s.value])
     console.print()
     prefix = f"{rank}: " if rank else ""
-    console.print(escape(printable(f"{prefix}{total} checks: {summary} · {report.wall_s:.1f} s")))
+    totals = f"{prefix}{total} checks: {summary} · {report.wall_s:.1f} s"
+    console.print(escape(printable(totals)), soft_wrap=True)
