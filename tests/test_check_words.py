@@ -275,3 +275,12 @@ def test_the_summary_and_the_table_give_the_same_figures() -> None:
     assert "4x NVIDIA GeForce RTX 4090, 23.99 GiB" in text
     assert "| | VRAM | meets rec | 23.99 GiB |" in text
     assert "24.0 GiB" not in text
+
+
+def test_smoke_json_says_which_rank_it_is() -> None:
+    from dlready.smoke.render import report_data
+
+    environ = {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "3"}
+    data = report_data(_smoke_report("x"), environ)
+    assert data["rank"] == {"rank": 3, "world_size": 8, "local_rank": 3}
+    assert report_data(_smoke_report("x"))["rank"] is None

@@ -28,11 +28,22 @@ _STYLE = {
 }
 
 
-def report_data(report: SmokeReport) -> dict[str, Any]:
-    """The ``data`` object of ``dlready smoke --json`` (schema in docs/smoke.md)."""
+def report_data(report: SmokeReport, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``data`` object of ``dlready smoke --json`` (schema in docs/smoke.md); ``environ``
+    gives the torchrun rank (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) when there is one."""
     data: dict[str, Any] = to_jsonable(report)
     data["counts"] = report.counts
+    data["rank"] = torchrun_rank(environ or {})
     return data
+
+
+def torchrun_rank(environ: Mapping[str, str]) -> dict[str, int] | None:
+    """``{"rank": 1, "world_size": 4, "local_rank": 1}`` under torchrun, else None."""
+    names = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+    values = {name.lower(): environ.get(name, "") for name in names}
+    if not all(value.isdigit() for value in values.values()):
+        return None
+    return {key: int(value) for key, value in values.items()}
 
 
 _format_number = format_number  # one number format for every human renderer
