@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from dlready.cli import app
 from dlready.exitcodes import ExitCode
+from dlready.install.judge import FitStatus, TorchFit
 from dlready.model import MachineSnapshot, Reading, ReadState, Source, to_jsonable
 from dlready.spec.profile import load_builtin_profile, parse_profile
 from dlready.spec.verdict import (
@@ -256,19 +257,19 @@ def test_cli_lost_gpu_exits_1_with_its_fix_printed_once(tmp_path: Path) -> None:
 
 
 def test_a_build_that_fits_with_caveats_meets_only_the_minimum() -> None:
-    from dlready.spec.verdict import SoftwareFinding, judge_software
+    from dlready.spec.verdict import judge_software
 
     caveat = (
         "2.11.0+cu130 is a CUDA build on a machine without an NVIDIA GPU: it runs on the CPU "
         "only (the CPU build is a much smaller download)"
     )
-    verdict = judge_software(SoftwareFinding("fits", warnings=(caveat,)))
+    verdict = judge_software(TorchFit(FitStatus.FITS, warnings=[caveat]))
     assert verdict is not None
     assert verdict.status is Status.MEETS_MINIMUM
     assert caveat in verdict.advice
     # Notes about the hardware facts are the hardware parts' to report, once.
     detection = judge_software(
-        SoftwareFinding("fits", warnings=("detection: GPU 2: compute capability unknown",))
+        TorchFit(FitStatus.FITS, warnings=["detection: GPU 2: compute capability unknown"])
     )
     assert detection is not None
     assert detection.status is Status.MEETS_RECOMMENDED
@@ -288,10 +289,9 @@ def test_cooling_judges_the_margins_the_spec_names_and_always_throttling() -> No
 
 
 def test_a_spec_that_names_nothing_judges_nothing_and_is_no_pass() -> None:
-    from dlready.spec.verdict import SoftwareFinding
 
     spec = parse_profile('schema = 1\nname = "e"\ntitle = "e"\n', "e")
-    report = judge(replay_snapshot(H100), spec, SoftwareFinding("not_installed"))
+    report = judge(replay_snapshot(H100), spec, TorchFit(FitStatus.NOT_INSTALLED))
     assert report.components == ()
     assert report.status is Status.UNKNOWN
     assert report.fails(FailOn.MINIMUM)

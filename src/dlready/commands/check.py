@@ -13,8 +13,9 @@ from dlready.model import MachineSnapshot, SnapshotFormatError, snapshot_from_js
 from dlready.spec.bar import FailOn
 
 if TYPE_CHECKING:
+    from dlready.install.judge import TorchFit
     from dlready.result import CommandResult, Streams
-    from dlready.spec.verdict import CheckReport, SoftwareFinding
+    from dlready.spec.verdict import CheckReport
 
 _ENV_PSU = "DLREADY_PSU_WATTS"
 
@@ -54,13 +55,11 @@ def load_snapshot_file(path: Path) -> MachineSnapshot:
 
 def software_finding(
     snapshot: MachineSnapshot,
-) -> tuple[SoftwareFinding | None, str | None, str | None]:
+) -> tuple[TorchFit | None, str | None, str | None]:
     """Ask the install planner whether the installed torch fits, and what to install.
 
     Returns the finding, the recommended install command, and a note when the planner failed.
     """
-    from dlready.spec.verdict import SoftwareFinding
-
     try:
         from dlready import install
 
@@ -69,14 +68,8 @@ def software_finding(
         no_command = install.explain_no_command(snapshot) if command is None else None
     except Exception as exc:  # noqa: BLE001  # a planner bug must not hide the hardware report
         return None, None, f"install planner failed: {type(exc).__name__}: {exc}"
-    finding = SoftwareFinding(
-        status=str(fit.status),
-        problems=tuple(fit.problems),
-        fix_command=fit.fix_command,
-        warnings=tuple(getattr(fit, "warnings", ()) or ()),
-    )
     return (
-        finding,
+        fit,
         command,
         (f"no PyTorch install command for this machine: {no_command}" if no_command else None),
     )

@@ -31,25 +31,34 @@ from dlready.install.versions import (
     compare_numeric,
     variant_kind,
 )
-from dlready.model import MachineSnapshot
+from dlready.model import MachineSnapshot, StrEnum
 from dlready.probes.torch_meta import build_variant
 
-FITS = "fits"
-MISMATCH = "mismatch"
-UNKNOWN = "unknown"
-NOT_INSTALLED = "not_installed"
+
+class FitStatus(StrEnum):
+    """Whether the installed torch fits this machine."""
+
+    FITS = "fits"
+    MISMATCH = "mismatch"
+    UNKNOWN = "unknown"
+    NOT_INSTALLED = "not_installed"
+
+
+FITS = FitStatus.FITS
+MISMATCH = FitStatus.MISMATCH
+UNKNOWN = FitStatus.UNKNOWN
+NOT_INSTALLED = FitStatus.NOT_INSTALLED
 
 
 @dataclass(frozen=True)
 class TorchFit:
-    """The verdict on the installed torch."""
+    """The verdict on the installed torch; ``check`` judges its PyTorch part from it."""
 
-    status: str
-    """``fits``, ``mismatch``, ``unknown`` or ``not_installed``."""
-    version: str | None
-    variant: str | None
+    status: FitStatus
+    version: str | None = None
+    variant: str | None = None
     """The build: ``cu130``, ``cpu``, ``rocm6.4``, ``default`` (macOS), or None if unknown."""
-    variant_source: str | None
+    variant_source: str | None = None
     """How the build was known: ``local version``, ``cuda_version``, ``PyPI default`` ..."""
     problems: list[str] = field(default_factory=list)
     """Why it does not fit (status ``mismatch``) or what could not be checked (``unknown``)."""

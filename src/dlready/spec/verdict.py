@@ -10,7 +10,7 @@ import dataclasses
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlready.install.versions import compute_capability_key
 from dlready.model import (
@@ -26,6 +26,10 @@ from dlready.model import (
 from dlready.probes.pci import nvidia_devices_on_bus
 from dlready.spec.bar import FailOn
 from dlready.spec.profile import SpecProfile
+
+if TYPE_CHECKING:
+    # Only the type: the install planner is imported by check, not by the verdict.
+    from dlready.install.judge import TorchFit
 from dlready.words import clock_event_words, probe_words, vendor_words
 
 GIB = 1024**3
@@ -98,17 +102,6 @@ class PowerBudget:
     minimum_w: float
     recommended_w: float
     book_rule_w: float
-
-
-@dataclass(frozen=True)
-class SoftwareFinding:
-    """Whether the installed PyTorch fits this machine (from ``dlready.install``)."""
-
-    status: str
-    """One of fits, mismatch, unknown, not_installed."""
-    problems: tuple[str, ...] = ()
-    fix_command: str | None = None
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -825,7 +818,7 @@ def _sentences(parts: Sequence[str]) -> str:
 _DETECTION_PREFIX = "detection: "
 
 
-def judge_software(finding: SoftwareFinding | None) -> ComponentVerdict | None:
+def judge_software(finding: TorchFit | None) -> ComponentVerdict | None:
     """The installed PyTorch against this machine; None when it is not installed yet (then
     there is nothing to judge: ``check`` runs before PyTorch is installed)."""
     if finding is None:
@@ -855,7 +848,7 @@ def judge_software(finding: SoftwareFinding | None) -> ComponentVerdict | None:
 def judge(
     snapshot: MachineSnapshot,
     profile: SpecProfile,
-    software: SoftwareFinding | None = None,
+    software: TorchFit | None = None,
     install_command: str | None = None,
 ) -> CheckReport:
     """Judge every component of a snapshot against a profile (pure)."""
