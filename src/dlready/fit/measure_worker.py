@@ -1,0 +1,237 @@
+"""The child process of ``dlready fit --measure``: ``python -m dlready.fit.measure_worker``.
+
+Reads one job (JSON) on stdin, builds one transformer block of the model's real shapes with
+torch, runs it as asked, and writes what it measured (JSON) on stdout. The only module of
+``dlready.fit`` that imports torch; the parent (``measure.py``) kills it after a time limit.
+
+What is measured, per block:
+
+- weights, gradients: the bytes of the parameters and of their ``.grad`` after backward;
+- optimizer: the bytes of every optimizer state tensor after one step, plus the float32 master
+  copy when training in bf16/fp16 (kept by hand here, as DeepSpeed and Megatron do);
+- activations: the bytes of every tensor autograd saves for the backward pass, counted once per
+  storage through ``torch.autograd.graph.saved_tensors_hooks`` (parameters excluded). This sees
+  exactly what the estimate counts, on the CPU as on a GPU, which neither ``tracemalloc`` (blind
+  to torch's allocator) nor RSS (noisy, page-granular) does;
+- KV cache (inference): the bytes of the keys and values one block keeps;
+- on CUDA: ``torch.cuda.max_memory_allocated`` (peak of all tensors) and the memory the
+  process's CUDA context took (``mem_get_info`` before allocating, minus what the allocator holds);
+- on the CPU: the growth of the process's peak RSS (``resource.getrusage``), a coarse
+  cross-check that includes transient buffers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+import traceback
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class _RMSNorm(nn.Module):
+    """Hugging Face's ``LlamaRMSNorm``, line for line (float32 inside)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.to(torch.float32)
+        variance = x.pow(2).mean(-1, keepdim=True)
+        x = x * torch.rsqrt(variance + 1e-6)
+        return self.weight * x.to(dtype)
+
+
+class Block(nn.Module):
+    """One transformer block: pre-norm (GPT-2, Llama, ViT) or post-norm (BERT)."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        super().__init__()
+        h, heads, kv_heads, head_dim = (
+            job["hidden_size"], job["num_heads"], job["num_kv_heads"], job["head_dim"]
+        )  # fmt: skip
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.family = job["family"]
+        self.gated = job["gated_mlp"]
+        self.eager = job["attention"] == "eager"
+        self.dropout = job["dropout"]
+        self.causal = self.family in ("decoder", "gpt2")
+        decoder = self.family == "decoder"
+        bias = not decoder
+        qkv_bias = job["qkv_bias"] or bias
+
+        def norm() -> nn.Module:
+            return _RMSNorm(h) if decoder else nn.LayerNorm(h)
+
+        self.norms = nn.ModuleList(norm() for _ in range(job["norms_per_layer"]))
+        self.q = nn.Linear(h, heads * head_dim, bias=qkv_bias)
+        self.k = nn.Linear(h, kv_heads * head_dim, bias=qkv_bias)
+        self.v = nn.Linear(h, kv_heads * head_dim, bias=qkv_bias)
+        self.o = nn.Linear(heads * head_dim, h, bias=bias)
+        inner = job["intermediate_size"]
+        if self.gated:
+            self.gate = nn.Linear(h, inner, bias=False)
+            self.up = nn.Linear(h, inner, bias=False)
+            self.down = nn.Linear(inner, h, bias=False)
+        else:
+            self.fc1 = nn.Linear(h, inner)
+            self.fc2 = nn.Linear(inner, h)
+
+    def attention(self, y: torch.Tensor, cache: list[torch.Tensor] | None) -> torch.Tensor:
+        b, s, _ = y.shape
+        q = self.q(y).view(b, s, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k(y).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v(y).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        if cache is not None:  # what a KV cache keeps: keys and values before repetition
+            cache += [k.contiguous(), v.contiguous()]
+        if self.kv_heads != self.heads:
+            k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
+            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
+        p = self.dropout if self.training else 0.0
+        if self.eager:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+            if self.causal:
+                mask = torch.full((s, s), float("-inf"), device=y.device, dtype=scores.dtype)
+                scores = scores + torch.triu(mask, diagonal=1)
+            probs = F.dropout(torch.softmax(scores, dim=-1), p, self.training)
+            out = probs @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
+        return self.o(out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
+
+    def mlp(self, y: torch.Tensor) -> torch.Tensor:
+        if self.gated:
+            return self.down(F.silu(self.gate(y)) * self.up(y))
+        return self.fc2(F.gelu(self.fc1(y)))
+
+    def forward(self, x: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
+        p = self.dropout if self.training else 0.0
+        norms = list(self.norms)
+        if self.family == "encoder":  # BERT: post-norm
+            x = norms[0](x + F.dropout(self.attention(x, cache), p, self.training))
+            return norms[1](x + F.dropout(self.mlp(x), p, self.training))
+        a = self.attention(norms[0](x), cache)
+        if len(norms) == 4:  # Gemma 2 normalises each sub-block's output too
+            a = norms[2](a)
+        x = x + F.dropout(a, p, self.training)
+        m = self.mlp(norms[1](x))
+        if len(norms) == 4:
+            m = norms[3](m)
+        return x + F.dropout(m, p, self.training)
+
+
+def _bytes(tensors: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def _peak_rss_bytes() -> int:
+    # ru_maxrss is KiB on Linux (bytes on macOS).
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    """Build, run and measure one block."""
+    device = torch.device(job["device"])
+    cuda = device.type == "cuda"
+    result: dict[str, Any] = {"torch": torch.__version__, "device": str(device)}
+    if cuda:
+        if not torch.cuda.is_available():
+            raise RuntimeError("this torch cannot use the GPU (torch.cuda.is_available() is False)")
+        torch.cuda.init()
+        torch.zeros(1, device=device)
+        free, total = torch.cuda.mem_get_info(device)
+        result["cuda_used_before_bytes"] = total - free - torch.cuda.memory_reserved(device)
+        result["device"] = torch.cuda.get_device_name(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    rss_before = _peak_rss_bytes()
+    dtype = _DTYPES[job["dtype"]]
+    train = job["task"] == "train"
+    torch.manual_seed(0)
+    block = Block(job).to(device=device, dtype=dtype)
+    block.train(train)
+    result["weights_bytes"] = _bytes(block.parameters())
+    b, s, h = job["batch"], job["seq"], job["hidden_size"]
+    x = torch.randn(b, s, h, device=device, dtype=dtype, requires_grad=train)
+    if not train:
+        cache: list[torch.Tensor] = []
+        allocated_before = torch.cuda.memory_allocated(device) if cuda else 0
+        with torch.no_grad():
+            block(x, cache if job["kv_cache"] else None)
+        result["kv_cache_bytes"] = _bytes(cache)
+        if cuda:
+            peak = torch.cuda.max_memory_allocated(device) - allocated_before
+            result["activations_bytes"] = peak - result["kv_cache_bytes"]
+            result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+        result["peak_rss_growth_bytes"] = _peak_rss_bytes() - rss_before
+        return result
+    parameter_storages = {p.untyped_storage().data_ptr() for p in block.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        pointer = storage.data_ptr()
+        if pointer and pointer not in parameter_storages:
+            saved[pointer] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        if job["recompute"]:
+            from torch.utils.checkpoint import checkpoint
+
+            out = checkpoint(block, x, use_reentrant=False)
+        else:
+            out = block(x)
+    result["activations_bytes"] = sum(saved.values())
+    out.float().square().mean().backward()
+    params = list(block.parameters())
+    result["gradients_bytes"] = _bytes(p.grad for p in params)
+    mixed = dtype != torch.float32
+    if mixed:  # float32 master weights, updated by the optimizer, copied back
+        masters = [p.detach().float().clone().requires_grad_(True) for p in params]
+        for master, p in zip(masters, params, strict=True):
+            master.grad = p.grad.float()
+    else:
+        masters = params
+    if job["optimizer"] == "adamw":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(masters, lr=1e-4)
+    elif job["optimizer"] == "sgd":
+        optimizer = torch.optim.SGD(masters, lr=1e-4, momentum=0.9)
+    else:
+        raise RuntimeError("the 8-bit optimizer needs bitsandbytes and a GPU; not measured")
+    optimizer.step()
+    states = [t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+    result["optimizer_bytes"] = _bytes(states) + (_bytes(masters) if mixed else 0)
+    if mixed:
+        for master in masters:
+            master.grad = None
+    if cuda:
+        result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+    result["peak_rss_growth_bytes"] = _peak_rss_bytes() - rss_before
+    return result
+
+
+def main() -> int:
+    """Read the job, run it, print the result; a failure is one JSON error line."""
+    try:
+        job = json.loads(sys.stdin.read())
+        result = run(job)
+    except Exception as exc:  # noqa: BLE001  # reported to the parent, never a traceback
+        traceback.print_exc(file=sys.stderr)
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
