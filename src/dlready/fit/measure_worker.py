@@ -193,13 +193,13 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             out = block(x)
     result["activations_bytes"] = sum(saved.values())
     out.float().square().mean().backward()
-    params = list(block.parameters())
+    params: list[torch.Tensor] = list(block.parameters())
     result["gradients_bytes"] = _bytes(p.grad for p in params)
     mixed = dtype != torch.float32
     if mixed:  # float32 master weights, updated by the optimizer, copied back
         masters = [p.detach().float().clone().requires_grad_(True) for p in params]
         for master, p in zip(masters, params, strict=True):
-            master.grad = p.grad.float()
+            master.grad = None if p.grad is None else p.grad.float()
     else:
         masters = params
     if job["optimizer"] == "adamw":

@@ -87,9 +87,11 @@ def machine_from_snapshot(snapshot: MachineSnapshot, gpu_limit: int | None = Non
                 bf16 = int(str(capability).split(".")[0]) >= 8
             except ValueError:
                 bf16 = None
-        total = int(gpu.memory_total_bytes.value or 0)
-        free = int(gpu.memory_free_bytes.value) if gpu.memory_free_bytes.ok else None
-        gpus.append(FitGpu(gpu.index, gpu.name.value if gpu.name.ok else label, total, free, bf16))
+        total_bytes = int(gpu.memory_total_bytes.value or 0)
+        free_value = gpu.memory_free_bytes.value if gpu.memory_free_bytes.ok else None
+        free = int(free_value) if free_value is not None else None
+        name = str(gpu.name.value) if gpu.name.ok else label
+        gpus.append(FitGpu(gpu.index, name, total_bytes, free, bf16))
     if gpu_limit is not None:
         if gpu_limit > len(gpus):
             have = f"{len(gpus)} usable GPU" + ("" if len(gpus) == 1 else "s")
@@ -280,19 +282,7 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
                     current, estimate(model, current), True,
                 )
             )  # fmt: skip
-    recommended = None
-    if not fits:
-        singles = [o for o in options if o.alone_fits]
-        recommended = singles[0] if singles else next((o for o in options if o.fits), None)
-        if recommended is not None and recommended.alone_fits and recommended.alone is not None:
-            alone_request = next(
-                change(request) for key, _, _, change in steps if key == recommended.key
-            )
-            if alone_request is not None:
-                recommended = Option(
-                    recommended.key, recommended.title, recommended.how, alone_request,
-                    recommended.alone, True, recommended.alone, True,
-                )  # fmt: skip
+    recommended = _cheapest(model, request, steps, options, budget, machine) if not fits else None
     recommended_batch = largest_batch(model, recommended.request, budget) if recommended else 0
     n = len(machine.gpus)
     processes = n if (n > 1 and request.sharding == "none" and request.task != "infer") else 1
@@ -331,6 +321,43 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
         parallelism=parallelism,
         notes=tuple(notes),
     )
+
+
+def _cheapest(
+    model: ModelSpec,
+    request: Request,
+    steps: list[_Step],
+    options: list[Option],
+    budget: float,
+    machine: FitMachine,
+) -> Option | None:
+    """The first rung of the ladder that fits, without the earlier rungs it does not need."""
+    first = next((o for o in options if o.fits), None)
+    if first is None or first.key == "smaller_batch":
+        return first
+    position = [key for key, *_ in steps].index(first.key)
+    chosen = [step for step in steps[: position + 1] if step[3](request) is not None]
+    for step in list(chosen[:-1]):
+        trial = [s for s in chosen if s is not step]
+        trial_request = _apply(request, trial)
+        if _fits(estimate(model, trial_request), budget, machine):
+            chosen = trial
+    final = _apply(request, chosen)
+    breakdown = estimate(model, final)
+    return Option(
+        "+".join(step[0] for step in chosen),
+        " + ".join(step[1] for step in chosen),
+        "; ".join(step[2] for step in chosen),
+        final,
+        breakdown,
+        True,
+    )
+
+
+def _apply(request: Request, steps: list[_Step]) -> Request:
+    for step in steps:
+        request = step[3](request) or request
+    return request
 
 
 def _parallelism(

@@ -128,9 +128,10 @@ def render_table(report: FitReport, console: Console, measurement: Measurement |
     title = spec.hf_id or spec.id
     console.print(
         f"[bold]{escape(title)}[/] ({_count(parameter_count(spec))} parameters): "
-        f"{escape(describe_request(report))}"
+        f"{escape(describe_request(report))}",
+        soft_wrap=True,
     )
-    console.print(f"on {escape(describe_machine(report))}")
+    console.print(f"on {escape(describe_machine(report))}", soft_wrap=True)
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("item")
     table.add_column("per GPU" if report.machine.gpus else "RAM", justify="right")
@@ -139,7 +140,7 @@ def render_table(report: FitReport, console: Console, measurement: Measurement |
     table.add_row("[bold]total[/]", f"[bold]{gib(report.asked.device_bytes)}[/]")
     console.print(table)
     style = "green" if report.fits and not report.tight else ("yellow" if report.fits else "red")
-    console.print(f"[{style}]{escape(headline(report))}[/]")
+    console.print(f"[{style}]{escape(headline(report))}[/]", soft_wrap=True)
     if report.options and not report.fits:
         console.print("What would make it fit, cheapest first:")
         options = Table(show_edge=False, pad_edge=False)
@@ -153,11 +154,11 @@ def render_table(report: FitReport, console: Console, measurement: Measurement |
             options.add_row(escape(option.title), alone, gib(option.breakdown.device_bytes), fits)
         console.print(options)
     for line in advice(report):
-        console.print(escape(line))
+        console.print(escape(line), soft_wrap=True)
     if measurement is not None:
         render_measurement(measurement, console)
     for note in report.notes:
-        console.print(f"[dim]note: {escape(note)}[/]")
+        console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
 
 
 def render_measurement(measurement: Measurement, console: Console) -> None:
@@ -174,7 +175,7 @@ def render_measurement(measurement: Measurement, console: Console) -> None:
         table.add_row(item.name, gib(item.estimate_bytes), gib(item.measured_bytes), ratio)
     console.print(table)
     for note in measurement.notes:
-        console.print(f"[dim]note: {escape(note)}[/]")
+        console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
 
 
 def render_markdown(report: FitReport, measurement: Measurement | None) -> str:
