@@ -388,7 +388,7 @@ def estimate(spec: ModelSpec, request: Request) -> Breakdown:
             # ZeRO-3 / FSDP keeps 1/N of the weights and gathers whole blocks as they run
             # (this one and the one prefetched).
             gathered = 2 * layer_parameters(shape_stand_in(spec)) * weights / max(params, 1)
-            weights = weights / shards + (gathered if spec.is_transformer else 0)
+            weights = weights / shards + (gathered if shape_stand_in(spec).is_transformer else 0)
     elif request.sharding == "split" and request.task == "infer":
         weights /= shards
         kv_cache /= shards

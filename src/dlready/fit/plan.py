@@ -6,7 +6,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dlready.fit.catalog import ModelSpec
-from dlready.fit.estimate import Breakdown, Request, estimate, largest_batch, shape_stand_in
+from dlready.fit.estimate import (
+    Breakdown,
+    Request,
+    effective_seq,
+    estimate,
+    kv_cache_bytes,
+    largest_batch,
+    shape_stand_in,
+)
 from dlready.model import GpuVendor, MachineSnapshot
 
 TIGHT_SHARE = 0.05
@@ -151,7 +159,7 @@ def _half(machine: FitMachine) -> str:
     return "bf16" if machine.bf16 else "fp16"
 
 
-def _training_steps(request: Request, machine: FitMachine) -> list[_Step]:
+def _training_steps(request: Request, machine: FitMachine, transformer: bool) -> list[_Step]:
     half = _half(machine)
     n = len(machine.gpus)
     steps: list[_Step] = [
@@ -175,14 +183,14 @@ def _training_steps(request: Request, machine: FitMachine) -> list[_Step]:
              f"shard weights too (DeepSpeed ZeRO stage 3, FSDP FULL_SHARD) over the {n} GPUs",
              lambda r: r.with_(sharding="zero3", gpus=n) if r.sharding != "zero3" else None),
         ]  # fmt: skip
-    if request.task == "train":
+    if request.task == "train" and transformer:
         steps.append(
             ("lora", "LoRA", "train low-rank adapters on every linear layer (peft LoraConfig, "
              f"r={request.lora_rank}) instead of all weights",
              lambda r: r.with_(task="lora", dtype=half if r.dtype == "fp32" else r.dtype)
              if r.task == "train" else None)
         )  # fmt: skip
-    if request.task in ("train", "lora"):
+    if request.task in ("train", "lora") and transformer:
         steps.append(
             ("qlora", "QLoRA", "4-bit NF4 base weights with LoRA adapters (bitsandbytes "
              "load_in_4bit, bnb_4bit_use_double_quant=True)",
@@ -197,7 +205,12 @@ def _training_steps(request: Request, machine: FitMachine) -> list[_Step]:
     return steps
 
 
-def _inference_steps(request: Request, machine: FitMachine) -> list[_Step]:
+def _inference_steps(
+    request: Request,
+    machine: FitMachine,
+    longest_context: Callable[[Request], int],
+    current_seq: int,
+) -> list[_Step]:
     half = _half(machine)
     n = len(machine.gpus)
     steps: list[_Step] = [
@@ -215,6 +228,16 @@ def _inference_steps(request: Request, machine: FitMachine) -> list[_Step]:
              "vLLM)",
              lambda r: r.with_(sharding="split", gpus=n) if r.sharding != "split" else None)
         )  # fmt: skip
+
+    def shorter(r: Request) -> Request | None:
+        tokens = longest_context(r)
+        return r.with_(seq=tokens) if 0 < tokens < (r.seq or current_seq) else None
+
+    steps.append(
+        ("shorter_context", "a shorter context",
+         "fewer tokens per sequence (prompt plus output): a smaller KV cache",
+         shorter)
+    )  # fmt: skip
     if machine.device == "cuda":
         steps.append(
             ("cpu_offload", "CPU offload",
@@ -249,11 +272,14 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
     fits = _fits(asked, budget, machine)
     margin = budget - asked.device_bytes
     biggest = largest_batch(model, request, budget)
-    steps = (
-        _inference_steps(request, machine)
-        if request.task == "infer"
-        else _training_steps(request, machine)
-    )
+    if request.task == "infer":
+
+        def longest_context(r: Request) -> int:
+            return _longest_context(model, r, budget)
+
+        steps = _inference_steps(request, machine, longest_context, effective_seq(model, request))
+    else:
+        steps = _training_steps(request, machine, shape_stand_in(model).is_transformer)
     options: list[Option] = []
     current = request
     for key, title, how, change in steps:
@@ -323,6 +349,20 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
     )
 
 
+def _longest_context(model: ModelSpec, request: Request, budget: float) -> int:
+    """The most tokens per sequence that fit (0: none; only models with a KV cache)."""
+    if kv_cache_bytes(model, request.with_(seq=1)) == 0:
+        return 0
+    low, high = 0, effective_seq(model, request)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if estimate(model, request.with_(seq=middle)).device_bytes <= budget:
+            low = middle
+        else:
+            high = middle
+    return low // 256 * 256 if low >= 512 else low
+
+
 def _cheapest(
     model: ModelSpec,
     request: Request,
@@ -335,8 +375,8 @@ def _cheapest(
     first = next((o for o in options if o.fits), None)
     if first is None or first.key == "smaller_batch":
         return first
-    position = [key for key, *_ in steps].index(first.key)
-    chosen = [step for step in steps[: position + 1] if step[3](request) is not None]
+    applied = [o.key for o in options[: options.index(first) + 1]]
+    chosen = [step for step in steps if step[0] in applied]
     for step in list(chosen[:-1]):
         trial = [s for s in chosen if s is not step]
         trial_request = _apply(request, trial)
