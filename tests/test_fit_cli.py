@@ -271,3 +271,27 @@ def test_measure_refuses_what_it_cannot_build(snapshots: dict[str, Path]) -> Non
                   str(snapshots["cpu-only-epyc-vm"]))  # fmt: skip
     assert result.exit_code == 3
     assert "transformer" in result.stderr
+
+
+def test_every_fit_flag_is_documented() -> None:
+    import typer.main
+
+    command = typer.main.get_command(app)
+    fit = command.commands["fit"]  # type: ignore[attr-defined]
+    text = (Path(__file__).parents[1] / "docs" / "fit.md").read_text()
+    flags = [o for p in fit.params for o in p.opts if o.startswith("--") and o != "--help"]
+    missing = [flag for flag in flags if f"`{flag}" not in text]
+    assert not missing
+
+
+def test_fit_json_keys_are_documented(snapshots: dict[str, Path]) -> None:
+    schema = (Path(__file__).parents[1] / "docs" / "json-schema.md").read_text()
+    section = schema[schema.index("## `fit` data") :]
+    result = _fit("llama-2-70b", "--task", "train", "--json", "--snapshot",
+                  str(snapshots["h100-80gb-hbm3"]))  # fmt: skip
+    data = json.loads(result.stdout)["data"]
+    missing = [key for key in data if f"`{key}`" not in section]
+    missing += [key for key in data["options"][0] if f"`{key}`" not in section]
+    missing += [key for key in data["estimate"]["items_bytes"] if f"`{key}`" not in section]
+    missing += [o["key"] for o in data["options"] if f"`{o['key']}`" not in section]
+    assert not missing

@@ -254,14 +254,13 @@ def transformer_layer_activation_bytes(spec: ModelSpec, request: Request, seq: i
     total += value * (4 if spec.gated_mlp else 2) * sbi
     # A dropout mask is one byte per value on a GPU; on the CPU PyTorch keeps a float mask.
     mask = 1.0 if request.device == "cuda" else value
-    if fallback:
-        mask = 4.0
     if dropout:
         total += 2 * sbh * mask  # after the attention output and after the MLP
     scores = heads * s * s * b
     if materialised:
         # softmax output, and with dropout its mask and the dropped copy
-        total += scores * (inner_value + ((mask + inner_value) if dropout else 0))
+        scores_mask = inner_value if fallback else mask
+        total += scores * (inner_value + ((scores_mask + inner_value) if dropout else 0))
     else:
         total += heads * s * b * 4  # the float32 log-sum-exp kept by fused kernels
     if request.task in ("lora", "qlora"):

@@ -94,7 +94,8 @@ def advice(report: FitReport) -> list[str]:
     """What would make it fit, or the largest batch."""
     lines: list[str] = []
     if report.fits:
-        lines.append(f"Largest per-GPU batch that fits as asked: {report.largest_batch}.")
+        where = "per-GPU batch" if report.machine.gpus else "batch"
+        lines.append(f"Largest {where} that fits as asked: {report.largest_batch}.")
     elif report.recommended is not None:
         option = report.recommended
         lines.append(
