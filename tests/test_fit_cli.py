@@ -295,3 +295,29 @@ def test_fit_json_keys_are_documented(snapshots: dict[str, Path]) -> None:
     missing += [key for key in data["estimate"]["items_bytes"] if f"`{key}`" not in section]
     missing += [o["key"] for o in data["options"] if f"`{o['key']}`" not in section]
     assert not missing
+
+
+def test_measure_kills_a_hung_child(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from dlready.fit import measure as measure_module
+
+    (tmp_path / "hung_fit_worker.py").write_text("import time\ntime.sleep(60)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setattr(measure_module, "WORKER_MODULE", "hung_fit_worker")
+    started = time.monotonic()
+    with pytest.raises(measure_module.MeasureError, match="did not finish within 1 s"):
+        measure_module.run_worker({}, timeout_s=1.0)
+    assert time.monotonic() - started < 10
+
+
+def test_measure_on_a_gpu_this_torch_cannot_use_is_a_clear_error() -> None:
+    from dlready.fit.measure import MeasureError, measure
+
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine's torch can use a GPU")
+    with pytest.raises(MeasureError, match="cannot use the GPU"):
+        measure(resolve_model("gpt2"), Request(task="infer", dtype="bf16", seq=16), "cuda")

@@ -193,7 +193,8 @@ def _measure(report: FitReport, timeout_s: float, as_json: bool) -> Measurement:
     from dlready.fit.measure import MeasureError, measure
 
     try:
-        return measure(report.model, report.request, report.machine.device, timeout_s)
+        # Measured on this machine, whatever --snapshot judged: the GPU when torch can use one.
+        return measure(report.model, report.request, "auto", timeout_s)
     except MeasureError as exc:
         hint = None
         if exc.torch_missing:

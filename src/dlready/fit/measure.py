@@ -178,9 +178,10 @@ def run_worker(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
 
 
 def measure(
-    spec: ModelSpec, request: Request, device: str, timeout_s: float = DEFAULT_TIMEOUT_S
+    spec: ModelSpec, request: Request, device: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S
 ) -> Measurement:
-    """Build one block of ``spec`` and compare the estimate with what it really takes.
+    """Build one block of ``spec`` on ``device`` (``auto``: the GPU when torch can use one,
+    else the CPU) and compare the estimate with what it really takes.
 
     Raises:
         MeasureError: the request cannot be measured, or the measurement failed.
@@ -189,7 +190,8 @@ def measure(
     if reason:
         raise MeasureError(reason)
     raw = run_worker(_job(spec, request, device), timeout_s)
-    expected = block_estimate(spec, request.with_(device=device))
+    measured_on = str(raw.get("device_type", "cpu"))
+    expected = block_estimate(spec, request.with_(device=measured_on))
     items = [
         MeasuredItem(name, expected[name], float(raw[f"{name}_bytes"]))
         for name in ("weights", "gradients", "optimizer", "activations", "kv_cache")
@@ -199,7 +201,12 @@ def measure(
         "figures are for one block of the model (the estimate multiplies by "
         f"{spec.num_layers} blocks)"
     ]
-    if "peak_rss_growth_bytes" in raw and device == "cpu":
+    if request.device != measured_on:
+        notes.append(
+            f"measured on this machine's {'GPU' if measured_on == 'cuda' else 'CPU'}; the "
+            "per-block figures here are estimated for that device"
+        )
+    if "peak_rss_growth_bytes" in raw and measured_on == "cpu":
         total = sum(expected.values())
         items.append(
             MeasuredItem(
@@ -220,7 +227,7 @@ def measure(
             f"GPU memory in use before allocating (this process's CUDA context and any other "
             f"process): {raw['cuda_used_before_bytes'] / 2**20:.0f} MiB"
         )
-    if request.task == "infer" and device == "cpu":
+    if request.task == "infer" and measured_on == "cpu":
         notes.append("inference activations are measured on a GPU only (peak allocated)")
     what = (
         f"one block, {request.task}, {request.dtype}, batch {request.batch} x "

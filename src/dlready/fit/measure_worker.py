@@ -141,9 +141,16 @@ def _peak_rss_bytes() -> int:
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
     """Build, run and measure one block."""
-    device = torch.device(job["device"])
+    wanted = job["device"]
+    if wanted == "auto":
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(wanted)
     cuda = device.type == "cuda"
-    result: dict[str, Any] = {"torch": torch.__version__, "device": str(device)}
+    result: dict[str, Any] = {
+        "torch": torch.__version__,
+        "device": "CPU" if not cuda else str(device),
+        "device_type": device.type,
+    }
     if cuda:
         if not torch.cuda.is_available():
             raise RuntimeError("this torch cannot use the GPU (torch.cuda.is_available() is False)")
