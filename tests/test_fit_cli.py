@@ -125,7 +125,7 @@ def test_fits_exit_0_and_json_envelope(snapshots: dict[str, Path]) -> None:
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["command"] == "fit"
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     assert document["status"] == "fits"
     data = document["data"]
     assert data["fits"] is True
@@ -156,7 +156,7 @@ def test_unknown_model_exit_2_with_suggestions(snapshots: dict[str, Path]) -> No
     result = _fit("mistrall-7b", "--snapshot", str(snapshots["h100-80gb-hbm3"]), "--json")
     assert result.exit_code == 2
     assert "did you mean: mistral-7b" in result.stderr
-    assert json.loads(result.stdout)["errors"][0]["code"] == "usage"
+    assert json.loads(result.stdout)["errors"][0]["code"] == "unknown_model"
 
 
 @pytest.mark.parametrize(

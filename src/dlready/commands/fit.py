@@ -13,36 +13,34 @@ if TYPE_CHECKING:
     from dlready.fit.measure import Measurement
     from dlready.fit.plan import FitReport
     from dlready.model import MachineSnapshot
+    from dlready.result import CommandResult
 
 
-def _fail(message: str, code: ExitCode, as_json: bool, hint: str | None = None) -> typer.Exit:
-    from dlready.output import envelope, error_line, print_json
-
-    error_line(message, hint)
-    if as_json:
-        error = {"code": code.name.lower(), "message": message, "hint": hint or ""}
-        print_json(envelope("fit", code, None, errors=[error]))
-    return typer.Exit(int(code))
+COMMAND = "fit"
 
 
-def _machine_snapshot(snapshot_file: Path | None, as_json: bool) -> MachineSnapshot:
+def _machine_snapshot(snapshot_file: Path | None) -> MachineSnapshot:
+    from dlready.result import CommandError, Problem
+
     if snapshot_file is not None:
         from dlready.commands.check import load_snapshot_file
 
         try:
             return load_snapshot_file(snapshot_file)
         except ValueError as exc:
-            raise _fail(str(exc), ExitCode.USAGE, as_json) from None
+            raise CommandError(ExitCode.USAGE, Problem("bad_snapshot", str(exc))) from None
     from dlready.probes.collect import collect_snapshot
 
     try:
         return collect_snapshot()
     except Exception as exc:  # noqa: BLE001  # never a traceback: report and exit 3
-        raise _fail(
-            f"probing this machine failed: {type(exc).__name__}: {exc}",
+        raise CommandError(
             ExitCode.COULD_NOT_RUN,
-            as_json,
-            "judge a saved report instead: dlready fit MODEL --snapshot report.json",
+            Problem(
+                "detection_failed",
+                f"probing this machine failed: {type(exc).__name__}: {exc}",
+                "judge a saved report instead: dlready fit MODEL --snapshot report.json",
+            ),
         ) from None
 
 
@@ -128,12 +126,41 @@ def fit_command(
     Exit 0: it fits as asked; 1: it does not (the output says what would); 2: bad input;
     3: could not run (probing failed, --measure without torch or failing).
     """
+    from dlready import result
+
+    result.run(
+        COMMAND,
+        lambda: _fit(
+            model, task, dtype, batch, seq, optimizer, gradient_checkpointing, attention,
+            lora_rank, shard, offload, gpus, snapshot_file, run_measure, measure_timeout,
+        ),
+        as_json=as_json,
+        as_markdown=as_markdown,
+    )  # fmt: skip
+
+
+def _fit(
+    model: str,
+    task: str,
+    dtype: str | None,
+    batch: int,
+    seq: int | None,
+    optimizer: str,
+    gradient_checkpointing: bool,
+    attention: str,
+    lora_rank: int,
+    shard: str,
+    offload: bool,
+    gpus: int | None,
+    snapshot_file: Path | None,
+    run_measure: bool,
+    measure_timeout: float,
+) -> CommandResult:
     from dlready.fit.catalog import ModelLookupError, resolve_model
     from dlready.fit.estimate import SHARDINGS, Request, RequestError
     from dlready.fit.plan import MachineError, machine_from_snapshot, plan
+    from dlready.result import CommandError, Problem, usage_error
 
-    if as_json and as_markdown:
-        raise _fail("--json and --markdown cannot be combined", ExitCode.USAGE, as_json)
     for name, value, allowed in (
         ("--task", task, ("infer", "train", "lora", "qlora")),
         ("--optimizer", optimizer, ("adamw", "adamw-8bit", "sgd")),
@@ -142,21 +169,31 @@ def fit_command(
         ("--dtype", dtype, (None, "fp32", "bf16", "fp16", "int8", "int4")),
     ):
         if value not in allowed:
-            choices = ", ".join(a for a in allowed if a)
-            raise _fail(f"{name} {value}: choose one of {choices}", ExitCode.USAGE, as_json)
+            raise usage_error(f"{name} {value}: choose one of {', '.join(a for a in allowed if a)}")
     try:
         spec = resolve_model(model)
     except ModelLookupError as exc:
-        hint = f"did you mean: {', '.join(exc.suggestions)}" if exc.suggestions else None
-        raise _fail(str(exc), ExitCode.USAGE, as_json, hint) from None
-    snapshot = _machine_snapshot(snapshot_file, as_json)
+        if exc.suggestions:
+            problem = Problem(
+                "unknown_model",
+                str(exc),
+                f"did you mean: {', '.join(exc.suggestions)}",
+                detail={"suggestions": list(exc.suggestions)},
+            )
+        else:
+            problem = Problem("bad_model_config", str(exc))
+        raise CommandError(ExitCode.USAGE, problem) from None
+    snapshot = _machine_snapshot(snapshot_file)
     try:
         machine = machine_from_snapshot(snapshot, gpus)
     except MachineError as exc:
-        code = (
-            ExitCode.USAGE if gpus is not None and "--gpus" in str(exc) else ExitCode.COULD_NOT_RUN
+        if gpus is not None and "--gpus" in str(exc):
+            raise usage_error(str(exc)) from None
+        raise CommandError(ExitCode.COULD_NOT_RUN, Problem("detection_failed", str(exc))) from None
+    if shard != "none" and len(machine.gpus) < 2:
+        raise usage_error(
+            f"--shard {shard} needs several GPUs; this machine offers {len(machine.gpus)}"
         )
-        raise _fail(str(exc), code, as_json) from None
     default_dtype = "bf16" if machine.bf16 else "fp16"
     if task == "qlora" and dtype in (None, "int4"):
         dtype = default_dtype
@@ -173,59 +210,42 @@ def fit_command(
         gpus=len(machine.gpus) if shard != "none" else 1,
         offload=offload,
     )
-    if shard != "none" and len(machine.gpus) < 2:
-        raise _fail(
-            f"--shard {shard} needs several GPUs; this machine offers {len(machine.gpus)}",
-            ExitCode.USAGE,
-            as_json,
-        )
     try:
         report = plan(spec, request, machine)
     except RequestError as exc:
-        raise _fail(str(exc), ExitCode.USAGE, as_json) from None
-    except MachineError as exc:
-        raise _fail(str(exc), ExitCode.COULD_NOT_RUN, as_json) from None
-    measurement = _measure(report, measure_timeout, as_json) if run_measure else None
-    _emit(report, measurement, as_json, as_markdown)
+        raise usage_error(str(exc)) from None
+    measurement = _measure(report, measure_timeout) if run_measure else None
+    return _result(report, measurement)
 
 
-def _measure(report: FitReport, timeout_s: float, as_json: bool) -> Measurement:
+def _measure(report: FitReport, timeout_s: float) -> Measurement:
     from dlready.fit.measure import MeasureError, measure
+    from dlready.result import CommandError, Problem
 
     try:
         # Measured on this machine, whatever --snapshot judged: the GPU when torch can use one.
         return measure(report.model, report.request, "auto", timeout_s)
     except MeasureError as exc:
-        hint = None
         if exc.torch_missing:
-            hint = "install it (`dlready install-cmd` prints the right command), or drop --measure"
-        raise _fail(str(exc), ExitCode.COULD_NOT_RUN, as_json, hint) from None
-
-
-def _emit(
-    report: FitReport, measurement: Measurement | None, as_json: bool, as_markdown: bool
-) -> None:
-    from dlready.output import stdout_guard
-
-    exit_code = ExitCode.OK if report.fits else ExitCode.NOT_READY
-    with stdout_guard():
-        if as_json:
-            from dlready.fit.render import report_jsonable
-            from dlready.output import envelope, print_json
-
-            status = "fits" if report.fits else "does_not_fit"
-            print_json(
-                envelope("fit", exit_code, report_jsonable(report, measurement), status=status)
+            problem = Problem(
+                "torch_not_installed",
+                str(exc),
+                "install it (`dlready install-cmd` prints the right command), or drop --measure",
             )
-        elif as_markdown:
-            import sys
-
-            from dlready.fit.render import render_markdown
-
-            sys.stdout.write(render_markdown(report, measurement))
         else:
-            from dlready.fit.render import render_table
-            from dlready.output import stdout_console
+            problem = Problem("measure_failed", str(exc))
+        raise CommandError(ExitCode.COULD_NOT_RUN, problem) from None
 
-            render_table(report, stdout_console(), measurement)
-    raise typer.Exit(int(exit_code))
+
+def _result(report: FitReport, measurement: Measurement | None) -> CommandResult:
+    from dlready.fit.render import render_markdown, render_text, report_jsonable
+    from dlready.result import CommandResult
+
+    return CommandResult(
+        COMMAND,
+        ExitCode.OK if report.fits else ExitCode.NOT_READY,
+        data=report_jsonable(report, measurement),
+        status="fits" if report.fits else "does_not_fit",
+        text=lambda streams: render_text(report, streams, measurement),
+        markdown=lambda streams: streams.write(render_markdown(report, measurement)),
+    )

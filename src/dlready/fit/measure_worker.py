@@ -106,19 +106,26 @@ class Block(nn.Module):
             out = probs @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
-        return self.o(out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim))
+        projected: torch.Tensor = self.o(
+            out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim)
+        )
+        return projected
 
     def mlp(self, y: torch.Tensor) -> torch.Tensor:
-        if self.gated:
-            return self.down(F.silu(self.gate(y)) * self.up(y))
-        return self.fc2(F.gelu(self.fc1(y)))
+        out: torch.Tensor = (
+            self.down(F.silu(self.gate(y)) * self.up(y))
+            if self.gated
+            else self.fc2(F.gelu(self.fc1(y)))
+        )
+        return out
 
     def forward(self, x: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
         p = self.dropout if self.training else 0.0
         norms = list(self.norms)
         if self.family == "encoder":  # BERT: post-norm
             x = norms[0](x + F.dropout(self.attention(x, cache), p, self.training))
-            return norms[1](x + F.dropout(self.mlp(x), p, self.training))
+            out: torch.Tensor = norms[1](x + F.dropout(self.mlp(x), p, self.training))
+            return out
         a = self.attention(norms[0](x), cache)
         if len(norms) == 4:  # Gemma 2 normalises each sub-block's output too
             a = norms[2](a)
@@ -154,7 +161,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     if cuda:
         if not torch.cuda.is_available():
             raise RuntimeError("this torch cannot use the GPU (torch.cuda.is_available() is False)")
-        torch.cuda.init()
+        torch.cuda.init()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
         torch.zeros(1, device=device)
         free, total = torch.cuda.mem_get_info(device)
         result["cuda_used_before_bytes"] = total - free - torch.cuda.memory_reserved(device)

@@ -6,12 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from dlready.fit.catalog import parameter_count
 from dlready.fit.estimate import Breakdown, Request, effective_seq
+from dlready.render.text import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from dlready.fit.measure import Measurement
     from dlready.fit.plan import FitReport
+    from dlready.result import Streams
 
 GIB = 2**30
 ITEM_LABELS = {
@@ -73,7 +75,7 @@ def describe_machine(report: FitReport) -> str:
     machine = report.machine
     if not machine.gpus:
         return f"this machine's CPU and RAM ({gib(report.budget_bytes)} available)"
-    names = sorted({gpu.name for gpu in machine.gpus})
+    names = sorted({printable(gpu.name) for gpu in machine.gpus})
     free = "free" if all(g.free_bytes is not None for g in machine.gpus) else "total"
     return f"{len(machine.gpus)} x {' / '.join(names)} ({gib(report.budget_bytes)} {free} per GPU)"
 
@@ -120,13 +122,14 @@ def _breakdown_rows(breakdown: Breakdown) -> list[tuple[str, str]]:
     return [(ITEM_LABELS[name], gib(value)) for name, value in breakdown.items().items() if value]
 
 
-def render_table(report: FitReport, console: Console, measurement: Measurement | None) -> None:
+def render_text(report: FitReport, streams: Streams, measurement: Measurement | None) -> None:
     """The human report."""
     from rich.markup import escape
     from rich.table import Table
 
+    console = streams.console
     spec = report.model
-    title = spec.hf_id or spec.id
+    title = printable(spec.hf_id or spec.id)
     console.print(
         f"[bold]{escape(title)}[/] ({_count(parameter_count(spec))} parameters): "
         f"{escape(describe_request(report))}",
@@ -183,7 +186,7 @@ def render_markdown(report: FitReport, measurement: Measurement | None) -> str:
     """The report as Markdown."""
     spec = report.model
     lines = [
-        f"## dlready fit: {spec.hf_id or spec.id}",
+        f"## dlready fit: {printable(spec.hf_id or spec.id)}",
         "",
         f"{_count(parameter_count(spec))} parameters; {describe_request(report)}; on "
         f"{describe_machine(report)}.",
@@ -223,7 +226,7 @@ def render_markdown(report: FitReport, measurement: Measurement | None) -> str:
                 f"| {item.name} | {gib(item.estimate_bytes)} | {gib(item.measured_bytes)} | "
                 f"{ratio} |"
             )
-    lines += [f"- note: {note}" for note in report.notes]
+    lines += [f"- note: {printable(note)}" for note in report.notes]
     return "\n".join(lines) + "\n"
 
 
