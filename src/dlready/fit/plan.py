@@ -167,10 +167,10 @@ def _training_steps(request: Request, machine: FitMachine, transformer: bool) ->
          f"train in {half} autocast (float32 master weights)",
          lambda r: r.with_(dtype=half) if r.dtype == "fp32" else None),
         ("gradient_checkpointing", "gradient checkpointing",
-         "recompute each block in the backward pass (model.gradient_checkpointing_enable())",
+         "recompute each block in the backward pass (`model.gradient_checkpointing_enable()`)",
          lambda r: r.with_(recompute=True) if not r.recompute else None),
         ("adamw_8bit", "8-bit AdamW",
-         "bitsandbytes 8-bit AdamW (optim='adamw_bnb_8bit')",
+         "bitsandbytes 8-bit AdamW (`optim='adamw_bnb_8bit'`)",
          lambda r: r.with_(optimizer="adamw-8bit") if r.optimizer == "adamw" else None),
     ]  # fmt: skip
     if n > 1 and request.task != "infer":
@@ -185,15 +185,15 @@ def _training_steps(request: Request, machine: FitMachine, transformer: bool) ->
         ]  # fmt: skip
     if request.task == "train" and transformer:
         steps.append(
-            ("lora", "LoRA", "train low-rank adapters on every linear layer (peft LoraConfig, "
-             f"r={request.lora_rank}) instead of all weights",
+            ("lora", "LoRA", "train low-rank adapters on every linear layer, "
+             f"rank {request.lora_rank}, instead of all weights (`peft.LoraConfig`)",
              lambda r: r.with_(task="lora", dtype=half if r.dtype == "fp32" else r.dtype)
              if r.task == "train" else None)
         )  # fmt: skip
     if request.task in ("train", "lora") and transformer:
         steps.append(
             ("qlora", "QLoRA", "4-bit NF4 base weights with LoRA adapters (bitsandbytes "
-             "load_in_4bit, bnb_4bit_use_double_quant=True)",
+             "`bnb_4bit_use_double_quant=True`)",
              lambda r: r.with_(task="qlora", dtype=half) if r.task != "qlora" else None)
         )  # fmt: skip
     if machine.device == "cuda":
@@ -214,18 +214,18 @@ def _inference_steps(
     half = _half(machine)
     n = len(machine.gpus)
     steps: list[_Step] = [
-        ("half_precision", f"{half} weights", f"load the weights in {half} (torch_dtype)",
+        ("half_precision", f"{half} weights", f"load the weights in {half} (`torch_dtype=torch.{'bfloat16' if half == 'bf16' else 'float16'}`)",
          lambda r: r.with_(dtype=half) if r.dtype == "fp32" else None),
-        ("int8", "8-bit weights", "bitsandbytes load_in_8bit (LLM.int8())",
+        ("int8", "8-bit weights", "bitsandbytes `load_in_8bit=True` (LLM.int8())",
          lambda r: r.with_(dtype="int8") if r.dtype in ("fp32", "bf16", "fp16") else None),
-        ("int4", "4-bit weights", "bitsandbytes load_in_4bit, NF4 with double quantisation",
+        ("int4", "4-bit weights", "bitsandbytes `load_in_4bit=True`, NF4 with double quantisation",
          lambda r: r.with_(dtype="int4") if r.dtype != "int4" else None),
     ]  # fmt: skip
     if n > 1:
         steps.append(
             ("split", f"split over {n} GPUs",
-             f"spread the layers over the {n} GPUs (device_map='auto', or tensor parallel in "
-             "vLLM)",
+             f"spread the layers over the {n} GPUs (`device_map='auto'`, or tensor "
+             "parallelism in vLLM)",
              lambda r: r.with_(sharding="split", gpus=n) if r.sharding != "split" else None)
         )  # fmt: skip
 
@@ -241,7 +241,7 @@ def _inference_steps(
     if machine.device == "cuda":
         steps.append(
             ("cpu_offload", "CPU offload",
-             "keep layers in CPU RAM and stream them in (device_map='auto' with max_memory); "
+             "keep layers in CPU RAM and stream them in (`device_map='auto'` with `max_memory`); "
              "much slower",
              lambda r: r.with_(offload=True) if not r.offload else None)
         )  # fmt: skip
