@@ -100,11 +100,13 @@ def advice(report: FitReport) -> list[str]:
         lines.append(f"Largest {where} that fits as asked: {report.largest_batch}.")
     elif report.recommended is not None:
         option = report.recommended
+        where = "per GPU" if report.machine.gpus else "of RAM"
         lines.append(
-            f"Cheapest way to make it fit: {option.title} ({option.how}): "
-            f"{gib(option.breakdown.device_bytes)} per GPU; largest batch then: "
+            f"Cheapest way to make it fit: {option.title}: "
+            f"{gib(option.breakdown.device_bytes)} {where}; largest batch then: "
             f"{report.recommended_largest_batch}."
         )
+        lines += [f"  - {how}" for how in option.how.split("; ")]
     else:
         lines.append("None of the strategies below makes it fit on this machine.")
     if report.parallelism:
@@ -211,7 +213,7 @@ def render_markdown(report: FitReport, measurement: Measurement | None) -> str:
                 f"| {option.title} | {alone} | {gib(option.breakdown.device_bytes)} | {fits} |"
             )
         lines.append("")
-    lines += [f"- {line}" for line in advice(report)]
+    lines += [line if line.startswith("  - ") else f"- {line}" for line in advice(report)]
     if measurement is not None:
         lines += [
             "",
