@@ -267,10 +267,19 @@ def test_measure_inference_kv_cache(snapshots: dict[str, Path]) -> None:
 
 
 def test_measure_refuses_what_it_cannot_build(snapshots: dict[str, Path]) -> None:
-    result = _fit("resnet-50", "--task", "train", "--measure", "--snapshot",
+    result = _fit("7B", "--task", "train", "--measure", "--snapshot",
                   str(snapshots["cpu-only-epyc-vm"]))  # fmt: skip
     assert result.exit_code == 3
-    assert "transformer" in result.stderr
+    assert "only a parameter count is known" in result.stderr
+
+
+def test_measure_resnet_50_whole_network(snapshots: dict[str, Path]) -> None:
+    result = _fit("resnet-50", "--task", "train", "--dtype", "fp32", "--batch", "2",
+                  "--measure", "--json", "--snapshot", str(snapshots["cpu-only-epyc-vm"]))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    items = {i["name"]: i for i in json.loads(result.stdout)["data"]["measurement"]["items"]}
+    for name in MEASURED_ITEMS:
+        assert items[name]["ratio"] == pytest.approx(1.0, abs=0.15), (name, items[name])
 
 
 def test_every_fit_flag_is_documented() -> None:

@@ -288,8 +288,12 @@ def _outside_layers_bytes(spec: ModelSpec, request: Request, seq: int) -> float:
 def _resnet_feature_maps(spec: ModelSpec) -> list[tuple[int, int]]:
     """(elements per image, times kept) of every feature map in training (docs/fit.md)."""
     side = spec.image_size // 2
-    maps = [(64 * side * side, 2)]  # stem conv output and its BatchNorm output (ReLU in place)
-    side //= 2  # max pool
+    maps = [
+        (3 * spec.image_size**2, 1),  # the image, kept by the first convolution
+        (64 * side * side, 2),  # stem conv output and its BatchNorm output (ReLU in place)
+    ]
+    side //= 2
+    maps.append((64 * side * side, 1))  # the max pool's output, the first block's input
     channels = 64
     for stage, blocks in enumerate(spec.stage_blocks):
         width = 64 * 2**stage

@@ -83,8 +83,8 @@ class Measurement:
 
 def measurable(spec: ModelSpec, request: Request) -> str | None:
     """Why this request cannot be measured, or None."""
-    if not spec.is_transformer:
-        return "--measure builds transformer blocks only; this model is not a transformer"
+    if not spec.is_transformer and spec.family != "resnet":
+        return "--measure needs the model's shape; only a parameter count is known"
     if spec.num_experts > 1:
         return "--measure does not build mixture-of-experts blocks"
     if request.task not in ("infer", "train") or request.dtype not in ("fp32", "bf16", "fp16"):
@@ -95,6 +95,20 @@ def measurable(spec: ModelSpec, request: Request) -> str | None:
 
 
 def _job(spec: ModelSpec, request: Request, device: str) -> dict[str, Any]:
+    if spec.family == "resnet":
+        return {
+            "family": "resnet",
+            "stage_blocks": list(spec.stage_blocks),
+            "num_classes": spec.num_classes,
+            "image_size": spec.image_size,
+            "task": request.task,
+            "dtype": request.dtype,
+            "optimizer": request.optimizer,
+            "recompute": request.recompute,
+            "batch": request.batch,
+            "kv_cache": False,
+            "device": device,
+        }
     return {
         "family": spec.family,
         "hidden_size": spec.hidden_size,
@@ -121,6 +135,14 @@ def _job(spec: ModelSpec, request: Request, device: str) -> dict[str, Any]:
 def block_estimate(spec: ModelSpec, request: Request) -> dict[str, float]:
     """The estimate's figures for one block (what the child builds)."""
     whole = estimate(spec, request.with_(sharding="none", gpus=1, offload=False))
+    if spec.family == "resnet":  # the whole network is built
+        items = {
+            "weights": whole.weights_bytes,
+            "gradients": whole.gradients_bytes,
+            "optimizer": whole.optimizer_bytes,
+            "activations": whole.activations_bytes,
+        }
+        return items if request.task == "train" else {"weights": whole.weights_bytes}
     share = layer_parameters(spec) / parameter_count(spec)
     seq = effective_seq(spec, request)
     if request.task == "infer":
@@ -197,10 +219,14 @@ def measure(
         for name in ("weights", "gradients", "optimizer", "activations", "kv_cache")
         if name in expected and f"{name}_bytes" in raw
     ]
-    notes = [
-        "figures are for one block of the model (the estimate multiplies by "
-        f"{spec.num_layers} blocks)"
-    ]
+    notes = (
+        ["the whole network was built"]
+        if spec.family == "resnet"
+        else [
+            "figures are for one block of the model (the estimate multiplies by "
+            f"{spec.num_layers} blocks)"
+        ]
+    )
     if request.device != measured_on:
         notes.append(
             f"measured on this machine's {'GPU' if measured_on == 'cuda' else 'CPU'}; the "
@@ -229,8 +255,10 @@ def measure(
         )
     if request.task == "infer" and measured_on == "cpu":
         notes.append("inference activations are measured on a GPU only (peak allocated)")
-    what = (
-        f"one block, {request.task}, {request.dtype}, batch {request.batch} x "
-        f"{effective_seq(spec, request)} tokens, torch {raw.get('torch', '?')}"
+    shape = (
+        f"the whole network, batch {request.batch} at {spec.image_size}x{spec.image_size}"
+        if spec.family == "resnet"
+        else f"one block, batch {request.batch} x {effective_seq(spec, request)} tokens"
     )
+    what = f"{shape}, {request.task}, {request.dtype}, torch {raw.get('torch', '?')}"
     return Measurement(str(raw.get("device", device)), what, tuple(items), tuple(notes), raw)

@@ -136,6 +136,54 @@ class Block(nn.Module):
         return x + F.dropout(m, p, self.training)
 
 
+class Bottleneck(nn.Module):
+    """torchvision's ResNet v1.5 bottleneck (stride on the 3x3 convolution)."""
+
+    def __init__(self, channels: int, width: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, 4 * width, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(4 * width)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or channels != 4 * width:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(channels, 4 * width, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(4 * width),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out += identity
+        result: torch.Tensor = self.relu(out)
+        return result
+
+
+def resnet(job: dict[str, Any]) -> nn.Module:
+    """ResNet-50 as torchvision builds it (bottlenecks per stage from the job)."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, stride=2, padding=1),
+    ]
+    channels = 64
+    for stage, blocks in enumerate(job["stage_blocks"]):
+        width = 64 * 2**stage
+        for block in range(blocks):
+            stride = 2 if (block == 0 and stage > 0) else 1
+            layers.append(Bottleneck(channels, width, stride))
+            channels = 4 * width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, job["num_classes"])]
+    return nn.Sequential(*layers)
+
+
 def _bytes(tensors: Any) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
@@ -171,16 +219,23 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     dtype = _DTYPES[job["dtype"]]
     train = job["task"] == "train"
     torch.manual_seed(0)
-    block = Block(job).to(device=device, dtype=dtype)
+    block = (resnet(job) if job["family"] == "resnet" else Block(job)).to(device, dtype)
     block.train(train)
     result["weights_bytes"] = _bytes(block.parameters())
-    b, s, h = job["batch"], job["seq"], job["hidden_size"]
-    x = torch.randn(b, s, h, device=device, dtype=dtype, requires_grad=train)
+    if job["family"] == "resnet":
+        side = job["image_size"]
+        x = torch.randn(job["batch"], 3, side, side, device=device, dtype=dtype)
+    else:
+        b, s, h = job["batch"], job["seq"], job["hidden_size"]
+        x = torch.randn(b, s, h, device=device, dtype=dtype, requires_grad=train)
     if not train:
         cache: list[torch.Tensor] = []
         allocated_before = torch.cuda.memory_allocated(device) if cuda else 0
         with torch.no_grad():
-            block(x, cache if job["kv_cache"] else None)
+            if job["family"] == "resnet":
+                block(x)
+            else:
+                block(x, cache if job["kv_cache"] else None)
         result["kv_cache_bytes"] = _bytes(cache)
         if cuda:
             peak = torch.cuda.max_memory_allocated(device) - allocated_before
