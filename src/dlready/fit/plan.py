@@ -153,6 +153,7 @@ class FitReport:
 
 
 _Step = tuple[str, str, str, Callable[[Request], Request | None]]
+_BITSANDBYTES_STEPS = ("adamw_8bit", "qlora", "int8", "int4")
 
 
 def _half(machine: FitMachine) -> str:
@@ -280,6 +281,8 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
         steps = _inference_steps(request, machine, longest_context, effective_seq(model, request))
     else:
         steps = _training_steps(request, machine, shape_stand_in(model).is_transformer)
+    if machine.device == "cpu":  # bitsandbytes' 8- and 4-bit kernels need a GPU
+        steps = [step for step in steps if step[0] not in _BITSANDBYTES_STEPS]
     options: list[Option] = []
     current = request
     for key, title, how, change in steps:
@@ -321,7 +324,9 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
             "no usable GPU: judged against this machine's RAM; running on the CPU works but is "
             "far slower than on a GPU"
         )
-    if host_ok is False:
+        if not fits:
+            notes.append("8-bit and 4-bit strategies (bitsandbytes) are left out: they need a GPU")
+    if host_ok is False and machine.device == "cuda":  # on the CPU the weights stay in RAM
         notes.append(
             "loading the checkpoint needs more RAM than is available; safetensors with "
             "device_map loads it shard by shard, which needs far less"

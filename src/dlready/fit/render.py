@@ -108,7 +108,11 @@ def advice(report: FitReport) -> list[str]:
         )
         lines += [f"  - {how}" for how in option.how.split("; ")]
     else:
-        lines.append("None of the strategies below makes it fit on this machine.")
+        lines.append(
+            "None of the strategies below makes it fit on this machine."
+            if report.options
+            else "No strategy dlready knows makes it fit on this machine."
+        )
     if report.parallelism:
         lines.append(f"Several GPUs: {report.parallelism}.")
     host = (
