@@ -330,3 +330,11 @@ def test_measure_on_a_gpu_this_torch_cannot_use_is_a_clear_error() -> None:
         pytest.skip("this machine's torch can use a GPU")
     with pytest.raises(MeasureError, match="cannot use the GPU"):
         measure(resolve_model("gpt2"), Request(task="infer", dtype="bf16", seq=16), "cuda")
+
+
+def test_cpu_only_machine_gets_no_bitsandbytes_strategies() -> None:
+    machine = _machine(replay_snapshot("cpu-only-epyc-vm"))
+    report = plan(resolve_model("llama-2-70b"), Request(task="infer", dtype="bf16"), machine)
+    assert not report.fits
+    assert not {o.key for o in report.options} & {"int8", "int4", "adamw_8bit", "qlora"}
+    assert any("need a GPU" in note for note in report.notes)
