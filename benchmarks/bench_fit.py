@@ -86,12 +86,12 @@ def in_process_planning_s(snapshot: Path, repeats: int = 50) -> float:
     """Median seconds of fit's own work (resolve, judge, every strategy, largest batches), in
     this process, for a 70B training request on the H100: what the load of a shared machine
     cannot hide behind interpreter start-up."""
-    from dlready.commands.check import load_snapshot_file
     from dlready.fit.catalog import resolve_model
     from dlready.fit.estimate import Request
     from dlready.fit.plan import machine_from_snapshot, plan
+    from dlready.model import snapshot_from_jsonable
 
-    machine = machine_from_snapshot(load_snapshot_file(snapshot))
+    machine = machine_from_snapshot(snapshot_from_jsonable(json.loads(snapshot.read_text())))
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
