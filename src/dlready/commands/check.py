@@ -13,6 +13,7 @@ from dlready.model import MachineSnapshot, SnapshotFormatError, snapshot_from_js
 from dlready.spec.bar import FailOn
 
 if TYPE_CHECKING:
+    from dlready.spec.build import BuildPart
     from dlready.spec.verdict import CheckReport, SoftwareFinding
 
 _ENV_PSU = "DLREADY_PSU_WATTS"
@@ -88,15 +89,20 @@ def software_finding(
 
 
 def build_report(
-    snapshot: MachineSnapshot, profile_name: str | None, spec_file: Path | None
-) -> CheckReport:
-    """Load the profile and judge the snapshot.
+    snapshot: MachineSnapshot,
+    profile_name: str | None,
+    spec_file: Path | None,
+    fail_on: FailOn = FailOn.MINIMUM,
+) -> tuple[CheckReport, BuildPart]:
+    """Load the profile and judge the snapshot; the build tools part is folded into the report
+    when it counts (``[build] required`` or ``--fail-on build``).
 
     Raises:
         SpecError: when the profile or spec file is invalid.
     """
     from dataclasses import replace
 
+    from dlready.spec.build import fold_build, judge_build_part
     from dlready.spec.profile import DEFAULT_PROFILE, load_builtin_profile, load_profile_file
     from dlready.spec.verdict import judge
 
@@ -109,7 +115,8 @@ def build_report(
     report = judge(snapshot, profile, finding, command)
     if planner_note:
         report = replace(report, notes=(*report.notes, planner_note))
-    return report
+    build = judge_build_part(snapshot, profile.build, fail_on)
+    return fold_build(report, build), build
 
 
 def check_command(
@@ -150,7 +157,8 @@ def check_command(
         FailOn,
         typer.Option(
             "--fail-on",
-            help="Exit 1 when something is below this bar: minimum (default) or recommended.",
+            help="Exit 1 when something is below this bar: minimum (default), recommended, or "
+            "build (minimum, with the build tools for compiling extensions counted).",
             case_sensitive=False,
         ),
     ] = FailOn.MINIMUM,
@@ -196,10 +204,10 @@ def check_command(
     else:
         snapshot = _probe(psu_watts)
     try:
-        report = build_report(snapshot, profile, spec)
+        report, build = build_report(snapshot, profile, spec, fail_on)
     except SpecError as exc:
         raise _fail(str(exc), ExitCode.USAGE) from None
-    _emit(report, snapshot, fail_on, strict, as_json, as_markdown)
+    _emit(report, build, snapshot, fail_on, strict, as_json, as_markdown)
 
 
 def _probe(psu_watts: float | None) -> MachineSnapshot:
@@ -219,6 +227,7 @@ def _probe(psu_watts: float | None) -> MachineSnapshot:
 
 def _emit(
     report: CheckReport,
+    build: BuildPart,
     snapshot: MachineSnapshot,
     fail_on: FailOn,
     strict: bool,
@@ -229,12 +238,13 @@ def _emit(
 
     exit_code = ExitCode.NOT_READY if report.fails(fail_on, strict) else ExitCode.OK
     with stdout_guard():
-        _write_report(report, snapshot, fail_on, strict, as_json, as_markdown, exit_code)
+        _write_report(report, build, snapshot, fail_on, strict, as_json, as_markdown, exit_code)
     raise typer.Exit(int(exit_code))
 
 
 def _write_report(
     report: CheckReport,
+    build: BuildPart,
     snapshot: MachineSnapshot,
     fail_on: FailOn,
     strict: bool,
@@ -244,14 +254,16 @@ def _write_report(
 ) -> None:
     if as_json:
         from dlready.output import envelope, print_json
-        from dlready.render.check_json import report_jsonable
+        from dlready.render.check_json import build_jsonable, report_jsonable
 
         errors = [{"probe": e.probe, "message": e.message} for e in snapshot.errors]
+        data = report_jsonable(report, snapshot, str(fail_on), strict)
+        data["build"] = build_jsonable(build)
         print_json(
             envelope(
                 "check",
                 exit_code,
-                report_jsonable(report, snapshot, str(fail_on), strict),
+                data,
                 errors=errors,
                 status=str(report.status),
             )
@@ -259,14 +271,16 @@ def _write_report(
     elif as_markdown:
         import sys
 
-        from dlready.render.check_render import render_markdown
+        from dlready.render.check_render import render_build_markdown, render_markdown
 
-        sys.stdout.write(render_markdown(report, snapshot))
+        sys.stdout.write(render_markdown(report, snapshot) + render_build_markdown(build))
     else:
         from dlready.output import stdout_console
-        from dlready.render.check_render import render_table
+        from dlready.render.check_render import render_build_part, render_table
 
-        render_table(report, snapshot, stdout_console())
+        console = stdout_console()
+        render_table(report, snapshot, console)
+        render_build_part(build, console)
 
 
 def _list_profiles() -> None:

@@ -135,7 +135,10 @@ def tool_from_run(name: str, path: str, run: ToolRun, parse: object) -> ToolInfo
         if banner:
             reason += f": {banner}"
         return ToolInfo(
-            name, located, Reading.failed(Source.PROGRAM, reason), Reading.read(banner, Source.PROGRAM)
+            name,
+            located,
+            Reading.failed(Source.PROGRAM, reason),
+            Reading.read(banner, Source.PROGRAM),
         )
     return ToolInfo(
         name,
@@ -256,14 +259,18 @@ def probe_build_tools(tools: ToolBackend, os_family: OperatingSystem) -> BuildTo
     home_nvcc_separate = (
         home_nvcc_path is not None
         and tools.is_file(home_nvcc_path)
-        and (found["nvcc"] is None or tools.realpath(home_nvcc_path) != tools.realpath(found["nvcc"]))
+        and (
+            found["nvcc"] is None or tools.realpath(home_nvcc_path) != tools.realpath(found["nvcc"])
+        )
     )
     commands: list[tuple[str, list[str]]] = [
         (name, _version_command(name, path)) for name, path in found.items() if path
     ]
     if home_nvcc_separate and home_nvcc_path:
         commands.append(("cuda_home_nvcc", [home_nvcc_path, "--version"]))
-    runs = dict(zip((key for key, _ in commands), tools.run_all([c for _, c in commands]), strict=True))
+    runs = dict(
+        zip((key for key, _ in commands), tools.run_all([c for _, c in commands]), strict=True)
+    )
 
     def info(name: str) -> ToolInfo:
         path = found[name]
@@ -273,9 +280,13 @@ def probe_build_tools(tools: ToolBackend, os_family: OperatingSystem) -> BuildTo
 
     nvcc = info("nvcc")
     if home_nvcc_separate and home_nvcc_path:
-        home_nvcc = tool_from_run("nvcc", home_nvcc_path, runs["cuda_home_nvcc"], parse_nvcc_version)
+        home_nvcc = tool_from_run(
+            "nvcc", home_nvcc_path, runs["cuda_home_nvcc"], parse_nvcc_version
+        )
     elif home_nvcc_path and tools.is_file(home_nvcc_path):
-        home_nvcc = ToolInfo("nvcc", Reading.read(home_nvcc_path, Source.FILE), nvcc.version, nvcc.banner)
+        home_nvcc = ToolInfo(
+            "nvcc", Reading.read(home_nvcc_path, Source.FILE), nvcc.version, nvcc.banner
+        )
     else:
         home_nvcc = _not_found("nvcc")
     compilers = []
@@ -298,7 +309,9 @@ def probe_build_tools(tools: ToolBackend, os_family: OperatingSystem) -> BuildTo
             tools.is_file(_join(home, "include", "cuda_runtime.h", windows=windows)), Source.FILE
         )
         if not _complete_toolkit(tools, home, windows):
-            elsewhere = Reading.read(_toolkit_elsewhere(tools, found["nvcc"], home, windows), Source.FILE)
+            elsewhere = Reading.read(
+                _toolkit_elsewhere(tools, found["nvcc"], home, windows), Source.FILE
+            )
     limits: Reading[HostCompilerLimits] = missing("no CUDA toolkit folder")
     for folder in (home, elsewhere.value):
         if not folder:
@@ -309,7 +322,9 @@ def probe_build_tools(tools: ToolBackend, os_family: OperatingSystem) -> BuildTo
         if parsed is not None:
             limits = Reading.read(parsed, Source.FILE)
             break
-        limits = Reading.unsupported(Source.FILE, f"{header_path} is missing or has no version checks")
+        limits = Reading.unsupported(
+            Source.FILE, f"{header_path} is missing or has no version checks"
+        )
     include_dir = tools.python_include_dir()
     header = _join(include_dir, "Python.h", windows=windows) if include_dir else None
     return BuildTools(

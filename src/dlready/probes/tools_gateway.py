@@ -108,7 +108,9 @@ def run_tool(argv: Sequence[str], timeout_s: float = TOOL_TIMEOUT_S) -> ToolRun:
         return ToolRun(command, error=f"no answer within {timeout_s:g} s")
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         return ToolRun(command, error=f"could not run: {exc}")
-    return ToolRun(command, completed.returncode, _decode(completed.stdout), _decode(completed.stderr))
+    return ToolRun(
+        command, completed.returncode, _decode(completed.stdout), _decode(completed.stderr)
+    )
 
 
 def run_streaming(argv: Sequence[str]) -> int:

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dlready.model import GpuVendor, MachineSnapshot
+from dlready.spec.build import BuildPart
 from dlready.spec.verdict import CheckReport, ComponentVerdict, Criterion, Status
 
 GIB = 1024**3
@@ -261,3 +262,67 @@ def render_markdown(report: CheckReport, snapshot: MachineSnapshot) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# --- the build tools part (shown apart when it does not count toward the verdict) -------------
+
+
+def render_build_part(build: BuildPart, console: Console) -> None:
+    """The build tools, when they are not already among the report's components."""
+    if build.counts:
+        return
+    verdict = build.verdict
+    console.print(
+        "[bold]Build tools[/] [dim]"
+        + escape(
+            "(compiling extensions such as flash-attn; not part of the verdict unless the "
+            "profile's [build] required = true or --fail-on build)"
+        )
+        + "[/]",
+        soft_wrap=True,
+    )
+    table = Table(show_lines=False, expand=False, pad_edge=False)
+    for header in ("Tool", "Status", "Found", "Expected"):
+        table.add_column(header, overflow="fold")
+    for criterion in verdict.criteria:
+        style = _STATUS_STYLES[criterion.status]
+        table.add_row(
+            _criterion_label(criterion),
+            f"[{style}]{STATUS_LABELS[criterion.status]}[/]",
+            escape(_fmt(criterion.measured)),
+            escape(_fmt(criterion.recommended)),
+        )
+    if verdict.criteria:
+        console.print(table)
+    findings = [c.advice for c in verdict.criteria if c.advice] or (
+        [verdict.advice] if verdict.advice else []
+    )
+    for text in findings:
+        console.print(f"[dim]•[/] [bold]Build[/]: {escape(text)}", soft_wrap=True)
+    for note in verdict.notes:
+        console.print(f"[dim]•[/] [bold]Build[/]: {escape(note)}", soft_wrap=True)
+
+
+def render_build_markdown(build: BuildPart) -> str:
+    """The build tools section of the Markdown report (empty when it is among the components)."""
+    if build.counts:
+        return ""
+    verdict = build.verdict
+    lines = [
+        "",
+        "### Build tools (not part of the verdict)",
+        "",
+        "| Tool | Status | Found | Expected | Advice |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {_criterion_label(c)} | {STATUS_LABELS[c.status]} | {_md_cell(_fmt(c.measured))} "
+        f"| {_md_cell(_fmt(c.recommended))} | {_md_cell(c.advice)} |"
+        for c in verdict.criteria
+    ]
+    if not verdict.criteria and verdict.advice:
+        lines.append(
+            f"| - | {STATUS_LABELS[verdict.status]} | - | - | {_md_cell(verdict.advice)} |"
+        )
+    lines += [f"- {_md_cell(note)}" for note in verdict.notes]
+    return "\n".join(lines) + "\n"
