@@ -186,6 +186,10 @@ class RealTools:
             return None
 
 
+def _slashed(path: str) -> str:
+    return path.replace("\\", "/")
+
+
 class ReplayTools:
     """Recorded programs and files: ``outputs`` maps an argv tuple to its recorded run."""
 
@@ -202,7 +206,7 @@ class ReplayTools:
     ) -> None:
         self._paths = dict(paths or {})
         self._outputs = dict(outputs or {})
-        self._files = dict(files or {})
+        self._files = {_slashed(path): text for path, text in (files or {}).items()}
         self._environ = dict(environ or {})
         self._links = dict(links or {})
         self._python_include = python_include
@@ -227,12 +231,12 @@ class ReplayTools:
         return runs
 
     def is_file(self, path: str) -> bool:
-        """True for a recorded file."""
-        return path in self._files
+        """True for a recorded file (Windows paths match with either separator)."""
+        return _slashed(path) in self._files
 
     def read_text(self, path: str) -> str | None:
         """A recorded file's text."""
-        return self._files.get(path)
+        return self._files.get(_slashed(path))
 
     def list_dir(self, path: str) -> list[str] | None:
         """Names directly under ``path`` among the recorded files."""
