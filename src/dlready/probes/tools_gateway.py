@@ -10,7 +10,6 @@ The one long run is :func:`run_streaming` (``install-cmd --run``), which the use
 from __future__ import annotations
 
 import concurrent.futures
-import importlib.metadata
 import os
 import shutil
 import subprocess
@@ -180,6 +179,8 @@ class RealTools:
 
     def package_version(self, name: str) -> str | None:
         """From the installed distribution's metadata (no import)."""
+        import importlib.metadata  # ~5 ms to import; only asked when a toolkit is present
+
         try:
             return importlib.metadata.version(name)
         except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
