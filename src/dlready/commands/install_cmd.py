@@ -16,7 +16,8 @@ from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from dlready.install.facts import FactOverrides, MachineFacts
-    from dlready.install.planner import InstallPlan
+    from dlready.install.planner import InstallPlan, InstallWishes
+    from dlready.install.run import TargetInterpreter
 
 COMMAND = "install-cmd"
 
@@ -32,7 +33,12 @@ def install_cmd_command(
     ] = None,
     python: Annotated[
         str | None,
-        typer.Option("--python", help="Python version X.Y the command is for."),
+        typer.Option(
+            "--python",
+            help="Python version X.Y the command is for (another machine), or an interpreter "
+            "(a path such as .venv/bin/python, or python3.12): plan for it, and --run installs "
+            "into it.",
+        ),
     ] = None,
     accelerator: Annotated[
         str | None,
@@ -76,6 +82,25 @@ def install_cmd_command(
         bool,
         typer.Option("--json", help="Print the plan as the versioned JSON envelope instead."),
     ] = False,
+    channel: Annotated[
+        str,
+        typer.Option(
+            "--channel",
+            help="stable (default), test (release candidates) or nightly: the pre-release "
+            "indexes, for GPUs newer than the newest stable release supports.",
+        ),
+    ] = "stable",
+    run: Annotated[
+        bool,
+        typer.Option(
+            "--run",
+            help="Print the command, then run it for this Python (or --python PATH), after "
+            "asking on a terminal; exit with its status.",
+        ),
+    ] = False,
+    assume_yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="With --run: install without asking.")
+    ] = False,
 ) -> None:
     """Print the one PyTorch install command that works on this machine, and why.
 
@@ -87,17 +112,28 @@ def install_cmd_command(
     this GPU and driver) prints one error line naming the nearest valid choice and exits 2.
     """
     from dlready import output
+    from dlready.install import run as install_run
     from dlready.install.errors import PlanError
     from dlready.install.facts import FactOverrides, validate_overrides
-    from dlready.install.planner import InstallWishes, plan_install
+    from dlready.install.planner import InstallWishes
     from dlready.install.table import CompatTableError, load_compat_table
 
+    if (run or assume_yes) and json_output:
+        _fail(ExitCode.USAGE, "--run cannot be combined with --json", "drop --json", (), True, None)
+    if assume_yes and not run:
+        _fail(ExitCode.USAGE, "--yes only applies to --run", "add --run", (), json_output, None)
+    target: TargetInterpreter | None = None
     try:
+        interpreter = python is not None and install_run.is_interpreter(python)
+        if interpreter and python is not None:
+            target = install_run.read_interpreter(python)
+        elif run:
+            target = install_run.this_interpreter()
         overrides = validate_overrides(
             FactOverrides(
                 os=os_name,
                 arch=arch,
-                python=python,
+                python=target.python if interpreter and target else python,
                 accelerator=accelerator,
                 driver=driver,
                 compute_capabilities=tuple(compute_capability or ()),
@@ -109,11 +145,19 @@ def install_cmd_command(
             manager=manager.strip().lower(),
             packages=tuple(packages.split(",")) if packages is not None else None,
         )
+        if target is not None:
+            install_run.check_same_machine(
+                target, overrides, python is not None and not interpreter
+            )
         facts = _facts(overrides)
-        plan = plan_install(facts, wishes)
+        if target is not None:
+            facts = install_run.facts_for(facts, target)
+        plan = _plan(facts, wishes, channel)
         table = load_compat_table()
     except PlanError as exc:
         _fail(ExitCode.USAGE, exc.message, exc.nearest_valid, exc.hints, json_output, exc)
+    except install_run.RunError as exc:
+        _fail(exc.code, exc.message, exc.hint, (), json_output, None)
     except _CouldNotRunError as exc:
         _fail(ExitCode.COULD_NOT_RUN, str(exc), exc.hint, (), json_output, None)
     except CompatTableError as exc:
@@ -121,9 +165,60 @@ def install_cmd_command(
 
     if json_output:
         # A closed, full or vanished stdout exits 3 with one error line (output.stdout_guard).
-        output.print_json(output.envelope(COMMAND, ExitCode.OK, plan.to_jsonable()))
+        data = plan.to_jsonable()
+        data["channel"] = channel.strip().lower()
+        output.print_json(output.envelope(COMMAND, ExitCode.OK, data))
         return
+    if run and target is not None:
+        _run_plan(plan, target, assume_yes)
     _print_plan(plan, table, explain)
+
+
+def _plan(facts: MachineFacts, wishes: InstallWishes, channel: str) -> InstallPlan:
+    """The stable planner, or the pre-release channel's (``--channel test|nightly``)."""
+    from dlready.install.channels import plan_channel, validate_channel
+    from dlready.install.planner import plan_install
+
+    name = validate_channel(channel)
+    return plan_install(facts, wishes) if name == "stable" else plan_channel(facts, wishes, name)
+
+
+def _run_plan(plan: InstallPlan, target: TargetInterpreter, assume_yes: bool) -> NoReturn:
+    """``--run``: print the command, ask, run it with the terminal's streams, exit with its
+    status (docs/install-cmd.md)."""
+    from dlready import output
+    from dlready.install import run as install_run
+    from dlready.install.explain import short_lines
+    from dlready.probes.tools_gateway import command_line
+
+    try:
+        argv = install_run.run_argv(plan, target)
+    except install_run.RunError as exc:
+        _fail(exc.code, exc.message, exc.hint, (), False, None)
+    with output.stdout_guard():
+        sys.stdout.write(command_line(argv) + "\n")
+    _stderr_line("\n".join(short_lines(plan)))
+    try:
+        confirmed = install_run.confirm(assume_yes, sys.stdin, sys.stderr)
+    except install_run.RunError as exc:
+        _fail(exc.code, exc.message, exc.hint, (), False, None)
+    if not confirmed:
+        _stderr_line("# not installed: you said no")
+        raise typer.Exit(int(ExitCode.NOT_READY))
+    try:
+        status = install_run.execute(argv)
+    except install_run.RunError as exc:
+        _fail(exc.code, exc.message, exc.hint, (), False, None)
+    if status == 0:
+        _stderr_line(f"# installed into {target.executable}; {install_run.verify_hint(target)}")
+    else:
+        _stderr_line(f"# the install failed (exit {status}); its output is above")
+        if plan.manager == "pip":
+            _stderr_line(
+                "# if it said 'No module named pip' (uv-made environments have none): "
+                f"{command_line([target.executable, '-m', 'ensurepip'])}, or --manager uv"
+            )
+    raise typer.Exit(status)
 
 
 def _stderr_line(line: str) -> None:

@@ -112,6 +112,15 @@ def run_tool(argv: Sequence[str], timeout_s: float = TOOL_TIMEOUT_S) -> ToolRun:
     )
 
 
+def command_line(argv: Sequence[str]) -> str:
+    """A command as one line a person can copy, quoted for this platform's shell."""
+    if sys.platform == "win32":
+        return subprocess.list2cmdline(list(argv))
+    import shlex
+
+    return shlex.join(argv)
+
+
 def run_streaming(argv: Sequence[str]) -> int:
     """Run a program with this terminal's stdin, stdout and stderr (its output streams as it
     comes); return its exit status. No timeout: an install takes as long as the download.
