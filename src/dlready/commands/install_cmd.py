@@ -7,8 +7,7 @@ and the other commands fast.
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NamedTuple, NoReturn
 
 import typer
 
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     from dlready.install.facts import FactOverrides, MachineFacts
     from dlready.install.planner import InstallPlan, InstallWishes
     from dlready.install.run import TargetInterpreter
+    from dlready.result import CommandResult, Streams
 
 COMMAND = "install-cmd"
 
@@ -90,7 +90,7 @@ def install_cmd_command(
             "indexes, for GPUs newer than the newest stable release supports.",
         ),
     ] = "stable",
-    run: Annotated[
+    run_install: Annotated[
         bool,
         typer.Option(
             "--run",
@@ -111,32 +111,79 @@ def install_cmd_command(
     (unknown release or variant, Python out of range, conda after 2.5.1, no CUDA build for
     this GPU and driver) prints one error line naming the nearest valid choice and exits 2.
     """
-    from dlready import output
+    from dlready.result import run
+
+    run(
+        COMMAND,
+        lambda: _install_cmd(
+            FactOverridesArgs(os_name, arch, python, accelerator, driver, compute_capability),
+            torch,
+            variant,
+            manager,
+            packages,
+            explain,
+            RunArgs(channel, run_install, assume_yes, json_output),
+        ),
+        as_json=json_output,
+    )
+
+
+class RunArgs(NamedTuple):
+    """``--channel``, ``--run``, ``--yes`` (and ``--json``, which ``--run`` excludes)."""
+
+    channel: str
+    run: bool
+    assume_yes: bool
+    json_output: bool
+
+
+class FactOverridesArgs(NamedTuple):
+    """The flags that override detected facts, as given."""
+
+    os_name: str | None
+    arch: str | None
+    python: str | None
+    accelerator: str | None
+    driver: str | None
+    compute_capability: list[str] | None
+
+
+def _install_cmd(
+    flags: FactOverridesArgs,
+    torch: str | None,
+    variant: str | None,
+    manager: str,
+    packages: str | None,
+    explain: bool,
+    run_args: RunArgs,
+) -> CommandResult:
     from dlready.install import run as install_run
     from dlready.install.errors import PlanError
     from dlready.install.facts import FactOverrides, validate_overrides
     from dlready.install.planner import InstallWishes
     from dlready.install.table import CompatTableError, load_compat_table
+    from dlready.result import CommandError, CommandResult, Problem, usage_error
 
-    if (run or assume_yes) and json_output:
-        _fail(ExitCode.USAGE, "--run cannot be combined with --json", "drop --json", (), True, None)
-    if assume_yes and not run:
-        _fail(ExitCode.USAGE, "--yes only applies to --run", "add --run", (), json_output, None)
+    if run_args.run and run_args.json_output:
+        raise usage_error("--run cannot be combined with --json", "drop --json")
+    if run_args.assume_yes and not run_args.run:
+        raise usage_error("--yes only applies to --run", "add --run")
+    python = flags.python
     target: TargetInterpreter | None = None
     try:
         interpreter = python is not None and install_run.is_interpreter(python)
         if interpreter and python is not None:
             target = install_run.read_interpreter(python)
-        elif run:
+        elif run_args.run:
             target = install_run.this_interpreter()
         overrides = validate_overrides(
             FactOverrides(
-                os=os_name,
-                arch=arch,
+                os=flags.os_name,
+                arch=flags.arch,
                 python=target.python if interpreter and target else python,
-                accelerator=accelerator,
-                driver=driver,
-                compute_capabilities=tuple(compute_capability or ()),
+                accelerator=flags.accelerator,
+                driver=flags.driver,
+                compute_capabilities=tuple(flags.compute_capability or ()),
             )
         )
         wishes = InstallWishes(
@@ -152,26 +199,41 @@ def install_cmd_command(
         facts = _facts(overrides)
         if target is not None:
             facts = install_run.facts_for(facts, target)
-        plan = _plan(facts, wishes, channel)
+        plan = _plan(facts, wishes, run_args.channel)
         table = load_compat_table()
-    except PlanError as exc:
-        _fail(ExitCode.USAGE, exc.message, exc.nearest_valid, exc.hints, json_output, exc)
     except install_run.RunError as exc:
-        _fail(exc.code, exc.message, exc.hint, (), json_output, None)
-    except _CouldNotRunError as exc:
-        _fail(ExitCode.COULD_NOT_RUN, str(exc), exc.hint, (), json_output, None)
+        raise CommandError(exc.code, Problem("run_refused", exc.message, exc.hint)) from None
+    except PlanError as exc:
+        raise CommandError(
+            ExitCode.USAGE,
+            Problem(
+                "impossible_request",
+                exc.message,
+                exc.nearest_valid,
+                detail={"nearest_valid": exc.nearest_valid},
+                more=tuple(f"# {line}" for line in exc.hints),
+            ),
+        ) from None
     except CompatTableError as exc:
-        _fail(ExitCode.COULD_NOT_RUN, str(exc), "reinstall dlready", (), json_output, None)
+        raise CommandError(
+            ExitCode.COULD_NOT_RUN, Problem("bad_package_data", str(exc), "reinstall dlready")
+        ) from None
 
-    if json_output:
-        # A closed, full or vanished stdout exits 3 with one error line (output.stdout_guard).
-        data = plan.to_jsonable()
-        data["channel"] = channel.strip().lower()
-        output.print_json(output.envelope(COMMAND, ExitCode.OK, data))
-        return
-    if run and target is not None:
-        _run_plan(plan, target, assume_yes)
-    _print_plan(plan, table, explain)
+    if run_args.run and target is not None:
+        _run_plan(plan, target, run_args.assume_yes)
+
+    def text(streams: Streams) -> None:
+        _print_plan(plan, table, explain, streams)
+
+    data = plan.to_jsonable()
+    data["channel"] = run_args.channel.strip().lower()
+    return CommandResult(
+        COMMAND,
+        ExitCode.OK,
+        data=data,
+        warnings=tuple(Problem("plan_warning", warning) for warning in plan.warnings),
+        text=text,
+    )
 
 
 def _plan(facts: MachineFacts, wishes: InstallWishes, channel: str) -> InstallPlan:
@@ -184,59 +246,44 @@ def _plan(facts: MachineFacts, wishes: InstallWishes, channel: str) -> InstallPl
 
 
 def _run_plan(plan: InstallPlan, target: TargetInterpreter, assume_yes: bool) -> NoReturn:
-    """``--run``: print the command, ask, run it with the terminal's streams, exit with its
-    status (docs/install-cmd.md)."""
+    """``--run``: print the command, ask, run it with the terminal's streams, and end with its
+    exit status (docs/install-cmd.md). Refusals raise :class:`CommandError`."""
+    import sys
+
     from dlready import output
     from dlready.install import run as install_run
     from dlready.install.explain import short_lines
     from dlready.probes.tools_gateway import command_line
+    from dlready.result import CommandError, Problem
 
     try:
         argv = install_run.run_argv(plan, target)
-    except install_run.RunError as exc:
-        _fail(exc.code, exc.message, exc.hint, (), False, None)
-    with output.stdout_guard():
-        sys.stdout.write(command_line(argv) + "\n")
-    _stderr_line("\n".join(short_lines(plan)))
-    try:
+        with output.stdout_guard():
+            sys.stdout.write(command_line(argv) + "\n")
+        output.stderr_line("\n".join(short_lines(plan)))
         confirmed = install_run.confirm(assume_yes, sys.stdin, sys.stderr)
-    except install_run.RunError as exc:
-        _fail(exc.code, exc.message, exc.hint, (), False, None)
-    if not confirmed:
-        _stderr_line("# not installed: you said no")
-        raise typer.Exit(int(ExitCode.NOT_READY))
-    try:
+        if not confirmed:
+            raise CommandError(
+                ExitCode.NOT_READY,
+                Problem(
+                    "declined", "not installed: you answered no", "--yes installs without asking"
+                ),
+            )
         status = install_run.execute(argv)
     except install_run.RunError as exc:
-        _fail(exc.code, exc.message, exc.hint, (), False, None)
+        raise CommandError(exc.code, Problem("run_refused", exc.message, exc.hint)) from None
     if status == 0:
-        _stderr_line(f"# installed into {target.executable}; {install_run.verify_hint(target)}")
+        output.stderr_line(
+            f"# installed into {target.executable}; {install_run.verify_hint(target)}"
+        )
     else:
-        _stderr_line(f"# the install failed (exit {status}); its output is above")
+        output.stderr_line(f"# the install failed (exit {status}); its output is above")
         if plan.manager == "pip":
-            _stderr_line(
+            output.stderr_line(
                 "# if it said 'No module named pip' (uv-made environments have none): "
                 f"{command_line([target.executable, '-m', 'ensurepip'])}, or --manager uv"
             )
-    raise typer.Exit(status)
-
-
-def _stderr_line(line: str) -> None:
-    """One diagnostic line; silently dropped when stderr itself is closed or failing."""
-    stream = sys.stderr
-    if stream is None:
-        return
-    try:
-        stream.write(line + "\n")
-        stream.flush()
-    except (OSError, ValueError):
-        pass
-
-
-class _CouldNotRunError(RuntimeError):
-    def __init__(self, message: str, hint: str) -> None:
-        super().__init__(message)
-        self.hint = hint
+    raise SystemExit(status)
 
 
 _DETECTION_HINT = (
@@ -248,65 +295,43 @@ _DETECTION_HINT = (
 def _facts(overrides: FactOverrides) -> MachineFacts:
     """Detected facts with the flags applied; no probing when the flags say everything."""
     from dlready.install.facts import apply_overrides, facts_from_overrides, facts_from_snapshot
+    from dlready.result import CommandError, Problem
 
     if overrides.covers_detection:
         return facts_from_overrides(overrides)
     try:
         from dlready.probes.collect import collect_snapshot
     except ImportError as exc:
-        raise _CouldNotRunError(
-            f"hardware detection is unavailable ({exc})", _DETECTION_HINT
+        raise CommandError(
+            ExitCode.COULD_NOT_RUN,
+            Problem(
+                "detection_failed", f"hardware detection is unavailable ({exc})", _DETECTION_HINT
+            ),
         ) from None
     try:
         snapshot = collect_snapshot()
     except Exception as exc:  # noqa: BLE001  # any probe failure becomes one error line
-        raise _CouldNotRunError(
-            f"hardware detection failed: {type(exc).__name__}: {exc}", _DETECTION_HINT
+        raise CommandError(
+            ExitCode.COULD_NOT_RUN,
+            Problem(
+                "detection_failed",
+                f"hardware detection failed: {type(exc).__name__}: {exc}",
+                _DETECTION_HINT,
+            ),
         ) from None
     return apply_overrides(facts_from_snapshot(snapshot), overrides)
 
 
-def _fail(
-    code: ExitCode,
-    message: str,
-    hint: str | None,
-    hints: tuple[str, ...],
-    json_output: bool,
-    error: object,
-) -> NoReturn:
-    from dlready import output
-
-    if json_output:
-        detail = error.to_jsonable() if hasattr(error, "to_jsonable") else None
-        errors = [
-            detail
-            or {"code": code.name.lower(), "message": message, "nearest_valid": hint, "hints": []}
-        ]
-        output.print_json(output.envelope(COMMAND, code, None, errors=errors))
-    elif sys.stderr is not None:
-        try:
-            output.error_line(message, hint)
-            console = output.stderr_console()
-            for line in hints:
-                console.print(f"# {line}", markup=False, highlight=False)
-        except OSError:
-            pass  # stderr refuses the write: the exit code still tells
-    raise typer.Exit(int(code))
-
-
-def _print_plan(plan: InstallPlan, table: object, explain: bool) -> None:
-    from dlready import output
+def _print_plan(plan: InstallPlan, table: object, explain: bool, streams: Streams) -> None:
     from dlready.install.explain import full_lines, short_lines
     from dlready.install.table import CompatTable
 
-    # The command goes to stdout byte for byte: rich could wrap or interpret it. A closed,
-    # full or vanished stdout exits 3 with one error line, never a traceback.
-    with output.stdout_guard():
-        sys.stdout.write(plan.command_line + "\n")
+    # The command goes to stdout byte for byte: rich could wrap or interpret it.
+    streams.write(plan.command_line + "\n")
     lines = (
         full_lines(plan, table) if explain and isinstance(table, CompatTable) else short_lines(plan)
     )
     # Plain uncoloured text, so no rich Console: creating one costs ~19 ms, a tenth of this
     # command's time budget (benchmarks/bench_install_cmd.py). The explanation is best effort:
     # with stderr closed (`2>&-`) the command on stdout is still the result.
-    _stderr_line("\n".join(lines))
+    streams.diagnostic("\n".join(lines))

@@ -200,7 +200,7 @@ def _toolkit_home(
 
 
 def _join(home: str, *parts: str, windows: bool) -> str:
-    return (ntpath if windows else posixpath).join(home, *parts)
+    return str((ntpath if windows else posixpath).join(home, *parts))
 
 
 def _complete_toolkit(tools: ToolBackend, home: str, windows: bool) -> bool:
@@ -353,7 +353,7 @@ def _toolkit_elsewhere(
 ) -> str | None:
     """A complete toolkit the build would not use: where the nvcc on PATH really lives (a link
     or a wrapper script's target), or ``/usr/local/cuda``."""
-    candidates = []
+    candidates: list[str] = []
     if nvcc_path:
         real = tools.realpath(nvcc_path)
         path_module = ntpath if windows else posixpath
