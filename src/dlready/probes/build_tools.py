@@ -13,6 +13,7 @@ from __future__ import annotations
 import ntpath
 import posixpath
 import re
+from collections.abc import Callable
 
 from dlready.model import (
     BuildTools,
@@ -122,13 +123,15 @@ def _first_line(text: str) -> str | None:
     return stripped.splitlines()[0].strip() if stripped else None
 
 
-def tool_from_run(name: str, path: str, run: ToolRun, parse: object) -> ToolInfo:
+def tool_from_run(
+    name: str, path: str, run: ToolRun, parse: Callable[[str], str | None]
+) -> ToolInfo:
     """A found tool with the version its run printed (or why it has none)."""
     located = Reading.read(path, Source.ENVIRONMENT)
     if run.error is not None:
         return ToolInfo(name, located, Reading.failed(Source.PROGRAM, f"{path}: {run.error}"))
     output = run.output
-    version = parse(output) if callable(parse) else None
+    version = parse(output)
     banner = _first_line(output)
     if version is None:
         reason = f"{' '.join(run.argv[1:])} printed no version (exit {run.returncode})"
