@@ -176,6 +176,7 @@ def linux_tools(
     extra_toolkit: tuple[str, str] | None = None,
     ninja: bool = True,
     python_h: bool = True,
+    packages: dict[str, str] | None = None,
 ) -> ReplayTools:
     """A Linux toolchain as a package manager lays it out: nvcc linked into /usr/bin."""
     paths: dict[str, str] = {}
@@ -218,6 +219,7 @@ def linux_tools(
         environ=environ or {},
         links=links,
         python_include="/usr/include/python3.12",
+        packages=packages,
     )
 
 
@@ -499,3 +501,17 @@ def test_check_json_with_stand_in_tools_on_path(tmp_path: Path) -> None:
     assert document["data"]["build"]["counts"] is True
     assert any(c["component"] == "build" for c in document["data"]["components"])
     assert completed.returncode == 1  # --fail-on build: the test venv's torch is CPU-only
+
+
+def test_cudnn_wheel_version_from_its_dist_info_folder() -> None:
+    """The recorded H100 had nvidia-cudnn-cu13 9.19.0.56 from pip (collect_env's pip list)."""
+    from dlready.probes.tools_gateway import dist_info_version
+
+    listing = {
+        "/site": ["nvidia_cudnn_cu13-9.19.0.56.dist-info", "torch-2.11.0+cu130.dist-info", "nvidia"]
+    }
+    assert dist_info_version("nvidia-cudnn-cu13", ["/x", "/site"], listing.get) == "9.19.0.56"
+    assert dist_info_version("nvidia-cudnn-cu12", ["/site"], listing.get) is None
+    snapshot = h100(linux_tools(packages={"nvidia-cudnn-cu13": "9.19.0.56"}))
+    assert snapshot.build is not None
+    assert snapshot.build.cudnn_version.value == "9.19.0.56 (pip nvidia-cudnn-cu13)"

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -187,13 +188,23 @@ class RealTools:
         return sysconfig.get_paths().get("include")
 
     def package_version(self, name: str) -> str | None:
-        """From the installed distribution's metadata (no import)."""
-        import importlib.metadata  # ~5 ms to import; only asked when a toolkit is present
+        """From the ``NAME-VERSION.dist-info`` folder on ``sys.path`` (the wheel's metadata);
+        listing the folders avoids importing ``importlib.metadata`` (~10-90 ms)."""
+        return dist_info_version(name, sys.path, self.list_dir)
 
-        try:
-            return importlib.metadata.version(name)
-        except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
-            return None
+
+def dist_info_version(
+    name: str, folders: Sequence[str], list_dir: Callable[[str], list[str] | None]
+) -> str | None:
+    """The version in the first ``<name>-<version>.dist-info`` folder found (names compared as
+    wheels write them: lower case, ``-`` and ``.`` as ``_``)."""
+    wanted = re.sub(r"[-_.]+", "_", name).lower() + "-"
+    for folder in folders:
+        for entry in list_dir(folder or ".") or ():
+            lowered = entry.lower()
+            if lowered.startswith(wanted) and lowered.endswith(".dist-info"):
+                return entry[len(wanted) : -len(".dist-info")]
+    return None
 
 
 def _slashed(path: str) -> str:
