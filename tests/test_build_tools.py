@@ -515,3 +515,29 @@ def test_cudnn_wheel_version_from_its_dist_info_folder() -> None:
     snapshot = h100(linux_tools(packages={"nvidia-cudnn-cu13": "9.19.0.56"}))
     assert snapshot.build is not None
     assert snapshot.build.cudnn_version.value == "9.19.0.56 (pip nvidia-cudnn-cu13)"
+
+
+def test_gcc_without_gxx_and_a_broken_nvcc() -> None:
+    tools = linux_tools()
+    broken = ReplayTools(
+        paths={"nvcc": "/usr/local/cuda-13.0/bin/nvcc", "gcc": "/usr/bin/gcc"},
+        outputs={
+            ("/usr/local/cuda-13.0/bin/nvcc", "--version"): ToolRun(
+                ("/usr/local/cuda-13.0/bin/nvcc", "--version"),
+                127,
+                "",
+                "nvcc: error while loading shared libraries: libnvrtc.so.13: cannot open shared object file",
+            ),
+            ("/usr/bin/gcc", "--version"): tools.run_all([["/usr/bin/gcc", "--version"]])[0],
+        },
+        files={
+            "/usr/local/cuda-13.0/bin/nvcc": "",
+            "/usr/local/cuda-13.0/include/cuda_runtime.h": "",
+        },
+    )
+    snapshot = h100(broken)
+    found = criteria(snapshot)
+    assert found["nvcc"] is Status.UNKNOWN
+    assert "exit 127" in advice(snapshot, "nvcc")
+    assert found["host_compiler"] is Status.BELOW_MINIMUM
+    assert "not its C++ compiler g++" in advice(snapshot, "host_compiler")

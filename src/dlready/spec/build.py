@@ -309,18 +309,26 @@ def _host_compiler(
     os_family = snapshot.platform.os
     if os_family is OperatingSystem.MACOS:
         return None
-    names = ("cl",) if os_family is OperatingSystem.WINDOWS else ("g++", "gcc")
-    tool = next(
-        (t for t in (build.compiler(n) for n in names) if t is not None and t.path.ok), None
-    )
-    if tool is None:
+    # Extensions are C++: torch builds them with the C++ driver (g++; cl.exe on Windows), and
+    # nvcc hands host code to it. gcc alone cannot link them.
+    name = "cl" if os_family is OperatingSystem.WINDOWS else "g++"
+    tool = build.compiler(name)
+    if tool is None or not tool.path.ok:
+        gcc = build.compiler("gcc")
+        only_gcc = name == "g++" and gcc is not None and gcc.path.ok
         return _criterion(
             "host_compiler",
             Status.BELOW_MINIMUM,
-            "not found",
+            "gcc without g++" if only_gcc else "not found",
             None,
             "program",
-            "No C++ compiler on PATH: no extension can be compiled; "
+            (
+                "gcc is installed but not its C++ compiler g++: no extension can be compiled; "
+                "`sudo apt install g++` (Debian/Ubuntu) or `sudo dnf install gcc-c++` "
+                "(Fedora/RHEL)."
+            )
+            if only_gcc
+            else "No C++ compiler on PATH: no extension can be compiled; "
             + _INSTALL_COMPILER.get(os_family, "install a C++ compiler")
             + ".",
         )
