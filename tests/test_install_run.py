@@ -88,15 +88,20 @@ def test_run_installs_into_the_named_interpreter_with_pip(tmp_path: Path) -> Non
     assert "dlready smoke" in result.stderr
 
 
-def test_run_with_uv_passes_the_target_interpreter(tmp_path: Path) -> None:
-    python, _ = stand_in_python(tmp_path)
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    uv_record = tmp_path / "uv.txt"
+def stand_in_uv(folder: Path) -> tuple[dict[str, str], Path]:
+    """PATH with a 'uv' that records its arguments and installs nothing."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    uv_record = folder / "uv.txt"
     uv = bin_dir / "uv"
     uv.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {shlex.quote(str(uv_record))}\n')
     uv.chmod(0o755)
-    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, uv_record
+
+
+def test_run_with_uv_passes_the_target_interpreter(tmp_path: Path) -> None:
+    python, _ = stand_in_python(tmp_path)
+    env, uv_record = stand_in_uv(tmp_path)
     result = dlready(
         "--python", str(python), *CPU_FLAGS, "--manager", "uv", "--run", "--yes", env=env
     )
@@ -164,10 +169,14 @@ def test_a_plan_for_another_machine_is_refused(tmp_path: Path) -> None:
     assert result.returncode == ExitCode.USAGE
     assert "another machine" in result.stderr
     assert not record.exists()
+    # The target is the interpreter running the tests: uv is a stand-in, so even a wrong
+    # acceptance would install nothing.
+    env, uv_record = stand_in_uv(tmp_path)
     here = f"{sys.version_info[0]}.{sys.version_info[1] + 1}"
-    result = dlready("--python", here, *CPU_FLAGS, "--run", "--yes")
+    result = dlready("--python", here, *CPU_FLAGS, "--manager", "uv", "--run", "--yes", env=env)
     assert result.returncode == ExitCode.USAGE
     assert f"--python {here}" in result.stderr
+    assert not uv_record.exists()
 
 
 def test_python_path_plans_for_that_interpreter(tmp_path: Path) -> None:
@@ -182,8 +191,11 @@ def test_python_path_plans_for_that_interpreter(tmp_path: Path) -> None:
     assert "no such interpreter" in missing.stderr
 
 
-def test_run_and_json_do_not_mix() -> None:
-    assert dlready("--run", "--json", *CPU_FLAGS).returncode == ExitCode.USAGE
+def test_run_and_json_do_not_mix(tmp_path: Path) -> None:
+    env, uv_record = stand_in_uv(tmp_path)
+    result = dlready("--run", "--yes", "--json", *CPU_FLAGS, "--manager", "uv", env=env)
+    assert result.returncode == ExitCode.USAGE
+    assert not uv_record.exists()
 
 
 # --- pure parts -------------------------------------------------------------------------------
