@@ -266,6 +266,19 @@ def render_markdown(report: CheckReport, snapshot: MachineSnapshot) -> str:
 
 # --- the build tools part (shown apart when it does not count toward the verdict) -------------
 
+# Kept beside the build renderers and merged in, so both tables label these criteria alike.
+_CRITERION_LABELS.update(
+    {
+        "torch_cuda": "PyTorch's CUDA",
+        "nvcc": "nvcc",
+        "cuda_home": "CUDA_HOME",
+        "host_compiler": "host compiler",
+        "ninja": "ninja",
+        "python_headers": "Python.h",
+        "compile_jobs_ram": "compile jobs / RAM",
+    }
+)
+
 
 def render_build_part(build: BuildPart, console: Console) -> None:
     """The build tools, when they are not already among the report's components."""
@@ -290,7 +303,7 @@ def render_build_part(build: BuildPart, console: Console) -> None:
             _criterion_label(criterion),
             f"[{style}]{STATUS_LABELS[criterion.status]}[/]",
             escape(_fmt(criterion.measured)),
-            escape(_fmt(criterion.recommended)),
+            escape(_fmt(criterion.minimum)),
         )
     if verdict.criteria:
         console.print(table)
@@ -317,7 +330,7 @@ def render_build_markdown(build: BuildPart) -> str:
     ]
     lines += [
         f"| {_criterion_label(c)} | {STATUS_LABELS[c.status]} | {_md_cell(_fmt(c.measured))} "
-        f"| {_md_cell(_fmt(c.recommended))} | {_md_cell(c.advice)} |"
+        f"| {_md_cell(_fmt(c.minimum))} | {_md_cell(c.advice)} |"
         for c in verdict.criteria
     ]
     if not verdict.criteria and verdict.advice:

@@ -126,7 +126,8 @@ def _criterion(
     source: str,
     advice: str = "",
 ) -> Criterion:
-    return Criterion(name, status, measured, "", expected, expected, source, advice)
+    # What is expected is the bar to meet; there is no better "recommended" tool.
+    return Criterion(name, status, measured, "", expected, None, source, advice)
 
 
 def _value(tool: ToolInfo) -> str | None:
