@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from dlready.exitcodes import ExitCode
 from dlready.model import (
     MachineSnapshot,
     OperatingSystem,
@@ -541,3 +542,45 @@ def test_gcc_without_gxx_and_a_broken_nvcc() -> None:
     assert "exit 127" in advice(snapshot, "nvcc")
     assert found["host_compiler"] is Status.BELOW_MINIMUM
     assert "not its C++ compiler g++" in advice(snapshot, "host_compiler")
+
+
+# --- the [build] profile key and saved snapshots through the CLI ------------------------------
+
+
+def test_build_key_in_a_spec_file() -> None:
+    from dlready.spec.profile import SpecError, parse_profile
+
+    base = 'schema = 1\nname = "x"\ntitle = "x"\n'
+    profile = parse_profile(base + "[build]\nrequired = true\nram_per_job_gib = 8\n", "x.toml")
+    assert profile.build.required
+    assert profile.build.ram_per_job_gib == 8.0
+    assert not parse_profile(base, "x.toml").build.required
+    with pytest.raises(SpecError, match=r"build\.jobs: unknown key"):
+        parse_profile(base + "[build]\njobs = 4\n", "x.toml")
+    with pytest.raises(SpecError, match=r"build\.required: expected a boolean"):
+        parse_profile(base + '[build]\nrequired = "yes"\n', "x.toml")
+
+
+def test_saved_snapshots_are_re_judged_with_the_build_part(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from dlready.cli import app
+
+    runner = CliRunner()
+    snapshot = to_jsonable(h100(linux_tools(nvcc=None)))
+    new = tmp_path / "new.json"
+    new.write_text(json.dumps(snapshot))
+    shown = json.loads(runner.invoke(app, ["check", "--snapshot", str(new), "--json"]).stdout)
+    assert shown["data"]["build"]["counts"] is False
+    statuses = {c["name"]: c["status"] for c in shown["data"]["build"]["verdict"]["criteria"]}
+    assert statuses["nvcc"] == "below_minimum"
+    counted = runner.invoke(app, ["check", "--snapshot", str(new), "--json", "--fail-on", "build"])
+    assert counted.exit_code == ExitCode.NOT_READY
+    assert json.loads(counted.stdout)["data"]["status"] == "below_minimum"
+    del snapshot["build"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(snapshot))
+    result = runner.invoke(app, ["check", "--snapshot", str(old), "--json"])
+    document = json.loads(result.stdout)
+    assert document["data"]["build"]["verdict"]["status"] == "unknown"
+    assert document["data"]["snapshot"]["build"] is None
