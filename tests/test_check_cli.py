@@ -103,8 +103,12 @@ def test_markdown_report(tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["check", "--markdown", "--snapshot", str(_saved_snapshot(tmp_path, "h100-80gb-hbm3"))]
     )
-    assert result.stdout.startswith("## dlready check: meets rec")
-    assert "| GPU 0: NVIDIA H100 80GB HBM3 | VRAM | meets rec | 79.65 GiB |" in result.stdout
+    assert result.stdout.startswith("## dlready check: meets rec · not judged: CPU max clock")
+    assert "| **GPU 0: NVIDIA H100 80GB HBM3** | | **meets rec** |" in result.stdout
+    assert "| | VRAM | meets rec | 79.65 GiB |" in result.stdout
+    # A re-judged snapshot says so: of which host, and when.
+    assert "Saved snapshot " in result.stdout
+    assert "re-judged, not probed now" in result.stdout
 
 
 @pytest.mark.parametrize(

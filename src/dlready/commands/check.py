@@ -216,7 +216,8 @@ def _check(
         report, build = build_report(snapshot, profile, spec, fail_on)
     except SpecError as exc:
         raise CommandError(ExitCode.USAGE, Problem("bad_spec", str(exc))) from None
-    return _result(report, build, snapshot, fail_on, strict)
+    origin = str(snapshot_file) if snapshot_file is not None else None
+    return _result(report, build, snapshot, fail_on, strict, origin)
 
 
 def _probe(psu_watts: float | None) -> MachineSnapshot:
@@ -244,6 +245,7 @@ def _result(
     snapshot: MachineSnapshot,
     fail_on: FailOn,
     strict: bool,
+    snapshot_origin: str | None = None,
 ) -> CommandResult:
     from dlready.render.check_json import build_jsonable, report_jsonable
     from dlready.result import CommandResult, Problem
@@ -251,13 +253,15 @@ def _result(
     def text(streams: Streams) -> None:
         from dlready.render.check_render import render_build_part, render_table
 
-        render_table(report, snapshot, streams.console)
+        render_table(report, snapshot, streams.console, snapshot_origin)
         render_build_part(build, streams.console)
 
     def markdown(streams: Streams) -> None:
         from dlready.render.check_render import render_build_markdown, render_markdown
 
-        streams.write(render_markdown(report, snapshot) + render_build_markdown(build))
+        streams.write(
+            render_markdown(report, snapshot, snapshot_origin) + render_build_markdown(build)
+        )
 
     data = report_jsonable(report, snapshot, str(fail_on), strict)
     data["build"] = build_jsonable(build)

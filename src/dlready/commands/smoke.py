@@ -315,7 +315,11 @@ def _smoke(
         ]
 
     def text(streams: Streams) -> None:
-        render_report(report, streams.console)
+        import os
+
+        from dlready.smoke.render import rank_label
+
+        render_report(report, streams.console, rank_label(os.environ))
 
     return CommandResult(
         "smoke",

@@ -298,7 +298,8 @@ def _linear_in(ctx: DeviceContext, key: str) -> Outcome:
         **measured,
     )
     return passed(
-        f"16x5 result within {ratio:.2g} of the {key} bound (largest error {largest_error:.2g})",
+        f"16x5 result: largest error {largest_error:.2g}, {ratio:.0%} of what {key} rounding "
+        "allows",
         **measured,
     )
 
@@ -652,7 +653,9 @@ def _autocast_check(ctx: DeviceContext, key: str) -> Outcome:
         **measured,
     )
     return passed(
-        f"{key} output within {ratio:.2g} of its bound; {drift:.2g} from float32", **measured
+        f"{key} output: largest error {largest_error:.2g}, {ratio:.0%} of what {key} rounding "
+        f"allows; {drift:.2g} from float32",
+        **measured,
     )
 
 

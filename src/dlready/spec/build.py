@@ -25,7 +25,28 @@ from dlready.model import (
 )
 from dlready.spec.bar import FailOn
 from dlready.spec.profile import BuildRule
-from dlready.spec.verdict import CheckReport, ComponentVerdict, Criterion, Status, worst
+from dlready.spec.verdict import (
+    CRITERION_LABELS,
+    CheckReport,
+    ComponentVerdict,
+    Criterion,
+    Status,
+    worst,
+)
+from dlready.spec.verdict import _component as judged_component  # the one rule for a part
+
+# The words people read for this part's criteria, in every table that shows them.
+CRITERION_LABELS.update(
+    {
+        "torch_cuda": "PyTorch's CUDA",
+        "nvcc": "nvcc",
+        "cuda_home": "CUDA_HOME",
+        "host_compiler": "host compiler",
+        "ninja": "ninja",
+        "python_headers": "Python.h",
+        "compile_jobs_ram": "compile jobs / RAM",
+    }
+)
 
 GIB = 1024**3
 SUBJECT = "Build tools"
@@ -370,7 +391,7 @@ def _host_compiler(
     major = _major(version)
     if maximum is None or major is None:
         return _criterion("host_compiler", Status.UNKNOWN, measured, None, "derived")
-    expected = f"gcc {maximum} at most"
+    expected = f"gcc {maximum} or older"
     if major > maximum:
         compiler = "g++" if tool.name == "g++" else "gcc"
         return _criterion(
@@ -434,9 +455,7 @@ def _ninja(build: BuildTools) -> Criterion:
 
 def _python_headers(snapshot: MachineSnapshot, build: BuildTools) -> Criterion:
     if build.python_headers.ok:
-        return _criterion(
-            "python_headers", Status.MEETS_RECOMMENDED, build.python_headers.value, None, "file"
-        )
+        return _criterion("python_headers", Status.MEETS_RECOMMENDED, "found", None, "file")
     python = snapshot.platform.python_version.value or ""
     minor = ".".join(python.split(".")[:2]) or "3.X"
     folder = build.python_include_dir.value or "this Python's include folder"
@@ -492,9 +511,9 @@ def _compile_jobs(snapshot: MachineSnapshot, build: BuildTools, rule: BuildRule)
                 "The CPU count could not be read, so ninja's default job count is unknown.",
             )
         jobs = ninja_default_jobs(math.floor(cpus_reading.value))
-        why = "ninja's default: CPUs + 2; MAX_JOBS is not set"
+        why = "ninja's default"
     measured = f"{jobs} jobs ({why})"
-    expected = f"{allowed} jobs"
+    expected = f"≤ {allowed} jobs (RAM)"
     ram_gib = ram.value / GIB
     if allowed < 1:
         return _criterion(
@@ -514,7 +533,9 @@ def _compile_jobs(snapshot: MachineSnapshot, build: BuildTools, rule: BuildRule)
             measured,
             expected,
             "derived",
-            f"{jobs} parallel compile jobs × {per_job:g} GiB is more than the {ram_gib:.1f} GiB "
+            f"{jobs} parallel compile jobs ({why}"
+            + ("" if why == "MAX_JOBS" else ": CPUs + 2, as MAX_JOBS is not set")
+            + f") × {per_job:g} GiB is more than the {ram_gib:.1f} GiB "
             f"of RAM: builds get killed (out of memory). RAM allows {allowed}: "
             f"export MAX_JOBS={allowed}",
         )
@@ -576,13 +597,7 @@ def judge_build(snapshot: MachineSnapshot, rule: BuildRule) -> ComponentVerdict:
     ]
     if cuda_relevant:
         notes.append(_cudnn_note(build))
-    status = worst([c.status for c in criteria])
-    ordered = sorted(criteria, key=lambda c: _ORDER.index(c.status))
-    advice = next((c.advice for c in ordered if c.advice), "")
-    return ComponentVerdict("build", SUBJECT, status, tuple(criteria), advice, tuple(notes))
-
-
-_ORDER = (Status.BELOW_MINIMUM, Status.UNKNOWN, Status.MEETS_MINIMUM, Status.MEETS_RECOMMENDED)
+    return judged_component("build", SUBJECT, criteria, notes)
 
 
 def build_counts(rule: BuildRule, fail_on: FailOn) -> bool:

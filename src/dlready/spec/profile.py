@@ -135,7 +135,16 @@ class SpecProfile:
     gpu_caveats: tuple[Caveat, ...]
     psu: PsuRule
     cooling: Thresholds
+    judges_psu: bool = True
+    """False when the spec has no ``[psu]`` table: the power supply is then not judged."""
+    judges_cooling: bool = True
+    """False when the spec has no ``[cooling]`` table: cooling is then not judged."""
     build: BuildRule = field(default_factory=BuildRule)
+
+    @property
+    def judges_gpus(self) -> bool:
+        """GPUs are judged when one is required or any GPU criterion is named."""
+        return self.gpu_required or bool(self.gpu.minimum) or bool(self.gpu.recommended)
 
 
 def builtin_profile_names() -> list[str]:
@@ -310,7 +319,10 @@ def parse_profile(text: str, origin: str) -> SpecProfile:
         cpu=_thresholds(data, "cpu"),
         memory=_thresholds(data, "memory"),
         gpu=_thresholds(data, "gpu"),
-        gpu_required=bool(gpu.get("required", True)),
+        # Naming any GPU criterion means a GPU is expected; `required` overrides either way.
+        gpu_required=bool(
+            gpu.get("required", bool(gpu.get("minimum")) or bool(gpu.get("recommended")))
+        ),
         gpu_caveats=tuple(
             Caveat(c["below_compute_capability"], str(c["text"]).strip())
             for c in gpu.get("caveats", [])
@@ -327,6 +339,8 @@ def parse_profile(text: str, origin: str) -> SpecProfile:
             reasoning=str(psu.get("reasoning", "")).strip(),
         ),
         cooling=_thresholds(data, "cooling"),
+        judges_psu="psu" in data,
+        judges_cooling="cooling" in data,
         build=BuildRule(
             required=bool(build.get("required", False)),
             ram_per_job_gib=float(build.get("ram_per_job_gib", BuildRule.ram_per_job_gib)),
