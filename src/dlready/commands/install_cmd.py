@@ -15,8 +15,9 @@ from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from dlready.install.facts import FactOverrides, MachineFacts
-    from dlready.install.planner import InstallPlan, InstallWishes
+    from dlready.install.plan import InstallPlan, InstallWishes
     from dlready.install.run import TargetInterpreter
+    from dlready.install.table import CompatTable
     from dlready.result import CommandResult, Streams
 
 COMMAND = "install-cmd"
@@ -160,7 +161,7 @@ def _install_cmd(
     from dlready.install import run as install_run
     from dlready.install.errors import PlanError
     from dlready.install.facts import FactOverrides, validate_overrides
-    from dlready.install.planner import InstallWishes
+    from dlready.install.plan import InstallWishes
     from dlready.install.table import CompatTableError, load_compat_table
     from dlready.result import CommandError, CommandResult, Problem, usage_error
 
@@ -220,7 +221,7 @@ def _install_cmd(
         ) from None
 
     if run_args.run and target is not None:
-        _run_plan(plan, target, run_args.assume_yes)
+        _run_plan(plan, table, target, run_args.assume_yes)
 
     def text(streams: Streams) -> None:
         _print_plan(plan, table, explain, streams)
@@ -245,7 +246,9 @@ def _plan(facts: MachineFacts, wishes: InstallWishes, channel: str) -> InstallPl
     return plan_install(facts, wishes) if name == "stable" else plan_channel(facts, wishes, name)
 
 
-def _run_plan(plan: InstallPlan, target: TargetInterpreter, assume_yes: bool) -> NoReturn:
+def _run_plan(
+    plan: InstallPlan, table: CompatTable, target: TargetInterpreter, assume_yes: bool
+) -> NoReturn:
     """``--run``: print the command, ask, run it with the terminal's streams, and end with its
     exit status (docs/install-cmd.md). Refusals raise :class:`CommandError`."""
     import sys
@@ -260,7 +263,7 @@ def _run_plan(plan: InstallPlan, target: TargetInterpreter, assume_yes: bool) ->
         argv = install_run.run_argv(plan, target)
         with output.stdout_guard():
             sys.stdout.write(command_line(argv) + "\n")
-        output.stderr_line("\n".join(short_lines(plan)))
+        output.stderr_line("\n".join(short_lines(plan, table)))
         confirmed = install_run.confirm(assume_yes, sys.stdin, sys.stderr)
         if not confirmed:
             raise CommandError(
@@ -294,7 +297,12 @@ _DETECTION_HINT = (
 
 def _facts(overrides: FactOverrides) -> MachineFacts:
     """Detected facts with the flags applied; no probing when the flags say everything."""
-    from dlready.install.facts import apply_overrides, facts_from_overrides, facts_from_snapshot
+    from dlready.install.facts import (
+        apply_overrides,
+        facts_from_overrides,
+        facts_from_snapshot,
+        with_kernel_module,
+    )
     from dlready.result import CommandError, Problem
 
     if overrides.covers_detection:
@@ -319,18 +327,22 @@ def _facts(overrides: FactOverrides) -> MachineFacts:
                 _DETECTION_HINT,
             ),
         ) from None
-    return apply_overrides(facts_from_snapshot(snapshot), overrides)
+    facts = facts_from_snapshot(snapshot)
+    if not facts.driver_version.known:
+        # NVML gave no driver: the loaded kernel module may still say which one runs.
+        from dlready.probes.nvidia_module import probe_kernel_module
+
+        module = probe_kernel_module()
+        facts = with_kernel_module(facts, module.value if module.ok else None)
+    return apply_overrides(facts, overrides)
 
 
-def _print_plan(plan: InstallPlan, table: object, explain: bool, streams: Streams) -> None:
+def _print_plan(plan: InstallPlan, table: CompatTable, explain: bool, streams: Streams) -> None:
     from dlready.install.explain import full_lines, short_lines
-    from dlready.install.table import CompatTable
 
     # The command goes to stdout byte for byte: rich could wrap or interpret it.
     streams.write(plan.command_line + "\n")
-    lines = (
-        full_lines(plan, table) if explain and isinstance(table, CompatTable) else short_lines(plan)
-    )
+    lines = full_lines(plan, table) if explain else short_lines(plan, table)
     # Plain uncoloured text, so no rich Console: creating one costs ~19 ms, a tenth of this
     # command's time budget (benchmarks/bench_install_cmd.py). The explanation is best effort:
     # with stderr closed (`2>&-`) the command on stdout is still the result.

@@ -17,7 +17,14 @@ from typing import Any
 
 from dlready.install.errors import PlanError
 from dlready.install.facts import MachineFacts
-from dlready.install.planner import Candidate, InstallPlan, InstallWishes, PinnedPackage
+from dlready.install.plan import (
+    Candidate,
+    CoverageState,
+    DriverSupport,
+    InstallPlan,
+    InstallWishes,
+    PinnedPackage,
+)
 from dlready.install.table import CompatTable, load_compat_table
 from dlready.install.versions import compare_numeric, variant_kind, variant_sort_key
 
@@ -144,8 +151,12 @@ def _choose_cuda(
             v,
             verdicts[v] is not False,
             v == chosen,
-            "unknown",
-            {True: "full", False: "too-old", None: "unknown"}[verdicts[v]],
+            CoverageState.UNKNOWN,
+            {
+                True: DriverSupport.FULL,
+                False: DriverSupport.TOO_OLD,
+                None: DriverSupport.UNKNOWN,
+            }[verdicts[v]],
             "chosen" if v == chosen else ("driver too old" if verdicts[v] is False else "usable"),
         )
         for v in cuda

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlready.install.archs import ARCH_RULES
+from dlready.install.caveats import checked_line
 from dlready.install.facts import Fact, MachineFacts
-from dlready.install.planner import InstallPlan
-from dlready.install.table import CompatTable
+from dlready.install.plan import InstallPlan
+from dlready.install.table import CompatTable, PublicSource
 
 PREFIX = "# "
 
@@ -50,7 +52,7 @@ def fact_rows(facts: MachineFacts) -> list[tuple[str, str, str]]:
     return rows
 
 
-def short_lines(plan: InstallPlan) -> list[str]:
+def short_lines(plan: InstallPlan, table: CompatTable) -> list[str]:
     """The default stderr text: what was chosen, from which facts, and the warnings."""
     facts = ", ".join(
         f"{name} {value} ({origin.split(':')[0]})" for name, value, origin in fact_rows(plan.facts)
@@ -61,7 +63,7 @@ def short_lines(plan: InstallPlan) -> list[str]:
     ]
     lines += [reason for reason in plan.reasons if not reason.startswith(f"torch {plan.torch}:")]
     lines += [f"warning: {warning}" for warning in plan.warnings]
-    lines.append(f"(--explain for the full reasoning; table checked {plan.table_checked_on})")
+    lines.append(f"({checked_line(table)}; --explain for the full reasoning)")
     return [PREFIX + line for line in lines]
 
 
@@ -90,10 +92,18 @@ def full_lines(plan: InstallPlan, table: CompatTable) -> list[str]:
         lines.append(f"index: {plan.index_flag} {plan.index_url}")
     if plan.channels:
         lines.append("channels: " + " ".join(plan.channels))
-    lines.append("sources:")
-    lines += [f"  {source}" for source in plan.sources]
-    lines.append("table sources:")
-    lines += [f"  {text}" for text in table.sources.values()]
-    lines.append("arch rules (ARCH-COMPAT.md):")
-    lines += [f"  {index}. {rule}" for index, rule in enumerate(table.arch_rules, start=1)]
+    lines.append(f"{checked_line(table)}; the public pages behind this plan:")
+    lines += [f"  {source.title}: {source.url}" for source in _plan_sources(plan, table)]
+    rules = table.public_sources.get("arch_rules")
+    lines.append("GPU code rules" + (f" ({rules.title}: {rules.url})" if rules else "") + ":")
+    lines += [f"  {index}. {rule}" for index, rule in enumerate(ARCH_RULES, start=1)]
     return [PREFIX + line for line in lines]
+
+
+def _plan_sources(plan: InstallPlan, table: CompatTable) -> list[PublicSource]:
+    topics = ["commands", "python"]
+    if plan.variant.startswith("cu"):
+        topics += ["drivers", "arch_lists"]
+    if plan.manager == "conda":
+        topics.append("conda")
+    return [table.public_sources[topic] for topic in topics if topic in table.public_sources]

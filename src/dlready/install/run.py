@@ -23,7 +23,7 @@ from typing import TextIO
 
 from dlready.exitcodes import ExitCode
 from dlready.install.facts import GIVEN, Fact, FactOverrides, MachineFacts
-from dlready.install.planner import InstallPlan
+from dlready.install.plan import InstallPlan
 from dlready.probes.tools_gateway import RealTools, ToolBackend, command_line, run_streaming
 
 INTERPRETER_PROBE = (

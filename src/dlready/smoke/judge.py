@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
+from dlready.probes.pci import nvidia_devices_on_bus
 from dlready.smoke.explain import ExplainContext, diagnose_cuda_unavailable, explain_result
 from dlready.smoke.peaks import PeaksTable, expectation_for, grade_speed, match_gpu
 from dlready.smoke.report import (
@@ -20,8 +21,6 @@ from dlready.smoke.report import (
     SmokeReport,
     TorchBuild,
 )
-
-PCI_VENDOR_NVIDIA = "0x10de"
 
 
 def nvidia_gpu_present(snapshot: MachineSnapshot | None) -> bool | None:
@@ -35,7 +34,7 @@ def nvidia_gpu_present(snapshot: MachineSnapshot | None) -> bool | None:
         return True
     pci = getattr(snapshot, "pci_display_devices", None)
     if pci is not None and pci.ok:
-        return any(device.vendor_id == PCI_VENDOR_NVIDIA for device in pci.value or ())
+        return bool(nvidia_devices_on_bus(pci))
     if stack is not None and stack.device_count.ok:
         return False
     return None

@@ -23,6 +23,7 @@ from dlready.model import (
     StackState,
     StrEnum,
 )
+from dlready.probes.pci import nvidia_devices_on_bus
 from dlready.spec.bar import FailOn
 from dlready.spec.profile import SpecProfile
 from dlready.words import clock_event_words, vendor_words
@@ -594,7 +595,7 @@ def _no_gpu_verdict(snapshot: MachineSnapshot, profile: SpecProfile) -> Componen
     """
     nvidia = snapshot.stack(GpuVendor.NVIDIA)
     pci = snapshot.pci_display_devices
-    nvidia_on_bus = [d for d in (pci.value or ()) if d.vendor_id == "0x10de"] if pci.ok else []
+    nvidia_on_bus = nvidia_devices_on_bus(pci)
     status = Status.BELOW_MINIMUM if profile.gpu_required else Status.MEETS_RECOMMENDED
     unusable = Status.BELOW_MINIMUM if profile.gpu_required else Status.UNKNOWN
     if nvidia is not None and nvidia.state not in (StackState.OK, StackState.NOT_INSTALLED):
