@@ -160,7 +160,8 @@ def check_command(
     strict: Annotated[
         bool,
         typer.Option(
-            "--strict", help="Also exit 1 when a component could not be judged (unknown)."
+            "--strict",
+            help="Also exit 1 when anything could not be judged (a part, or one criterion).",
         ),
     ] = False,
     list_profiles: Annotated[
@@ -171,7 +172,8 @@ def check_command(
 
     Exit 0: everything meets the bar (--fail-on); 1: something is below it; 2: usage or input
     error (bad flag, spec file or snapshot); 3: the check itself could not run.
-    "unknown" (could not be measured) does not fail unless --strict.
+    What could not be measured is "not judged": it neither passes nor hides what was
+    measured, and fails only with --strict (or when nothing at all could be judged).
     """
     from dlready.result import run
 

@@ -224,7 +224,9 @@ def _install_cmd(
         _run_plan(plan, table, target, run_args.assume_yes)
 
     def text(streams: Streams) -> None:
-        _print_plan(plan, table, explain, streams)
+        from dlready.render.install_render import render_plan
+
+        render_plan(plan, table, explain, streams)
 
     data = plan.to_jsonable()
     data["channel"] = run_args.channel.strip().lower()
@@ -255,8 +257,8 @@ def _run_plan(
 
     from dlready import output
     from dlready.install import run as install_run
-    from dlready.install.explain import short_lines
     from dlready.probes.tools_gateway import command_line
+    from dlready.render.install_render import short_lines
     from dlready.result import CommandError, Problem
 
     try:
@@ -335,15 +337,3 @@ def _facts(overrides: FactOverrides) -> MachineFacts:
         module = probe_kernel_module()
         facts = with_kernel_module(facts, module.value if module.ok else None)
     return apply_overrides(facts, overrides)
-
-
-def _print_plan(plan: InstallPlan, table: CompatTable, explain: bool, streams: Streams) -> None:
-    from dlready.install.explain import full_lines, short_lines
-
-    # The command goes to stdout byte for byte: rich could wrap or interpret it.
-    streams.write(plan.command_line + "\n")
-    lines = full_lines(plan, table) if explain else short_lines(plan, table)
-    # Plain uncoloured text, so no rich Console: creating one costs ~19 ms, a tenth of this
-    # command's time budget (benchmarks/bench_install_cmd.py). The explanation is best effort:
-    # with stderr closed (`2>&-`) the command on stdout is still the result.
-    streams.diagnostic("\n".join(lines))

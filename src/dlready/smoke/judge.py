@@ -12,7 +12,12 @@ from typing import Any
 
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
 from dlready.probes.pci import nvidia_devices_on_bus
-from dlready.smoke.explain import ExplainContext, diagnose_cuda_unavailable, explain_result
+from dlready.smoke.explain import (
+    ExplainContext,
+    cause_words,
+    diagnose_cuda_unavailable,
+    explain_result,
+)
 from dlready.smoke.peaks import PeaksTable, expectation_for, grade_speed, match_gpu
 from dlready.smoke.report import (
     CheckResult,
@@ -116,7 +121,7 @@ def judge_device_check(result: CheckResult, ctx: ExplainContext) -> CheckResult:
     measured = {**info, "cuda_unavailable_cause": str(diagnosis.cause)}
     if result.status is CheckStatus.PASS:
         message = (
-            f"an NVIDIA GPU is installed but torch cannot use it ({diagnosis.cause}); the "
+            f"an NVIDIA GPU is installed but torch cannot use it ({cause_words(diagnosis.cause)}); the "
             f"checks ran on {info.get('device')} instead"
         )
     else:

@@ -26,7 +26,7 @@ from dlready.model import (
 from dlready.probes.pci import nvidia_devices_on_bus
 from dlready.spec.bar import FailOn
 from dlready.spec.profile import SpecProfile
-from dlready.words import clock_event_words, vendor_words
+from dlready.words import clock_event_words, probe_words, vendor_words
 
 GIB = 1024**3
 _THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown", "hw_slowdown"})
@@ -879,7 +879,11 @@ def judge(
     software_verdict = judge_software(software)
     if software_verdict is not None:
         components.append(software_verdict)
-    notes = tuple(f"probe {e.probe} failed: {e.message}" for e in snapshot.errors) + tuple(
+    notes = tuple(
+        f"Reading {probe_words(e.probe)} failed ({e.message}); what it would have shown is "
+        "missing from this report"
+        for e in snapshot.errors
+    ) + tuple(
         f"{_gpu_subject(gpu)}: integrated or display-only GPU "
         f"({(gpu.memory_total_bytes.value or 0) / GIB:.1f} GiB), not judged"
         for gpu in display_only
