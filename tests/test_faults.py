@@ -306,7 +306,11 @@ def _environ(pid: int) -> list[bytes]:
     [
         pytest.param(["check"], {0, 1}, "Overall:", id="check"),
         pytest.param(["check", "--json"], {0, 1}, '"schema_version"', id="check-json"),
-        pytest.param(["install-cmd"], {0}, "pip install torch", id="install-cmd"),
+        # No install command for a machine whose NVIDIA driver is broken (docs/exit-codes.md):
+        # exit 2 naming the crash, with the CPU build as the way out.
+        pytest.param(
+            ["install-cmd"], {2}, "crashed (signal 11: a segmentation fault)", id="install-cmd"
+        ),
         pytest.param(["smoke", "--device", "cpu", "--json"], {0}, '"counts"', id="smoke"),
     ],
 )
@@ -321,7 +325,7 @@ def test_commands_survive_a_segfaulting_nvidia_library(
     assert time.monotonic() - started < 20
     assert result.returncode in codes, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    assert shows in result.stdout
+    assert shows in result.stdout + result.stderr
     if args[0] == "check":
         assert "crashed (signal 11: a segmentation fault)" in result.stdout
     assert _left_behind(env) == []

@@ -13,8 +13,10 @@ from dlready.model import MachineSnapshot, SnapshotFormatError, snapshot_from_js
 from dlready.spec.bar import FailOn
 
 if TYPE_CHECKING:
+    from dlready.install.judge import TorchFit
     from dlready.result import CommandResult, Streams
-    from dlready.spec.verdict import CheckReport, SoftwareFinding
+    from dlready.spec.build import BuildPart
+    from dlready.spec.verdict import CheckReport
 
 _ENV_PSU = "DLREADY_PSU_WATTS"
 
@@ -54,13 +56,11 @@ def load_snapshot_file(path: Path) -> MachineSnapshot:
 
 def software_finding(
     snapshot: MachineSnapshot,
-) -> tuple[SoftwareFinding | None, str | None, str | None]:
+) -> tuple[TorchFit | None, str | None, str | None]:
     """Ask the install planner whether the installed torch fits, and what to install.
 
     Returns the finding, the recommended install command, and a note when the planner failed.
     """
-    from dlready.spec.verdict import SoftwareFinding
-
     try:
         from dlready import install
 
@@ -69,29 +69,28 @@ def software_finding(
         no_command = install.explain_no_command(snapshot) if command is None else None
     except Exception as exc:  # noqa: BLE001  # a planner bug must not hide the hardware report
         return None, None, f"install planner failed: {type(exc).__name__}: {exc}"
-    finding = SoftwareFinding(
-        status=str(fit.status),
-        problems=tuple(fit.problems),
-        fix_command=fit.fix_command,
-        warnings=tuple(getattr(fit, "warnings", ()) or ()),
-    )
     return (
-        finding,
+        fit,
         command,
         (f"no PyTorch install command for this machine: {no_command}" if no_command else None),
     )
 
 
 def build_report(
-    snapshot: MachineSnapshot, profile_name: str | None, spec_file: Path | None
-) -> CheckReport:
-    """Load the profile and judge the snapshot.
+    snapshot: MachineSnapshot,
+    profile_name: str | None,
+    spec_file: Path | None,
+    fail_on: FailOn = FailOn.MINIMUM,
+) -> tuple[CheckReport, BuildPart]:
+    """Load the profile and judge the snapshot; the build tools part is folded into the report
+    when it counts (``[build] required`` or ``--fail-on build``).
 
     Raises:
         SpecError: when the profile or spec file is invalid.
     """
     from dataclasses import replace
 
+    from dlready.spec.build import fold_build, judge_build_part
     from dlready.spec.profile import DEFAULT_PROFILE, load_builtin_profile, load_profile_file
     from dlready.spec.verdict import judge
 
@@ -104,7 +103,8 @@ def build_report(
     report = judge(snapshot, profile, finding, command)
     if planner_note:
         report = replace(report, notes=(*report.notes, planner_note))
-    return report
+    build = judge_build_part(snapshot, profile.build, fail_on)
+    return fold_build(report, build), build
 
 
 def check_command(
@@ -145,14 +145,16 @@ def check_command(
         FailOn,
         typer.Option(
             "--fail-on",
-            help="Exit 1 when something is below this bar: minimum (default) or recommended.",
+            help="Exit 1 when something is below this bar: minimum (default), recommended, or "
+            "build (minimum, with the build tools for compiling extensions counted).",
             case_sensitive=False,
         ),
     ] = FailOn.MINIMUM,
     strict: Annotated[
         bool,
         typer.Option(
-            "--strict", help="Also exit 1 when a component could not be judged (unknown)."
+            "--strict",
+            help="Also exit 1 when anything could not be judged (a part, or one criterion).",
         ),
     ] = False,
     list_profiles: Annotated[
@@ -163,7 +165,8 @@ def check_command(
 
     Exit 0: everything meets the bar (--fail-on); 1: something is below it; 2: usage or input
     error (bad flag, spec file or snapshot); 3: the check itself could not run.
-    "unknown" (could not be measured) does not fail unless --strict.
+    What could not be measured is "not judged": it neither passes nor hides what was
+    measured, and fails only with --strict (or when nothing at all could be judged).
     """
     from dlready.result import run
 
@@ -205,11 +208,11 @@ def _check(
     else:
         snapshot = _probe(psu_watts)
     try:
-        report = build_report(snapshot, profile, spec)
+        report, build = build_report(snapshot, profile, spec, fail_on)
     except SpecError as exc:
         raise CommandError(ExitCode.USAGE, Problem("bad_spec", str(exc))) from None
     origin = str(snapshot_file) if snapshot_file is not None else None
-    return _result(report, snapshot, fail_on, strict, origin)
+    return _result(report, build, snapshot, fail_on, strict, origin)
 
 
 def _probe(psu_watts: float | None) -> MachineSnapshot:
@@ -233,29 +236,36 @@ def _probe(psu_watts: float | None) -> MachineSnapshot:
 
 def _result(
     report: CheckReport,
+    build: BuildPart,
     snapshot: MachineSnapshot,
     fail_on: FailOn,
     strict: bool,
     snapshot_origin: str | None = None,
 ) -> CommandResult:
-    from dlready.render.check_json import report_jsonable
+    from dlready.render.check_json import build_jsonable, report_jsonable
     from dlready.result import CommandResult, Problem
 
     def text(streams: Streams) -> None:
-        from dlready.render.check_render import render_table
+        from dlready.render.check_render import render_build_part, render_table
 
         render_table(report, snapshot, streams.console, snapshot_origin)
+        render_build_part(build, streams.console)
 
     def markdown(streams: Streams) -> None:
-        from dlready.render.check_render import render_markdown
+        from dlready.render.check_render import render_build_markdown, render_markdown
 
-        streams.write(render_markdown(report, snapshot, snapshot_origin))
+        streams.write(
+            render_markdown(report, snapshot, snapshot_origin) + render_build_markdown(build)
+        )
+
+    data = report_jsonable(report, snapshot, str(fail_on), strict)
+    data["build"] = build_jsonable(build)
 
     exit_code = ExitCode.NOT_READY if report.fails(fail_on, strict) else ExitCode.OK
     return CommandResult(
         "check",
         exit_code,
-        data=report_jsonable(report, snapshot, str(fail_on), strict),
+        data=data,
         status=str(report.status),
         # Probe failures are part of the report (its notes); in JSON they are listed as
         # errors too, so that a script sees them without reading the notes.

@@ -21,6 +21,7 @@ from typing import TypeVar
 
 from dlready import __version__
 from dlready.model import (
+    BuildTools,
     CpuInfo,
     DriverStack,
     GpuInfo,
@@ -46,6 +47,7 @@ from dlready.probes.nvml_gateway import NVML_TIMEOUT_S, NvmlBackend
 from dlready.probes.pci import probe_pci_display_devices
 from dlready.probes.platform_probe import operating_system, probe_platform
 from dlready.probes.psu import probe_power_supply
+from dlready.probes.tools_gateway import RealTools, ToolBackend
 from dlready.probes.torch_meta import probe_torch
 
 T = TypeVar("T")
@@ -64,6 +66,8 @@ class ProbeBackends:
     sysctl: Callable[[str], str | None] | None = None
     """macOS ``sysctl`` runner for the Apple probe; None uses the real one."""
     torch: Callable[[], TorchInstall] = probe_torch
+    tools: ToolBackend = field(default_factory=RealTools)
+    """Programs on PATH (nvcc, compilers) and toolchain files, for the build tools part."""
     nvml_timeout_s: float = NVML_TIMEOUT_S
     isolate_nvml: bool = True
     """Run the NVML probe in a forked child (where the platform allows it)."""
@@ -144,6 +148,12 @@ def _probe_apple(backends: ProbeBackends) -> GpuProbeResult:
     )
 
 
+def _probe_build(backends: ProbeBackends, os_family: OperatingSystem) -> BuildTools:
+    from dlready.probes.build_tools import probe_build_tools
+
+    return probe_build_tools(backends.tools, os_family)
+
+
 class _Timed:
     """Runs probes, timing each and turning an exception into a :class:`ProbeError`."""
 
@@ -194,20 +204,25 @@ def collect_snapshot(
             dmi_capacity_w=Reading.unsupported(Source.DMI, "not read"),
         )
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        nvidia_future: concurrent.futures.Future[GpuProbeResult] | None = None
-        isolated: _IsolatedNvidiaProbe | None = None
-        if os_family is not OperatingSystem.MACOS:
-            if backends.isolate_nvml and can_isolate():
-                isolated = _IsolatedNvidiaProbe(backends)
-            else:
+    isolated: _IsolatedNvidiaProbe | None = None
+    if os_family is not OperatingSystem.MACOS and backends.isolate_nvml and can_isolate():
+        # Forked before any thread of ours starts (see _IsolatedNvidiaProbe).
+        isolated = _IsolatedNvidiaProbe(backends)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            # The build tools probe waits on programs (nvcc, gcc): overlap it with the file
+            # probes.
+            build_future = pool.submit(
+                timed.run, "build", lambda: _probe_build(backends, os_family), BuildTools()
+            )
+            nvidia_future: concurrent.futures.Future[GpuProbeResult] | None = None
+            if os_family is not OperatingSystem.MACOS and isolated is None:
                 nvidia_future = pool.submit(
                     timed.run,
                     "nvidia",
                     lambda: _probe_nvidia(backends),
                     _failed_stack(GpuVendor.NVIDIA),
                 )
-        try:
             platform = timed.run(
                 "platform",
                 lambda: probe_platform(backends.files, backends.host),
@@ -237,9 +252,10 @@ def collect_snapshot(
                 )
             if nvidia_future is not None:
                 results.insert(0, nvidia_future.result())
-        finally:
-            if isolated is not None:  # Ctrl-C or a bug above: the child must not outlive us
-                isolated.child.kill()
+            build = build_future.result()
+    finally:
+        if isolated is not None:  # Ctrl-C or a bug above: the child must not outlive us
+            isolated.child.kill()
 
     stacks = tuple(stack for stack, _ in results)
     gpus: list[GpuInfo] = []
@@ -256,6 +272,7 @@ def collect_snapshot(
         power_supply=power_supply,
         torch=torch,
         pci_display_devices=pci,
+        build=build,
         probe_seconds=timed.seconds,
         errors=tuple(timed.errors),
     )

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
 from dlready.render.text import format_number, printable
+from dlready.spec.build import BuildPart
 from dlready.spec.verdict import CheckReport, ComponentVerdict, Criterion, Status, criterion_label
 from dlready.words import os_words, stack_state_words, vendor_words
 
@@ -47,6 +48,11 @@ def _fmt(value: float | str | None, unit: str = "") -> str:
     return printable(f"{text} {unit}".strip())
 
 
+def _gib(size_bytes: float) -> str:
+    """Bytes as GiB, rounded as the verdict rounds them, so the summary and the table agree."""
+    return f"{format_number(round(size_bytes / GIB, 2))} GiB"
+
+
 def gpu_range_label(indices: Sequence[int]) -> str:
     """``GPU 0-3`` for a contiguous run, ``GPU 0, 2, 5`` otherwise, ``GPU 1`` for one."""
     ordered = sorted(indices)
@@ -68,7 +74,7 @@ def _gpu_static_bits(gpu: GpuInfo) -> tuple[str, ...]:
     """What identical cards share: memory, architecture, PCIe link, power limit."""
     bits = []
     if gpu.memory_total_bytes.ok and gpu.memory_total_bytes.value:
-        bits.append(f"{gpu.memory_total_bytes.value / GIB:.1f} GiB")
+        bits.append(_gib(gpu.memory_total_bytes.value))
     if gpu.compute_capability.ok:
         bits.append(f"sm_{printable(gpu.compute_capability.value).replace('.', '')}")
     generation, width = gpu.pcie_generation_current, gpu.pcie_width_current
@@ -115,9 +121,8 @@ def _gpu_groups(gpus: Sequence[GpuInfo]) -> list[list[GpuInfo]]:
 
 
 def _driver_text(stack_state: str, version: str | None, cuda: str | None, reason: str) -> str:
-    if stack_state != "ok":
-        words = stack_state_words(stack_state)
-        return f"{words}: {printable(reason)}" if reason else words
+    if stack_state != "ok":  # the reason says it in words; the state's words are the fallback
+        return printable(reason) if reason else stack_state_words(stack_state)
     text = f"driver {printable(version)}" if version else "driver version unreadable"
     return f"{text}, CUDA {printable(cuda)}" if cuda else text
 
@@ -157,9 +162,9 @@ def machine_summary(snapshot: MachineSnapshot) -> list[tuple[str, str]]:
         cpu_bits.append(f"{cpu.package_temperature_c.value:.0f} °C now")
     lines.append(("CPU", ", ".join(cpu_bits)))
     if memory.effective_total_bytes.ok and memory.effective_total_bytes.value:
-        text = f"{memory.effective_total_bytes.value / GIB:.1f} GiB usable"
+        text = f"{_gib(memory.effective_total_bytes.value)} usable"
         if memory.total_bytes.ok and memory.total_bytes.value != memory.effective_total_bytes.value:
-            text += f" (host {memory.total_bytes.value / GIB:.1f} GiB)"  # type: ignore[operator]
+            text += f" (host {_gib(memory.total_bytes.value or 0)})"
         lines.append(("Memory", text))
     for stack in snapshot.driver_stacks:
         if stack.state.value == "not_applicable":
@@ -211,8 +216,10 @@ def short_subject(component: ComponentVerdict) -> str:
 
 def _gpu_key(component: ComponentVerdict) -> tuple[object, ...] | None:
     match = _GPU_SUBJECT.fullmatch(component.subject)
-    if component.component != "gpu" or match is None or component.status is Status.BELOW_MINIMUM:
-        return None  # a broken or below-minimum GPU keeps its own row and advice
+    if component.component != "gpu" or match is None:
+        return None
+    # Same card, same verdict, same words: a broken GPU's advice names its index, so it
+    # always keeps its own row.
     return (match.group(2), component.status, component.criteria, component.advice, component.notes)
 
 
@@ -483,3 +490,62 @@ def render_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+# --- the build tools part (shown apart when it does not count toward the verdict) -------------
+
+
+def render_build_part(build: BuildPart, console: Console) -> None:
+    """The build tools, when they are not already among the report's components."""
+    if build.counts:
+        return
+    verdict = build.verdict
+    console.print(
+        "[dim]"
+        + escape(
+            "Compiling extensions (flash-attn, apex, DeepSpeed ops): not part of the verdict "
+            "unless the profile's [build] required = true or --fail-on build."
+        )
+        + "[/]",
+        soft_wrap=True,
+    )
+    if verdict.criteria:
+        rows = tuple((criterion_label(c.name), c) for c in verdict.criteria)
+        parts = [DisplayPart("Build tools", "Build tools", verdict, rows)]
+        table = _table(parts)
+        if _natural_width(table) <= console.width:
+            console.print(table)
+        else:
+            _print_stacked(parts, console)
+    findings = [c.advice for c in verdict.criteria if c.advice] or (
+        [verdict.advice] if verdict.advice else []
+    )
+    for text in findings:
+        console.print(f"[dim]•[/] [bold]Build[/]: {escape(printable(text))}", soft_wrap=True)
+    for note in verdict.notes:
+        console.print(f"[dim]•[/] [bold]Build[/]: {escape(printable(note))}", soft_wrap=True)
+
+
+def render_build_markdown(build: BuildPart) -> str:
+    """The build tools section of the Markdown report (empty when it is among the components)."""
+    if build.counts:
+        return ""
+    verdict = build.verdict
+    lines = [
+        "",
+        "### Build tools (not part of the verdict)",
+        "",
+        "| Tool | Status | Found | Expected | Advice |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {criterion_label(c.name)} | {STATUS_LABELS[c.status]} | {_md_cell(_fmt(c.measured))} "
+        f"| {_md_cell(_fmt(c.minimum))} | {_md_cell(c.advice)} |"
+        for c in verdict.criteria
+    ]
+    if not verdict.criteria and verdict.advice:
+        lines.append(
+            f"| - | {STATUS_LABELS[verdict.status]} | - | - | {_md_cell(verdict.advice)} |"
+        )
+    lines += [f"- {_md_cell(note)}" for note in verdict.notes]
+    return "\n".join(lines) + "\n"
