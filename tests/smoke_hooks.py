@@ -30,6 +30,10 @@ def segfault_in_linear(registry: dict[str, Any]) -> None:
     """``linear.float32`` crashes the process in native code."""
 
     def crash(_ctx: Any) -> Any:
+        import sys
+
+        sys.stderr.write("linear.float32: crashing on purpose\n")
+        sys.stderr.flush()
         os.kill(os.getpid(), signal.SIGSEGV)
         time.sleep(10)
 

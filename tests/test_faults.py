@@ -415,6 +415,8 @@ def test_a_segfaulting_worker_names_the_signal() -> None:
     died = {check.name: check for check in results}["linear.float32"]
     explanation, _fix = explain_worker_death(died)
     assert "SIGSEGV, a segmentation fault" in explanation
+    # What the worker wrote to stderr before it died is still read after the kill.
+    assert "crashing on purpose" in died.measured["stderr_tail"]
 
 
 @pytest.mark.parametrize(

@@ -233,10 +233,10 @@ class WorkerProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._proc.wait(timeout=5)
         # Not stdout: the pump thread may be reading it, and closing it would wait for that.
-        for stream in (self._proc.stdin, self._stderr_file):
-            with contextlib.suppress(Exception):
-                if stream is not None:
-                    stream.close()
+        # Not the stderr file either: its tail still explains a crash (closed with this object).
+        with contextlib.suppress(Exception):
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
 
     def close(self) -> None:
         """Ask the worker to exit; kill it (and what it started) if it does not within seconds."""
