@@ -1,0 +1,217 @@
+"""The typed fleet report (pure: no torch). It round-trips through JSON with
+:func:`dlready.model.to_jsonable` / :func:`dlready.model.from_jsonable`.
+
+Units are in names: ``_s`` seconds, ``_bytes``, ``_tflops`` (TFLOP/s), ``_gbps`` (GB/s,
+1e9 bytes per second).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dlready.model import SnapshotFormatError, from_jsonable
+
+STEP_NAMES = (
+    "rendezvous",
+    "heterogeneity",
+    "health",
+    "collective_correctness",
+    "collective_speed",
+    "point_to_point",
+)
+STEP_TITLES = {
+    "rendezvous": "rendezvous and inventory",
+    "heterogeneity": "heterogeneity",
+    "health": "per-rank health and speed",
+    "collective_correctness": "collective correctness",
+    "collective_speed": "collective speed",
+    "point_to_point": "point to point between nodes",
+}
+
+
+@dataclass(frozen=True)
+class GpuSummary:
+    """One GPU of a node as its local rank 0 probed it (NVML)."""
+
+    index: int
+    name: str | None
+    uuid: str | None
+    memory_total_bytes: int | None
+    compute_capability: str | None
+    pcie_generation_max: int | None
+    pcie_width_max: int | None
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One node, probed once by its local rank 0 with ``check``'s probes."""
+
+    node: int
+    hostname: str
+    ranks: tuple[int, ...]
+    driver_version: str | None
+    cuda_driver_version: str | None
+    gpus: tuple[GpuSummary, ...]
+    cpu: str | None
+    nics: tuple[str, ...]
+    """Network links with their speed as ``name speed`` (``ib0 400 Gb/s``), where readable."""
+    nic_gbps: float | None
+    """The fastest network link of the node, in GB/s (None: unknown)."""
+    probe_errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """One of smoke's checks, run on this rank's device."""
+
+    name: str
+    status: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RankRecord:
+    """One rank: where it runs, its software, its device, what it measured, how it is judged."""
+
+    rank: int
+    local_rank: int
+    node: int
+    hostname: str
+    status: str
+    """``ok``, ``failed``, ``straggler``, ``missing`` (never joined) or ``lost`` (stopped answering)."""
+    device: str | None = None
+    device_name: str | None = None
+    device_uuid: str | None = None
+    memory_total_bytes: int | None = None
+    compute_capability: str | None = None
+    torch_version: str | None = None
+    torch_cuda: str | None = None
+    nccl_version: str | None = None
+    python_version: str | None = None
+    dlready_version: str | None = None
+    threads: int | None = None
+    smoke: tuple[SmokeResult, ...] = ()
+    matmul_dtype: str | None = None
+    matmul_tflops: float | None = None
+    matmul_expected_tflops: float | None = None
+    matmul_percent_of_median: float | None = None
+    memory_gbps: float | None = None
+    memory_expected_gbps: float | None = None
+    memory_percent_of_median: float | None = None
+    expected_source: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One of the six steps: how it ended and how long it took."""
+
+    name: str
+    status: str
+    """``ok``, ``failed``, ``timed_out`` or ``not_run``."""
+    seconds: float | None
+    timeout_s: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CollectiveCheck:
+    """One collective on known values, checked exactly on every rank."""
+
+    op: str
+    status: str
+    """``pass``, ``fail`` or ``error`` (the call itself raised)."""
+    message: str
+    wrong_senders: tuple[int, ...] = ()
+    """Ranks whose contribution arrived wrong (on any receiver)."""
+    wrong_receivers: tuple[int, ...] = ()
+    """Ranks that received a wrong result."""
+
+
+@dataclass(frozen=True)
+class CollectiveSpeed:
+    """``all_reduce`` of one message size in one group, with nccl-tests' formulas.
+
+    ``time_s`` is the average over the group's ranks of the time per call; algbw = size /
+    time; busbw = algbw x 2(n-1)/n (https://github.com/NVIDIA/nccl-tests/blob/master/doc/PERFORMANCE.md).
+    """
+
+    scope: str
+    """``world``, ``intra-node`` or ``inter-node``."""
+    group: str
+    ranks: tuple[int, ...]
+    size_bytes: int
+    iterations: int
+    time_s: float
+    algbw_gbps: float
+    busbw_gbps: float
+
+
+@dataclass(frozen=True)
+class LinkExpectation:
+    """What the link under a scope should carry, and where that figure comes from."""
+
+    scope: str
+    gbps: float | None
+    source: str
+    measured_busbw_gbps: float | None = None
+    percent: float | None = None
+
+
+@dataclass(frozen=True)
+class PointToPoint:
+    """One leg of the ring between nodes: ``src_rank`` sends to ``dst_rank``."""
+
+    src_rank: int
+    dst_rank: int
+    src_node: int
+    dst_node: int
+    src_host: str
+    dst_host: str
+    size_bytes: int
+    gbps: float | None
+    percent_of_median: float | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something that makes the fleet not ready or not uniform, with what to do about it."""
+
+    kind: str
+    message: str
+    fix: str
+    ranks: tuple[int, ...] = ()
+    hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FleetReport:
+    """Everything rank 0 gathered and judged."""
+
+    launcher: str
+    backend: str | None
+    world_size: int
+    timeout_s: float
+    nodes: tuple[NodeRecord, ...]
+    ranks: tuple[RankRecord, ...]
+    steps: tuple[StepRecord, ...]
+    collective_checks: tuple[CollectiveCheck, ...]
+    collective_speeds: tuple[CollectiveSpeed, ...]
+    link_expectations: tuple[LinkExpectation, ...]
+    point_to_point: tuple[PointToPoint, ...]
+    findings: tuple[Finding, ...]
+    notes: tuple[str, ...] = ()
+    seconds: float | None = None
+
+
+def report_from_jsonable(data: Any) -> FleetReport:
+    """Rebuild a report from ``fleet --json``'s ``data``.
+
+    Raises:
+        SnapshotFormatError: naming the JSON path of the first value that does not fit.
+    """
+    report: FleetReport = from_jsonable(FleetReport, data, "$.data")
+    if not isinstance(report, FleetReport):  # pragma: no cover  # from_jsonable builds the class
+        raise SnapshotFormatError("$.data: not a fleet report")
+    return report
