@@ -19,7 +19,15 @@ from dlready.fleet.report import STEP_TITLES, Finding, FleetReport, StepRecord
 if TYPE_CHECKING:
     from dlready.fleet.runtime import RankRun, WorkThread
 
-LOST_AFTER_S = 5.0
+
+def lost_after_s(timeout_s: float) -> float:
+    """Silence after which a rank is named as lost: 5 s, shorter only for short --timeout.
+
+    Heartbeats come every 0.5 s; under 2.5 s a busy host could miss a few and be misjudged.
+    """
+    return min(5.0, max(2.5, timeout_s / 4))
+
+
 POLL_S = 0.1
 PENDING_CHECK_S = 0.5
 TERM_GRACE_S = 1.5
@@ -60,7 +68,7 @@ class Coordinator:
         return shown + (f" and {len(ranks) - 8} more" if len(ranks) > 8 else "")
 
     def _stale(self, ranks: list[int]) -> list[int]:
-        """Ranks whose heartbeat has not moved for LOST_AFTER_S."""
+        """Ranks whose heartbeat has not moved for :func:`lost_after_s`."""
         now = time.monotonic()
         stale = []
         for rank in ranks:
@@ -68,7 +76,7 @@ class Coordinator:
             previous = self.beats.get(rank)
             if previous is None or previous[0] != beat:
                 self.beats[rank] = (beat, now)
-            elif now - previous[1] >= LOST_AFTER_S:
+            elif now - previous[1] >= lost_after_s(self.timeout_s):
                 stale.append(rank)
         return stale
 
@@ -127,7 +135,7 @@ class Coordinator:
             waiting = [r for r in missing if r not in lost]
             message = (
                 f"{self._who(lost)} stopped answering during {title}: no heartbeat for "
-                f"{LOST_AFTER_S:g} s (the process died, was stopped or its host hangs)"
+                f"{lost_after_s(self.timeout_s):g} s (the process died, was stopped or its host hangs)"
             )
             if waiting:
                 message += f"; {len(waiting)} other rank(s) were left waiting for it"

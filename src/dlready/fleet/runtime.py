@@ -10,7 +10,7 @@ Why it cannot hang:
 - The work of each step (collectives, kernels) runs on a worker thread; the main thread of
   every rank only watches: the deadline, the heartbeats, rank 0's verdict and signals.
 - Each rank's heartbeat thread bumps a counter in the store every half second; a rank whose
-  counter stops (killed, ``SIGSTOP``-ed, wedged) is named after :data:`LOST_AFTER_S`.
+  counter stops (killed, ``SIGSTOP``-ed, wedged) is named after a few seconds (``coordinator.lost_after_s``).
 - When rank 0 decides, it publishes ``abort:<code>`` or ``done:<code>``; every other rank
   exits with that code at once, even from inside a collective that will never return.
 """
@@ -51,8 +51,8 @@ from dlready.fleet.report import (
 )
 
 HEARTBEAT_INTERVAL_S = 0.5
-LOST_AFTER_S = 5.0
-"""A rank whose heartbeat has not moved for this long is named as lost (dead or stopped)."""
+RANK0_SILENT_S = 5.0
+"""Beyond the step timeout, how long the other ranks wait on a silent rank 0 before leaving."""
 POLL_S = 0.1
 TEST_HOOK_ENV = "DLREADY_FLEET_TEST_HOOK"
 """Tests only: ``module:function`` called with the rank's hook registry (tests/fleet_hooks.py)."""
@@ -702,7 +702,7 @@ def _follow(run: RankRun, worker: WorkThread, terminated: threading.Event) -> in
         now = time.monotonic()
         if rank0_beat != last_seen[0]:
             last_seen = (rank0_beat, now)
-        elif now - last_seen[1] > LOST_AFTER_S + run.options.timeout_s:
+        elif now - last_seen[1] > RANK0_SILENT_S + run.options.timeout_s:
             _say(f"rank {run.rank}: rank 0 stopped answering; giving up")
             return int(ExitCode.COULD_NOT_RUN)
         if isinstance(control, dict):
