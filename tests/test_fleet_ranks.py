@@ -8,6 +8,7 @@ each process and can kill, stop or slow one. Faults inside a rank come from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -150,7 +151,8 @@ def test_two_ranks_under_torchrun(tmp_path: Path) -> None:
     )
     for rank in data["ranks"]:
         assert rank["matmul_tflops"] > 0
-        assert rank["smoke"] and all(s["status"] == "pass" for s in rank["smoke"])
+        assert rank["smoke"]
+        assert all(s["status"] == "pass" for s in rank["smoke"])
     speeds = data["collective_speeds"]
     assert {s["scope"] for s in speeds} == {"intra-node"}
     for speed in speeds:
@@ -267,10 +269,8 @@ def _duty_cycle(pid: int, running: threading.Event) -> None:
     except ProcessLookupError:
         return
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
 
 
 def test_a_rank_slowed_from_outside_is_named_as_the_straggler() -> None:
