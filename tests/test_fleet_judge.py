@@ -284,3 +284,34 @@ def test_fleet_and_diff_modules_do_not_import_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
     assert completed.returncode == 0, completed.stderr
+
+
+def test_every_finding_kind_flag_and_step_is_documented() -> None:
+    import re
+    from pathlib import Path
+
+    import typer
+
+    from dlready.cli import app
+    from dlready.fleet.report import FINDING_KINDS, STEP_NAMES
+
+    root = Path(__file__).parents[1]
+    doc = (root / "docs/fleet.md").read_text()
+    for kind in FINDING_KINDS:
+        assert f"`{kind}`" in doc, f"docs/fleet.md does not document the finding {kind}"
+    schema = (root / "docs/json-schema.md").read_text()
+    for step in STEP_NAMES:
+        assert f"`{step}`" in schema
+    command = typer.main.get_command(app)
+    for name in ("fleet", "diff"):
+        sub = command.commands[name]  # type: ignore[attr-defined]
+        for param in sub.params:
+            for opt in param.opts:
+                if opt.startswith("--") and opt != "--help":
+                    assert f"`{opt}" in doc, f"docs/fleet.md does not document {name} {opt}"
+    sources = "".join(
+        p.read_text() for p in (root / "src/dlready/fleet").glob("*.py") if p.name != "report.py"
+    )
+    emitted = set(re.findall(r'kind="(\w+)"', sources))
+    emitted |= set(re.findall(r'^\s+\(\n?\s*"(\w+)",\n\s+"The ', sources, re.MULTILINE))
+    assert emitted == set(FINDING_KINDS)

@@ -20,6 +20,31 @@ STEP_NAMES = (
     "collective_speed",
     "point_to_point",
 )
+FINDING_KINDS = (
+    "missing_rank",
+    "lost_rank",
+    "stalled_rank",
+    "terminated",
+    "init_failed",
+    "driver",
+    "gpu_count",
+    "ranks_per_node",
+    "torch",
+    "torch_cuda",
+    "nccl",
+    "python",
+    "dlready",
+    "gpu_model",
+    "gpu_memory",
+    "pcie",
+    "health",
+    "straggler",
+    "below_peak",
+    "collective",
+    "link_speed",
+    "slow_link",
+)
+"""Every ``Finding.kind`` (documented in docs/fleet.md)."""
 STEP_TITLES = {
     "rendezvous": "rendezvous and inventory",
     "heterogeneity": "heterogeneity",
