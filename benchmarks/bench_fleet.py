@@ -21,6 +21,7 @@ Writes ``benchmarks/results/fleet.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -69,10 +70,8 @@ def overhead(runs: int) -> dict[str, Any]:
             )
             fleet_times.append(seconds)
             codes.append(code)
-            try:
+            with contextlib.suppress(ValueError, KeyError):
                 report_seconds.append(json.loads(stdout)["data"]["seconds"])
-            except (ValueError, KeyError):
-                pass
         fleet_median = statistics.median(fleet_times)
         base_median = statistics.median(base_times)
         results[f"{nproc}_ranks"] = {
@@ -151,15 +150,14 @@ def bus_bandwidth() -> dict[str, Any]:
 
 def scale() -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "tests"))
-    from fleet_scenarios import h100_fleet
-
+    from dlready.exitcodes import ExitCode
     from dlready.fleet.assemble import assemble
     from dlready.fleet.render import render_text
     from dlready.fleet.report import report_from_jsonable
     from dlready.model import to_jsonable
     from dlready.output import dump_json, envelope
-    from dlready.exitcodes import ExitCode
     from dlready.report_diff import diff_reports
+    from fleet_scenarios import h100_fleet
 
     def with_straggler(g: Any) -> None:
         g.results["health"][4321]["matmul_tflops"] = 600.0

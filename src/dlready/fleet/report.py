@@ -279,7 +279,7 @@ def _loader(hint: Any) -> Loader:
         def scalar(data: Any) -> Any:
             if not isinstance(data, accepted) or (hint is not bool and isinstance(data, bool)):
                 raise _BadValueError("", f"expected {hint.__name__}, got {data!r}")
-            return float(data) if hint is float else data
+            return float(data) if hint is float else data  # type: ignore[arg-type]
 
         return scalar
     origin = typing.get_origin(hint)
@@ -300,8 +300,9 @@ def _loader(hint: Any) -> Loader:
                 raise _BadValueError(f"[{index}]{exc.where}", exc.message) from None
 
         return sequence
-    if dataclasses.is_dataclass(hint):
-        plan = [(name, _loader(field_hint), optional) for name, field_hint, optional in _plan(hint)]
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        cls: Any = hint
+        plan = [(name, _loader(field_hint), optional) for name, field_hint, optional in _plan(cls)]
 
         def record(data: Any) -> Any:
             if not isinstance(data, dict):
@@ -315,7 +316,7 @@ def _loader(hint: Any) -> Loader:
                         raise _BadValueError(f".{name}{exc.where}", exc.message) from None
                 elif not optional:
                     raise _BadValueError(f".{name}", "missing")
-            return hint(**values)
+            return cls(**values)
 
         return record
 
