@@ -90,7 +90,7 @@ def load_report(path: Path) -> dict[str, Any]:
         raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ReportError(f"{path}: not JSON: {exc}") from None
-    from dlready.output import SCHEMA_VERSION
+    from dlready.output import READABLE_SCHEMA_VERSIONS
 
     if not isinstance(document, dict) or "command" not in document or "data" not in document:
         raise ReportError(f"{path}: not a dlready report (save one with `dlready check --json`)")
@@ -98,10 +98,11 @@ def load_report(path: Path) -> dict[str, Any]:
         raise ReportError(
             f"{path}: a `{document.get('command')}` report; diff compares check and fleet reports"
         )
-    if document.get("schema_version") != SCHEMA_VERSION:
+    if document.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
+        readable = ", ".join(str(v) for v in sorted(READABLE_SCHEMA_VERSIONS))
         raise ReportError(
             f"{path}: schema_version {document.get('schema_version')!r} is not supported "
-            f"(this dlready reads {SCHEMA_VERSION})"
+            f"(this dlready reads {readable})"
         )
     return document
 
@@ -235,6 +236,12 @@ def diff_reports(
             f"`{after.get('command')}` report"
         )
     walker = _Walker(include_volatile)
+    if before.get("schema_version") != after.get("schema_version"):
+        # Envelopes of two schema versions carry errors and warnings in other shapes; what
+        # the command found is still comparable.
+        keep = ("command", "dlready_version", "status", "exit_code", "data")
+        before = {key: before.get(key) for key in keep}
+        after = {key: after.get(key) for key in keep}
     walker.walk("", "", before, after)
     return walker.found
 

@@ -7,7 +7,7 @@ import enum
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -15,6 +15,7 @@ from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from dlready.fleet.report import FleetReport
+    from dlready.result import CommandResult
 
 DEFAULT_TIMEOUT_S = 60.0
 
@@ -24,13 +25,6 @@ class Backend(str, enum.Enum):
 
     NCCL = "nccl"
     GLOO = "gloo"
-
-
-def _fail(message: str, code: ExitCode, hint: str | None = None) -> typer.Exit:
-    from dlready.output import error_line
-
-    error_line(message, hint)
-    return typer.Exit(int(code))
 
 
 def fleet_command(
@@ -72,18 +66,37 @@ def fleet_command(
     (missing or lost rank, straggler, difference between nodes, wrong collective, slow link);
     2: usage error; 3: the fleet could not run (no torch, rank 0 unreachable).
     """
-    if as_json and as_markdown:
-        raise _fail("--json and --markdown cannot be combined", ExitCode.USAGE)
-    if not timeout > 0 or timeout > 86400:
-        raise _fail(f"--timeout {timeout:g} must be between 0 and 86400 seconds", ExitCode.USAGE)
-    from dlready.fleet.launch import LaunchError, read_launch
+    from dlready.result import (
+        CommandError,
+        CommandResult,
+        OutputFormat,
+        emit,
+        output_format,
+    )
 
+    fmt = OutputFormat.JSON if as_json else OutputFormat.TEXT
+    try:
+        fmt = output_format(as_json=as_json, as_markdown=as_markdown)
+        code, report = _run(backend, timeout, smoke)
+    except CommandError as error:
+        emit(CommandResult("fleet", error.exit_code, errors=(error.problem,)), fmt)
+        _leave(int(error.exit_code))
+    if report is None:
+        _leave(code)  # every rank but 0 leaves quietly with rank 0's verdict
+    _leave(int(emit(_result(report, ExitCode(code), output), fmt)))
+
+
+def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, FleetReport | None]:
+    from dlready.fleet.launch import LaunchError, read_launch
+    from dlready.result import CommandError, Problem, usage_error
+
+    if not timeout > 0 or timeout > 86400:
+        raise usage_error(f"--timeout {timeout:g} must be between 0 and 86400 seconds")
     try:
         launch = read_launch(os.environ)
     except LaunchError as exc:
-        raise _fail(
+        raise usage_error(
             f"cannot tell this process's place in the fleet: {exc}",
-            ExitCode.USAGE,
             "start it with torchrun, srun, or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT",
         ) from None
     # torch's C++ store and process-group warnings print stack frames when a peer goes away;
@@ -92,56 +105,55 @@ def fleet_command(
     try:
         from dlready.fleet import runtime
     except ImportError as exc:
-        raise _fail(
-            f"PyTorch cannot be imported ({exc}); the fleet runs on torch.distributed",
+        raise CommandError(
             ExitCode.COULD_NOT_RUN,
-            "`dlready install-cmd` prints the install command for this machine",
+            Problem(
+                "torch_not_installed",
+                f"PyTorch cannot be imported ({exc}); the fleet runs on torch.distributed",
+                "`dlready install-cmd` prints the install command for this machine",
+            ),
         ) from None
     options = runtime.Options(
         backend=backend.value if backend else None, timeout_s=timeout, smoke=smoke
     )
     try:
-        code, report = runtime.run_rank(launch, options)
+        return runtime.run_rank(launch, options)
     except runtime.AbortedError as exc:
-        from dlready.output import error_line
-
-        error_line(str(exc))
-        _leave(exc.code)
-    if report is not None:
-        code = _emit(report, code, as_json, as_markdown, output)
-    _leave(code)
+        raise CommandError(ExitCode(exc.code), Problem("could_not_run", str(exc))) from None
 
 
-def _emit(
-    report: FleetReport, code: int, as_json: bool, as_markdown: bool, output: Path | None
-) -> int:
+def _result(report: FleetReport, exit_code: ExitCode, output: Path | None) -> CommandResult:
     from dlready.fleet.render import render_markdown, render_text
     from dlready.model import to_jsonable
-    from dlready.output import dump_json, envelope, stdout_guard
+    from dlready.output import dump_json, envelope
+    from dlready.result import CommandResult, Problem, Streams
 
-    exit_code = ExitCode(code)
-    document = envelope("fleet", exit_code, to_jsonable(report))
+    data = to_jsonable(report)
+    errors: tuple[Problem, ...] = ()
     if output is not None:
         try:
             output.mkdir(parents=True, exist_ok=True)
+            document = envelope("fleet", exit_code, data)
             (output / "fleet.json").write_text(dump_json(document) + "\n", encoding="utf-8")
             (output / "fleet.md").write_text(render_markdown(report), encoding="utf-8")
         except OSError as exc:
-            from dlready.output import error_line
+            exit_code = ExitCode.COULD_NOT_RUN
+            errors = (
+                Problem(
+                    "could_not_run", f"cannot save the report in {output}: {exc.strerror or exc}"
+                ),
+            )
 
-            error_line(f"cannot save the report in {output}: {exc.strerror or exc}")
-            code = int(ExitCode.COULD_NOT_RUN)
-    with stdout_guard():
-        if as_json:
-            sys.stdout.write(dump_json(document) + "\n")
-        elif as_markdown:
-            sys.stdout.write(render_markdown(report))
-        else:
-            sys.stdout.write(render_text(report))
-    return code
+    def text(streams: Streams) -> None:
+        streams.write(render_text(report))
+
+    def markdown(streams: Streams) -> None:
+        streams.write(render_markdown(report))
+
+    return CommandResult("fleet", exit_code, data=data, errors=errors, text=text, markdown=markdown)
 
 
-def _leave(code: int) -> None:
+def _leave(code: int) -> NoReturn:
     """Exit now: a rank's worker thread may sit in a collective that never returns."""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError, AttributeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dlready.fleet.report import STEP_TITLES, CollectiveSpeed, FleetReport, RankRecord
+from dlready.render.text import printable
 
 _COLUMNS = (
     "node",
@@ -146,7 +147,8 @@ def render_text(report: FleetReport) -> str:
         )
     out.append("")
     out.extend(_findings_text(report))
-    return "\n".join(out) + "\n"
+    # Host and device names come from other machines: never let one repaint the terminal.
+    return "\n".join(printable(line) for line in out) + "\n"
 
 
 def _findings_text(report: FleetReport) -> list[str]:
@@ -198,7 +200,7 @@ def render_markdown(report: FleetReport) -> str:
     for finding in report.findings:
         out.append(f"- {finding.message}")
         out.append(f"  - fix: {finding.fix}")
-    return "\n".join(out) + "\n"
+    return "\n".join(printable(line) for line in out) + "\n"
 
 
 def status_counts(ranks: Sequence[RankRecord]) -> dict[str, int]:

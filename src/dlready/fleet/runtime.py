@@ -141,7 +141,7 @@ class Board:
 
 def _connect(launch: Launch, timeout_s: float) -> Any:
     hosts = launch.rank == 0 and not launch.agent_hosts_store
-    return dist.TCPStore(
+    return dist.TCPStore(  # type: ignore[attr-defined]
         launch.master_addr,
         launch.master_port,
         None,
@@ -169,7 +169,7 @@ def _sync(device: torch.device) -> None:
 
 def _nccl_version() -> str | None:
     try:
-        version = torch.cuda.nccl.version() if torch.cuda.is_available() else None
+        version = torch.cuda.nccl.version() if torch.cuda.is_available() else None  # type: ignore[no-untyped-call]
     except Exception:  # noqa: BLE001  # a build without NCCL
         return None
     if isinstance(version, tuple):
@@ -553,7 +553,9 @@ class RankRun:
             options["device_id"] = self.device
         dist.init_process_group(
             backend=backend,
-            store=dist.PrefixStore("pg", self.board.store),
+            store=dist.PrefixStore(  # type: ignore[attr-defined]
+                "pg", self.board.store
+            ),
             rank=self.rank,
             world_size=self.world,
             timeout=datetime.timedelta(seconds=self.options.timeout_s),
@@ -667,7 +669,11 @@ def run_rank(launch: Launch, options: Options) -> tuple[int, Any]:
             int(ExitCode.COULD_NOT_RUN),
             f"rank {launch.rank} could not reach rank 0 at {where} within {options.timeout_s:g} s",
         ) from None
-    board = Board(dist.PrefixStore(f"dlready-fleet/{launch.restart_count}", store))
+    board = Board(
+        dist.PrefixStore(  # type: ignore[attr-defined]
+            f"dlready-fleet/{launch.restart_count}", store
+        )
+    )
     run = RankRun(launch, options, board)
     terminated = threading.Event()
     _install_term_handler(terminated)
