@@ -154,3 +154,22 @@ def test_volatile_values_only_with_all() -> None:
     assert diff_reports(before, after) == []
     (difference,) = diff_reports(before, after, include_volatile=True)
     assert difference.path == "data.snapshot.captured_at"
+
+
+def test_refusals_are_the_json_envelope_too(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    good = _write(tmp_path, "good.json", _check_document())
+    completed = subprocess.run(
+        [sys.executable, "-m", "dlready", "diff", "--json", str(good), str(tmp_path / "no.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 2
+    document = json.loads(completed.stdout)
+    assert (document["command"], document["exit_code"]) == ("diff", 2)
+    assert document["errors"][0]["code"] == "bad_input"
+    assert "cannot read" in completed.stderr

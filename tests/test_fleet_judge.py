@@ -315,3 +315,32 @@ def test_every_finding_kind_flag_and_step_is_documented() -> None:
     emitted = set(re.findall(r'kind="(\w+)"', sources))
     emitted |= set(re.findall(r'^\s+\(\n?\s*"(\w+)",\n\s+"The ', sources, re.MULTILINE))
     assert emitted == set(FINDING_KINDS)
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "message"),
+    [
+        ({"RANK": "0", "WORLD_SIZE": "2"}, ["--json"], "MASTER_ADDR is not"),
+        ({}, ["--json", "--timeout", "0"], "--timeout 0 must be between"),
+        ({}, ["--json", "--markdown"], "cannot be combined"),
+    ],
+)
+def test_fleet_refusals_exit_2_before_importing_torch(
+    env: dict[str, str], args: list[str], message: str
+) -> None:
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "dlready", "fleet", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**environment, **env},
+    )
+    assert completed.returncode == 2
+    document = json.loads(completed.stdout)
+    assert (document["command"], document["exit_code"]) == ("fleet", 2)
+    assert message in document["errors"][0]["message"]
+    assert "Traceback" not in completed.stderr

@@ -251,21 +251,25 @@ def test_a_rank_stopped_mid_run_is_named_and_leaves_when_continued() -> None:
         assert lost["ranks"] == [1]
         assert "stopped answering" in lost["message"]
         assert _step(document, "collective_correctness")["seconds"] <= 10 + 2
-        # Continued, the stopped rank reads rank 0's verdict and exits with it.
+        # Continued, the stopped rank leaves: with rank 0's verdict if rank 0's store is still
+        # up, else with 3 and one line saying it lost rank 0; never a hang.
         fleet.procs[1].send_signal(signal.SIGCONT)
-        assert fleet.procs[1].wait(timeout=30) == 1
+        assert fleet.procs[1].wait(timeout=30) in (1, 3)
+        if fleet.procs[1].returncode == 3:
+            assert fleet.procs[1].stderr is not None
+            assert "lost contact with rank 0" in fleet.procs[1].stderr.read()
     finally:
         fleet.cleanup()
 
 
 def _duty_cycle(pid: int, running: threading.Event) -> None:
-    """Stop the process 60 ms out of every 80 ms while ``running`` is set."""
+    """Stop the process 40 ms out of every 80 ms while ``running`` is set: half its speed."""
     try:
         while running.is_set():
             os.kill(pid, signal.SIGSTOP)
-            time.sleep(0.06)
+            time.sleep(0.04)
             os.kill(pid, signal.SIGCONT)
-            time.sleep(0.02)
+            time.sleep(0.04)
     except ProcessLookupError:
         return
     finally:
