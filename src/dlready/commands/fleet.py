@@ -125,15 +125,15 @@ def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, Fle
 def _result(report: FleetReport, exit_code: ExitCode, output: Path | None) -> CommandResult:
     from dlready.fleet.render import render_markdown, render_text
     from dlready.model import to_jsonable
-    from dlready.output import dump_json, envelope
-    from dlready.result import CommandResult, Problem, Streams
+    from dlready.output import dump_json
+    from dlready.result import CommandResult, Problem, Streams, envelope_of
 
     data = to_jsonable(report)
     errors: tuple[Problem, ...] = ()
     if output is not None:
         try:
             output.mkdir(parents=True, exist_ok=True)
-            document = envelope("fleet", exit_code, data)
+            document = envelope_of(CommandResult("fleet", exit_code, data=data))
             (output / "fleet.json").write_text(dump_json(document) + "\n", encoding="utf-8")
             (output / "fleet.md").write_text(render_markdown(report), encoding="utf-8")
         except OSError as exc:
