@@ -344,3 +344,20 @@ def test_fleet_refusals_exit_2_before_importing_torch(
     assert (document["command"], document["exit_code"]) == ("fleet", 2)
     assert message in document["errors"][0]["message"]
     assert "Traceback" not in completed.stderr
+
+
+def test_nccl_without_a_gpu_is_a_usage_error() -> None:
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "dlready", "fleet", "--backend", "nccl", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**environment, "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert completed.returncode == 2
+    document = json.loads(completed.stdout)
+    assert "--backend nccl needs CUDA GPUs" in document["errors"][0]["message"]

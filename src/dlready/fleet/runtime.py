@@ -508,6 +508,8 @@ class RankRun:
         self.world = launch.world_size
         self.hooks = _load_hooks(launch.rank)
         self.device = torch.device("cpu")
+        self.comm_device = torch.device("cpu")
+        """Where collective buffers live: the GPU under NCCL, host memory under gloo."""
         self.layout: Layout | None = None
         self.intra_group: Any = None
         self.inter_group: Any = None
@@ -533,7 +535,7 @@ class RankRun:
         if step == "health":
             return self._health()
         if step == "collective_correctness":
-            return check_collectives(self.rank, self.world, self.device, self.hooks)
+            return check_collectives(self.rank, self.world, self.comm_device, self.hooks)
         if step == "collective_speed":
             return self._collective_speed()
         return self._point_to_point()
@@ -551,6 +553,7 @@ class RankRun:
         options: dict[str, Any] = {}
         if backend == "nccl" and self.device.type == "cuda":
             options["device_id"] = self.device
+            self.comm_device = self.device
         dist.init_process_group(
             backend=backend,
             store=dist.PrefixStore(  # type: ignore[attr-defined]
@@ -592,17 +595,17 @@ class RankRun:
         return {"smoke": smoke, **measure_speed(self.device)}
 
     def _collective_speed(self) -> dict[str, Any]:
-        sizes = message_sizes(self.device.type)
+        sizes = message_sizes(self.comm_device.type)
         figures: dict[str, Any] = {}
         layout = self.layout
         assert layout is not None
         if layout.node_count == 1:
-            figures["intra-node"] = time_all_reduce(None, sizes, self.device)
+            figures["intra-node"] = time_all_reduce(None, sizes, self.comm_device)
             return figures
-        figures["world"] = time_all_reduce(None, sizes, self.device)
-        figures["intra-node"] = time_all_reduce(self.intra_group, sizes, self.device)
+        figures["world"] = time_all_reduce(None, sizes, self.comm_device)
+        figures["intra-node"] = time_all_reduce(self.intra_group, sizes, self.comm_device)
         if self.inter_group is not None:
-            figures["inter-node"] = time_all_reduce(self.inter_group, sizes, self.device)
+            figures["inter-node"] = time_all_reduce(self.inter_group, sizes, self.comm_device)
         return figures
 
     def _point_to_point(self) -> dict[str, Any]:
@@ -614,7 +617,7 @@ class RankRun:
         index = layout.local_index(self.rank)
         send_to = layout.ranks_of_node((node + 1) % layout.node_count)[index]
         receive_from = layout.ranks_of_node((node - 1) % layout.node_count)[index]
-        result = ring_point_to_point(self.rank, send_to, receive_from, self.device)
+        result = ring_point_to_point(self.rank, send_to, receive_from, self.comm_device)
         return {"send_to": send_to, **result}
 
 
@@ -659,6 +662,11 @@ def run_rank(launch: Launch, options: Options) -> tuple[int, Any]:
     """Run this rank. Returns (exit code, the report for rank 0; None elsewhere)."""
     from dlready.fleet.coordinator import Coordinator
 
+    if options.backend == "nccl" and not torch.cuda.is_available():
+        raise AbortedError(
+            int(ExitCode.USAGE),
+            "--backend nccl needs CUDA GPUs and this rank sees none; use --backend gloo",
+        )
     try:
         store = _connect(launch, options.timeout_s)
     except Exception as exc:  # noqa: BLE001  # unreachable rank 0 or a port in use
