@@ -71,6 +71,7 @@ def fleet_command(
         CommandResult,
         OutputFormat,
         emit,
+        internal_error,
         output_format,
     )
 
@@ -81,6 +82,12 @@ def fleet_command(
     except CommandError as error:
         emit(CommandResult("fleet", error.exit_code, errors=(error.problem,)), fmt)
         _leave(int(error.exit_code))
+    except Exception as exc:  # a bug in dlready is one line, never a traceback
+        if os.environ.get("DLREADY_DEBUG"):
+            raise
+        problem = internal_error(exc)
+        emit(CommandResult("fleet", ExitCode.COULD_NOT_RUN, errors=(problem,)), fmt)
+        _leave(int(ExitCode.COULD_NOT_RUN))
     if report is None:
         _leave(code)  # every rank but 0 leaves quietly with rank 0's verdict
     _leave(int(emit(_result(report, ExitCode(code), output), fmt)))
