@@ -224,20 +224,46 @@ def test_a_rank_that_never_starts_is_named_within_the_timeout() -> None:
     assert fleet.procs[1].returncode == 1  # rank 1 learned the verdict and left
 
 
-def test_a_rank_killed_mid_run_is_named() -> None:
-    fleet = Fleet(2, timeout_s=10, hook="fleet_hooks:kill_rank_1_in_collectives")
-    code, out, err = fleet.finish_rank0()
-    document = _report(out)
-    assert code == 1, err[-2000:]
-    (lost,) = _findings(document, "lost_rank")
-    assert lost["ranks"] == [1]
-    assert lost["hosts"] == [socket.gethostname()]
+def test_a_rank_killed_mid_run_under_torchrun_is_named() -> None:
+    # torchrun stops every other rank (SIGTERM) as soon as one dies; rank 0 still reports, and
+    # names the rank that neither finished the step nor said it was stopped.
+    # (Without a launcher watching, a dead rank is found by its silent heartbeat: see the
+    # SIGSTOP test, which takes the same path.)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            "-m",
+            "dlready",
+            "fleet",
+            "--json",
+            "--timeout",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WALL_LIMIT_S,
+        env=_env(DLREADY_FLEET_TEST_HOOK="fleet_hooks:kill_rank_1_in_collectives"),
+        check=False,
+    )
+    assert completed.returncode == 1
+    document = _report(completed.stdout)
+    # Usually torchrun's SIGTERM comes first ("terminated"); on a very busy machine rank 0 may
+    # hear the silent heartbeat first ("lost_rank"). Either way rank 1 is the one named.
+    (named,) = _findings(document, "terminated") or _findings(document, "lost_rank")
+    assert named["ranks"] == [1]
+    assert named["hosts"] == [socket.gethostname()]
+    assert "during collective correctness" in named["message"]
     step = _step(document, "collective_correctness")
     assert step["status"] == "failed"
     assert step["seconds"] <= 10 + 2
-    assert {r["rank"]: r["status"] for r in document["data"]["ranks"]}[1] == "lost"
-    assert fleet.procs[1].returncode == -signal.SIGKILL
-    assert "Traceback" not in err
+    # torchrun prints its own traceback (ChildFailedError); none may come from dlready.
+    assert "/dlready/" not in "".join(
+        line for line in completed.stderr.splitlines() if line.strip().startswith("File ")
+    )
 
 
 def test_a_rank_stopped_mid_run_is_named_and_leaves_when_continued() -> None:
