@@ -12,7 +12,9 @@ from typer._click.exceptions import ClickException
 
 from dlready import __version__
 from dlready.commands.check import check_command
+from dlready.commands.diff import diff_command
 from dlready.commands.fit import fit_command
+from dlready.commands.fleet import fleet_command
 from dlready.commands.install_cmd import install_cmd_command
 from dlready.commands.smoke import smoke_command
 from dlready.exitcodes import EXIT_CODES_HELP
@@ -89,6 +91,18 @@ app.command(
     short_help="Prove the installed PyTorch works on the device, and how fast.",
     epilog=EXIT_CODES_HELP,
 )(smoke_command)
+app.command(
+    "fleet",
+    help=fleet_command.__doc__,
+    short_help="Check every node and GPU of a cluster at once; name the weak one.",
+    epilog=EXIT_CODES_HELP,
+)(fleet_command)
+app.command(
+    "diff",
+    help=diff_command.__doc__,
+    short_help="Compare two saved check or fleet reports, field by field.",
+    epilog=EXIT_CODES_HELP,
+)(diff_command)
 app.command(
     "fit",
     help=fit_command.__doc__,
