@@ -312,7 +312,7 @@ def test_property_any_mix_of_parts_and_criteria(
     from dlready.spec.verdict import Criterion, _component, power_budget
 
     components = tuple(
-        _component(
+        judged_component(
             "part",
             f"part {p}",
             [
