@@ -284,7 +284,9 @@ def test_failed_reading_keeps_its_reason_in_the_verdict() -> None:
         memory_total_bytes=Reading.failed(Source.NVML, "NVMLError_Unknown: Unknown Error"),
     )
     report = judge(replace(snapshot, gpus=(gpu,)), BOOK)
-    vram = next(c for c in judged_component(report.components, "gpu").criteria if c.name == "vram_gib")
+    vram = next(
+        c for c in judged_component(report.components, "gpu").criteria if c.name == "vram_gib"
+    )
     assert vram.status is Status.UNKNOWN
     assert "NVMLError_Unknown" in vram.advice
     assert gpu.memory_total_bytes.state is ReadState.FAILED
