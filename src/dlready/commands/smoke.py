@@ -284,9 +284,9 @@ def _smoke(
         )
 
     from dlready.probes.isolated import kill_all as kill_probe_children
+    from dlready.render.smoke_render import render_report, report_data
     from dlready.smoke.judge import build_report, explain_context, nvidia_gpu_present
     from dlready.smoke.peaks import load_peaks
-    from dlready.smoke.render import render_report, report_data
     from dlready.smoke.runner import Runner, SmokeOptions, TorchUnusableError, WorkerStartError
 
     options = SmokeOptions(
@@ -366,7 +366,7 @@ def _smoke(
 
     import os
 
-    from dlready.smoke.render import rank_label
+    from dlready.render.smoke_render import rank_label
 
     def text(streams: Streams) -> None:
         render_report(report, streams.console, rank_label(os.environ))
