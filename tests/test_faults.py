@@ -354,6 +354,37 @@ def test_ctrl_c_during_a_hung_nvml_is_acted_on_at_once(tmp_path: Path) -> None:
     assert _left_behind(env) == []
 
 
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("args", [["check", "--json"], ["install-cmd", "--json"]])
+def test_a_stop_signal_during_a_hung_nvml_is_interrupted_not_silent(
+    tmp_path: Path, signame: str, args: list[str]
+) -> None:
+    """SIGTERM/SIGHUP to any command: the envelope says "interrupted", exit 3, nothing left."""
+    env = _env(_fake_pynvml(tmp_path, "hang-init"))
+    process = subprocess.Popen(
+        [*DLREADY, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(1.5)  # well into the hung nvmlInit
+    assert process.poll() is None
+    sent = time.monotonic()
+    process.send_signal(getattr(signal, signame))
+    out, err = process.communicate(timeout=30)
+    assert time.monotonic() - sent < 2
+    assert process.returncode == 3
+    document = json.loads(out)
+    assert document["status"] == "interrupted"
+    assert document["errors"][0]["detail"] == {"signal": signame}
+    assert f"interrupted ({signame})" in err
+    assert "Traceback" not in err
+    time.sleep(0.2)
+    assert _left_behind(env) == []
+
+
 # --- the smoke worker -----------------------------------------------------------------------------
 
 

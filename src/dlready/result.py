@@ -189,6 +189,48 @@ def finish(result: CommandResult, fmt: OutputFormat) -> NoReturn:
     raise SystemExit(int(emit(result, fmt)))
 
 
+class StopSignals:
+    """SIGTERM and SIGHUP end a command like Ctrl-C: what it started is cleaned up by the
+    code that catches KeyboardInterrupt, and "interrupted" is reported (exit 3).
+
+    Python's default for them is to die at once, leaving children behind and no line (or
+    JSON) saying what happened. Handlers are set only from the main thread and only where
+    nobody else has set one.
+    """
+
+    _SIGNALS = ("SIGTERM", "SIGHUP")
+    received: str | None = None
+    """The name of the last stop signal received in this process (None: none, or Ctrl-C)."""
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+
+    @staticmethod
+    def _handle(number: int, _frame: Any) -> None:
+        import signal
+
+        StopSignals.received = signal.Signals(number).name
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> StopSignals:
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in self._SIGNALS:
+            number = getattr(signal, name, None)
+            if number is not None and signal.getsignal(number) is signal.SIG_DFL:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+
 def run(
     command: str,
     body: Callable[[], CommandResult],
@@ -205,15 +247,23 @@ def run(
     chosen = OutputFormat.JSON if as_json else OutputFormat.TEXT
     try:
         chosen = output_format(as_json=as_json, as_markdown=as_markdown)
-        result = body()
+        with StopSignals():
+            result = body()
     except CommandError as error:
         result = CommandResult(command, error.exit_code, data=error.data, errors=(error.problem,))
     except KeyboardInterrupt:
+        received = StopSignals.received or "SIGINT"
         result = CommandResult(
             command,
             ExitCode.COULD_NOT_RUN,
             status="interrupted",
-            errors=(Problem("interrupted", "interrupted before the result was complete"),),
+            errors=(
+                Problem(
+                    "interrupted",
+                    f"interrupted ({received}) before the result was complete",
+                    detail={"signal": received},
+                ),
+            ),
         )
     except (SystemExit, typer.Exit):
         raise

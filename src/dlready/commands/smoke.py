@@ -114,44 +114,6 @@ class _Progress:
             self._progress.update(self._task, description=f"{self._done} done · {name}: {status}")
 
 
-class _StopSignals:
-    """SIGTERM and SIGHUP end the run like Ctrl-C: the worker is killed, "interrupted" printed.
-
-    Python's default for them is to die at once, leaving the worker to its parent watch and no
-    line (or JSON) saying what happened.
-    """
-
-    _SIGNALS = ("SIGTERM", "SIGHUP")
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, number: int, _frame: Any) -> None:
-        import signal
-
-        self.received = signal.Signals(number).name
-        raise KeyboardInterrupt
-
-    def __enter__(self) -> _StopSignals:
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return self  # signal handlers can only be set from the main thread
-        for name in self._SIGNALS:
-            number = getattr(signal, name, None)
-            if number is not None and signal.getsignal(number) is signal.SIG_DFL:
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import signal
-
-        for number, previous in self._previous.items():
-            signal.signal(number, previous)
-
-
 def _could_not_run(message: str, hint: str | None, data: dict[str, Any]) -> CommandError:
     from dlready.result import CommandError, Problem
 
@@ -297,7 +259,7 @@ def _smoke(
         distributed=distributed,
         timeout_s=timeout,
     )
-    with _Progress(enabled=True) as progress, _StopSignals() as stop:
+    with _Progress(enabled=True) as progress:
         runner = Runner(options, progress=progress)
         try:
             try:
@@ -328,12 +290,14 @@ def _smoke(
             machine = snapshot()
             outcome = runner.run(nvidia_gpu_present(machine))
         except KeyboardInterrupt:
+            from dlready.result import StopSignals  # set by result.run for SIGTERM and SIGHUP
+
             runner.kill()
             kill_probe_children()  # the snapshot's NVML probe, still running on its thread
             raise _could_not_run(
-                f"interrupted ({stop.received or 'SIGINT'}); no report",
+                f"interrupted ({StopSignals.received or 'SIGINT'}); no report",
                 None,
-                {"reason": "interrupted", "signal": stop.received or "SIGINT"},
+                {"reason": "interrupted", "signal": StopSignals.received or "SIGINT"},
             ) from None
         finally:
             runner.close()
