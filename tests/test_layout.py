@@ -18,7 +18,13 @@ import pytest
 from typer.testing import CliRunner
 
 from dlready.cli import app
+from dlready.exitcodes import ExitCode
+from dlready.fleet.assemble import Gathered, assemble
+from dlready.fleet.render import render_markdown, render_text
+from dlready.fleet.report import FleetReport
 from dlready.model import to_jsonable
+from dlready.output import envelope
+from fleet_scenarios import RECORDED_BF16_TFLOPS, h100_fleet
 from machines import replay_snapshot
 from scenarios_gpu import nvidia_scenario, nvml_error
 
@@ -54,11 +60,44 @@ def _fit_args(tmp_path: Path, *args: str) -> list[str]:
     return ["fit", *args, "--snapshot", str(path), "--gpus", "1"]
 
 
+def _check_reports_diff(*machines: str) -> Callable[[Path], list[str]]:
+    """``dlready diff`` of the saved ``check --json`` reports of two recorded machines."""
+
+    def setup(tmp_path: Path) -> list[str]:
+        paths = []
+        for machine in machines:
+            snapshot = tmp_path / f"{machine}-snapshot.json"
+            snapshot.write_text(json.dumps(to_jsonable(replay_snapshot(machine))))
+            saved = runner.invoke(app, ["check", "--snapshot", str(snapshot), "--json"])
+            assert saved.exit_code in (0, 1), saved.output
+            paths.append(tmp_path / f"{machine}.json")
+            paths[-1].write_text(saved.stdout)
+        return ["diff", *map(str, paths)]
+
+    return setup
+
+
+def _slow_rank(gathered: Gathered) -> None:
+    """Rank 11 computes at 75 % of its peers: a straggler, whose fix names a command."""
+    gathered.results["health"][11]["matmul_tflops"] = RECORDED_BF16_TFLOPS * 0.75
+
+
+def _fleet_reports_diff(tmp_path: Path) -> list[str]:
+    paths = []
+    for name, change in (("healthy", None), ("straggler", _slow_rank)):
+        report = to_jsonable(assemble(h100_fleet(2, 8, change=change)))
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(envelope("fleet", ExitCode.OK, report)))
+    return ["diff", *map(str, paths)]
+
+
 @dataclass(frozen=True)
 class LayoutCase:
     id: str
     setup: Callable[[Path], list[str]]
     env: dict[str, str] = field(default_factory=dict)
+    has_commands: bool = True
+    """False where the output holds no command to keep whole (words are still checked)."""
 
 
 CASES = [
@@ -87,6 +126,13 @@ CASES = [
         "fit-70b-train-h100-markdown",
         lambda tmp_path: _fit_args(tmp_path, "llama-2-70b", "--task", "train", "--markdown"),
     ),
+    LayoutCase(
+        "diff-check-h100-h200",
+        _check_reports_diff("h100-80gb-hbm3", "h200-141gb"),
+        has_commands=False,
+    ),
+    LayoutCase("diff-check-cpu-vm-h100", _check_reports_diff("cpu-only-epyc-vm", "h100-80gb-hbm3")),
+    LayoutCase("diff-fleet-straggler", _fleet_reports_diff, has_commands=False),
     LayoutCase(
         "smoke-cpu-out-of-memory",
         lambda _: ["smoke", "--device", "cpu"],
@@ -137,7 +183,7 @@ def broken_commands(narrow: str, wide: str) -> set[str]:
 def test_layout_keeps_words_and_commands_whole(case: LayoutCase, tmp_path: Path) -> None:
     args = case.setup(tmp_path)
     wide = _run(args, UNWRAPPED, case.env)
-    assert _commands(wide)  # there is something to keep whole
+    assert bool(_commands(wide)) == case.has_commands  # there is something to keep whole
     for width in WIDTHS:
         narrow = _run(args, width, case.env)
         assert not split_words(narrow, wide), (width, split_words(narrow, wide))
@@ -170,3 +216,38 @@ def test_help_never_splits_a_word(command: str, width: int) -> None:
     words = set(re.findall(r"\S+", wide.stdout))
     for token in re.findall(r"\S+", result.stdout):
         assert token in words, f"{token!r} at {width} columns is a piece of a word"
+
+
+def test_diff_prints_text_values_whole(tmp_path: Path) -> None:
+    """A changed install command or piece of advice is printed whole, never cut at 80 characters."""
+    args = _check_reports_diff("cpu-only-epyc-vm", "h100-80gb-hbm3")(tmp_path)
+    narrow = _run(args, 60, {})
+    differences = json.loads(_run([*args, "--json"], 60, {}))["data"]["differences"]
+    texts = [
+        json.dumps(value, ensure_ascii=False)
+        for difference in differences
+        for value in (difference["before"], difference["after"])
+        if isinstance(value, str)
+    ]
+    assert any("pip install torch" in text for text in texts)
+    assert max(map(len, texts)) > 80  # long enough to have been cut before
+    lines = narrow.splitlines()
+    for text in texts:
+        assert any(text in line for line in lines), text
+
+
+@pytest.mark.parametrize("render", [render_text, render_markdown])
+def test_fleet_report_keeps_commands_whole(render: Callable[[FleetReport], str]) -> None:
+    """The fleet's text is plain lines whatever the width (a fleet of 8,000 GPUs renders fast):
+    nothing is hard-wrapped, so each fix's command sits whole on the finding's own line."""
+    report = assemble(h100_fleet(2, 8, change=_slow_rank))
+    (finding,) = report.findings
+    assert finding.kind == "straggler"
+    commands = _QUOTED.findall(finding.fix)
+    assert commands  # the straggler's fix names commands
+    text = render(report)
+    lines = text.splitlines()
+    assert not broken_commands(text, finding.fix)
+    assert any(finding.fix in line for line in lines)
+    assert "…" not in text
+    assert len(lines) > 16  # every rank has its row

@@ -19,6 +19,9 @@ from dlready.model import to_jsonable
 from dlready.result import CommandResult, run
 from machines import replay_snapshot
 
+ROOT = Path(__file__).parent.parent
+NOT_JSON = str(ROOT / "pyproject.toml")
+NOT_A_REPORT = str(ROOT / "tests" / "fixtures" / "hf_configs" / "tinyllama-1.1b.json")
 H100_FLAGS = ("--os", "linux", "--arch", "x86_64", "--python", "3.11", "--driver", "580.65.06")
 H100_FLAGS += ("--compute-capability", "9.0")
 
@@ -73,6 +76,22 @@ def h100_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.param(("fit", "--json", "gpt2", "--task", "nope"), "fit", 2, id="fit-bad-task"),
         pytest.param(("fit", "--json", "gpt2", "--batch", "0"), "fit", 2, id="fit-bad-batch"),
         pytest.param(
+            ("diff", "--json", "/nonexistent/a.json", "/nonexistent/b.json"),
+            "diff",
+            2,
+            id="diff-missing-file",
+        ),
+        pytest.param(("diff", "--json", NOT_JSON, NOT_JSON), "diff", 2, id="diff-not-json"),
+        pytest.param(
+            ("diff", "--json", NOT_A_REPORT, NOT_A_REPORT), "diff", 2, id="diff-json-not-a-report"
+        ),
+        pytest.param(("diff", "--json", NOT_JSON), "diff", 2, id="diff-one-argument"),
+        pytest.param(("diff", "--json"), "diff", 2, id="diff-no-argument"),
+        pytest.param(("fleet", "--json", "--backend", "nope"), "fleet", 2, id="fleet-backend"),
+        pytest.param(("fleet", "--json", "--timeout", "0"), "fleet", 2, id="fleet-timeout"),
+        pytest.param(("fleet", "--json", "--timeout", "nan"), "fleet", 2, id="fleet-timeout-nan"),
+        pytest.param(("fleet", "--json", "--markdown"), "fleet", 2, id="fleet-json-markdown"),
+        pytest.param(
             ("install-cmd", "--json", "--run", *H100_FLAGS), "install-cmd", 2, id="run-json"
         ),
         pytest.param(
@@ -95,7 +114,38 @@ def h100_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_json_mode_always_prints_the_envelope(
     args: tuple[str, ...], command: str, code: int
 ) -> None:
-    result = _run(*args)
+    _assert_one_refusal(_run(*args, env=NO_LAUNCHER), command, code)
+
+
+# Outside a launcher `dlready fleet` tests this one process (docs/fleet.md); these refusals
+# need the launcher's variables set wrong, or NCCL where torch sees no CUDA GPU.
+NO_LAUNCHER = {"RANK": "", "WORLD_SIZE": "", "SLURM_PROCID": "", "SLURM_NTASKS": ""}
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "error_code", "says"),
+    [
+        pytest.param({"RANK": "0"}, (), "usage", "RANK is set but WORLD_SIZE is not", id="rank"),
+        pytest.param({"WORLD_SIZE": "2", "RANK": "2", "MASTER_ADDR": "127.0.0.1"}, (), "usage",
+                     "rank 2 is not below the world size 2", id="rank-too-high"),
+        pytest.param({"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "0"},
+                     (), "usage", "MASTER_PORT=0 must be at least 1", id="port"),
+        pytest.param({"CUDA_VISIBLE_DEVICES": ""}, ("--backend", "nccl"), "usage",
+                     "--backend nccl needs CUDA GPUs", id="nccl-without-gpu"),
+    ],
+)  # fmt: skip
+def test_fleet_refusals_print_the_envelope(
+    env: dict[str, str], args: tuple[str, ...], error_code: str, says: str
+) -> None:
+    result = _run("fleet", "--json", *args, env={**NO_LAUNCHER, **env})
+    error = _assert_one_refusal(result, "fleet", ExitCode.USAGE)
+    assert error["code"] == error_code
+    assert says in error["message"]
+
+
+def _assert_one_refusal(
+    result: subprocess.CompletedProcess[str], command: str, code: int
+) -> dict[str, object]:
     assert result.returncode == code, result.stderr
     document = json.loads(result.stdout)
     assert document["command"] == command
@@ -108,6 +158,7 @@ def test_json_mode_always_prints_the_envelope(
     # The same refusal is one line on stderr for a person watching.
     assert result.stderr.startswith("error: ")
     assert "Traceback" not in result.stderr
+    return error
 
 
 @pytest.mark.parametrize(

@@ -256,7 +256,7 @@ def test_every_json_field_is_documented() -> None:
 def test_gpu_check_script_degrades_cleanly_without_a_gpu(tmp_path: Path) -> None:
     script = TESTS.parent / "scripts" / "gpu-check.sh"
     env = _env()
-    env.update(OUT=str(tmp_path / "out"), BURN_S="1", PYTHON=sys.executable)
+    env.update(OUT=str(tmp_path / "out"), BURN_S="1", FIT_SEQ="128", PYTHON=sys.executable)
     completed = subprocess.run(
         ["bash", str(script)], capture_output=True, text=True, timeout=300, env=env, check=False
     )
@@ -264,15 +264,106 @@ def test_gpu_check_script_degrades_cleanly_without_a_gpu(tmp_path: Path) -> None
     out = tmp_path / "out"
     names = sorted(path.name for path in out.iterdir())
     assert names == [
-        "check.json", "compare.txt", "nvidia-smi.csv", "smoke-burn.json", "smoke-full.json",
+        "check.json", "check.txt", "compare.txt", "fit-infer.json", "fit-train.json",
+        "fleet.json", "fleet.md", "nvidia-smi.csv", "smoke-burn.json", "smoke-full.json",
         "smoke-quick.txt", "stderr.log", "summary.txt",
     ]  # fmt: skip
+    header = script.read_text().split("\nset -u\n")[0]
+    for name in names:
+        assert name in header, f"{name} is not listed in the script's header"
     for report in ("smoke-full.json", "smoke-burn.json"):
         document = json.loads((out / report).read_text())
         assert document["command"] == "smoke"
         assert document["exit_code"] in (0, 1, 2)
+    assert "dlready check" in (out / "check.txt").read_text()
+    # Without a CUDA GPU the fleet is one process on gloo, launched by torchrun.
+    fleet = json.loads((out / "fleet.json").read_text())
+    assert fleet["command"] == "fleet"
+    assert (fleet["data"]["launcher"], fleet["data"]["backend"]) == ("torchrun", "gloo")
+    assert (out / "fleet.md").read_text().startswith("## dlready fleet")
+    for task in ("train", "infer"):
+        fit = json.loads((out / f"fit-{task}.json").read_text())
+        assert fit["command"] == "fit"
+        assert fit["data"]["request"]["task"] == task
+        items = {item["name"]: item for item in fit["data"]["measurement"]["items"]}
+        assert items["weights"]["ratio"] == pytest.approx(1.0, rel=0.01)
     summary = (out / "summary.txt").read_text()
-    assert "smoke-full: exit" in summary
+    for step in ("check", "check-text", "smoke-full", "fleet", "fit-train", "fit-infer"):
+        assert f"\n{step}: exit " in summary, step
+    assert "CUDA GPUs torch sees: 0" in summary
+    assert "float32 matmul" in summary  # the fleet digest
+    assert "all_reduce: no speed measured (a single rank has no peer)" in summary
+    assert "activations: estimate / measured = " in summary  # the fit digest
     assert "TIMED OUT" not in summary
+    assert "no digest" not in summary
     for path in out.iterdir():
         assert "Traceback" not in path.read_text(), path.name
+
+
+def _digest(kind: str, document: object, tmp_path: Path) -> str:
+    path = tmp_path / f"{kind}.json"
+    path.write_text(json.dumps(document))
+    completed = subprocess.run(
+        [sys.executable, str(TESTS.parent / "scripts" / "gpu_check_digest.py"), kind, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stderr == ""
+    return completed.stdout
+
+
+def test_gpu_check_digest_of_a_fleet_of_two_h100_nodes(tmp_path: Path) -> None:
+    from dlready.exitcodes import ExitCode
+    from dlready.fleet.assemble import assemble
+    from dlready.model import to_jsonable
+    from dlready.output import envelope
+    from fleet_scenarios import RECORDED_BF16_TFLOPS, h100_fleet
+
+    report = to_jsonable(assemble(h100_fleet(2, 8)))
+    document = json.loads(json.dumps(envelope("fleet", ExitCode.OK, report)))
+    lines = _digest("fleet", document, tmp_path).splitlines()
+    ranks = [line for line in lines if line.startswith("  rank ")]
+    assert len(ranks) == 16
+    expected = report["ranks"][0]["matmul_expected_tflops"]
+    percent = RECORDED_BF16_TFLOPS / expected * 100
+    assert ranks[9] == (
+        f"  rank 9 cuda:1 NVIDIA H100 80GB HBM3: ok, bfloat16 matmul {RECORDED_BF16_TFLOPS:g} "
+        f"TFLOP/s, {percent:.0f} % of the expected {expected:g}"
+    )
+    busbw = [line for line in lines if line.startswith("  all_reduce ")]
+    # One line per group (2 nodes, 8 cross-node groups, the world), each its largest message.
+    assert len(busbw) == 2 + 8 + 1
+    largest = max(s["size_bytes"] for s in report["collective_speeds"])
+    assert all(f"{largest / 2**20:g} MiB: busbw " in line for line in busbw)
+    floor = next(e for e in report["link_expectations"] if e["scope"] == "intra-node")["gbps"]
+    assert sum(f"(the link should carry {floor:.1f} GB/s)" in line for line in busbw) == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "content", "says"),
+    [
+        pytest.param("fleet", "not json", "no JSON", id="not-json"),
+        pytest.param("fit", "[1, 2]", "not a dlready report", id="a-list"),
+        pytest.param("fleet", '{"exit_code": 3, "data": null, "errors": [{"message": "no torch"}]}',
+                     "error: no torch", id="refusal"),
+        pytest.param("fleet", '{"data": {"ranks": [7]}}', "cannot digest", id="odd-shape"),
+    ],
+)  # fmt: skip
+def test_gpu_check_digest_of_a_report_it_cannot_read_is_one_line(
+    kind: str, content: str, says: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(content)
+    completed = subprocess.run(
+        [sys.executable, str(TESTS.parent / "scripts" / "gpu_check_digest.py"), kind, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0
+    assert says in completed.stdout
+    assert "Traceback" not in completed.stdout + completed.stderr

@@ -246,7 +246,31 @@ def diff_reports(
     return walker.found
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
 def short(value: Any, limit: int = 80) -> str:
-    """A value as one short line of JSON."""
-    text = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """A value as one line of JSON. Text is never cut: it may be advice or a command to copy.
+
+    A list longer than ``limit`` keeps its first whole entries that fit, an object the whole
+    fields that fit, and each says how many it left out (``--json`` has them all).
+    """
+    text = _json(value)
+    if len(text) <= limit or not isinstance(value, dict | list) or not value:
+        return text
+    if isinstance(value, dict):
+        parts = [f"{_json(str(key))}: {_json(item)}" for key, item in sorted(value.items())]
+        opening, closing, noun = "{", "}", ("field", "fields")
+    else:
+        parts = [_json(item) for item in value]
+        opening, closing, noun = "[", "]", ("entry", "entries")
+    kept: list[str] = []
+    for part in parts:
+        if len(", ".join([*kept, part])) <= limit:
+            kept.append(part)
+        elif isinstance(value, list):
+            break  # a list's entries stay in order: the first that does not fit ends it
+    left = len(parts) - len(kept)
+    more = f"... {left} {'more ' if kept else ''}{noun[left != 1]}"
+    return f"{opening}{', '.join([*kept, more])}{closing}"

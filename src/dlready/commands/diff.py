@@ -99,7 +99,13 @@ def _lines(
         elif d.kind == "disappeared":
             lines.append(f"disappeared     {path}: {printable(short(d.before))}")
         else:
-            lines.append(f"not comparable  {path}: {printable(d.reason)}")
+            # What was read on the other side is shown, never hidden by the side that failed.
+            read = [
+                f"{side}: {printable(short(value))}"
+                for side, value in (("before", d.before), ("after", d.after))
+                if value is not None
+            ]
+            lines.append(f"not comparable  {path}: {'; '.join([printable(d.reason), *read])}")
     if differences:
         summary = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(counts.items()))
         lines.append(f"{before} and {after} differ: {summary}")

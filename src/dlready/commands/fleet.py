@@ -126,7 +126,8 @@ def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, Fle
     try:
         return runtime.run_rank(launch, options)
     except runtime.AbortedError as exc:
-        raise CommandError(ExitCode(exc.code), Problem("could_not_run", str(exc))) from None
+        code = "usage" if exc.code == ExitCode.USAGE else "could_not_run"
+        raise CommandError(ExitCode(exc.code), Problem(code, str(exc))) from None
 
 
 def _result(report: FleetReport, exit_code: ExitCode, output: Path | None) -> CommandResult:

@@ -90,10 +90,12 @@ def read_launch(env: Mapping[str, str]) -> Launch:
     Raises:
         LaunchError: naming the variable that is missing or wrong.
     """
-    if env.get("RANK", "").strip() or env.get("WORLD_SIZE", "").strip():
+    given = [name for name in ("RANK", "WORLD_SIZE") if env.get(name, "").strip()]
+    if given:
         for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR"):
             if not env.get(name, "").strip():
-                raise LaunchError(f"RANK and WORLD_SIZE are set but {name} is not")
+                verb = "is" if len(given) == 1 else "are"
+                raise LaunchError(f"{' and '.join(given)} {verb} set but {name} is not")
         launcher = "torchrun" if env.get("TORCHELASTIC_RUN_ID") else "environment"
         rank = _int(env, "RANK")
         world_size = _int(env, "WORLD_SIZE", minimum=1)
