@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dlready.model import DriverStack, GpuInfo, GpuVendor, Reading, ReadState, Source, StackState
+from dlready.plausibility import DEVICE_COUNT, screen
 from dlready.probes.nvml_gateway import (
     ARCHITECTURE_NAMES,
     CLOCK_EVENT_REASONS,
@@ -57,7 +58,11 @@ _LOST_GPU_HINT = (
 
 # Opening one GPU failed for another reason than a lost GPU: error class -> hint.
 _HANDLE_ERROR_HINTS = {
-    "NVMLError_NoPermission": "check the permissions of /dev/nvidia* (in a container: --gpus)",
+    "NVMLError_NoPermission": (
+        "this is a permission problem, not a broken card: your user may not open "
+        "/dev/nvidia* (see `ls -l /dev/nvidia*`; add yourself to the group that owns them, "
+        "often 'video', and log in again); in a container, start it with --gpus all"
+    ),
     "NVMLError_InsufficientPower": "connect the card's external power cables",
     "NVMLError_IrqIssue": "the driver could not set up interrupts; check `dmesg` and reboot",
 }
@@ -219,7 +224,8 @@ def _read_stack_and_gpus(backend: NvmlBackend) -> tuple[DriverStack, tuple[GpuIn
     driver_version = system.read("nvmlSystemGetDriverVersion", convert=str)
     cuda_version = system.read("nvmlSystemGetCudaDriverVersion", convert=cuda_version_text)
     library_version = system.read("nvmlSystemGetNVMLVersion", convert=str)
-    device_count = system.read("nvmlDeviceGetCount", convert=int)
+    # A sentinel count (2^32-1) would send the loop below through billions of indices.
+    device_count = screen(system.read("nvmlDeviceGetCount", convert=int), DEVICE_COUNT)
 
     def stack(state: StackState, reason: str | None = None, hint: str | None = None) -> DriverStack:
         return DriverStack(
