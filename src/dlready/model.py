@@ -607,7 +607,9 @@ def _substitute(hint: Any, bindings: dict[Any, Any]) -> Any:
     return origin[new_args] if len(new_args) > 1 else origin[new_args[0]]
 
 
-_CAPABILITY_PATTERN = re.compile(r"\d{1,2}\.\d{1,2}")
+# The form only: "12.0" and "100.100" pass (the latter is then screened as implausible),
+# "sm_90" does not.
+_CAPABILITY_PATTERN = re.compile(r"\d{1,20}\.\d{1,20}")
 
 
 def snapshot_from_jsonable(data: Any) -> MachineSnapshot:
