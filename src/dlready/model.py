@@ -617,7 +617,11 @@ def snapshot_from_jsonable(data: Any) -> MachineSnapshot:
     snapshot: MachineSnapshot = from_jsonable(MachineSnapshot, data, "$")
     for position, gpu in enumerate(snapshot.gpus):
         capability = gpu.compute_capability.value
-        if capability is not None and not _CAPABILITY_PATTERN.fullmatch(capability):
+        if (
+            gpu.compute_capability.state is ReadState.READ
+            and capability is not None
+            and not _CAPABILITY_PATTERN.fullmatch(capability)
+        ):
             raise SnapshotFormatError(
                 f"$.gpus[{position}].compute_capability.value: expected MAJOR.MINOR like "
                 f'"8.6", got {capability!r}'
