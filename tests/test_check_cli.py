@@ -103,8 +103,12 @@ def test_markdown_report(tmp_path: Path) -> None:
     result = runner.invoke(
         app, ["check", "--markdown", "--snapshot", str(_saved_snapshot(tmp_path, "h100-80gb-hbm3"))]
     )
-    assert result.stdout.startswith("## dlready check: meets rec")
-    assert "| GPU 0: NVIDIA H100 80GB HBM3 | VRAM | meets rec | 79.65 GiB |" in result.stdout
+    assert result.stdout.startswith("## dlready check: meets rec · not judged: CPU max clock")
+    assert "| **GPU 0: NVIDIA H100 80GB HBM3** | | **meets rec** |" in result.stdout
+    assert "| | VRAM | meets rec | 79.65 GiB |" in result.stdout
+    # A re-judged snapshot says so: of which host, and when.
+    assert "Saved snapshot " in result.stdout
+    assert "re-judged, not probed now" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -127,7 +131,10 @@ def test_markdown_report(tmp_path: Path) -> None:
 def test_usage_errors_exit_2_without_traceback(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["check", *args])
     assert result.exit_code == ExitCode.USAGE
-    assert result.stdout == ""
+    if "--json" in args:  # the envelope, whatever happened
+        assert json.loads(result.stdout)["exit_code"] == ExitCode.USAGE
+    else:
+        assert result.stdout == ""
     assert "Traceback" not in result.stderr
     assert message in result.stderr
 
@@ -298,7 +305,9 @@ def test_nan_in_a_snapshot_is_refused(tmp_path: Path) -> None:
 def test_psu_watts_must_be_plausible(watts: str, monkeypatch: pytest.MonkeyPatch) -> None:
     flag = runner.invoke(app, ["check", "--json", "--psu-watts", watts])
     assert flag.exit_code == ExitCode.USAGE
-    assert flag.stdout == ""
+    document = json.loads(flag.stdout)  # --json: the envelope even for a refused flag
+    assert (document["exit_code"], document["data"]) == (ExitCode.USAGE, None)
+    assert "between 1 and 100000" in document["errors"][0]["message"]
     monkeypatch.setenv("DLREADY_PSU_WATTS", watts)
     env = runner.invoke(app, ["check", "--json"])
     assert env.exit_code == ExitCode.USAGE

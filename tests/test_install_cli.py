@@ -217,12 +217,13 @@ def test_json_error_is_an_envelope_with_exit_2() -> None:
     assert document["exit_code"] == 2
     assert document["data"] is None
     assert document["errors"][0]["code"] == "impossible_request"
-    assert document["errors"][0]["nearest_valid"] == "--torch 2.14.1 (newest known)"
+    assert document["errors"][0]["hint"] == "--torch 2.14.1 (newest known)"
+    assert document["errors"][0]["detail"] == {"nearest_valid": "--torch 2.14.1 (newest known)"}
 
 
 def test_json_status_and_error_entries_are_as_documented(monkeypatch: pytest.MonkeyPatch) -> None:
-    """docs/json-schema.md: statuses ok / usage / could_not_run; errors {code, message,
-    nearest_valid, hints}."""
+    """docs/json-schema.md: statuses ok / usage / could_not_run; errors in the one shape
+    every command shares."""
     schema_doc = (REPO / "docs" / "json-schema.md").read_text()
     _, ok_out, _ = invoke(*H100_FLAGS, "--json")
     _, usage_out, _ = invoke(*H100_FLAGS, "--torch", "9.9.9", "--json")
@@ -237,11 +238,11 @@ def test_json_status_and_error_entries_are_as_documented(monkeypatch: pytest.Mon
     for document in documents[1:]:
         assert document["data"] is None
         (error,) = document["errors"]
-        assert set(error) == {"code", "message", "nearest_valid", "hints"}
+        assert set(error) == {"code", "message", "hint", "detail", "more"}
         assert f"`{error['code']}`" in schema_doc
     for status in ("ok", "usage", "could_not_run"):
         assert f"`{status}`" in schema_doc
-    assert "`{code, message, nearest_valid, hints}`" in schema_doc
+    assert "`{code, message, hint, detail, more}`" in schema_doc
 
 
 def test_detection_feeds_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -337,13 +338,15 @@ def _run_shell(redirect: str, *args: str) -> subprocess.CompletedProcess[str]:
         pytest.param(
             ">/dev/full",
             (),
-            "error: cannot write the result to stdout: No space left on device",
+            "error: cannot write the result to stdout: No space left on device; the result is "
+            "incomplete",
             id="full",
         ),
         pytest.param(
             ">/dev/full",
             ("--torch", "9.9", "--json"),
-            "error: cannot write the result to stdout: No space left on device",
+            "error: cannot write the result to stdout: No space left on device; the result is "
+            "incomplete",
             id="full-json-error",
         ),
     ],
@@ -354,12 +357,16 @@ def test_unwritable_stdout_is_one_error_line_and_exit_3(
     """``dlready install-cmd >&-`` and ``> /dev/full``: exit 3, one line, no traceback."""
     result = _run_shell(redirect, *H100_FLAGS, *args)
     assert result.returncode == ExitCode.COULD_NOT_RUN, result.stderr
-    assert result.stderr.splitlines() == [error]
+    lines = result.stderr.splitlines()
+    assert lines[-1] == error
+    assert "Traceback" not in result.stderr
+    # A refusal (--torch 9.9) is told before stdout fails, so it is not lost.
+    assert len(lines) == (3 if "9.9" in args else 1)  # error, hint, then the stdout failure
 
 
 def test_vanished_reader_is_exit_3_without_a_traceback() -> None:
-    """The reader is gone before the command is written (``install-cmd | head -0``): exit 3,
-    quietly, as Unix tools do (output.stdout_guard)."""
+    """The reader is gone before the command is written (``install-cmd | head -c 0``): exit 3
+    and the one promised error line (output.stdout_guard)."""
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
@@ -376,6 +383,10 @@ def test_vanished_reader_is_exit_3_without_a_traceback() -> None:
     assert result.returncode == ExitCode.COULD_NOT_RUN
     assert "Traceback" not in result.stderr
     assert "Exception ignored" not in result.stderr
+    assert result.stderr.splitlines() == [
+        "error: the reader of the output went away before it was all written; the result is "
+        "incomplete"
+    ]
 
 
 def test_closed_stderr_still_prints_the_command() -> None:

@@ -151,7 +151,7 @@ SCENARIOS = [
             "GPU 3: NVIDIA GeForce RTX 4090": REC,
             "psu": BELOW,
         },
-        {"psu": "too small: this machine needs at least 2574 W"},
+        {"psu": "too small: this machine needs at least 2,574 W"},
         exits_1=True,
     ),
     MachineScenario(
@@ -159,7 +159,7 @@ SCENARIOS = [
         _nvidia("4x-rtx-4090", psu_watts=2800),
         "current",
         {"psu": MIN},
-        {"psu": "3003 W leaves headroom"},
+        {"psu": "3,003 W leaves headroom"},
     ),
     MachineScenario(
         "rtx-2080-ti-in-x4-slot/book-2020",
@@ -173,7 +173,8 @@ SCENARIOS = [
         "amd-rx-7900-xtx/book-2020",
         _amd_desktop,
         "book-2020",
-        {"GPU 0: AMD Radeon RX 7900 XTX / 7900 XT / 7900 GRE": UNKNOWN},
+        # Judged by its VRAM; compute capability (an NVIDIA measure) is listed as not judged.
+        {"GPU 0: AMD Radeon RX 7900 XTX / 7900 XT / 7900 GRE": REC},
         {"GPU 0: AMD Radeon RX 7900 XTX / 7900 XT / 7900 GRE": "NVIDIA measure"},
         exits_1=True,  # the recorded VM has 2 CPUs
     ),
@@ -181,7 +182,7 @@ SCENARIOS = [
         "apple-m2/book-2020",
         _apple_m2,
         "book-2020",
-        {"GPU 0: Apple M2": UNKNOWN, "psu": UNKNOWN, "memory": MIN},
+        {"GPU 0: Apple M2": REC, "psu": UNKNOWN, "memory": MIN},
         {"psu": "built-in supply"},
     ),
     MachineScenario(
@@ -196,8 +197,10 @@ SCENARIOS = [
         "nvidia-card-without-driver/book-2020",
         _nvidia_on_bus_without_driver,
         "book-2020",
-        {"gpu": UNKNOWN},
+        # A card the driver cannot use is not ready: below minimum, with the fix.
+        {"gpu": BELOW},
         {"gpu": "NVIDIA GPU is on the PCI bus (0000:00:06.0 (device 0x2330))"},
+        exits_1=True,
     ),
     MachineScenario(
         "cpu-only-vm/book-2020",
@@ -234,27 +237,36 @@ def test_nvml_failure_without_gpus_is_a_finding(failure: Any) -> None:
     stack = snapshot.stack(GpuVendor.NVIDIA)
     assert stack is not None
     assert str(stack.state) == failure.expected_state
-    if failure.expected_state == "not_installed":
-        assert gpu.status is BELOW  # no driver and nothing on the PCI bus: no GPU
-    else:
-        assert gpu.status is UNKNOWN  # a driver that does not answer is not "no GPU"
-        assert str(stack.state) in gpu.advice
+    # No driver and nothing on the PCI bus: no GPU. A driver that does not answer leaves a GPU
+    # that cannot be used: below minimum too, with the driver's own reason and fix.
+    assert gpu.status is BELOW
+    assert report.fails(FailOn.MINIMUM)
+    if failure.expected_state != "not_installed":
+        assert stack.reason is not None
+        assert stack.reason in gpu.advice
+        assert str(stack.state) not in gpu.advice  # words, not the state's name
 
 
 @pytest.mark.parametrize(
     "failure", [f for f in NVML_FAILURES if f.lost_gpu_indices], ids=lambda f: f.id
 )
-def test_one_lost_gpu_degrades_only_its_row(failure: Any) -> None:
+def test_a_lost_gpu_is_present_and_broken(failure: Any) -> None:
+    # A GPU NVML lost (GPU_IS_LOST, Xid 79) or cannot open is below minimum with its fix, and
+    # the check exits 1 although every other part is fine; the other GPUs are judged as usual.
     snapshot = replay_snapshot("h100-80gb-hbm3", nvml=failure.backend())
     report = judge(snapshot, load_builtin_profile("book-2020"))
     gpu_parts = [c for c in report.components if c.component == "gpu"]
     assert len(gpu_parts) == failure.gpu_count
     for index, part in enumerate(gpu_parts):
         if index in failure.lost_gpu_indices:
-            assert part.status is UNKNOWN
-            assert "could not be read" in part.advice
+            assert part.status is BELOW
+            assert "installed but does not work" in part.advice
+            assert failure.gpu_error_contains in part.advice
+            assert part.advice.count(failure.gpu_error_contains) == 1  # the fix, once
         else:
-            assert part.status is not UNKNOWN
+            assert part.status is REC
+    assert report.status is BELOW
+    assert report.fails(FailOn.MINIMUM)
 
 
 def test_hung_nvml_is_abandoned_and_the_report_still_prints() -> None:
@@ -276,7 +288,7 @@ def test_hung_nvml_is_abandoned_and_the_report_still_prints() -> None:
     assert stack is not None
     assert str(stack.state) == "timed_out"
     report = judge(snapshot, load_builtin_profile("book-2020"))
-    assert _subjects(report)["gpu"].status is UNKNOWN
+    assert _subjects(report)["gpu"].status is BELOW  # a wedged driver: the GPU is unusable
     assert _subjects(report)["memory"].status is REC
 
 

@@ -167,7 +167,13 @@ def test_a_wrong_op_in_the_worker_fails_the_run_with_an_explanation() -> None:
     assert failed["status"] == "fail"
     assert "float64 reference" in failed["message"]
     assert "wrong values" in failed["explanation"]
-    assert {"code": "fail", "message": f"linear.float32: {failed['message']}"} in document["errors"]
+    assert {
+        "code": "fail",
+        "message": f"linear.float32: {failed['message']}",
+        "hint": None,
+        "detail": {"check": "linear.float32"},
+        "more": [],
+    } in document["errors"]
     assert checks["tensors.create"]["status"] == "pass"
 
 

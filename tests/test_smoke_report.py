@@ -201,7 +201,10 @@ def test_rendered_report() -> None:
     render_report(_h100_report(), Console(file=buffer, width=120, no_color=True))
     text = buffer.getvalue()
     assert "torch 2.11.0+cu130 (CUDA 13.0) · cuDNN 91900" in text
-    assert "device cuda:0 · NVIDIA H100 80GB HBM3 · compute capability 9.0 (sm_90 native" in text
+    assert (
+        "device cuda:0 · NVIDIA H100 80GB HBM3 · compute capability 9.0 (this build has native "
+        "code for sm_90)" in text
+    )
     assert "80 % of 989.5 TFLOP/s" in text
     assert re.search(r"backprop\.training\s+timeout", text)
     assert "speed.a … speed.c" in text

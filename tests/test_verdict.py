@@ -168,12 +168,14 @@ def test_h100_server_meets_the_book_recommendation_on_gpu_and_ram() -> None:
         "pcie_width_lanes": 16.0,
     }
     assert _component(report.components, "memory").status is Status.MEETS_RECOMMENDED
-    # The VM hides its maximum clock: the CPU cannot be fully judged, and says so.
+    # The VM hides its maximum clock: the CPU is judged by its core count, and the clock is
+    # listed as not judged (with its reason).
     cpu = _component(report.components, "cpu")
-    assert cpu.status is Status.UNKNOWN
+    assert cpu.status is Status.MEETS_RECOMMENDED
+    assert cpu.not_judged == ("max_clock_mhz",)
     assert "maximum clock is unknowable" in cpu.advice
     assert report.status is Status.MEETS_RECOMMENDED
-    assert report.unknown_parts == ("Intel(R) Xeon(R) Processor", "Power supply", "PyTorch")
+    assert report.unknown_parts == ("Power supply", "PyTorch")
     assert not report.fails(FailOn.RECOMMENDED)
     assert report.fails(FailOn.MINIMUM, strict=True)
 
@@ -188,13 +190,31 @@ def test_cpu_only_vm_is_below_minimum_for_cores_and_gpu() -> None:
 
 
 def test_psu_budget_uses_nvml_power_limits_and_the_book_rule() -> None:
-    snapshot = replay_snapshot("h100-80gb-hbm3")
+    snapshot = _physical(replay_snapshot("h100-80gb-hbm3"))
     budget = power_budget(snapshot, BOOK)
     # 700 W enforced limit (NVML 700000 mW) + Xeon 270 W + 75 W base, +20%.
     assert budget.gpu_w == 700
     assert budget.parts_w == 700 + 270 + 75
     assert budget.minimum_w == round(1045 * 1.2)
     assert budget.book_rule_w == 500
+
+
+def test_a_vm_is_charged_for_its_vcpus_not_the_hosts_whole_cpu() -> None:
+    # The recording is a 16-vCPU VM on a Xeon: 270 W x 16 / 64 threads = 67.5 W.
+    vm = replay_snapshot("h100-80gb-hbm3")
+    assert vm.cpu.logical_cpus.value == 16
+    assert power_budget(vm, BOOK).cpu_w == 270 * 16 / 64
+    # The 2-vCPU EPYC VM: 360 W x 2 / 64 = 11.25 W, not a whole server CPU.
+    assert power_budget(replay_snapshot("cpu-only-epyc-vm"), BOOK).cpu_w == 360 * 2 / 64
+
+
+def test_in_a_vm_the_psu_row_gives_the_figure_a_physical_machine_needs() -> None:
+    report = judge(replay_snapshot("h100-80gb-hbm3"), BOOK)
+    psu = _component(report.components, "psu")
+    need = report.power_budget.minimum_w
+    assert psu.status is Status.UNKNOWN
+    assert [c.minimum for c in psu.criteria] == [need]
+    assert f"would need at least {need:,.0f} W" in psu.advice
 
 
 @pytest.mark.parametrize(
@@ -210,7 +230,7 @@ def test_psu_verdict_on_a_physical_h100_machine(declared_w: float | None, expect
     psu = _component(judge(snapshot, BOOK).components, "psu")
     assert psu.status is expected
     if expected is Status.UNKNOWN:
-        assert "needs at least 1254 W" in psu.advice
+        assert "needs at least 1,254 W" in psu.advice
         assert "--psu-watts" in psu.advice
 
 

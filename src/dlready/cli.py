@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import typer
+
+# typer 0.28 vendors click and does not re-export its base exception.
+from typer._click.exceptions import ClickException
 
 from dlready import __version__
 from dlready.commands.check import check_command
@@ -23,6 +27,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -51,6 +56,59 @@ app.command("install-cmd", help=install_cmd_command.__doc__, epilog=EXIT_CODES_H
 app.command("smoke", help=smoke_command.__doc__, epilog=EXIT_CODES_HELP)(smoke_command)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: every way out is a documented exit code, never a traceback.
+
+    The parser runs in non-standalone mode so that its own errors (an unknown flag, a bad
+    value) come back here: with ``--json`` they are the usual envelope on stdout, otherwise
+    the parser's usual ``Usage:``/``Error:`` lines on stderr; both exit 2.
+    """
+    import errno
+    import sys
+
+    from dlready import output
+    from dlready.exitcodes import ExitCode
+
+    output.prepare_streams()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = typer.main.get_command(app).main(
+            args=args, prog_name="dlready", standalone_mode=False
+        )
+    except typer.Abort:
+        output.error_line("interrupted")
+        code = ExitCode.COULD_NOT_RUN
+    except ClickException as exc:
+        code = _parser_error(exc, args)
+    except OSError as exc:  # help or version text that stdout would not take
+        output.error_line(f"cannot write to stdout: {exc.strerror or exc}")
+        code = ExitCode.COULD_NOT_RUN
+    except SystemExit as exc:
+        # The parser turns a reader that went away during --help into exit 1 ("not ready").
+        context = exc.__context__
+        if exc.code == 1 and isinstance(context, OSError) and context.errno == errno.EPIPE:
+            output.error_line("the reader of the output went away before it was all written")
+            code = ExitCode.COULD_NOT_RUN
+        else:
+            raise
+    if code is None:
+        code = ExitCode.OK
+    with output.stdout_guard():
+        pass  # flush what is buffered now, while a failure can still become exit 3
+    raise SystemExit(int(code))
+
+
+def _parser_error(exc: ClickException, args: list[str]) -> int:
+    """A flag the parser rejected: the JSON envelope with ``--json``, else the usual lines."""
+    from dlready.exitcodes import ExitCode
+    from dlready.result import CommandResult, OutputFormat, Problem, emit
+
+    options = args[: args.index("--")] if "--" in args else args
+    if "--json" in options:
+        command = next((arg for arg in options if not arg.startswith("-")), "dlready")
+        problem = Problem("usage", exc.format_message(), f"see `dlready {command} --help`")
+        result = CommandResult(command, ExitCode.USAGE, errors=(problem,))
+        return int(emit(result, OutputFormat.JSON))
+    with contextlib.suppress(OSError, ValueError):  # stderr refuses: the exit code still tells
+        exc.show()
+    return exc.exit_code

@@ -12,7 +12,7 @@ import math
 import os
 import sys
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -20,8 +20,14 @@ if TYPE_CHECKING:
 from dlready import __version__
 from dlready.exitcodes import ExitCode
 
-SCHEMA_VERSION = 1
-"""Version of every ``--json`` document; bumped on any incompatible change (docs/json-schema.md)."""
+SCHEMA_VERSION = 2
+"""Version of every ``--json`` document; bumped on any incompatible change (docs/json-schema.md).
+
+2: ``errors`` and ``warnings`` have one shape for every command (``dlready.result.Problem``).
+"""
+
+READABLE_SCHEMA_VERSIONS = frozenset({1, 2})
+"""Envelope versions whose ``data.snapshot`` a ``--snapshot`` reader accepts (unchanged in 2)."""
 
 
 def _no_color() -> bool:
@@ -29,22 +35,67 @@ def _no_color() -> bool:
     return bool(os.environ.get("NO_COLOR"))
 
 
+_MIN_COLUMNS = 20
+"""Below this a table cannot show a word per cell; such a COLUMNS is treated as unset."""
+
+
+def _columns_override() -> int | None:
+    """A usable width when ``COLUMNS`` is nonsense (``0``, negative, text), else None.
+
+    rich takes ``COLUMNS=0`` literally and prints nothing; a report must never vanish.
+    """
+    raw = os.environ.get("COLUMNS")
+    if raw is None:
+        return None
+    try:
+        columns = int(raw)
+    except ValueError:
+        return 80
+    return None if columns >= _MIN_COLUMNS else 80
+
+
 def stdout_console() -> Console:
-    """Console for results."""
+    """Console for results. A reader that goes away ends the process with exit 3."""
     from rich.console import Console  # rich costs ~15 ms to import; --json never needs it
 
+    class _StdoutConsole(Console):
+        def on_broken_pipe(self) -> None:
+            # rich's own handler exits 1, which reads as "not ready".
+            self.quiet = True
+            _stdout_lost("the reader of the output went away before it was all written")
+
+    width = _columns_override()
     if _no_color():
-        return Console(highlight=False, color_system=None)
-    return Console(highlight=False)
+        return _StdoutConsole(highlight=False, color_system=None, width=width)
+    return _StdoutConsole(highlight=False, width=width)
 
 
 def stderr_console() -> Console:
     """Console for diagnostics (never hard-wrapped: one message, one line)."""
     from rich.console import Console
 
+    width = _columns_override()
     if _no_color():
-        return Console(stderr=True, highlight=False, soft_wrap=True, color_system=None)
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+        return Console(stderr=True, highlight=False, soft_wrap=True, color_system=None, width=width)
+    return Console(stderr=True, highlight=False, soft_wrap=True, width=width)
+
+
+def prepare_streams() -> None:
+    """Make stdout and stderr unable to fail on a character they cannot encode.
+
+    Under ``PYTHONIOENCODING=ascii`` or ``LC_ALL=C`` a "°C" or a name from another host
+    would end the command with a traceback; such characters are written as escapes instead.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)  # absent on replaced streams
+        if reconfigure is not None:
+            with contextlib.suppress(OSError, ValueError):
+                reconfigure(errors="backslashreplace")
+
+
+def _stdout_is_utf8() -> bool:
+    encoding = getattr(sys.stdout, "encoding", None) or ""
+    return encoding.lower().replace("-", "").replace("_", "") == "utf8"
 
 
 def envelope(
@@ -63,6 +114,7 @@ def envelope(
         "exit_code": int(exit_code),
         "data": data,
         "errors": errors or [],
+        "warnings": [],
     }
 
 
@@ -80,7 +132,12 @@ def _finite(value: Any) -> Any:
 def dump_json(document: Any) -> str:
     """Stable, strictly valid JSON text: sorted keys, two-space indent, no NaN."""
     return json.dumps(
-        _finite(document), indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False
+        _finite(document),
+        indent=2,
+        sort_keys=True,
+        # Escapes keep the JSON valid on a stdout that cannot encode every character.
+        ensure_ascii=not _stdout_is_utf8(),
+        allow_nan=False,
     )
 
 
@@ -91,32 +148,54 @@ def print_json(document: Any) -> None:
         sys.stdout.write(text)
 
 
-def error_line(message: str, hint: str | None = None) -> None:
-    """One clear error line on stderr (and an optional hint line)."""
-    from rich.markup import escape
+def stderr_line(line: str) -> None:
+    """One plain diagnostic line; dropped when stderr is closed or refuses the write.
 
+    An unwritable stderr must not change the exit code the caller is about to return.
+    """
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (OSError, ValueError, UnicodeError):
+        pass
+
+
+def error_line(message: str, hint: str | None = None) -> None:
+    """One clear error line on stderr (and an optional hint line); never raises."""
     if sys.stderr is None:  # started with stderr closed: nowhere to explain
         return
-    console = stderr_console()
-    console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
-    if hint:
-        console.print(f"[yellow]hint:[/] {escape(hint)}", markup=True, highlight=False)
+    try:
+        from rich.markup import escape
+
+        console = stderr_console()
+        console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+        if hint:
+            console.print(f"[yellow]hint:[/] {escape(hint)}", markup=True, highlight=False)
+    except (OSError, ValueError, UnicodeError):
+        pass  # stderr refuses the write: the exit code still tells
+
+
+def _stdout_lost(reason: str) -> NoReturn:
+    error_line(f"{reason}; the result is incomplete")
+    # Keep Python from failing again while it flushes stdout at exit.
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    raise SystemExit(int(ExitCode.COULD_NOT_RUN))
 
 
 @contextlib.contextmanager
 def stdout_guard() -> Iterator[None]:
-    """Turn a closed, full or vanished stdout into exit code 3 instead of a traceback."""
+    """Turn a closed, full or vanished stdout into exit code 3 and one line, not a traceback."""
     if sys.stdout is None:
         error_line("stdout is closed: there is nowhere to write the result")
         raise SystemExit(int(ExitCode.COULD_NOT_RUN))
     try:
         yield
         sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_lost("the reader of the output went away before it was all written")
     except OSError as exc:
-        # A reader that went away (`| head`) ends quietly, as Unix tools do.
-        if not isinstance(exc, BrokenPipeError):
-            error_line(f"cannot write the result to stdout: {exc.strerror or exc}")
-        # Keep Python from failing again while it flushes stdout at exit.
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(int(ExitCode.COULD_NOT_RUN)) from None
+        _stdout_lost(f"cannot write the result to stdout: {exc.strerror or exc}")

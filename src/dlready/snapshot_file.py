@@ -84,13 +84,15 @@ def _snapshot_document(path: Path, document: Any) -> Any:
             else "a JSON document of another program"
         )
         raise SnapshotFileError(f"{path}: this is {what}, not a machine snapshot; {_EXPECTED}")
-    from dlready.output import SCHEMA_VERSION
+    from dlready.output import READABLE_SCHEMA_VERSIONS
 
     version = document.get("schema_version")
-    if version != SCHEMA_VERSION:
+    readable_version = isinstance(version, int) and not isinstance(version, bool)
+    if not readable_version or version not in READABLE_SCHEMA_VERSIONS:
+        readable = ", ".join(str(v) for v in sorted(READABLE_SCHEMA_VERSIONS))
         raise SnapshotFileError(
             f"{path}: schema_version {_short(version)} is not supported (this dlready reads "
-            f"{SCHEMA_VERSION})"
+            f"{readable})"
         )
     data = document.get("data")
     if not isinstance(data, dict) or "snapshot" not in data:

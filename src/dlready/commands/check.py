@@ -9,19 +9,14 @@ import typer
 
 from dlready.exitcodes import ExitCode
 from dlready.model import MachineSnapshot
+from dlready.snapshot_file import SnapshotFileError, load_snapshot_file
 from dlready.spec.bar import FailOn
 
 if TYPE_CHECKING:
+    from dlready.result import CommandResult, Streams
     from dlready.spec.verdict import CheckReport, SoftwareFinding
 
 _ENV_PSU = "DLREADY_PSU_WATTS"
-
-
-def _fail(message: str, code: ExitCode, hint: str | None = None) -> typer.Exit:
-    from dlready.output import error_line
-
-    error_line(message, hint)
-    return typer.Exit(int(code))
 
 
 def software_finding(
@@ -137,110 +132,126 @@ def check_command(
     error (bad flag, spec file or snapshot); 3: the check itself could not run.
     "unknown" (could not be measured) does not fail unless --strict.
     """
+    from dlready.result import run
+
+    run(
+        "check",
+        lambda: (
+            _list_profiles()
+            if list_profiles
+            else _check(profile, spec, snapshot_file, psu_watts, fail_on, strict)
+        ),
+        as_json=as_json,
+        as_markdown=as_markdown,
+    )
+
+
+def _check(
+    profile: str | None,
+    spec: Path | None,
+    snapshot_file: Path | None,
+    psu_watts: float | None,
+    fail_on: FailOn,
+    strict: bool,
+) -> CommandResult:
+    from dlready.result import CommandError, Problem, usage_error
     from dlready.spec.profile import SpecError
 
-    if list_profiles:
-        from dlready.output import stdout_guard
-
-        with stdout_guard():
-            _list_profiles()
-        return
-    if as_json and as_markdown:
-        raise _fail("--json and --markdown cannot be combined", ExitCode.USAGE)
     if profile and spec:
-        raise _fail("--profile and --spec cannot be combined", ExitCode.USAGE)
+        raise usage_error("--profile and --spec cannot be combined")
     if snapshot_file is not None:
         if psu_watts is not None:
-            raise _fail(
+            raise usage_error(
                 "--psu-watts cannot change a saved snapshot; re-run `dlready check --psu-watts` "
-                "on that machine",
-                ExitCode.USAGE,
+                "on that machine"
             )
-        from dlready.snapshot_file import SnapshotFileError, load_snapshot_file
-
         try:
             snapshot = load_snapshot_file(snapshot_file)
         except SnapshotFileError as exc:
-            raise _fail(str(exc), ExitCode.USAGE) from None
+            raise CommandError(ExitCode.USAGE, Problem("bad_snapshot", str(exc))) from None
     else:
         snapshot = _probe(psu_watts)
     try:
         report = build_report(snapshot, profile, spec)
     except SpecError as exc:
-        raise _fail(str(exc), ExitCode.USAGE) from None
-    _emit(report, snapshot, fail_on, strict, as_json, as_markdown)
+        raise CommandError(ExitCode.USAGE, Problem("bad_spec", str(exc))) from None
+    origin = str(snapshot_file) if snapshot_file is not None else None
+    return _result(report, snapshot, fail_on, strict, origin)
 
 
 def _probe(psu_watts: float | None) -> MachineSnapshot:
     from dlready.probes.collect import collect_snapshot
+    from dlready.result import CommandError, Problem, usage_error
 
     try:
-        return collect_snapshot(psu_watts=psu_watts)
+        return collect_snapshot(psu_watts=psu_watts, validate_psu=True)
     except ValueError as exc:  # bad DLREADY_PSU_WATTS
-        raise _fail(str(exc), ExitCode.USAGE) from None
+        raise usage_error(str(exc)) from None
     except Exception as exc:  # noqa: BLE001  # never a traceback: report and exit 3
-        raise _fail(
-            f"probing this machine failed: {type(exc).__name__}: {exc}",
+        raise CommandError(
             ExitCode.COULD_NOT_RUN,
-            "please report this with `dlready check --markdown` output from a working machine",
+            Problem(
+                "probe_crashed",
+                f"probing this machine failed: {type(exc).__name__}: {exc}",
+                "please report this with `dlready check --markdown` output from a working machine",
+            ),
         ) from None
 
 
-def _emit(
+def _result(
     report: CheckReport,
     snapshot: MachineSnapshot,
     fail_on: FailOn,
     strict: bool,
-    as_json: bool,
-    as_markdown: bool,
-) -> None:
-    from dlready.output import stdout_guard
+    snapshot_origin: str | None = None,
+) -> CommandResult:
+    from dlready.render.check_json import report_jsonable
+    from dlready.result import CommandResult, Problem
 
-    exit_code = ExitCode.NOT_READY if report.fails(fail_on, strict) else ExitCode.OK
-    with stdout_guard():
-        _write_report(report, snapshot, fail_on, strict, as_json, as_markdown, exit_code)
-    raise typer.Exit(int(exit_code))
-
-
-def _write_report(
-    report: CheckReport,
-    snapshot: MachineSnapshot,
-    fail_on: FailOn,
-    strict: bool,
-    as_json: bool,
-    as_markdown: bool,
-    exit_code: ExitCode,
-) -> None:
-    if as_json:
-        from dlready.output import envelope, print_json
-        from dlready.render.check_json import report_jsonable
-
-        errors = [{"probe": e.probe, "message": e.message} for e in snapshot.errors]
-        print_json(
-            envelope(
-                "check",
-                exit_code,
-                report_jsonable(report, snapshot, str(fail_on), strict),
-                errors=errors,
-                status=str(report.status),
-            )
-        )
-    elif as_markdown:
-        import sys
-
-        from dlready.render.check_render import render_markdown
-
-        sys.stdout.write(render_markdown(report, snapshot))
-    else:
-        from dlready.output import stdout_console
+    def text(streams: Streams) -> None:
         from dlready.render.check_render import render_table
 
-        render_table(report, snapshot, stdout_console())
+        render_table(report, snapshot, streams.console, snapshot_origin)
+
+    def markdown(streams: Streams) -> None:
+        from dlready.render.check_render import render_markdown
+
+        streams.write(render_markdown(report, snapshot, snapshot_origin))
+
+    exit_code = ExitCode.NOT_READY if report.fails(fail_on, strict) else ExitCode.OK
+    return CommandResult(
+        "check",
+        exit_code,
+        data=report_jsonable(report, snapshot, str(fail_on), strict),
+        status=str(report.status),
+        # Probe failures are part of the report (its notes); in JSON they are listed as
+        # errors too, so that a script sees them without reading the notes.
+        errors=(),
+        warnings=tuple(
+            Problem("probe_failed", error.message, detail={"probe": error.probe})
+            for error in snapshot.errors
+        ),
+        text=text,
+        markdown=markdown,
+    )
 
 
-def _list_profiles() -> None:
+def _list_profiles() -> CommandResult:
+    from dlready.result import CommandResult
     from dlready.spec.profile import DEFAULT_PROFILE, builtin_profile_names, load_builtin_profile
 
-    for name in builtin_profile_names():
-        marker = " (default)" if name == DEFAULT_PROFILE else ""
-        typer.echo(f"{name}{marker}: {load_builtin_profile(name).title}")
+    profiles = [
+        {
+            "name": name,
+            "title": load_builtin_profile(name).title,
+            "default": name == DEFAULT_PROFILE,
+        }
+        for name in builtin_profile_names()
+    ]
+
+    def text(streams: Streams) -> None:
+        for entry in profiles:
+            marker = " (default)" if entry["default"] else ""
+            streams.write(f"{entry['name']}{marker}: {entry['title']}\n")
+
+    return CommandResult("check", ExitCode.OK, data={"profiles": profiles}, text=text)

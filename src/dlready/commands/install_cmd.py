@@ -7,8 +7,7 @@ and the other commands fast.
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NamedTuple
 
 import typer
 
@@ -17,6 +16,7 @@ from dlready.exitcodes import ExitCode
 if TYPE_CHECKING:
     from dlready.install.facts import FactOverrides, MachineFacts
     from dlready.install.planner import InstallPlan
+    from dlready.result import CommandResult, Streams
 
 COMMAND = "install-cmd"
 
@@ -86,21 +86,56 @@ def install_cmd_command(
     (unknown release or variant, Python out of range, conda after 2.5.1, no CUDA build for
     this GPU and driver) prints one error line naming the nearest valid choice and exits 2.
     """
-    from dlready import output
+    from dlready.result import run
+
+    run(
+        COMMAND,
+        lambda: _install_cmd(
+            FactOverridesArgs(os_name, arch, python, accelerator, driver, compute_capability),
+            torch,
+            variant,
+            manager,
+            packages,
+            explain,
+        ),
+        as_json=json_output,
+    )
+
+
+class FactOverridesArgs(NamedTuple):
+    """The flags that override detected facts, as given."""
+
+    os_name: str | None
+    arch: str | None
+    python: str | None
+    accelerator: str | None
+    driver: str | None
+    compute_capability: list[str] | None
+
+
+def _install_cmd(
+    flags: FactOverridesArgs,
+    torch: str | None,
+    variant: str | None,
+    manager: str,
+    packages: str | None,
+    explain: bool,
+) -> CommandResult:
     from dlready.install.errors import PlanError
     from dlready.install.facts import FactOverrides, validate_overrides
     from dlready.install.planner import InstallWishes, plan_install
     from dlready.install.table import CompatTableError, load_compat_table
+    from dlready.result import CommandError, CommandResult, Problem
 
     try:
         overrides = validate_overrides(
             FactOverrides(
-                os=os_name,
-                arch=arch,
-                python=python,
-                accelerator=accelerator,
-                driver=driver,
-                compute_capabilities=tuple(compute_capability or ()),
+                os=flags.os_name,
+                arch=flags.arch,
+                python=flags.python,
+                accelerator=flags.accelerator,
+                driver=flags.driver,
+                compute_capabilities=tuple(flags.compute_capability or ()),
             )
         )
         wishes = InstallWishes(
@@ -113,35 +148,31 @@ def install_cmd_command(
         plan = plan_install(facts, wishes)
         table = load_compat_table()
     except PlanError as exc:
-        _fail(ExitCode.USAGE, exc.message, exc.nearest_valid, exc.hints, json_output, exc)
-    except _CouldNotRunError as exc:
-        _fail(ExitCode.COULD_NOT_RUN, str(exc), exc.hint, (), json_output, None)
+        raise CommandError(
+            ExitCode.USAGE,
+            Problem(
+                "impossible_request",
+                exc.message,
+                exc.nearest_valid,
+                detail={"nearest_valid": exc.nearest_valid},
+                more=tuple(f"# {line}" for line in exc.hints),
+            ),
+        ) from None
     except CompatTableError as exc:
-        _fail(ExitCode.COULD_NOT_RUN, str(exc), "reinstall dlready", (), json_output, None)
+        raise CommandError(
+            ExitCode.COULD_NOT_RUN, Problem("bad_package_data", str(exc), "reinstall dlready")
+        ) from None
 
-    if json_output:
-        # A closed, full or vanished stdout exits 3 with one error line (output.stdout_guard).
-        output.print_json(output.envelope(COMMAND, ExitCode.OK, plan.to_jsonable()))
-        return
-    _print_plan(plan, table, explain)
+    def text(streams: Streams) -> None:
+        _print_plan(plan, table, explain, streams)
 
-
-def _stderr_line(line: str) -> None:
-    """One diagnostic line; silently dropped when stderr itself is closed or failing."""
-    stream = sys.stderr
-    if stream is None:
-        return
-    try:
-        stream.write(line + "\n")
-        stream.flush()
-    except (OSError, ValueError):
-        pass
-
-
-class _CouldNotRunError(RuntimeError):
-    def __init__(self, message: str, hint: str) -> None:
-        super().__init__(message)
-        self.hint = hint
+    return CommandResult(
+        COMMAND,
+        ExitCode.OK,
+        data=plan.to_jsonable(),
+        warnings=tuple(Problem("plan_warning", warning) for warning in plan.warnings),
+        text=text,
+    )
 
 
 _DETECTION_HINT = (
@@ -153,65 +184,43 @@ _DETECTION_HINT = (
 def _facts(overrides: FactOverrides) -> MachineFacts:
     """Detected facts with the flags applied; no probing when the flags say everything."""
     from dlready.install.facts import apply_overrides, facts_from_overrides, facts_from_snapshot
+    from dlready.result import CommandError, Problem
 
     if overrides.covers_detection:
         return facts_from_overrides(overrides)
     try:
         from dlready.probes.collect import collect_snapshot
     except ImportError as exc:
-        raise _CouldNotRunError(
-            f"hardware detection is unavailable ({exc})", _DETECTION_HINT
+        raise CommandError(
+            ExitCode.COULD_NOT_RUN,
+            Problem(
+                "detection_failed", f"hardware detection is unavailable ({exc})", _DETECTION_HINT
+            ),
         ) from None
     try:
         snapshot = collect_snapshot()
     except Exception as exc:  # noqa: BLE001  # any probe failure becomes one error line
-        raise _CouldNotRunError(
-            f"hardware detection failed: {type(exc).__name__}: {exc}", _DETECTION_HINT
+        raise CommandError(
+            ExitCode.COULD_NOT_RUN,
+            Problem(
+                "detection_failed",
+                f"hardware detection failed: {type(exc).__name__}: {exc}",
+                _DETECTION_HINT,
+            ),
         ) from None
     return apply_overrides(facts_from_snapshot(snapshot), overrides)
 
 
-def _fail(
-    code: ExitCode,
-    message: str,
-    hint: str | None,
-    hints: tuple[str, ...],
-    json_output: bool,
-    error: object,
-) -> NoReturn:
-    from dlready import output
-
-    if json_output:
-        detail = error.to_jsonable() if hasattr(error, "to_jsonable") else None
-        errors = [
-            detail
-            or {"code": code.name.lower(), "message": message, "nearest_valid": hint, "hints": []}
-        ]
-        output.print_json(output.envelope(COMMAND, code, None, errors=errors))
-    elif sys.stderr is not None:
-        try:
-            output.error_line(message, hint)
-            console = output.stderr_console()
-            for line in hints:
-                console.print(f"# {line}", markup=False, highlight=False)
-        except OSError:
-            pass  # stderr refuses the write: the exit code still tells
-    raise typer.Exit(int(code))
-
-
-def _print_plan(plan: InstallPlan, table: object, explain: bool) -> None:
-    from dlready import output
+def _print_plan(plan: InstallPlan, table: object, explain: bool, streams: Streams) -> None:
     from dlready.install.explain import full_lines, short_lines
     from dlready.install.table import CompatTable
 
-    # The command goes to stdout byte for byte: rich could wrap or interpret it. A closed,
-    # full or vanished stdout exits 3 with one error line, never a traceback.
-    with output.stdout_guard():
-        sys.stdout.write(plan.command_line + "\n")
+    # The command goes to stdout byte for byte: rich could wrap or interpret it.
+    streams.write(plan.command_line + "\n")
     lines = (
         full_lines(plan, table) if explain and isinstance(table, CompatTable) else short_lines(plan)
     )
     # Plain uncoloured text, so no rich Console: creating one costs ~19 ms, a tenth of this
     # command's time budget (benchmarks/bench_install_cmd.py). The explanation is best effort:
     # with stderr closed (`2>&-`) the command on stdout is still the result.
-    _stderr_line("\n".join(lines))
+    streams.diagnostic("\n".join(lines))

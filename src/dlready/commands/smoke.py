@@ -17,17 +17,17 @@ from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from dlready.model import MachineSnapshot
+    from dlready.result import CommandError, CommandResult, Streams
     from dlready.smoke.report import CheckResult, SmokeReport
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 _SNAPSHOT_TIMEOUT_S = 15.0
 
 
-def _usage(message: str) -> typer.Exit:
-    from dlready.output import error_line
+def _usage(message: str) -> CommandError:
+    from dlready.result import usage_error
 
-    error_line(message, "see `dlready smoke --help`")
-    return typer.Exit(int(ExitCode.USAGE))
+    return usage_error(message, "see `dlready smoke --help`")
 
 
 def _collect_snapshot() -> MachineSnapshot | None:
@@ -117,22 +117,14 @@ class _Progress:
             self._progress.update(self._task, description=f"{self._done} done · {name}: {status}")
 
 
-def _emit_could_not_run(
-    json_output: bool, message: str, hint: str | None, data: dict[str, Any]
-) -> typer.Exit:
-    from dlready.output import envelope, error_line, print_json
+def _could_not_run(message: str, hint: str | None, data: dict[str, Any]) -> CommandError:
+    from dlready.result import CommandError, Problem
 
-    if json_output:
-        print_json(
-            envelope(
-                "smoke",
-                ExitCode.COULD_NOT_RUN,
-                data,
-                errors=[{"code": data.get("reason", "could_not_run"), "message": message}],
-            )
-        )
-    error_line(message, hint)
-    return typer.Exit(int(ExitCode.COULD_NOT_RUN))
+    return CommandError(
+        ExitCode.COULD_NOT_RUN,
+        Problem(str(data.get("reason", "could_not_run")), message, hint),
+        data=data,
+    )
 
 
 def exit_code_for(report: SmokeReport) -> ExitCode:
@@ -204,6 +196,23 @@ def smoke_command(
     child process with a time limit: a hang is killed and reported while the rest still runs.
     Every failure comes with an explanation and a fix.
     """
+    from dlready.result import run
+
+    run(
+        "smoke",
+        lambda: _smoke(device, all_devices, full, burn, distributed, timeout),
+        as_json=json_output,
+    )
+
+
+def _smoke(
+    device: str,
+    all_devices: bool,
+    full: bool,
+    burn: float,
+    distributed: bool,
+    timeout: float | None,
+) -> CommandResult:
     started = time.perf_counter()
     if not DEVICE_PATTERN.fullmatch(device):
         raise _usage(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
@@ -216,8 +225,6 @@ def smoke_command(
 
     import concurrent.futures
     import importlib.util
-
-    from dlready.output import stdout_console
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     snapshot_future = pool.submit(_collect_snapshot)
@@ -232,8 +239,7 @@ def smoke_command(
     if importlib.util.find_spec("torch") is None:
         line = install_command_line(snapshot())
         hint = f"install it with: {line}" if line else "run `dlready install-cmd` for the command"
-        raise _emit_could_not_run(
-            json_output,
+        raise _could_not_run(
             "torch is not installed in this Python environment",
             hint,
             {"reason": "torch_not_installed", "install_command": line},
@@ -263,8 +269,7 @@ def smoke_command(
                 hint = (
                     f"reinstall it: {line}" if line else "run `dlready install-cmd` for the command"
                 )
-                raise _emit_could_not_run(
-                    json_output,
+                raise _could_not_run(
                     f"torch cannot be imported ({unusable.kind}: {unusable.message})",
                     hint,
                     {
@@ -279,9 +284,7 @@ def smoke_command(
             outcome = runner.run(nvidia_gpu_present(machine))
         except KeyboardInterrupt:
             runner.kill()
-            raise _emit_could_not_run(
-                json_output, "interrupted", None, {"reason": "interrupted"}
-            ) from None
+            raise _could_not_run("interrupted", None, {"reason": "interrupted"}) from None
         finally:
             runner.close()
 
@@ -297,27 +300,34 @@ def smoke_command(
         wall_s=time.perf_counter() - started,
         notes=_notes(options, outcome.devices),
     )
+    from dlready.result import CommandResult, Problem
+
     code = exit_code_for(report)
-    if json_output:
-        from dlready.output import envelope, print_json
-
-        errors = [
-            {"code": str(check.status), "message": f"{check.name}: {check.message}"}
-            for check in report.all_checks
-            if check.failed
-        ]
-        print_json(envelope("smoke", code, report_data(report), errors=errors))
-    else:
-        from dlready.output import stdout_guard
-
-        with stdout_guard():
-            render_report(report, stdout_console())
+    errors = [
+        Problem(str(check.status), f"{check.name}: {check.message}", detail={"check": check.name})
+        for check in report.all_checks
+        if check.failed
+    ]
     if code is ExitCode.USAGE:
-        from dlready.output import error_line
-
         device_fix = next((c.fix for c in report.all_checks if c.name == "device" and c.fix), None)
-        error_line(f"--device {device}: no such device on this machine", device_fix)
-    raise typer.Exit(int(code))
+        errors = [
+            Problem("usage", f"--device {device}: no such device on this machine", device_fix)
+        ]
+
+    def text(streams: Streams) -> None:
+        import os
+
+        from dlready.smoke.render import rank_label
+
+        render_report(report, streams.console, rank_label(os.environ))
+
+    return CommandResult(
+        "smoke",
+        code,
+        data=report_data(report),
+        errors=tuple(errors),
+        text=text,
+    )
 
 
 def _notes(options: Any, devices: list[Any]) -> tuple[str, ...]:

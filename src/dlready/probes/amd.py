@@ -69,7 +69,10 @@ def probe_amd(files: HostFiles) -> tuple[DriverStack, tuple[GpuInfo, ...]]:
     """
     entries = files.list_dir(_DRM)
     if entries is None:
-        return _stack(StackState.NOT_APPLICABLE, f"{_DRM} is not readable (not Linux?)"), ()
+        return _stack(
+            StackState.NOT_APPLICABLE,
+            f"{_DRM} is not readable: no Linux graphics drivers can be seen here",
+        ), ()
     cards = [
         f"{_DRM}/{name}/device"
         for name in sorted((n for n in entries if _CARD.match(n)), key=lambda n: int(n[4:]))

@@ -24,7 +24,10 @@ from dlready.model import (
     MemoryInfo,
     OperatingSystem,
     PlatformInfo,
+    PowerSupplyInfo,
     ProbeError,
+    Reading,
+    Source,
     StackState,
     TorchInstall,
     missing,
@@ -111,19 +114,32 @@ def _failed_stack(vendor: GpuVendor) -> GpuProbeResult:
 
 
 def collect_snapshot(
-    *, backends: ProbeBackends | None = None, psu_watts: float | None = None
+    *,
+    backends: ProbeBackends | None = None,
+    psu_watts: float | None = None,
+    validate_psu: bool = False,
 ) -> MachineSnapshot:
     """Probe this machine (or the replayed one in ``backends``).
 
     Raises:
-        ValueError: when ``DLREADY_PSU_WATTS`` is set but not a positive number.
+        ValueError: with ``validate_psu``, when ``--psu-watts`` or ``DLREADY_PSU_WATTS`` is
+            not a plausible wattage (``check`` judges the PSU; other commands only read it,
+            and a bad value becomes a failed reading there).
     """
     backends = backends or ProbeBackends()
     timed = _Timed()
     os_family = operating_system(backends.host.system())
     environ = backends.host.environ()
     # Validate user input first, so a bad value fails before any probing.
-    power_supply = probe_power_supply(backends.files, psu_watts, environ)
+    try:
+        power_supply = probe_power_supply(backends.files, psu_watts, environ)
+    except ValueError as exc:
+        if validate_psu:
+            raise
+        power_supply = PowerSupplyInfo(
+            declared_capacity_w=Reading.failed(Source.USER, str(exc)),
+            dmi_capacity_w=Reading.unsupported(Source.DMI, "not read"),
+        )
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         nvidia_future = None

@@ -59,9 +59,9 @@ _LOST_GPU_HINT = (
 # Opening one GPU failed for another reason than a lost GPU: error class -> hint.
 _HANDLE_ERROR_HINTS = {
     "NVMLError_NoPermission": (
-        "this is a permission problem, not a broken card: your user may not open "
-        "/dev/nvidia* (see `ls -l /dev/nvidia*`; add yourself to the group that owns them, "
-        "often 'video', and log in again); in a container, start it with --gpus all"
+        "this is a permission problem, not a broken card: run `ls -l /dev/nvidia*`, add your "
+        "user to the group that owns those files (often 'video') and log in again; in a "
+        "container, start it with --gpus all"
     ),
     "NVMLError_InsufficientPower": "connect the card's external power cables",
     "NVMLError_IrqIssue": "the driver could not set up interrupts; check `dmesg` and reboot",

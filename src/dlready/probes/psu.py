@@ -31,7 +31,10 @@ def read_dmi_capacity_w(files: HostFiles) -> Reading[float]:
     """The largest single supply's capacity (redundant supplies are judged as one)."""
     entries = files.list_dir(_DMI_ENTRIES)
     if entries is None:
-        return Reading.unsupported(Source.DMI, "no DMI tables readable (needs root, or not Linux)")
+        return Reading.unsupported(
+            Source.DMI,
+            "no DMI tables readable (reading them needs root; only Linux has them there)",
+        )
     capacities = []
     for entry in entries:
         if entry.startswith("39-"):

@@ -20,6 +20,11 @@ def report_jsonable(
         },
         "status": str(report.status),
         "unknown_parts": list(report.unknown_parts),
+        "not_judged": [
+            {"part": c.subject, "criteria": list(c.not_judged)}
+            for c in report.components
+            if c.status.value == "unknown" or c.not_judged
+        ],
         "fail_on": fail_on,
         "strict": strict,
         "components": to_jsonable(report.components),

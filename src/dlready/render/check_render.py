@@ -1,36 +1,34 @@
 """Renderers for ``dlready check``: a rich table for people, Markdown for bug reports, JSON.
 
-Renderers read the snapshot and the report; they never probe.
+Renderers read the snapshot and the report; they never probe. Every string that came from
+the machine, a snapshot or a spec file goes through :func:`printable` (control characters
+shown as escapes) before it is printed.
 """
 
 from __future__ import annotations
 
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from dlready.model import GpuVendor, MachineSnapshot
-from dlready.spec.verdict import CheckReport, ComponentVerdict, Criterion, Status
+from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
+from dlready.render.text import format_number, printable
+from dlready.spec.verdict import CheckReport, ComponentVerdict, Criterion, Status, criterion_label
+from dlready.words import os_words, stack_state_words, vendor_words
 
 GIB = 1024**3
 
 STATUS_LABELS = {
     Status.BELOW_MINIMUM: "BELOW MIN",
-    Status.UNKNOWN: "UNKNOWN",
+    Status.UNKNOWN: "not judged",
     Status.MEETS_MINIMUM: "meets min",
     Status.MEETS_RECOMMENDED: "meets rec",
-}
-_CRITERION_LABELS = {
-    "usable_cpus": "usable CPUs",
-    "max_clock_mhz": "max clock",
-    "effective_total_gib": "usable RAM",
-    "ratio_to_total_vram": "RAM / VRAM",
-    "vram_gib": "VRAM",
-    "compute_capability": "compute cap.",
-    "fp32_tflops": "FP32 peak",
-    "pcie_width_lanes": "PCIe width",
-    "capacity_w": "PSU rating",
-    "cpu_package_c": "CPU package",
 }
 _STATUS_STYLES = {
     Status.BELOW_MINIMUM: "bold red",
@@ -38,49 +36,125 @@ _STATUS_STYLES = {
     Status.MEETS_MINIMUM: "cyan",
     Status.MEETS_RECOMMENDED: "green",
 }
+_GPU_SUBJECT = re.compile(r"GPU (\d+): (.*)", re.DOTALL)
+_GPU_CRITERION = re.compile(r"gpu(\d+)_(.*)")
 
 
 def _fmt(value: float | str | None, unit: str = "") -> str:
     if value is None:
         return "-"
-    if isinstance(value, float):
-        text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:g}"
-    else:
-        text = str(value)
-    return f"{text} {unit}".strip()
+    text = format_number(float(value)) if isinstance(value, (int, float)) else str(value)
+    return printable(f"{text} {unit}".strip())
+
+
+def gpu_range_label(indices: Sequence[int]) -> str:
+    """``GPU 0-3`` for a contiguous run, ``GPU 0, 2, 5`` otherwise, ``GPU 1`` for one."""
+    ordered = sorted(indices)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"GPU {ordered[0]}-{ordered[-1]}"
+    return "GPU " + ", ".join(str(index) for index in ordered)
+
+
+# --- what this machine has --------------------------------------------------------------------
+
+
+def _gpu_name(gpu: GpuInfo) -> str:
+    if gpu.name.ok and gpu.name.value:
+        return printable(gpu.name.value)
+    return f"{vendor_words(gpu.vendor)} GPU (name unreadable)"
+
+
+def _gpu_static_bits(gpu: GpuInfo) -> tuple[str, ...]:
+    """What identical cards share: memory, architecture, PCIe link, power limit."""
+    bits = []
+    if gpu.memory_total_bytes.ok and gpu.memory_total_bytes.value:
+        bits.append(f"{gpu.memory_total_bytes.value / GIB:.1f} GiB")
+    if gpu.compute_capability.ok:
+        bits.append(f"sm_{printable(gpu.compute_capability.value).replace('.', '')}")
+    generation, width = gpu.pcie_generation_current, gpu.pcie_width_current
+    if generation.ok and width.ok:
+        link = f"PCIe Gen{generation.value} x{width.value}"
+        if gpu.pcie_generation_max.ok and gpu.pcie_generation_max.value != generation.value:
+            link += f" (card: Gen{gpu.pcie_generation_max.value})"
+        bits.append(link)
+    limit = gpu.power_limit_enforced_w
+    if limit.ok and limit.value:
+        bits.append(f"power limit {format_number(limit.value)} W")
+    if gpu.error:
+        bits.append("not working (see below)")
+    return tuple(bits)
+
+
+def _span(values: Sequence[float], unit: str) -> str:
+    low, high = min(values), max(values)
+    if round(low) == round(high):
+        return f"{format_number(round(low))} {unit}"
+    return f"{format_number(round(low))}-{format_number(round(high))} {unit}"
+
+
+def _gpu_live_bits(gpus: Sequence[GpuInfo]) -> list[str]:
+    """Readings that differ from moment to moment (temperature, power draw), as a range."""
+    bits = []
+    temps = [g.temperature_c.value for g in gpus if g.temperature_c.ok and g.temperature_c.value]
+    if temps and len(temps) == len(gpus):
+        bits.append(f"{_span(temps, '°C')} now")
+    draws = [g.power_draw_w.value for g in gpus if g.power_draw_w.ok and g.power_draw_w.value]
+    if draws and len(draws) == len(gpus):
+        bits.append(f"drawing {_span(draws, 'W')}")
+    return bits
+
+
+def _gpu_groups(gpus: Sequence[GpuInfo]) -> list[list[GpuInfo]]:
+    """Identical cards (same name, memory, architecture, link, power limit) share a group,
+    placed where its first card is; a card that does not work stays on its own."""
+    groups: dict[object, list[GpuInfo]] = {}
+    for gpu in gpus:
+        key = (_gpu_name(gpu), _gpu_static_bits(gpu)) if not gpu.error else gpu.index
+        groups.setdefault(key, []).append(gpu)
+    return list(groups.values())
+
+
+def _driver_text(stack_state: str, version: str | None, cuda: str | None, reason: str) -> str:
+    if stack_state != "ok":
+        words = stack_state_words(stack_state)
+        return f"{words}: {printable(reason)}" if reason else words
+    text = f"driver {printable(version)}" if version else "driver version unreadable"
+    return f"{text}, CUDA {printable(cuda)}" if cuda else text
 
 
 def machine_summary(snapshot: MachineSnapshot) -> list[tuple[str, str]]:
     """Short "what this machine has" lines, shared by the table and Markdown renderers."""
     cpu, memory, plat = snapshot.cpu, snapshot.memory, snapshot.platform
     lines = []
-    os_text = plat.os_release.value if plat.os_release.ok else str(plat.os)
+    os_text = printable(plat.os_release.value) if plat.os_release.ok else os_words(plat.os)
     extras = [
         label
         for label, reading in (
             ("container", plat.in_container),
             ("WSL", plat.is_wsl),
-            ("VM", plat.is_virtual_machine),
+            ("virtual machine", plat.is_virtual_machine),
         )
         if reading.ok and reading.value
     ]
-    arch = plat.machine_arch.value or "?"
-    python = plat.python_version.value or "?"
+    arch = printable(plat.machine_arch.value or "?")
+    python = printable(plat.python_version.value or "?")
     lines.append(
         (
             "System",
             f"{os_text} ({arch}), Python {python}" + (f"; {', '.join(extras)}" if extras else ""),
         )
     )
-    cpu_bits = [cpu.brand.value or "unknown CPU"]
-    if cpu.usable_cpus.ok:
+    cpu_bits = [printable(cpu.brand.value) if cpu.brand.value else "unknown CPU"]
+    if cpu.usable_cpus.ok and cpu.usable_cpus.value is not None:
         cpu_bits.append(f"{cpu.usable_cpus.value:g} usable CPUs")
-    if cpu.max_clock_mhz.ok:
-        cpu_bits.append(f"max {cpu.max_clock_mhz.value:.0f} MHz")
+    if cpu.max_clock_mhz.ok and cpu.max_clock_mhz.value is not None:
+        cpu_bits.append(f"max {format_number(round(cpu.max_clock_mhz.value))} MHz")
     else:
         cpu_bits.append("max clock unknown")
     if cpu.dl_isa_flags.ok and cpu.dl_isa_flags.value:
-        cpu_bits.append(" ".join(cpu.dl_isa_flags.value))
+        cpu_bits.append(printable(" ".join(cpu.dl_isa_flags.value)))
+    if cpu.package_temperature_c.ok and cpu.package_temperature_c.value is not None:
+        cpu_bits.append(f"{cpu.package_temperature_c.value:.0f} °C now")
     lines.append(("CPU", ", ".join(cpu_bits)))
     if memory.effective_total_bytes.ok and memory.effective_total_bytes.value:
         text = f"{memory.effective_total_bytes.value / GIB:.1f} GiB usable"
@@ -91,43 +165,41 @@ def machine_summary(snapshot: MachineSnapshot) -> list[tuple[str, str]]:
         if stack.state.value == "not_applicable":
             continue
         if stack.vendor is GpuVendor.NVIDIA or stack.state.value == "ok":
-            text = str(stack.state)
-            if stack.driver_version.ok:
-                text = f"driver {stack.driver_version.value}"
-                if stack.cuda_driver_version.ok:
-                    text += f", CUDA {stack.cuda_driver_version.value}"
-            elif stack.reason:
-                text += f": {stack.reason}"
-            lines.append((f"{stack.vendor} driver", text))
-    for gpu in snapshot.gpus:
-        name = gpu.name.value if gpu.name.ok else f"{gpu.vendor} GPU"
-        bits = [str(name)]
-        if gpu.memory_total_bytes.ok and gpu.memory_total_bytes.value:
-            bits.append(f"{gpu.memory_total_bytes.value / GIB:.1f} GiB")
-        if gpu.compute_capability.ok:
-            bits.append(f"sm_{str(gpu.compute_capability.value).replace('.', '')}")
-        if gpu.error:
-            bits.append(f"error: {gpu.error}")
-        lines.append((f"GPU {gpu.index}", ", ".join(bits)))
+            text = _driver_text(
+                stack.state.value,
+                stack.driver_version.value if stack.driver_version.ok else None,
+                stack.cuda_driver_version.value if stack.cuda_driver_version.ok else None,
+                stack.reason or "",
+            )
+            vendor = vendor_words(stack.vendor)
+            lines.append((f"{vendor} driver", text))
+    for group in _gpu_groups(snapshot.gpus):
+        first = group[0]
+        name = _gpu_name(first) if len(group) == 1 else f"{len(group)}x {_gpu_name(first)}"
+        bits = [name, *_gpu_static_bits(first), *_gpu_live_bits(group)]
+        lines.append((gpu_range_label([g.index for g in group]), ", ".join(bits)))
     torch = snapshot.torch
     if torch.installed and torch.version.ok:
-        lines.append(
-            ("PyTorch", f"{torch.version.value} ({torch.local_variant.value or 'unknown build'})")
-        )
+        build = printable(torch.local_variant.value or "unknown build")
+        lines.append(("PyTorch", f"{printable(torch.version.value)} ({build})"))
     else:
         lines.append(("PyTorch", "not installed"))
     return lines
 
 
-def _criterion_label(criterion: Criterion) -> str:
-    name = criterion.name
-    if name in _CRITERION_LABELS:
-        return _CRITERION_LABELS[name]
-    if name.startswith("gpu") and name.endswith("_slowdown_margin_c"):
-        return f"GPU {name[3:].split('_')[0]} temp margin"
-    if name.startswith("gpu") and name.endswith("_thermal_throttling"):
-        return f"GPU {name[3:].split('_')[0]} throttling"
-    return name.replace("_", " ")
+# --- judged parts, with identical GPUs grouped --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DisplayPart:
+    """One part as people read it: identical GPUs share one."""
+
+    label: str
+    """Short: CPU, RAM, GPU 0-3, PSU, Cooling, PyTorch."""
+    title: str
+    """Long: the CPU's brand, ``GPU 0-3 (4x NVIDIA GeForce RTX 4090)``."""
+    component: ComponentVerdict
+    rows: tuple[tuple[str, Criterion], ...]
 
 
 def short_subject(component: ComponentVerdict) -> str:
@@ -137,127 +209,277 @@ def short_subject(component: ComponentVerdict) -> str:
     return {"cpu": "CPU", "memory": "RAM", "psu": "PSU"}.get(component.component, component.subject)
 
 
-def render_table(report: CheckReport, snapshot: MachineSnapshot, console: Console) -> None:
-    """Print the human report."""
-    console.print(
-        f"[bold]dlready check[/] · profile [bold]{escape(report.profile)}[/]: {escape(report.profile_title)}"
+def _gpu_key(component: ComponentVerdict) -> tuple[object, ...] | None:
+    match = _GPU_SUBJECT.fullmatch(component.subject)
+    if component.component != "gpu" or match is None or component.status is Status.BELOW_MINIMUM:
+        return None  # a broken or below-minimum GPU keeps its own row and advice
+    return (match.group(2), component.status, component.criteria, component.advice, component.notes)
+
+
+def _same_reading(first: Criterion, second: Criterion) -> bool:
+    return (first.status, first.measured, first.minimum, first.recommended) == (
+        second.status,
+        second.measured,
+        second.minimum,
+        second.recommended,
     )
-    # Prose is soft-wrapped (the terminal folds it, a pipe gets whole lines), so commands in
-    # it can be copied and pasted intact.
+
+
+def _cooling_rows(criteria: Sequence[Criterion]) -> tuple[tuple[str, Criterion], ...]:
+    """Per-GPU cooling rows, identical but for the GPU index, share one row."""
+    rows: list[tuple[list[int], Criterion]] = []
+    for criterion in criteria:
+        match = _GPU_CRITERION.fullmatch(criterion.name)
+        if rows and match:
+            indices, previous = rows[-1]
+            previous_match = _GPU_CRITERION.fullmatch(previous.name)
+            if (
+                previous_match
+                and previous_match.group(2) == match.group(2)
+                and _same_reading(previous, criterion)
+            ):
+                indices.append(int(match.group(1)))
+                continue
+        rows.append(([int(match.group(1))] if match else [], criterion))
+    labelled = []
+    for indices, criterion in rows:
+        label = criterion_label(criterion.name)
+        if len(indices) > 1:
+            label = label.replace(f"GPU {indices[0]}", gpu_range_label(indices), 1)
+        labelled.append((label, criterion))
+    return tuple(labelled)
+
+
+def display_parts(report: CheckReport) -> list[DisplayPart]:
+    """The report's parts in order, identical neighbouring GPUs merged into one."""
+    slots: list[DisplayPart | list[ComponentVerdict]] = []
+    gpu_groups: dict[tuple[object, ...], list[ComponentVerdict]] = {}
+    for component in report.components:
+        key = _gpu_key(component)
+        if key is not None:
+            if key not in gpu_groups:
+                gpu_groups[key] = []
+                slots.append(gpu_groups[key])
+            gpu_groups[key].append(component)
+            continue
+        rows = (
+            _cooling_rows(component.criteria)
+            if component.component == "cooling"
+            else tuple((criterion_label(c.name), c) for c in component.criteria)
+        )
+        title = printable(component.subject)
+        if component.component == "cpu":
+            title = f"CPU ({title})"
+        slots.append(DisplayPart(short_subject(component), title, component, rows))
+    return [slot if isinstance(slot, DisplayPart) else _gpu_part(slot) for slot in slots]
+
+
+def _gpu_part(group: Sequence[ComponentVerdict]) -> DisplayPart:
+    first = group[0]
+    rows = tuple((criterion_label(c.name), c) for c in first.criteria)
+    if len(group) == 1:
+        return DisplayPart(short_subject(first), printable(first.subject), first, rows)
+    matches = [_GPU_SUBJECT.fullmatch(c.subject) for c in group]
+    label = gpu_range_label([int(m.group(1)) for m in matches if m])
+    name = matches[0].group(2) if matches[0] else first.subject
+    return DisplayPart(label, f"{label} ({len(group)}x {printable(name)})", first, rows)
+
+
+def not_judged(report: CheckReport) -> list[str]:
+    """What could not be judged: whole parts, and criteria of judged parts."""
+    items = []
+    for part in display_parts(report):
+        if part.component.status is Status.UNKNOWN:
+            items.append(part.label)
+        else:
+            items += [f"{part.label} {criterion_label(n)}" for n in part.component.not_judged]
+    return items
+
+
+def overall_text(report: CheckReport) -> str:
+    """``meets min · not judged: CPU max clock, PSU``."""
+    text = STATUS_LABELS[report.status]
+    missing = not_judged(report)
+    return f"{text} · not judged: {', '.join(missing)}" if missing else text
+
+
+def _snapshot_line(snapshot: MachineSnapshot, snapshot_origin: str) -> str:
+    host = snapshot.platform.hostname
+    host_text = printable(host.value) if host.ok and host.value else "an unnamed host"
+    return (
+        f"Saved snapshot {printable(snapshot_origin)} of {host_text}, captured "
+        f"{printable(snapshot.captured_at)} by dlready {printable(snapshot.dlready_version)}: "
+        "re-judged, not probed now."
+    )
+
+
+# --- the table for people ---------------------------------------------------------------------
+
+
+def _table(parts: Sequence[DisplayPart]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
+    for header in ("Part / criterion", "Status", "Measured", "Minimum", "Recommended"):
+        table.add_column(header, no_wrap=True)
+    for part in parts:
+        style = _STATUS_STYLES[part.component.status]
+        status = f"[{style}]{STATUS_LABELS[part.component.status]}[/]"
+        table.add_row(f"[bold]{escape(part.label)}[/]", status, "", "", "")
+        for label, criterion in part.rows:
+            crit_style = _STATUS_STYLES[criterion.status]
+            table.add_row(
+                f"  {escape(printable(label))}",
+                f"[{crit_style}]{STATUS_LABELS[criterion.status]}[/]",
+                escape(_fmt(criterion.measured, criterion.unit)),
+                escape(_fmt(criterion.minimum, criterion.unit)),
+                escape(_fmt(criterion.recommended, criterion.unit)),
+            )
+    return table
+
+
+def _natural_width(table: Table) -> int:
+    """The table's width with nothing wrapped or cut."""
+    wide = Console(width=10_000, file=io.StringIO(), color_system=None)
+    with wide.capture() as capture:
+        wide.print(table)
+    return max((len(line.rstrip()) for line in capture.get().splitlines()), default=0)
+
+
+def _print_stacked(parts: Sequence[DisplayPart], console: Console) -> None:
+    """The same facts as the table, one line each, for terminals too narrow for it."""
+    for part in parts:
+        style = _STATUS_STYLES[part.component.status]
+        console.print(
+            f"[bold]{escape(part.label)}[/]: [{style}]{STATUS_LABELS[part.component.status]}[/]"
+        )
+        for label, criterion in part.rows:
+            limits = ", ".join(
+                f"{name} {_fmt(value, criterion.unit)}"
+                for name, value in (
+                    ("minimum", criterion.minimum),
+                    ("recommended", criterion.recommended),
+                )
+                if value is not None
+            )
+            measured = (
+                f", {_fmt(criterion.measured, criterion.unit)}"
+                if criterion.measured is not None
+                else ""
+            )
+            console.print(
+                f"  {escape(printable(label))}: {STATUS_LABELS[criterion.status]}{escape(measured)}"
+            )
+            if limits:
+                console.print(f"    {escape(limits)}")
+
+
+def render_table(
+    report: CheckReport,
+    snapshot: MachineSnapshot,
+    console: Console,
+    snapshot_origin: str | None = None,
+) -> None:
+    """Print the human report. ``snapshot_origin``: the file a saved snapshot came from."""
+    console.print(f"[bold]dlready check[/] · profile [bold]{escape(printable(report.profile))}[/]")
+    # Prose is soft-wrapped (the terminal folds it, a pipe gets whole lines): no phrase or
+    # command is broken by a hard line end.
+    console.print(f"  {escape(printable(report.profile_title))}", soft_wrap=True)
+    if snapshot_origin is not None:
+        line = escape(_snapshot_line(snapshot, snapshot_origin))
+        console.print(f"[yellow]{line}[/]", soft_wrap=True)  # a path: never hard-wrapped
     for label, text in machine_summary(snapshot):
         console.print(f"  [dim]{escape(label)}:[/] {escape(text)}", soft_wrap=True)
-    table = Table(show_lines=False, expand=False, pad_edge=False)
-    for header in ("Part", "Criterion", "Status", "Measured", "Minimum", "Recommended"):
-        table.add_column(header, overflow="fold")
-    for component in report.components:
-        _add_component_rows(table, component)
-    console.print(table)
-    for component in report.components:
-        if component.advice and component.status is not Status.MEETS_RECOMMENDED:
+    parts = display_parts(report)
+    table = _table(parts)
+    if _natural_width(table) <= console.width:
+        console.print(table)
+    else:
+        _print_stacked(parts, console)
+    for part in parts:
+        component = part.component
+        label = escape(part.label)
+        if component.advice:
             style = _STATUS_STYLES[component.status]
-            label = escape(short_subject(component))
             console.print(
-                f"[{style}]•[/] [bold]{label}[/]: {escape(component.advice)}", soft_wrap=True
-            )
-        for note in component.notes:
-            console.print(
-                f"[dim]•[/] [bold]{escape(short_subject(component))}[/]: {escape(note)}",
+                f"[{style}]•[/] [bold]{label}[/]: {escape(printable(component.advice))}",
                 soft_wrap=True,
             )
+        for note in component.notes:
+            console.print(f"[dim]•[/] [bold]{label}[/]: {escape(printable(note))}", soft_wrap=True)
     budget = report.power_budget
-    budget_text = (
-        f"GPUs {budget.gpu_w:.0f} W + CPU {budget.cpu_w:.0f} W + base {budget.base_w:.0f} W = "
-        f"{budget.parts_w:.0f} W; PSU minimum {budget.minimum_w:.0f} W"
-        + (f" (book rule {budget.book_rule_w:.0f} W)" if budget.book_rule_w else "")
-    )
     psu = next((c for c in report.components if c.component == "psu"), None)
-    if psu is not None and psu.criteria:  # not in a VM or on a Mac, where there is no PSU to size
+    if psu is not None and psu.criteria:  # not on a Mac, where there is no PSU to size
+        budget_text = (
+            f"GPUs {format_number(budget.gpu_w)} W + CPU {format_number(round(budget.cpu_w))} W "
+            f"+ base {format_number(budget.base_w)} W = {format_number(round(budget.parts_w))} W; "
+            f"PSU minimum {format_number(budget.minimum_w)} W"
+            + (f" (book rule {format_number(budget.book_rule_w)} W)" if budget.book_rule_w else "")
+        )
         console.print(f"[dim]Power budget:[/] {budget_text}", soft_wrap=True)
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(printable(note))}", soft_wrap=True)
     if report.install_command:
         console.print("[dim]Newest PyTorch for this machine:[/]")
         # On a line of its own and never wrapped: this line is meant to be copied.
-        console.print(f"  {escape(report.install_command)}", soft_wrap=True)
+        console.print(f"  {escape(printable(report.install_command))}", soft_wrap=True)
     style = _STATUS_STYLES[report.status]
+    status, _, rest = overall_text(report).partition(" · ")
     console.print(
-        f"Overall: [{style}]{STATUS_LABELS[report.status]}[/]{escape(_unknown_suffix(report))}"
+        f"Overall: [{style}]{status}[/]" + (f" · {escape(rest)}" if rest else ""), soft_wrap=True
     )
 
 
-def _unknown_suffix(report: CheckReport) -> str:
-    if not report.unknown_parts:
-        return ""
-    return f" ({len(report.unknown_parts)} not judged: {', '.join(report.unknown_parts)})"
-
-
-def _add_component_rows(table: Table, component: ComponentVerdict) -> None:
-    style = _STATUS_STYLES[component.status]
-    if not component.criteria:
-        table.add_row(
-            escape(short_subject(component)),
-            "-",
-            f"[{style}]{STATUS_LABELS[component.status]}[/]",
-            "-",
-            "-",
-            "-",
-        )
-        return
-    for position, criterion in enumerate(component.criteria):
-        crit_style = _STATUS_STYLES[criterion.status]
-        table.add_row(
-            escape(short_subject(component)) if position == 0 else "",
-            _criterion_label(criterion),
-            f"[{crit_style}]{STATUS_LABELS[criterion.status]}[/]",
-            escape(_fmt(criterion.measured, criterion.unit)),
-            escape(_fmt(criterion.minimum, criterion.unit)),
-            escape(_fmt(criterion.recommended, criterion.unit)),
-        )
+# --- Markdown ---------------------------------------------------------------------------------
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return printable(text).replace("|", "\\|")
 
 
-def render_markdown(report: CheckReport, snapshot: MachineSnapshot) -> str:
+def render_markdown(
+    report: CheckReport, snapshot: MachineSnapshot, snapshot_origin: str | None = None
+) -> str:
     """A Markdown report to paste into a bug report."""
     lines = [
-        f"## dlready check: {STATUS_LABELS[report.status]}{_unknown_suffix(report)}",
+        f"## dlready check: {_md_cell(overall_text(report))}",
         "",
-        f"Profile `{report.profile}`: {report.profile_title}",
+        f"Profile `{_md_cell(report.profile)}`: {_md_cell(report.profile_title)}",
         "",
     ]
+    if snapshot_origin is not None:
+        lines += [_md_cell(_snapshot_line(snapshot, snapshot_origin)), ""]
     lines += [
         f"- **{_md_cell(label)}**: {_md_cell(text)}" for label, text in machine_summary(snapshot)
     ]
     lines += [
         "",
-        "| Component | Criterion | Status | Measured | Minimum | Recommended | Advice |",
-        "|---|---|---|---|---|---|---|",
+        "| Part | Criterion | Status | Measured | Minimum | Recommended |",
+        "|---|---|---|---|---|---|",
     ]
-    for component in report.components:
-        rows = component.criteria or (None,)
-        for criterion in rows:
-            if criterion is None:
-                lines.append(
-                    f"| {_md_cell(component.subject)} | - | {STATUS_LABELS[component.status]} | - | - | - "
-                    f"| {_md_cell(component.advice)} |"
-                )
-                continue
+    for part in display_parts(report):
+        status = STATUS_LABELS[part.component.status]
+        lines.append(f"| **{_md_cell(part.title)}** | | **{status}** | | | |")
+        for label, criterion in part.rows:
             lines.append(
-                f"| {_md_cell(component.subject)} | {_criterion_label(criterion)} "
-                f"| {STATUS_LABELS[criterion.status]} | {_md_cell(_fmt(criterion.measured, criterion.unit))} "
+                f"| | {_md_cell(label)} | {STATUS_LABELS[criterion.status]} "
+                f"| {_md_cell(_fmt(criterion.measured, criterion.unit))} "
                 f"| {_md_cell(_fmt(criterion.minimum, criterion.unit))} "
-                f"| {_md_cell(_fmt(criterion.recommended, criterion.unit))} | {_md_cell(criterion.advice)} |"
+                f"| {_md_cell(_fmt(criterion.recommended, criterion.unit))} |"
             )
-    notes = [f"{c.subject}: {n}" for c in report.components for n in c.notes] + list(report.notes)
-    if notes:
-        lines += ["", "Notes:", ""] + [f"- {_md_cell(n)}" for n in notes]
+    findings = [
+        f"**{_md_cell(part.label)}**: {_md_cell(text)}"
+        for part in display_parts(report)
+        for text in ([part.component.advice] if part.component.advice else [])
+        + list(part.component.notes)
+    ] + [_md_cell(note) for note in report.notes]
+    if findings:
+        lines += ["", "Findings:", ""] + [f"- {finding}" for finding in findings]
     if report.install_command:
-        lines += ["", "Newest PyTorch for this machine:", "", "```", report.install_command, "```"]
+        command = printable(report.install_command)
+        lines += ["", "Newest PyTorch for this machine:", "", "```", command, "```"]
     lines += [
         "",
-        f"<sub>dlready {snapshot.dlready_version}, captured {snapshot.captured_at}</sub>",
+        f"<sub>dlready {_md_cell(snapshot.dlready_version)}, captured "
+        f"{_md_cell(snapshot.captured_at)}</sub>",
         "",
     ]
     return "\n".join(lines)

@@ -7,7 +7,10 @@ Layout (only this package may import torch, and only the worker side does):
 - ``runner``: the parent side. It starts ``python -m dlready.smoke.worker``, streams results,
   kills a hung check and restarts a fresh worker for the rest (no torch).
 - ``worker``, ``checks``, ``speed``: the child side; they import torch.
-- ``peaks``, ``expect``: expected speed figures (spec sheets, PCIe rule, NVML) (no torch).
+- ``peaks``: expected speed figures (spec sheets, PCIe rule, NVML) (no torch).
+- ``judge``: turns the worker's outcome into the report, with the machine's context (no torch).
+- ``outcome``: what the worker streams back (no torch).
+- ``archcompat``: whether the installed build has kernels for the GPU (no torch).
 - ``explain``: failure -> explanation + fix (no torch).
 - ``burn``: the sustained-load sampler and its cooling verdict (no torch).
 - ``render``: the summary table and the JSON ``data`` (no torch).

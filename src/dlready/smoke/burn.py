@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlready.smoke.report import CheckStatus
+from dlready.words import clock_event_words
 
 THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown"})
 """Clock-event reasons that mean the GPU slowed down because it is too hot."""
@@ -169,7 +170,7 @@ def burn_verdict(
     if reasons & THERMAL_REASONS:
         return BurnVerdict(
             CheckStatus.FAIL,
-            f"thermal slowdown under load ({', '.join(sorted(reasons & THERMAL_REASONS))}; "
+            f"thermal slowdown under load ({clock_event_words(sorted(reasons & THERMAL_REASONS))}; "
             f"{heat}): the cooling does not hold a sustained load",
             summary,
         )

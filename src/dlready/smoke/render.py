@@ -5,6 +5,8 @@ No torch. Colour comes from rich, which leaves it out off a terminal and under `
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
 from rich import box
@@ -13,7 +15,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from dlready.model import to_jsonable
+from dlready.render.text import format_number, printable
 from dlready.smoke.report import CheckResult, CheckStatus, DeviceReport, SmokeReport
+from dlready.words import arch_support_words
 
 _STYLE = {
     CheckStatus.PASS: "green",
@@ -31,11 +35,7 @@ def report_data(report: SmokeReport) -> dict[str, Any]:
     return data
 
 
-def _format_number(value: float) -> str:
-    """989.5, 3,350, 63.02, 4.4: four significant digits, thousands separated."""
-    if value >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.4g}"
+_format_number = format_number  # one number format for every human renderer
 
 
 def expected_text(result: CheckResult) -> str:
@@ -60,7 +60,8 @@ def device_heading(report: SmokeReport, device: DeviceReport) -> str:
         arch = info.get("arch") or ""
         in_build = info.get("arch_in_build")
         parts.append(
-            f"compute capability {info['compute_capability']} ({arch} {in_build} in this build)"
+            f"compute capability {info['compute_capability']} "
+            f"({arch_support_words(str(arch), str(in_build))})"
         )
     if info.get("total_memory_bytes"):
         parts.append(f"{int(info['total_memory_bytes']) / 2**30:.1f} GiB")
@@ -118,20 +119,49 @@ def _table(device: DeviceReport) -> Table:
         if count > 1:
             message = f"{count} checks: {message}"
         table.add_row(
-            escape(label),
+            escape(printable(label)),
             f"[{style}]{result.status}[/]",
             f"{result.duration_s:.2f} s",
-            escape(message),
+            escape(printable(message)),
         )
     return table
 
 
-def render_report(report: SmokeReport, console: Console) -> None:
-    """The human report: headings, one table per device, problems with fixes, totals."""
-    console.print(escape(f"dlready smoke ({report.mode}) · {torch_heading(report)}"))
+_TRAILING_COMMAND = re.compile(r"(.*?):\s+((?:pip3?|uv|conda|mamba|python3?)\s.+)", re.DOTALL)
+
+
+def split_command(fix: str) -> tuple[str, str | None]:
+    """``install the matching build: pip install ...`` -> the words, and the command."""
+    match = _TRAILING_COMMAND.fullmatch(fix)
+    if match is None:
+        return fix, None
+    return f"{match.group(1)}:", match.group(2)
+
+
+def rank_label(environ: Mapping[str, str]) -> str | None:
+    """``rank 1 of 4 (local rank 1)`` under torchrun (RANK, WORLD_SIZE, LOCAL_RANK), else None."""
+    rank, world = environ.get("RANK"), environ.get("WORLD_SIZE")
+    if rank is None or world is None:
+        return None
+    label = f"rank {printable(rank)} of {printable(world)}"
+    local = environ.get("LOCAL_RANK")
+    return f"{label} (local rank {printable(local)})" if local is not None else label
+
+
+def render_report(report: SmokeReport, console: Console, rank: str | None = None) -> None:
+    """The human report: headings, one table per device, problems with fixes, totals.
+
+    ``rank`` (:func:`rank_label`) labels the heading and the totals line, so that the reports
+    of several torchrun ranks on one terminal can be told apart.
+    """
+    where = f" · {rank}" if rank else ""
+    console.print(
+        escape(printable(f"dlready smoke ({report.mode}){where} · {torch_heading(report)}")),
+        soft_wrap=True,
+    )
     for device in report.devices:
         console.print()
-        console.print(escape(device_heading(report, device)), style="bold")
+        console.print(escape(printable(device_heading(report, device))), style="bold")
         console.print(_table(device))
     problems = [
         (device, result)
@@ -143,18 +173,25 @@ def render_report(report: SmokeReport, console: Console) -> None:
         console.print()
         console.print("Problems", style="bold")
         for device, result in problems:
-            where = device.device or device.requested
+            on = device.device or device.requested
             style = _STYLE[result.status]
+            # Soft-wrapped: the terminal folds long lines, a pipe or a copy gets them whole.
             console.print(
-                f"[{style}]{result.status}[/] {escape(result.name)} on {escape(where)}: "
-                f"{escape(result.explanation or result.message)}"
+                f"[{style}]{result.status}[/] {escape(printable(result.name))} on "
+                f"{escape(printable(on))}: {escape(printable(result.explanation or result.message))}",
+                soft_wrap=True,
             )
             if result.fix:
-                console.print(f"  fix: {escape(result.fix)}")
+                # A command on a line of its own, never hard-wrapped, so that it copies whole.
+                words, command = split_command(result.fix)
+                console.print(f"  fix: {escape(printable(words))}", soft_wrap=True)
+                if command:
+                    console.print(f"    {escape(printable(command))}", soft_wrap=True)
     for note in report.notes:
-        console.print(f"note: {escape(note)}")
+        console.print(f"note: {escape(printable(note))}", soft_wrap=True)
     counts = report.counts
     total = sum(counts.values())
     summary = ", ".join(f"{counts[s.value]} {s.value}" for s in CheckStatus if counts[s.value])
     console.print()
-    console.print(escape(f"{total} checks: {summary} · {report.wall_s:.1f} s"))
+    prefix = f"{rank}: " if rank else ""
+    console.print(escape(printable(f"{prefix}{total} checks: {summary} · {report.wall_s:.1f} s")))

@@ -6,6 +6,7 @@ No I/O and no hardware access: every function here is tested from tables.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,11 +19,13 @@ from dlready.model import (
     MachineSnapshot,
     OperatingSystem,
     Reading,
+    ReadState,
     StackState,
     StrEnum,
 )
 from dlready.spec.bar import FailOn
 from dlready.spec.profile import SpecProfile
+from dlready.words import clock_event_words, vendor_words
 
 GIB = 1024**3
 _THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown", "hw_slowdown"})
@@ -66,7 +69,12 @@ class Criterion:
 
 @dataclass(frozen=True)
 class ComponentVerdict:
-    """One component (the CPU, the memory, one GPU, the PSU...) with its criteria."""
+    """One component (the CPU, the memory, one GPU, the PSU...) with its criteria.
+
+    ``status`` comes from the criteria that were measured; the ones that could not be are
+    listed in ``not_judged`` (their names) and never lift or lower it. A part none of whose
+    criteria could be measured is ``unknown``.
+    """
 
     component: str
     subject: str
@@ -74,6 +82,7 @@ class ComponentVerdict:
     criteria: tuple[Criterion, ...]
     advice: str
     notes: tuple[str, ...] = ()
+    not_judged: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,15 +126,20 @@ class CheckReport:
     """Components that could not be judged; they do not lower ``status`` (see ``--strict``)."""
 
     def fails(self, fail_on: FailOn, strict: bool = False) -> bool:
-        """True when some component is below the bar (or unknown, with ``strict``)."""
+        """Whether ``check`` exits 1.
+
+        True when a judged part is below the bar; when no part at all could be judged (no
+        verdict is not a pass); and, with ``strict``, when anything could not be judged (a
+        whole part, or one criterion of a judged part).
+        """
         bar = Status.MEETS_RECOMMENDED if fail_on is FailOn.RECOMMENDED else Status.MEETS_MINIMUM
-        for component in self.components:
-            if component.status is Status.UNKNOWN:
-                if strict:
-                    return True
-                continue
-            if _SEVERITY[component.status] < _SEVERITY[bar]:
-                return True
+        judged = [c for c in self.components if c.status is not Status.UNKNOWN]
+        if any(_SEVERITY[c.status] < _SEVERITY[bar] for c in judged):
+            return True
+        if not judged:
+            return True
+        if strict:
+            return len(judged) < len(self.components) or any(c.not_judged for c in judged)
         return False
 
 
@@ -170,12 +184,49 @@ def _capability_value(capability: str) -> float:
     return major * 100 + minor
 
 
+CRITERION_LABELS = {
+    "usable_cpus": "usable CPUs",
+    "max_clock_mhz": "max clock",
+    "effective_total_gib": "usable RAM",
+    "ratio_to_total_vram": "RAM / VRAM",
+    "vram_gib": "VRAM",
+    "compute_capability": "compute capability",
+    "fp32_tflops": "FP32 at max clock",
+    "pcie_width_lanes": "PCIe width",
+    "capacity_w": "PSU rating",
+    "cpu_package_c": "CPU package temperature",
+}
+
+
+def criterion_label(name: str) -> str:
+    """The words people read for a criterion name (``gpu2_slowdown_margin_c`` -> ...)."""
+    if name in CRITERION_LABELS:
+        return CRITERION_LABELS[name]
+    if name.startswith("gpu") and name.endswith("_slowdown_margin_c"):
+        return f"GPU {name[3:].split('_')[0]} below slowdown"
+    if name.startswith("gpu") and name.endswith("_thermal_throttling"):
+        return f"GPU {name[3:].split('_')[0]} heat throttling"
+    return name.replace("_", " ")
+
+
+def _named(thresholds: Any, key: str) -> bool:
+    """Whether the profile names a criterion (in its minimum or recommended table)."""
+    return key in thresholds.minimum or key in thresholds.recommended
+
+
 def _num(value: float | str | None) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
 def _reason(reading: Reading[Any]) -> str:
-    return reading.reason or "not measured"
+    if reading.reason in (None, "", "not probed"):
+        return "dlready cannot read it on this machine"
+    return reading.reason
+
+
+def _not_measured(name: str, reading: Reading[Any]) -> str:
+    label = criterion_label(name)
+    return f"{label[:1].upper()}{label[1:]} not judged: {_reason(reading)}."
 
 
 def _criterion(
@@ -198,7 +249,7 @@ def _criterion(
     advice = {
         Status.BELOW_MINIMUM: advice_below,
         Status.MEETS_MINIMUM: advice_minimum,
-        Status.UNKNOWN: f"Could not be measured: {_reason(reading)}.",
+        Status.UNKNOWN: _not_measured(name, reading),
         Status.MEETS_RECOMMENDED: "",
     }[status]
     measured = round(scaled.value, 2) if scaled.value is not None else None
@@ -221,20 +272,37 @@ def _component(
     notes: Sequence[str] = (),
     advice_if_empty: str = "",
 ) -> ComponentVerdict:
-    status = worst([c.status for c in criteria])
-    ordered = sorted(criteria, key=lambda c: _SEVERITY[c.status])
-    advice = next((c.advice for c in ordered if c.advice), advice_if_empty)
-    return ComponentVerdict(component, subject, status, tuple(criteria), advice, tuple(notes))
+    """A part judged by its measured criteria only; the unmeasured ones are listed as not
+    judged (with their reasons in the advice) and never lift or lower the status."""
+    known = [c for c in criteria if c.status is not Status.UNKNOWN]
+    unknown = [c for c in criteria if c.status is Status.UNKNOWN]
+    status = worst([c.status for c in known])  # nothing measured: unknown
+    ordered = sorted(known, key=lambda c: _SEVERITY[c.status])
+    advice = [next((c.advice for c in ordered if c.advice), "")]
+    advice += [c.advice for c in unknown if c.advice]
+    if not known:
+        advice.append(advice_if_empty)
+    text = " ".join(a for a in advice if a)
+    return ComponentVerdict(
+        component,
+        subject,
+        status,
+        tuple(criteria),
+        text,
+        tuple(notes),
+        tuple(c.name for c in unknown),
+    )
 
 
 # --- components -------------------------------------------------------------------------------
 
 
-def judge_cpu(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
-    """CPU: CPUs this process may use, and the maximum (single-core) clock."""
+def judge_cpu(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict | None:
+    """CPU: CPUs this process may use, and the maximum (single-core) clock (those the profile
+    names; None when it names neither)."""
     cpu = snapshot.cpu
     minimum, recommended = profile.cpu.minimum, profile.cpu.recommended
-    criteria = [
+    candidates = [
         _criterion(
             "usable_cpus",
             cpu.usable_cpus,
@@ -257,6 +325,9 @@ def judge_cpu(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdi
             "A faster single-core clock speeds up Python-side work.",
         ),
     ]
+    criteria = [c for c in candidates if _named(profile.cpu, c.name)]
+    if not criteria:
+        return None
     brand = cpu.brand.value if cpu.brand.ok else "CPU"
     notes = []
     if cpu.cgroup_cpu_limit_cpus.ok and cpu.cgroup_cpu_limit_cpus.value is not None:
@@ -264,8 +335,9 @@ def judge_cpu(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdi
     return _component("cpu", str(brand), criteria, notes)
 
 
-def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
-    """Memory this process may use (the cgroup limit counts), optionally against total VRAM."""
+def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict | None:
+    """Memory this process may use (the cgroup limit counts), optionally against total VRAM
+    (the criteria the profile names; None when it names none)."""
     memory = snapshot.memory
     minimum, recommended = profile.memory.minimum, profile.memory.recommended
     criteria = [
@@ -281,6 +353,7 @@ def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVe
             "Enough RAM to start; more avoids swapping with larger datasets and models.",
         )
     ]
+    criteria = [c for c in criteria if _named(profile.memory, c.name)]
     vram_bytes = sum(
         g.memory_total_bytes.value or 0 for g in snapshot.gpus if g.memory_total_bytes.ok
     )
@@ -312,6 +385,8 @@ def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVe
                 "RAM is at least the GPUs' memory; twice as much leaves room for data loading.",
             )
         )
+    if not criteria:
+        return None
     notes = []
     limit = memory.cgroup_limit_bytes
     if limit.ok and limit.value is not None:
@@ -322,7 +397,7 @@ def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVe
 
 
 def _gpu_subject(gpu: GpuInfo) -> str:
-    name = gpu.name.value if gpu.name.ok else f"{gpu.vendor} GPU"
+    name = gpu.name.value if gpu.name.ok else f"{vendor_words(gpu.vendor)} GPU (name unreadable)"
     return f"GPU {gpu.index}: {name}"
 
 
@@ -360,7 +435,7 @@ def _capability_criterion(gpu: GpuInfo, profile: SpecProfile) -> Criterion:
         f"than the profile's minimum {minimum}: replace the card.",
         Status.MEETS_MINIMUM: f"Compute capability {reading.value} works, but newer kernels "
         f"(bfloat16, fused attention) want {recommended} or later.",
-        Status.UNKNOWN: f"Could not be measured: {_reason(reading)}.",
+        Status.UNKNOWN: _not_measured("compute_capability", reading),
         Status.MEETS_RECOMMENDED: "",
     }[status]
     return Criterion(
@@ -416,24 +491,48 @@ def _gpu_notes(gpu: GpuInfo, profile: SpecProfile) -> list[str]:
         )
     reasons = gpu.clock_event_reasons.value if gpu.clock_event_reasons.ok else None
     if reasons and ("sw_power_cap" in reasons or "hw_power_brake_slowdown" in reasons):
-        notes.append(f"Clocks are held back by power: {', '.join(reasons)}.")
+        notes.append(f"Clocks are held back by power: {clock_event_words(reasons)}.")
     return notes
 
 
-def judge_gpu(gpu: GpuInfo, profile: SpecProfile) -> ComponentVerdict:
-    """One GPU: VRAM, compute capability, FP32 throughput, PCIe width."""
-    subject = _gpu_subject(gpu)
+def _gpu_readings(gpu: GpuInfo) -> list[Reading[Any]]:
+    values = (getattr(gpu, f.name) for f in dataclasses.fields(gpu))
+    return [value for value in values if isinstance(value, Reading)]
+
+
+def broken_gpu_reason(gpu: GpuInfo) -> str | None:
+    """Why a GPU that is present does not work, or None when it answers.
+
+    Present and broken: NVML could not open it or lost it (``error``: GPU_IS_LOST, Xid 79,
+    no permission on its device file), or every query to it failed.
+    """
     if gpu.error:
+        return gpu.error
+    readings = _gpu_readings(gpu)
+    failed = [r for r in readings if r.state is ReadState.FAILED]
+    if failed and not any(r.ok for r in readings):
+        return (
+            f"every query to GPU {gpu.index} failed ({_reason(failed[0])}); check `nvidia-smi` "
+            "and `dmesg` for Xid errors, then reseat or replace the card"
+        )
+    return None
+
+
+def judge_gpu(gpu: GpuInfo, profile: SpecProfile) -> ComponentVerdict:
+    """One GPU: VRAM, compute capability, FP32 throughput, PCIe width (those the profile
+    names). A GPU that is present but broken is below minimum, with its fix."""
+    subject = _gpu_subject(gpu)
+    broken = broken_gpu_reason(gpu)
+    if broken is not None:
         return ComponentVerdict(
             "gpu",
             subject,
-            Status.UNKNOWN,
+            Status.BELOW_MINIMUM,
             (),
-            # The probe's error carries its own hint: a lost GPU and a refused one differ.
-            f"This GPU could not be read: {gpu.error}.",
+            _sentences([f"This GPU is installed but does not work: {broken}"]),
         )
     minimum, recommended = profile.gpu.minimum, profile.gpu.recommended
-    criteria = [
+    candidates = [
         _criterion(
             "vram_gib",
             gpu.memory_total_bytes,
@@ -457,9 +556,13 @@ def judge_gpu(gpu: GpuInfo, profile: SpecProfile) -> ComponentVerdict:
             "Fast enough to learn on; training larger models wants a faster card.",
         ),
     ]
+    criteria = [c for c in candidates if _named(profile.gpu, c.name)]
     pcie = _pcie_criterion(gpu, profile)
     if pcie is not None:
         criteria.append(pcie)
+    if not criteria:  # the profile only requires a GPU: this one is present and answers
+        notes = tuple(_gpu_notes(gpu, profile))
+        return ComponentVerdict("gpu", subject, Status.MEETS_RECOMMENDED, (), "", notes)
     return _component("gpu", subject, criteria, _gpu_notes(gpu, profile))
 
 
@@ -489,23 +592,29 @@ def _display_only_gpus(gpus: Sequence[GpuInfo]) -> list[GpuInfo]:
 
 
 def _no_gpu_verdict(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
-    """No usable GPU: say why, as precisely as the probes allow."""
+    """No usable GPU: say why, as precisely as the probes allow.
+
+    A driver that is installed but fails, or an NVIDIA card on the PCI bus with no working
+    driver, leaves a GPU that cannot be used: below minimum when the profile requires a GPU.
+    """
     nvidia = snapshot.stack(GpuVendor.NVIDIA)
     pci = snapshot.pci_display_devices
     nvidia_on_bus = [d for d in (pci.value or ()) if d.vendor_id == "0x10de"] if pci.ok else []
     status = Status.BELOW_MINIMUM if profile.gpu_required else Status.MEETS_RECOMMENDED
+    unusable = Status.BELOW_MINIMUM if profile.gpu_required else Status.UNKNOWN
     if nvidia is not None and nvidia.state not in (StackState.OK, StackState.NOT_INSTALLED):
-        # The driver exists but does not answer: we cannot say what the GPU is.
-        advice = f"NVIDIA driver problem ({nvidia.state}): {nvidia.reason or ''}".strip()
-        if nvidia.hint:
-            advice += f" Fix: {nvidia.hint}"
-        return ComponentVerdict("gpu", "GPU", Status.UNKNOWN, (), advice)
+        # The driver exists but does not answer: the GPU cannot be used until it is fixed.
+        advice = _sentences(
+            [f"The NVIDIA driver does not work: {nvidia.reason or 'no reason given'}"]
+            + ([f"Fix: {nvidia.hint}"] if nvidia.hint else [])
+        )
+        return ComponentVerdict("gpu", "GPU", unusable, (), advice)
     if nvidia_on_bus:
         ids = ", ".join(f"{d.bus_id} (device {d.device_id})" for d in nvidia_on_bus)
         return ComponentVerdict(
             "gpu",
             "GPU",
-            Status.UNKNOWN,
+            unusable,
             (),
             f"An NVIDIA GPU is on the PCI bus ({ids}) but no working driver answers: install the "
             "NVIDIA driver (and reboot), then run `dlready check` again.",
@@ -517,10 +626,25 @@ def _no_gpu_verdict(snapshot: MachineSnapshot, profile: SpecProfile) -> Componen
     return ComponentVerdict("gpu", "GPU", status, (), advice if profile.gpu_required else "")
 
 
+# A VM is charged for its vCPUs, not the host's whole CPU: the class's TDP x vCPUs / the
+# threads of one such CPU, never more than the TDP. One socket of a 2020s server CPU has 64+
+# threads (EPYC 7543: 32 cores / 64 threads; Xeon Gold 6338: 32 / 64, per AMD and Intel spec
+# pages), a desktop CPU about 16; the smaller divisor keeps the figure on the safe side.
+_VM_THREADS_PER_CPU = {"xeon": 64, "epyc": 64, "threadripper": 64}
+_VM_THREADS_PER_CPU_DEFAULT = 16
+
+
 def _cpu_tdp_w(snapshot: MachineSnapshot, profile: SpecProfile) -> float:
+    """The CPU's power by class; in a VM only the share of its vCPUs (see above)."""
     cpu_class = snapshot.cpu.cpu_class.value if snapshot.cpu.cpu_class.ok else None
     table = profile.psu.cpu_tdp_w
-    return float(table.get(cpu_class or "other", table.get("other", 125.0)))
+    tdp_w = float(table.get(cpu_class or "other", table.get("other", 125.0)))
+    vm = snapshot.platform.is_virtual_machine
+    vcpus = snapshot.cpu.logical_cpus
+    if vm.ok and vm.value and vcpus.ok and vcpus.value:
+        threads = _VM_THREADS_PER_CPU.get(str(cpu_class), _VM_THREADS_PER_CPU_DEFAULT)
+        return min(tdp_w, tdp_w * vcpus.value / threads)
+    return tdp_w
 
 
 def power_budget(snapshot: MachineSnapshot, profile: SpecProfile) -> PowerBudget:
@@ -573,12 +697,19 @@ def judge_psu(snapshot: MachineSnapshot, budget: PowerBudget) -> ComponentVerdic
         )
     vm = snapshot.platform.is_virtual_machine
     if vm.ok and vm.value and not capacity.ok:
-        return ComponentVerdict(
-            "psu",
-            "Power supply",
+        need = Criterion(
+            "capacity_w",
             Status.UNKNOWN,
-            (),
-            "A virtual machine: the power supply belongs to the host and its provider.",
+            None,
+            "W",
+            budget.minimum_w,
+            budget.recommended_w,
+            "derived",
+            "A virtual machine: the power supply belongs to the host and its provider. A "
+            f"physical machine with these parts would need at least {budget.minimum_w:,.0f} W.",
+        )
+        return ComponentVerdict(
+            "psu", "Power supply", Status.UNKNOWN, (need,), need.advice, (), (need.name,)
         )
     criterion = _criterion(
         "capacity_w",
@@ -587,10 +718,11 @@ def judge_psu(snapshot: MachineSnapshot, budget: PowerBudget) -> ComponentVerdic
         "W",
         budget.minimum_w,
         budget.recommended_w,
-        f"The power supply is too small: this machine needs at least {budget.minimum_w:.0f} W "
+        f"The power supply is too small: this machine needs at least {budget.minimum_w:,.0f} W "
         "(GPU power limits + CPU + base load + headroom). Undersized supplies cause reboots "
         "under load.",
-        f"Enough for the parts; {budget.recommended_w:.0f} W leaves headroom for transient spikes.",
+        f"Enough for the parts; {budget.recommended_w:,.0f} W leaves headroom for transient "
+        "spikes.",
     )
     if criterion.status is Status.UNKNOWN:
         criterion = Criterion(
@@ -602,7 +734,7 @@ def judge_psu(snapshot: MachineSnapshot, budget: PowerBudget) -> ComponentVerdic
             budget.recommended_w,
             criterion.source,
             f"Software cannot read the PSU rating; this machine needs at least "
-            f"{budget.minimum_w:.0f} W. Declare yours with --psu-watts N (or DLREADY_PSU_WATTS).",
+            f"{budget.minimum_w:,.0f} W. Declare yours with --psu-watts N (or DLREADY_PSU_WATTS).",
         )
     return _component("psu", "Power supply", [criterion])
 
@@ -621,15 +753,17 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
                 Criterion(
                     f"gpu{gpu.index}_thermal_throttling",
                     Status.BELOW_MINIMUM,
-                    ", ".join(thermal),
+                    clock_event_words(thermal),
                     "",
                     "none",
                     "none",
                     str(gpu.clock_event_reasons.source),
-                    f"GPU {gpu.index} is throttling for heat now: clean the fans and filters, "
+                    f"GPU {gpu.index} is slowing down for heat now: clean the fans and filters, "
                     "improve case airflow, check the fan curve.",
                 )
             )
+        if not _named(profile.cooling, "gpu_slowdown_margin_c"):
+            continue
         temperature, slowdown = gpu.temperature_c, gpu.temperature_slowdown_c
         margin: Reading[float]
         if (
@@ -662,7 +796,7 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
             )
         )
     package = snapshot.cpu.package_temperature_c
-    if package.ok:
+    if _named(profile.cooling, "cpu_package_max_c"):
         criteria.append(
             _criterion(
                 "cpu_package_c",
@@ -692,6 +826,9 @@ def _sentences(parts: Sequence[str]) -> str:
     )
 
 
+_DETECTION_PREFIX = "detection: "
+
+
 def judge_software(finding: SoftwareFinding | None) -> ComponentVerdict | None:
     """The installed PyTorch against this machine; None when it is not installed yet (then
     there is nothing to judge: ``check`` runs before PyTorch is installed)."""
@@ -704,10 +841,19 @@ def judge_software(finding: SoftwareFinding | None) -> ComponentVerdict | None:
         "mismatch": Status.BELOW_MINIMUM,
         "unknown": Status.UNKNOWN,
     }.get(finding.status, Status.UNKNOWN)
+    # "detection:" notes are about the hardware facts (an unreadable GPU...), which the
+    # hardware parts already report with their fix; repeated here they would say it twice.
+    warnings = [w for w in finding.warnings if not w.startswith(_DETECTION_PREFIX)]
+    if status is Status.MEETS_RECOMMENDED and warnings:
+        # A build that works with caveats (PTX-only kernels, a CUDA build without a GPU...)
+        # is not the recommended one: the status says what the advice says.
+        return ComponentVerdict(
+            "software", "PyTorch", Status.MEETS_MINIMUM, (), _sentences(warnings)
+        )
     advice = _sentences(finding.problems)
     if finding.fix_command and finding.status != "fits":
         advice = f"{advice} Reinstall with: {finding.fix_command}".strip()
-    return ComponentVerdict("software", "PyTorch", status, (), advice, tuple(finding.warnings))
+    return ComponentVerdict("software", "PyTorch", status, (), advice, tuple(warnings))
 
 
 def judge(
@@ -717,17 +863,24 @@ def judge(
     install_command: str | None = None,
 ) -> CheckReport:
     """Judge every component of a snapshot against a profile (pure)."""
-    components = [judge_cpu(snapshot, profile), judge_memory(snapshot, profile)]
+    # Only the parts the profile names are judged (docs/spec-profiles.md).
+    components = [
+        part
+        for part in (judge_cpu(snapshot, profile), judge_memory(snapshot, profile))
+        if part is not None
+    ]
     display_only = _display_only_gpus(snapshot.gpus)
     display_only_ids = {id(gpu) for gpu in display_only}  # `in` on a list of GPUs is quadratic
     compute_gpus = [gpu for gpu in snapshot.gpus if id(gpu) not in display_only_ids]
-    if compute_gpus:
+    if profile.judges_gpus and compute_gpus:
         components.extend(judge_gpu(gpu, profile) for gpu in compute_gpus)
-    else:
+    elif profile.judges_gpus:
         components.append(_no_gpu_verdict(snapshot, profile))
     budget = power_budget(snapshot, profile)
-    components.append(judge_psu(snapshot, budget))
-    components.append(judge_cooling(snapshot, profile))
+    if profile.judges_psu:
+        components.append(judge_psu(snapshot, budget))
+    if profile.judges_cooling:
+        components.append(judge_cooling(snapshot, profile))
     software_verdict = judge_software(software)
     if software_verdict is not None:
         components.append(software_verdict)

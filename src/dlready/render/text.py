@@ -1,0 +1,41 @@
+"""Text helpers shared by every human renderer (check, smoke): control characters and numbers.
+
+Strings in a report come from the machine (GPU names from NVML, /proc/cpuinfo model names),
+from saved snapshots of other hosts and from spec files. Printed raw, an ESC sequence or a
+carriage return in them could repaint the terminal (a fake "Overall: OK" line), so every
+renderer passes such strings through :func:`printable` (and rich's ``escape`` for markup).
+"""
+
+from __future__ import annotations
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if char in _NAMED:
+        return _NAMED[char]
+    # C0 controls, DEL, C1 controls, and the Unicode line/paragraph separators and bidi
+    # overrides, which also move or reorder what a terminal shows.
+    if (
+        code < 0x20
+        or 0x7F <= code <= 0x9F
+        or code in (0x2028, 0x2029)
+        or 0x202A <= code <= 0x202E
+        or 0x2066 <= code <= 0x2069
+    ):
+        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+    return char
+
+
+def printable(text: object) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``, ``\\r``, ``\\n``)."""
+    return "".join(_escaped(char) for char in str(text))
+
+
+def format_number(value: float) -> str:
+    """One way for every number people read: thousands separated (1,200), else 4 significant
+    digits (989.5, 63.02, 4.4)."""
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.4g}"

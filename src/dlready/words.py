@@ -1,0 +1,72 @@
+"""Words people read for the model's internal names (clock-event reasons, driver states).
+
+One place, so that no enum value reaches human output; JSON keeps the names themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# NVML clock-event reasons (``nvidia-smi -q`` "Clocks Event Reasons"), in plain words.
+_CLOCK_EVENT_WORDS = {
+    "gpu_idle": "idle",
+    "applications_clocks_setting": "clocks set by an application",
+    "sw_power_cap": "power cap",
+    "hw_slowdown": "hardware slowdown (heat or power)",
+    "sync_boost": "held with other GPUs (sync boost)",
+    "sw_thermal_slowdown": "heat (driver slowdown)",
+    "hw_thermal_slowdown": "heat (hardware slowdown)",
+    "hw_power_brake_slowdown": "power brake (power supply signal)",
+    "display_clock_setting": "display clock setting",
+}
+
+# NVIDIA/AMD/Apple driver stack states, as a short phrase.
+_STACK_STATE_WORDS = {
+    "ok": "working",
+    "not_installed": "not installed",
+    "driver_not_loaded": "installed but not loaded",
+    "version_mismatch": "driver and library versions differ (reboot needed)",
+    "no_permission": "no permission to use it",
+    "timed_out": "did not answer in time",
+    "failed": "not working",
+    "not_applicable": "not applicable here",
+}
+
+
+def clock_event_words(reasons: Iterable[str]) -> str:
+    """``hw_thermal_slowdown, sw_power_cap`` -> ``heat (hardware slowdown), power cap``."""
+    words = []
+    for reason in reasons:
+        if reason.startswith("unknown_"):
+            words.append(f"an unnamed reason ({reason.removeprefix('unknown_')})")
+        else:
+            words.append(_CLOCK_EVENT_WORDS.get(reason, reason.replace("_", " ")))
+    return ", ".join(words)
+
+
+def stack_state_words(state: str) -> str:
+    """``driver_not_loaded`` -> ``installed but not loaded``."""
+    return _STACK_STATE_WORDS.get(state, state.replace("_", " "))
+
+
+_VENDOR_WORDS = {"nvidia": "NVIDIA", "amd": "AMD", "apple": "Apple", "intel": "Intel"}
+_OS_WORDS = {"linux": "Linux", "windows": "Windows", "macos": "macOS"}
+
+
+def vendor_words(vendor: str) -> str:
+    """``nvidia`` -> ``NVIDIA``; an unknown vendor is "an unknown vendor's"."""
+    return _VENDOR_WORDS.get(vendor, "unknown vendor's")
+
+
+def os_words(os_name: str) -> str:
+    """``macos`` -> ``macOS``."""
+    return _OS_WORDS.get(os_name, "an unrecognised operating system")
+
+
+def arch_support_words(arch: str, support: str) -> str:
+    """How a torch build serves a GPU architecture (``ArchSupport``), in words."""
+    return {
+        "native": f"this build has native code for {arch}",
+        "ptx": f"this build reaches {arch} only through PTX, compiled on first use",
+        "missing": f"this build has no code for {arch}",
+    }.get(support, f"whether this build has code for {arch} is unknown")

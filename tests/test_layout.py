@@ -1,0 +1,144 @@
+"""Human output at 60, 80 and 120 columns: no printed command broken across lines, no word
+split inside (issue 7, item 9).
+
+Each case is a command line run through the CLI with ``COLUMNS`` set, compared with the same
+command at a width where nothing wraps. To cover another command, add a :class:`LayoutCase`
+to ``CASES`` (``setup`` writes any input files and returns the arguments).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlready.cli import app
+from dlready.model import to_jsonable
+from machines import replay_snapshot
+from scenarios_gpu import nvidia_scenario, nvml_error
+
+TESTS = Path(__file__).parent
+WIDTHS = (60, 80, 120)
+UNWRAPPED = 2000
+runner = CliRunner()
+
+
+def _snapshot_args(build: Callable[[], object], *extra: str) -> Callable[[Path], list[str]]:
+    def setup(tmp_path: Path) -> list[str]:
+        path = tmp_path / "snapshot.json"
+        path.write_text(json.dumps(to_jsonable(build())))
+        return ["check", "--snapshot", str(path), *extra]
+
+    return setup
+
+
+def _lost_gpu() -> object:
+    nvml = (
+        nvidia_scenario("4x-rtx-4090")
+        .replay()
+        .with_gpu_overrides({"nvmlDeviceGetHandleByIndex": nvml_error("GPU_IS_LOST")}, index=2)
+    )
+    return replay_snapshot("h100-80gb-hbm3", nvml=nvml, psu_watts=1200)
+
+
+@dataclass(frozen=True)
+class LayoutCase:
+    id: str
+    setup: Callable[[Path], list[str]]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+CASES = [
+    LayoutCase("check-cpu-vm", _snapshot_args(lambda: replay_snapshot("cpu-only-epyc-vm"))),
+    LayoutCase(
+        "check-cpu-vm-markdown",
+        _snapshot_args(lambda: replay_snapshot("cpu-only-epyc-vm"), "--markdown"),
+    ),
+    LayoutCase("check-h100", _snapshot_args(lambda: replay_snapshot("h100-80gb-hbm3"))),
+    LayoutCase("check-4x-4090-one-lost", _snapshot_args(_lost_gpu)),
+    LayoutCase("check-4x-4090-one-lost-markdown", _snapshot_args(_lost_gpu, "--markdown")),
+    LayoutCase(
+        "check-gtx-1060-current",
+        _snapshot_args(
+            lambda: replay_snapshot(
+                "h100-80gb-hbm3", nvml=nvidia_scenario("gtx-1060-laptop").replay()
+            ),
+            "--profile",
+            "current",
+        ),
+    ),
+    LayoutCase(
+        "smoke-cpu-out-of-memory",
+        lambda _: ["smoke", "--device", "cpu"],
+        {"DLREADY_SMOKE_TEST_HOOK": "smoke_hooks:raise_oom_in_matmul"},
+    ),
+]
+
+# Where a command starts: a line (after its indent) or a `quoted` span.
+_COMMAND_LINE = re.compile(r"^\s*((?:pip3?|conda|uv|python3?|dlready|nvidia-smi|sudo)\s.*)$")
+_QUOTED = re.compile(r"`([^`\n]+)`")
+
+
+def _run(args: list[str], width: int, env: dict[str, str]) -> str:
+    environment = {"COLUMNS": str(width), "NO_COLOR": "1", "PYTHONPATH": str(TESTS), **env}
+    result = runner.invoke(app, args, env=environment)
+    assert result.exit_code in (0, 1), result.output
+    return result.stdout
+
+
+def _commands(text: str) -> set[str]:
+    found = {
+        m.group(1).strip()
+        for line in text.splitlines()
+        if (m := _COMMAND_LINE.match(line)) and "·" not in line  # "dlready smoke · ..." heads
+    }
+    return found | {m.group(1) for m in _QUOTED.finditer(text)}
+
+
+def _words(text: str) -> set[str]:
+    """Words with letters and no digits (timings differ from run to run)."""
+    words = {word.strip(".,;:()[]`'\"|*•").lower() for word in text.split()}
+    return {w for w in words if re.search(r"[^\W\d_]", w) and not re.search(r"\d", w)}
+
+
+def split_words(narrow: str, wide: str) -> set[str]:
+    """Words in the narrow output that the unwrapped output does not have (split or cut)."""
+    known = _words(wide)
+    return {word for word in _words(narrow) if word and word not in known}
+
+
+def broken_commands(narrow: str, wide: str) -> set[str]:
+    """Commands of the unwrapped output that no single line of the narrow output holds whole."""
+    lines = narrow.splitlines()
+    return {command for command in _commands(wide) if not any(command in line for line in lines)}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_layout_keeps_words_and_commands_whole(case: LayoutCase, tmp_path: Path) -> None:
+    args = case.setup(tmp_path)
+    wide = _run(args, UNWRAPPED, case.env)
+    assert _commands(wide)  # there is something to keep whole
+    for width in WIDTHS:
+        narrow = _run(args, width, case.env)
+        assert not split_words(narrow, wide), (width, split_words(narrow, wide))
+        assert not broken_commands(narrow, wide), (width, broken_commands(narrow, wide))
+        assert "…" not in narrow, width  # nothing cut short
+
+
+def test_the_checks_catch_a_split_word_and_a_broken_command() -> None:
+    wide = "  Criterion   meets rec\n  pip install torch --index-url https://x/cu130\n"
+    narrow = "  Criteri\n  on   meets rec\n  pip install torch\n  --index-url https://x/cu130\n"
+    assert split_words(narrow, wide) == {"criteri", "on"}
+    assert broken_commands(narrow, wide) == {"pip install torch --index-url https://x/cu130"}
+
+
+def test_the_title_does_not_wrap_mid_phrase_at_80_columns(tmp_path: Path) -> None:
+    args = _snapshot_args(lambda: replay_snapshot("cpu-only-epyc-vm"))(tmp_path)
+    lines = _run(args, 80, {}).splitlines()
+    assert lines[0] == "dlready check · profile book-2020"
+    assert "16/64 GB" in lines[1]
