@@ -321,10 +321,16 @@ class MachineSnapshot:
 # Kept generic and driven by the type hints, so a new field needs no serialiser code.
 
 
+_PLAIN_TYPES = (str, int, float, bool, type(None))
+
+
 def to_jsonable(obj: Any) -> Any:
     """Turn a model object into plain JSON types (dicts, lists, str, numbers, bools, None)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, _PLAIN_TYPES) and not isinstance(obj, enum.Enum):
+        return obj
+    names = _field_names(type(obj))
+    if names is not None:
+        return {name: to_jsonable(getattr(obj, name)) for name in names}
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, (list, tuple)):
@@ -332,6 +338,17 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(key): to_jsonable(value) for key, value in obj.items()}
     return obj
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass's field names, looked up once per class (a report has a million values)."""
+    if cls not in _FIELD_NAMES:
+        is_model = dataclasses.is_dataclass(cls)
+        _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls)) if is_model else None
+    return _FIELD_NAMES[cls]
 
 
 class SnapshotFormatError(ValueError):
