@@ -106,3 +106,22 @@ def test_a_derived_peak_goes_with_its_implausible_inputs() -> None:
     assert screened.cuda_cores.state is ReadState.FAILED
     assert screened.fp32_peak_tflops.state is ReadState.FAILED
     assert "derived from an implausible reading" in (screened.fp32_peak_tflops.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("ranges", "model"),
+    [
+        (GPU_RANGES, GpuInfo),
+        (CPU_RANGES, CpuInfo),
+        (MEMORY_RANGES, MemoryInfo),
+        (POWER_SUPPLY_RANGES, PowerSupplyInfo),
+    ],
+)
+def test_every_numeric_reading_has_a_range(ranges: Any, model: Any) -> None:
+    # A new numeric field must say what hardware can produce, or it would be judged unscreened.
+    numeric = {
+        f.name
+        for f in dataclasses.fields(model)
+        if str(f.type) in ("Reading[int]", "Reading[float]")
+    }
+    assert numeric == set(ranges)
