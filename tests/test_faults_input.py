@@ -534,3 +534,14 @@ def test_a_fifo_in_place_of_a_host_file_reads_as_missing(tmp_path: Path, name: s
     started = time.monotonic()
     assert RealHostFiles(root=str(tmp_path)).read_text("/" + name) is None
     assert time.monotonic() - started < BOUND_S
+
+
+def test_a_failed_checks_report_says_the_check_did_not_run(tmp_path: Path) -> None:
+    failed = _invoke(["check", "--json", "--spec", str(tmp_path / "missing.toml")])
+    assert failed.exit_code == 2
+    path = tmp_path / "failed.json"
+    path.write_text(failed.stdout)
+    result = _invoke(["check", "--snapshot", str(path)])
+    assert result.exit_code == 2
+    assert "holds no snapshot: the check it records did not run" in result.stderr
+    assert "missing.toml: cannot read" in result.stderr

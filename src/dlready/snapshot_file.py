@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dlready.bounded_read import read_regular_text
-from dlready.model import MachineSnapshot, SnapshotFormatError, snapshot_from_jsonable
+from dlready.model import MachineSnapshot, SnapshotFormatError, clean_text, snapshot_from_jsonable
 from dlready.plausibility import screen_snapshot
 
 MAX_SNAPSHOT_FILE_BYTES = 512 * 1024 * 1024
@@ -100,11 +100,17 @@ def _snapshot_document(path: Path, document: Any) -> Any:
     if not readable_version or version not in READABLE_SCHEMA_VERSIONS:
         readable = ", ".join(str(v) for v in sorted(READABLE_SCHEMA_VERSIONS))
         raise SnapshotFileError(
-            f"{path}: schema_version {_short(version)} is not supported (this dlready reads "
+            f"{path}: schema_version {_short(repr(version))} is not supported (this dlready reads "
             f"{readable})"
         )
     data = document.get("data")
     if not isinstance(data, dict) or "snapshot" not in data:
+        failure = _first_error_message(document)
+        if failure is not None:
+            raise SnapshotFileError(
+                f"{path}: this `check --json` report holds no snapshot: the check it records "
+                f"did not run ({_short(failure, 160)}); save a report of a check that ran"
+            )
         raise SnapshotFileError(
             f"{path}: not a dlready snapshot: $.data.snapshot: missing (a `check --json` report "
             "keeps the machine's readings there)"
@@ -122,6 +128,16 @@ def _json_kind(value: Any) -> str:
     return "a boolean" if isinstance(value, bool) else "a number"
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+def _first_error_message(document: dict[str, Any]) -> str | None:
+    """The first error of a report envelope (``errors[].message``), if it has one."""
+    errors = document.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        message = errors[0].get("message")
+        if isinstance(message, str):
+            return clean_text(message)
+    return None
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
