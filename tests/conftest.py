@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+TOOLS = Path(__file__).parent.parent / "tools"
+# The developer tools' modules (the install-command parser) do not ship in the package.
+sys.path.insert(0, str(TOOLS))
 RECORDED_MACHINES = ("h100-80gb-hbm3", "h200-141gb", "cpu-only-epyc-vm")
 
 

@@ -222,3 +222,65 @@ def test_smoke_heading_says_how_the_build_serves_the_gpu() -> None:
         heading = device_heading(_smoke_report("x"), device)
         assert words in heading
         assert f"{support} in this build" not in heading
+
+
+def test_a_failed_probe_is_named_in_words() -> None:
+    from dlready.model import ProbeError
+
+    snapshot = replay_snapshot(H100)
+    broken = replace(snapshot, errors=(ProbeError("nvidia", "RuntimeError: boom"),))
+    text = _human(broken)
+    assert "Reading the NVIDIA GPUs failed (RuntimeError: boom)" in text
+    assert "probe nvidia" not in text
+
+
+def test_a_spec_title_with_control_characters_is_escaped() -> None:
+    from dlready.spec.profile import parse_profile
+
+    spec = parse_profile(
+        'schema = 1\nname = "lab\\u001b[2J"\ntitle = "Lab\\r\\u001b[32mOverall: OK"\n'
+        "[memory.minimum]\neffective_total_gib = 1\n",
+        "lab.toml",
+    )
+    snapshot = replay_snapshot(H100)
+    report = judge(snapshot, spec)
+    buffer = io.StringIO()
+    render_table(report, snapshot, Console(file=buffer, width=80, color_system=None))
+    text = buffer.getvalue() + render_markdown(report, snapshot)
+    assert "\x1b" not in text
+    assert "\r" not in text
+    assert "Lab\\r\\x1b[32mOverall: OK" in text
+
+
+def test_cudnn_version_as_people_write_it() -> None:
+    from dlready.smoke.render import cudnn_version_text
+
+    assert cudnn_version_text(91900) == "9.19.0"  # the H100 server's torch 2.11.0+cu130
+    assert cudnn_version_text(90100) == "9.1.0"
+    assert cudnn_version_text(8907) == "8.9.7"
+
+
+def test_identical_gpus_below_minimum_are_grouped_too() -> None:
+    nvml = nvidia_scenario("gtx-1060-laptop").replay()
+    one = replay_snapshot(H100, nvml=nvml)
+    two = replace(one, gpus=(one.gpus[0], replace(one.gpus[0], index=1)))
+    text = _human(two)
+    assert "GPU 0, 1: 2x NVIDIA GeForce GTX 1060 with Max-Q Design" in text
+    assert text.count("2020 advice no longer holds") == 2  # once in the table, once in Markdown
+
+
+def test_the_summary_and_the_table_give_the_same_figures() -> None:
+    snapshot = replay_snapshot(H100, nvml=nvidia_scenario("4x-rtx-4090").replay())
+    text = _human(snapshot)
+    assert "4x NVIDIA GeForce RTX 4090, 23.99 GiB" in text
+    assert "| | VRAM | meets rec | 23.99 GiB |" in text
+    assert "24.0 GiB" not in text
+
+
+def test_smoke_json_says_which_rank_it_is() -> None:
+    from dlready.smoke.render import report_data
+
+    environ = {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "3"}
+    data = report_data(_smoke_report("x"), environ)
+    assert data["rank"] == {"rank": 3, "world_size": 8, "local_rank": 3}
+    assert report_data(_smoke_report("x"))["rank"] is None

@@ -60,7 +60,7 @@ def test_explain_shows_facts_origins_candidates_and_the_checked_date() -> None:
     assert "compatibility table checked on 2026-11-27" in err
     assert "[given: --driver]" in err
     assert "CHOSEN cu130" in err
-    assert "arch rules (ARCH-COMPAT.md)" in err
+    assert "GPU code rules (NVIDIA's CUDA C++ Programming Guide" in err
 
 
 def test_json_is_the_envelope_with_the_plan() -> None:

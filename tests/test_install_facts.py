@@ -57,6 +57,8 @@ class Detected:
     driver: str | None
     capabilities: tuple[str, ...] | None
     note: str | None = None
+    fault: str | None = None
+    """Part of the problem of :class:`NvidiaFault` (a GPU with a broken driver)."""
 
 
 DETECTED_MACHINES = [
@@ -146,15 +148,21 @@ DETECTED_MACHINES = [
             "cuda",
             None,
             None,
-            note="install or repair the NVIDIA driver",
+            fault="no working NVIDIA driver is installed",
         ),
         id="nvidia-on-the-bus-without-driver-is-still-cuda",
     ),
     pytest.param(
         Detected(
-            _driver_not_loaded, "linux-x86_64", "3.12", "cpu", None, None, note="driver_not_loaded"
+            _driver_not_loaded,
+            "linux-x86_64",
+            "3.12",
+            "cpu",
+            None,
+            None,
+            fault="kernel module is not loaded",
         ),
-        id="driver-not-loaded-is-noted",
+        id="driver-not-loaded-is-a-fault",
     ),
 ]
 
@@ -173,6 +181,12 @@ def test_facts_from_recorded_machines(case: Detected) -> None:
         assert any(case.note in note for note in facts.notes), facts.notes
     else:
         assert facts.notes == ()
+    if case.fault:
+        assert facts.nvidia_fault is not None
+        assert case.fault in facts.nvidia_fault.problem
+        assert "driver_not_loaded" not in facts.nvidia_fault.problem
+    else:
+        assert facts.nvidia_fault is None
 
 
 def test_gpu_names_follow_the_capabilities() -> None:
@@ -458,3 +472,12 @@ def test_another_os_does_not_take_this_machines_cpu(
     facts = apply_overrides(_cpu_vm(), validate_overrides(overrides))
     assert (facts.arch.value, facts.arch.origin) == (arch, origin)
     assert detail in (facts.arch.detail or "")
+
+
+def test_a_gpu_without_a_name_is_not_named_twice() -> None:
+    """Issue 7 item 7: "GPU 1 (GPU 1)" when NVML could not read the name."""
+    failure = next(f for f in NVML_FAILURES if f.id == "gpu-unknown-on-name")
+    facts = facts_from_snapshot(replay_snapshot("h100-80gb-hbm3", nvml=failure.backend()))
+    notes = "\n".join(facts.notes)
+    assert "GPU 1" in notes
+    assert "GPU 1 (GPU 1)" not in notes

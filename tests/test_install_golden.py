@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from install_command_parse import (
+    ParsedCommand,
+    parse_install_command,
+)  # tools/, on sys.path by conftest
 
 from dlready.install.facts import GIVEN, Fact, MachineFacts
-from dlready.install.parse import ParsedCommand, parse_install_command
 from dlready.install.planner import InstallWishes, plan_install
 from dlready.install.table import load_compat_table
 from dlready.install.versions import variant_kind

@@ -122,7 +122,7 @@ CASES = [
         Case(
             h100(torch_build("2.6.0+cu118", cuda="11.8")),
             "fits",
-            warnings=("UNCONFIRMED",),
+            warnings=("not confirmed by",),
         ),
         id="arch-list-marked-unconfirmed-warns",
     ),
@@ -319,3 +319,26 @@ def test_recommended_command_line(
     build: Callable[[], MachineSnapshot], command: str | None
 ) -> None:
     assert recommended_command_line(build()) == command
+
+
+@pytest.mark.parametrize(
+    ("version", "cuda", "hip", "expected"),
+    [
+        ("2.5.1+cu121", "12.1", None, "cu121"),
+        ("2.5.1+CPU", None, None, "cpu"),
+        ("2.4.0+rocm6.1", None, "6.1.40091-a8dbc0c19", "rocm6.1"),
+        ("2.9.0", "12.8", None, "cu128"),
+        ("2.9.0", "12.6.3", None, "cu126"),  # a three-part CUDA version is still cu126
+        ("2.9.0", None, "6.4.43482-0f2d60242", "rocm6.4"),
+        ("2.9.0+xpu", None, None, "xpu"),
+        ("2.9.0", None, None, None),
+        (None, None, None, None),
+    ],
+)
+def test_one_build_variant_rule(
+    version: str | None, cuda: str | None, hip: str | None, expected: str | None
+) -> None:
+    """The probe and the judge derive the build with one function."""
+    from dlready.probes.torch_meta import build_variant
+
+    assert build_variant(version, cuda, hip) == expected

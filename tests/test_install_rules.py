@@ -64,10 +64,23 @@ class Rule:
     """Substrings that must appear in some warning."""
     no_warning: tuple[str, ...] = ()
     """Substrings that must appear in no warning."""
+    notes: tuple[str, ...] = ()
+    """Substrings of the research notes behind a "not confirmed" warning (``research_notes``)."""
     reasons: tuple[str, ...] = ()
 
 
 NEWEST = "2.14.1"
+JARGON = (
+    "UNCONFIRMED",
+    "stored corpora",
+    "matrix.json",
+    "cuda_driver.json",
+    "ARCH-COMPAT.md",
+    "SOURCES.md",
+    "SEED.md",
+    "shared/",
+)
+"""Research words and unshipped files that people must never be shown (issue 7, item 5)."""
 CU = "https://download.pytorch.org/whl/"
 
 PLAN_RULES = [
@@ -187,7 +200,8 @@ PLAN_RULES = [
             machine(python="3.10", driver="580.65.06", cc=("3.7",)),
             InstallWishes(torch="2.7.1", variant="cu126"),
             variant="cu126",
-            warns=("probably has no kernels for compute capability 3.7", "UNCONFIRMED"),
+            warns=("probably has no kernels for compute capability 3.7", "not confirmed by"),
+            notes=("UNCONFIRMED",),
         ),
         id="explicit-variant-missing-the-gpu-by-an-unconfirmed-arch-list-only-warns",
     ),
@@ -213,7 +227,8 @@ PLAN_RULES = [
             machine(arch="aarch64", accelerator="cpu"),
             variant="cpu",
             contains=(f"--index-url {CU}cpu",),
-            warns=("UNCONFIRMED",),
+            warns=("not confirmed by",),
+            notes=("UNCONFIRMED",),
         ),
         id="aarch64-cpu-2.14-uses-the-cpu-index-unconfirmed",
     ),
@@ -259,7 +274,8 @@ PLAN_RULES = [
             InstallWishes(torch="1.7.1", variant="cu102"),
             command="pip install torch===1.7.1 torchvision===0.8.2 torchaudio===0.7.2 "
             "-f https://download.pytorch.org/whl/torch_stable.html",
-            warns=("SEED.md",),
+            warns=("not confirmed by",),
+            notes=("SEED.md",),
         ),
         id="book-command-1.7.1-windows-cu102",
     ),
@@ -336,7 +352,8 @@ PLAN_RULES = [
             machine(accelerator="rocm"),
             InstallWishes(torch="2.14.0"),
             variant="rocm7.14",
-            warns=("meta-package",),
+            warns=("not confirmed by",),
+            notes=("meta-package",),
         ),
         id="rocm-plan-surfaces-the-rocm-unconfirmed-note",
     ),
@@ -506,7 +523,11 @@ PLAN_RULES = [
     ),
     # --- UNCONFIRMED data surfaces as warnings ---------------------------------------------
     pytest.param(
-        Rule(machine(driver="580.159.04", cc=("9.0",)), warns=("UNCONFIRMED",)),
+        Rule(
+            machine(driver="580.159.04", cc=("9.0",)),
+            warns=("not confirmed by", "https://pytorch.org/get-started/", "2026-11-27"),
+            notes=("UNCONFIRMED",),
+        ),
         id="newest-2.14.1-is-unconfirmed-and-says-so",
     ),
     pytest.param(
@@ -514,7 +535,7 @@ PLAN_RULES = [
             machine(driver="580.159.04", cc=("9.0",)),
             InstallWishes(torch="2.12.1"),
             variant="cu130",
-            no_warning=("UNCONFIRMED",),
+            no_warning=("not confirmed",),
         ),
         id="confirmed-2.12.1-cu130-linux-has-no-unconfirmed-warning",
     ),
@@ -523,7 +544,8 @@ PLAN_RULES = [
             machine(os="windows", driver="581.80", cc=("8.9",)),
             InstallWishes(torch="2.12.1"),
             variant="cu130",
-            warns=("uv's threshold",),
+            warns=("not confirmed by NVIDIA's CUDA Toolkit release notes",),
+            notes=("uv's threshold",),
         ),
         id="windows-13x-driver-floor-is-unconfirmed",
     ),
@@ -546,6 +568,12 @@ def test_plan_rule(rule: Rule) -> None:
         assert text in warnings, warnings
     for text in rule.no_warning:
         assert text not in warnings, warnings
+    notes = "\n".join(plan.research_notes)
+    for text in rule.notes:
+        assert text in notes, notes
+    # Words for people: no research jargon, no unshipped files (issue 7, item 5).
+    for jargon in JARGON:
+        assert jargon not in warnings + "\n" + "\n".join(plan.reasons), jargon
     reasons = "\n".join(plan.reasons)
     for text in rule.reasons:
         assert text in reasons, reasons
@@ -708,7 +736,7 @@ IMPOSSIBLE = [
             machine(arch="aarch64", driver="540.4.0", cc=("8.7",)),
             InstallWishes(),
             ("Jetson module (compute capability 8.7)", "SBSA", "sm_87"),
-            ("NVIDIA's PyTorch wheels for Jetson", "UNCONFIRMED", "--accelerator cpu"),
+            ("NVIDIA's PyTorch wheels for Jetson", "JetPack", "--accelerator cpu"),
         ),
         id="jetson-orin-needs-nvidia-jetpack-wheels-not-the-sbsa-wheels",
     ),
@@ -802,10 +830,19 @@ IMPOSSIBLE = [
         Impossible(
             machine(accelerator="cpu"),
             InstallWishes(packages=("torch", "numpy")),
-            ("unknown package 'numpy'",),
-            ("torch,torchvision,torchaudio",),
+            ("numpy is not a PyTorch package",),
+            ("torch,torchvision,torchaudio", "install numpy separately"),
         ),
-        id="unknown-package",
+        id="another-package-is-not-a-pytorch-package",
+    ),
+    pytest.param(
+        Impossible(
+            machine(accelerator="cpu"),
+            InstallWishes(packages=("torch", "torchvison")),
+            ("unknown package 'torchvison'",),
+            ("did you mean torchvision?",),
+        ),
+        id="a-typo-gets-did-you-mean",
     ),
     pytest.param(
         Impossible(

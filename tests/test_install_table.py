@@ -9,10 +9,14 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from install_command_parse import (
+    CommandParseError,
+    Requirement,
+    parse_install_command,
+)  # tools/, on sys.path by conftest
 
 from dlready.install import load_compat_table
 from dlready.install.archs import Coverage, arch_labels, coverage, parse_arch_list
-from dlready.install.parse import CommandParseError, Requirement, parse_install_command
 from dlready.install.table import CompatTableError, table_from_jsonable
 from dlready.install.versions import (
     compare_numeric,
@@ -271,3 +275,47 @@ def test_parse_accepts_the_force_reinstall_dlready_prints() -> None:
     parsed = parse_install_command("pip install torch==2.0.1 --force-reinstall")
     assert parsed.options == ("--force-reinstall",)
     assert parsed.names == ("torch",)
+
+
+# --- one binary-compatibility rule for install-cmd and smoke ----------------------------------
+
+SUFFIXED_CASES = [
+    # (arch list, compute capability, expected) per NVIDIA's rules: "a" targets run only on
+    # that exact compute capability, as cubin and as PTX; "f" targets within their major.
+    ("9.0a", "9.0", Coverage.NATIVE),
+    ("9.0a", "10.0", Coverage.NONE),
+    ("9.0a+PTX", "10.0", Coverage.NONE),
+    ("9.0a+PTX", "12.0", Coverage.NONE),
+    ("9.0+PTX", "12.0", Coverage.PTX),
+    ("10.0f", "10.3", Coverage.NATIVE),
+    ("10.0f", "12.0", Coverage.NONE),
+    ("10.0f+PTX", "12.0", Coverage.NONE),
+    ("10.3f+PTX", "10.0", Coverage.NONE),
+    ("8.0;9.0a+PTX", "9.0", Coverage.NATIVE),
+    ("8.0+PTX;9.0a", "10.0", Coverage.PTX),
+]
+
+
+@pytest.mark.parametrize(("arch_list", "cc", "expected"), SUFFIXED_CASES)
+def test_suffixed_targets_follow_nvidia_rules(arch_list: str, cc: str, expected: Coverage) -> None:
+    assert coverage(arch_list, cc) is expected
+
+
+_CAPABILITIES = ["3.7", "5.0", "6.1", "7.0", "7.5", "8.0", "8.6", "8.9", "9.0", "10.0", "10.3"]
+_CAPABILITIES += ["12.0", "12.1"]
+
+
+@pytest.mark.parametrize(
+    "arch_list",
+    [case[0] for case in SUFFIXED_CASES] + ["5.0;6.0;7.0;7.5;8.0;8.6;9.0+PTX", "7.5;8.0;12.0+PTX"],
+)
+def test_smoke_and_install_agree_on_every_gpu(arch_list: str) -> None:
+    """smoke judges get_arch_list() labels, install-cmd the arch list: one rule, one answer."""
+    from dlready.smoke.archcompat import ArchSupport, cuda_arch_support
+
+    words = {Coverage.NATIVE: ArchSupport.NATIVE, Coverage.PTX: ArchSupport.PTX}
+    labels = arch_labels(arch_list)
+    for cc in _CAPABILITIES:
+        major, minor = compute_capability_key(cc)
+        expected = words.get(coverage(arch_list, cc), ArchSupport.MISSING)
+        assert cuda_arch_support(major, minor, labels) is expected, (arch_list, cc)

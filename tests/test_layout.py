@@ -46,6 +46,14 @@ def _lost_gpu() -> object:
     return replay_snapshot("h100-80gb-hbm3", nvml=nvml, psu_watts=1200)
 
 
+def _fit_args(tmp_path: Path, *args: str) -> list[str]:
+    """``dlready fit`` against the 4x RTX 4090 workstation (one card) or the H100 server."""
+    nvml = nvidia_scenario("4x-rtx-4090").replay() if "4090" in str(tmp_path) else None
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(to_jsonable(replay_snapshot("h100-80gb-hbm3", nvml=nvml))))
+    return ["fit", *args, "--snapshot", str(path), "--gpus", "1"]
+
+
 @dataclass(frozen=True)
 class LayoutCase:
     id: str
@@ -71,6 +79,13 @@ CASES = [
             "--profile",
             "current",
         ),
+    ),
+    LayoutCase(
+        "fit-7b-train-4090", lambda tmp_path: _fit_args(tmp_path, "llama-2-7b", "--task", "train")
+    ),
+    LayoutCase(
+        "fit-70b-train-h100-markdown",
+        lambda tmp_path: _fit_args(tmp_path, "llama-2-70b", "--task", "train", "--markdown"),
     ),
     LayoutCase(
         "smoke-cpu-out-of-memory",

@@ -69,6 +69,9 @@ def h100_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.param(("smoke", "--json", "--timeout", "0"), "smoke", 2, id="smoke-timeout"),
         pytest.param(("install-cmd", "--json", "--torch", "9.9", *H100_FLAGS), "install-cmd", 2),
         pytest.param(("install-cmd", "--json", "--manager", "apt"), "install-cmd", 2),
+        pytest.param(("fit", "--json", "no-such-model"), "fit", 2, id="fit-unknown-model"),
+        pytest.param(("fit", "--json", "gpt2", "--task", "nope"), "fit", 2, id="fit-bad-task"),
+        pytest.param(("fit", "--json", "gpt2", "--batch", "0"), "fit", 2, id="fit-bad-batch"),
     ],
 )
 def test_json_mode_always_prints_the_envelope(

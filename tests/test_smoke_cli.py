@@ -58,7 +58,17 @@ def test_json_report_on_the_cpu() -> None:
     assert document["status"] == "ok"
     assert document["errors"] == []
     data = document["data"]
-    assert set(data) == {"mode", "torch", "devices", "counts", "wall_s", "usage_error", "notes"}
+    assert set(data) == {
+        "mode",
+        "torch",
+        "devices",
+        "counts",
+        "wall_s",
+        "usage_error",
+        "notes",
+        "rank",
+    }
+    assert data["rank"] is None  # not under torchrun
     assert data["mode"] == "quick"
     assert data["torch"]["version"].startswith("2.")
     (device,) = data["devices"]

@@ -101,7 +101,10 @@ def test_auto_falling_back_from_an_installed_h100_fails_and_says_why() -> None:
     )
     device = report.devices[0].checks[0]
     assert device.status is CheckStatus.FAIL
-    assert "NVIDIA GPU is installed but torch cannot use it (cpu_build)" in device.message
+    assert "NVIDIA GPU is installed but torch cannot use it (it is a CPU-only build)" in (
+        device.message
+    )
+    assert device.measured["cuda_unavailable_cause"] == "cpu_build"  # the JSON keeps the name
     assert device.explanation is not None
     assert "CPU-only build" in device.explanation
     assert device.fix is not None
@@ -200,7 +203,7 @@ def test_rendered_report() -> None:
     buffer = io.StringIO()
     render_report(_h100_report(), Console(file=buffer, width=120, no_color=True))
     text = buffer.getvalue()
-    assert "torch 2.11.0+cu130 (CUDA 13.0) · cuDNN 91900" in text
+    assert "torch 2.11.0+cu130 (CUDA 13.0) · cuDNN 9.19.0" in text
     assert (
         "device cuda:0 · NVIDIA H100 80GB HBM3 · compute capability 9.0 (this build has native "
         "code for sm_90)" in text

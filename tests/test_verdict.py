@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from dlready.install.judge import FitStatus, TorchFit
 from dlready.model import MachineSnapshot, PowerSupplyInfo, Reading, ReadState, Source
 from dlready.spec.profile import (
     SpecError,
@@ -18,7 +19,6 @@ from dlready.spec.profile import (
 from dlready.spec.verdict import (
     Direction,
     FailOn,
-    SoftwareFinding,
     Status,
     judge,
     judge_number,
@@ -257,9 +257,13 @@ def test_psu_from_dmi_when_not_declared() -> None:
 @pytest.mark.parametrize(
     ("finding", "status", "advice_part"),
     [
-        pytest.param(SoftwareFinding("fits"), Status.MEETS_RECOMMENDED, "", id="fits"),
+        pytest.param(TorchFit(FitStatus.FITS), Status.MEETS_RECOMMENDED, "", id="fits"),
         pytest.param(
-            SoftwareFinding("mismatch", ("CPU build on an NVIDIA machine.",), "pip install x"),
+            TorchFit(
+                FitStatus.MISMATCH,
+                problems=["CPU build on an NVIDIA machine."],
+                fix_command="pip install x",
+            ),
             Status.BELOW_MINIMUM,
             "CPU build on an NVIDIA machine. Reinstall with: pip install x",
             id="mismatch",
@@ -267,9 +271,7 @@ def test_psu_from_dmi_when_not_declared() -> None:
         pytest.param(None, Status.UNKNOWN, "Not judged", id="planner-missing"),
     ],
 )
-def test_software_verdict(
-    finding: SoftwareFinding | None, status: Status, advice_part: str
-) -> None:
+def test_software_verdict(finding: TorchFit | None, status: Status, advice_part: str) -> None:
     verdict = judge_software(finding)
     assert verdict.status is status
     assert advice_part in verdict.advice
@@ -289,11 +291,11 @@ def test_failed_reading_keeps_its_reason_in_the_verdict() -> None:
 
 
 def test_problems_read_as_sentences_and_warnings_become_notes() -> None:
-    finding = SoftwareFinding(
-        "mismatch",
-        ("needs driver >= 580", '"no kernel image is available"'),
-        "pip install y",
-        warnings=("only runs on the CPU here",),
+    finding = TorchFit(
+        FitStatus.MISMATCH,
+        problems=["needs driver >= 580", '"no kernel image is available"'],
+        fix_command="pip install y",
+        warnings=["only runs on the CPU here"],
     )
     verdict = judge_software(finding)
     assert verdict is not None
@@ -305,8 +307,10 @@ def test_problems_read_as_sentences_and_warnings_become_notes() -> None:
 
 def test_torch_not_installed_is_not_a_part_to_judge() -> None:
     # check runs before PyTorch is installed: --strict must not fail for that alone.
-    assert judge_software(SoftwareFinding("not_installed", (), "pip install torch")) is None
+    assert (
+        judge_software(TorchFit(FitStatus.NOT_INSTALLED, fix_command="pip install torch")) is None
+    )
     snapshot = replay_snapshot("h100-80gb-hbm3")
-    report = judge(snapshot, BOOK, SoftwareFinding("not_installed"), "pip install torch")
+    report = judge(snapshot, BOOK, TorchFit(FitStatus.NOT_INSTALLED), "pip install torch")
     assert "software" not in {c.component for c in report.components}
     assert report.install_command == "pip install torch"

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from dlready.cli import app
 from dlready.exitcodes import ExitCode
+from dlready.install.judge import FitStatus, TorchFit
 from dlready.model import MachineSnapshot, Reading, ReadState, Source, to_jsonable
 from dlready.spec.profile import load_builtin_profile, parse_profile
 from dlready.spec.verdict import (
@@ -256,19 +257,19 @@ def test_cli_lost_gpu_exits_1_with_its_fix_printed_once(tmp_path: Path) -> None:
 
 
 def test_a_build_that_fits_with_caveats_meets_only_the_minimum() -> None:
-    from dlready.spec.verdict import SoftwareFinding, judge_software
+    from dlready.spec.verdict import judge_software
 
     caveat = (
         "2.11.0+cu130 is a CUDA build on a machine without an NVIDIA GPU: it runs on the CPU "
         "only (the CPU build is a much smaller download)"
     )
-    verdict = judge_software(SoftwareFinding("fits", warnings=(caveat,)))
+    verdict = judge_software(TorchFit(FitStatus.FITS, warnings=[caveat]))
     assert verdict is not None
     assert verdict.status is Status.MEETS_MINIMUM
     assert caveat in verdict.advice
     # Notes about the hardware facts are the hardware parts' to report, once.
     detection = judge_software(
-        SoftwareFinding("fits", warnings=("detection: GPU 2: compute capability unknown",))
+        TorchFit(FitStatus.FITS, warnings=["detection: GPU 2: compute capability unknown"])
     )
     assert detection is not None
     assert detection.status is Status.MEETS_RECOMMENDED
@@ -288,10 +289,59 @@ def test_cooling_judges_the_margins_the_spec_names_and_always_throttling() -> No
 
 
 def test_a_spec_that_names_nothing_judges_nothing_and_is_no_pass() -> None:
-    from dlready.spec.verdict import SoftwareFinding
 
     spec = parse_profile('schema = 1\nname = "e"\ntitle = "e"\n', "e")
-    report = judge(replay_snapshot(H100), spec, SoftwareFinding("not_installed"))
+    report = judge(replay_snapshot(H100), spec, TorchFit(FitStatus.NOT_INSTALLED))
     assert report.components == ()
     assert report.status is Status.UNKNOWN
     assert report.fails(FailOn.MINIMUM)
+
+
+any_status = st.sampled_from(list(Status))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    parts=st.lists(st.lists(any_status, min_size=1, max_size=5), min_size=1, max_size=6),
+    fail_on=st.sampled_from(list(FailOn)),
+    strict=st.booleans(),
+)
+def test_property_any_mix_of_parts_and_criteria(
+    parts: list[list[Status]], fail_on: FailOn, strict: bool
+) -> None:
+    from dlready.spec.verdict import Criterion, _component, power_budget
+
+    components = tuple(
+        _component(
+            "part",
+            f"part {p}",
+            [
+                Criterion(f"c{i}", status, None, "", None, None, "derived", f"advice {i}")
+                for i, status in enumerate(statuses)
+            ],
+        )
+        for p, statuses in enumerate(parts)
+    )
+    judged = [c for c in components if c.status is not Status.UNKNOWN]
+    report = CheckReport(
+        "p",
+        "p",
+        "p",
+        components,
+        min((c.status for c in judged), key=_SEVERITY.__getitem__, default=Status.UNKNOWN),
+        power_budget(_VM, BOOK),
+    )
+    bar = Status.MEETS_RECOMMENDED if fail_on is FailOn.RECOMMENDED else Status.MEETS_MINIMUM
+    for component, statuses in zip(components, parts, strict=True):
+        known = [s for s in statuses if s is not Status.UNKNOWN]
+        # Never above what the known criteria allow, never hidden by an unknown one.
+        expected = min(known, key=_SEVERITY.__getitem__) if known else Status.UNKNOWN
+        assert component.status is expected
+        assert len(component.not_judged) == len(statuses) - len(known)
+        if known and _SEVERITY[expected] < _SEVERITY[bar]:
+            assert report.fails(fail_on, strict)  # exit 0 never hides a part below the bar
+    if not report.fails(fail_on, strict):
+        assert judged  # a pass has a verdict behind it
+        assert all(_SEVERITY[c.status] >= _SEVERITY[bar] for c in judged)
+        if strict:
+            assert all(c.status is not Status.UNKNOWN and not c.not_judged for c in components)

@@ -33,12 +33,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from dlready.install.parse import (  # noqa: E402  # the package is imported from the tree
+from install_command_parse import (  # noqa: E402  # the tools folder is on sys.path
     CommandParseError,
     ParsedCommand,
     parse_install_command,
 )
-from dlready.install.versions import (  # noqa: E402
+
+from dlready.install.versions import (  # noqa: E402  # the package is imported from the tree
     compare_numeric,
     cuda_of_variant,
     numeric_key,
@@ -53,6 +54,43 @@ GOLDEN_PATH = ROOT / "tests" / "install_golden" / "published_commands.json"
 SCHEMA_VERSION = 1
 INDEX_BASE = "https://download.pytorch.org/whl"
 PACKAGES = ("torch", "torchvision", "torchaudio")
+
+# What users are shown: the public page behind each kind of fact (the research files above
+# stay the facts' sources in the table; they are not shipped, so they are never cited to users).
+PUBLIC_SOURCES = {
+    "commands": {
+        "title": "PyTorch's published install commands",
+        "url": "https://pytorch.org/get-started/previous-versions/",
+    },
+    "newest": {
+        "title": "PyTorch's install selector",
+        "url": "https://pytorch.org/get-started/locally/",
+    },
+    "python": {
+        "title": "PyTorch's release compatibility matrix",
+        "url": "https://github.com/pytorch/pytorch/blob/main/RELEASE.md",
+    },
+    "drivers": {
+        "title": "NVIDIA's CUDA Toolkit release notes (driver versions)",
+        "url": "https://docs.nvidia.com/cuda/cuda-toolkit-release-notes/",
+    },
+    "arch_lists": {
+        "title": "PyTorch's CUDA wheel build script (the GPU architectures of each build)",
+        "url": "https://github.com/pytorch/pytorch/blob/main/.ci/manywheel/build_cuda.sh",
+    },
+    "arch_rules": {
+        "title": "NVIDIA's CUDA C++ Programming Guide, binary compatibility",
+        "url": "https://docs.nvidia.com/cuda/cuda-c-programming-guide/#binary-compatibility",
+    },
+    "conda": {
+        "title": "the end of PyTorch's conda channel (pytorch/pytorch#138506)",
+        "url": "https://github.com/pytorch/pytorch/issues/138506",
+    },
+    "jetson": {
+        "title": "NVIDIA's PyTorch for Jetson",
+        "url": "https://docs.nvidia.com/deeplearning/frameworks/install-pytorch-jetson-platform/",
+    },
+}
 
 LINUX_X86 = "linux-x86_64"
 LINUX_ARM = "linux-aarch64"
@@ -905,6 +943,7 @@ def build(reference: Path, seed: Path) -> tuple[dict[str, Any], dict[str, Any]]:
             "sources": "shared/reference/pytorch/SOURCES.md (research date " + date.group(1) + ")",
             "seed": "shared/SEED.md (the book's 2020 Windows command)",
         },
+        "public_sources": PUBLIC_SOURCES,
         "index_base_url": INDEX_BASE,
         "origins": ORIGINS,
         "arch_rules": [" ".join(rule.split()) for rule in arch_rules],

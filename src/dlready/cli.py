@@ -12,6 +12,7 @@ from typer._click.exceptions import ClickException
 
 from dlready import __version__
 from dlready.commands.check import check_command
+from dlready.commands.fit import fit_command
 from dlready.commands.install_cmd import install_cmd_command
 from dlready.commands.smoke import smoke_command
 from dlready.exitcodes import EXIT_CODES_HELP
@@ -54,6 +55,7 @@ app.command("install-cmd", help=install_cmd_command.__doc__, epilog=EXIT_CODES_H
     install_cmd_command
 )
 app.command("smoke", help=smoke_command.__doc__, epilog=EXIT_CODES_HELP)(smoke_command)
+app.command("fit", help=fit_command.__doc__, epilog=EXIT_CODES_HELP)(fit_command)
 
 
 def main(argv: list[str] | None = None) -> None:

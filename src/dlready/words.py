@@ -70,3 +70,20 @@ def arch_support_words(arch: str, support: str) -> str:
         "ptx": f"this build reaches {arch} only through PTX, compiled on first use",
         "missing": f"this build has no code for {arch}",
     }.get(support, f"whether this build has code for {arch} is unknown")
+
+
+_PROBE_WORDS = {
+    "platform": "the system",
+    "cpu": "the CPU",
+    "memory": "the memory",
+    "torch": "the installed PyTorch",
+    "pci": "the PCI bus",
+    "nvidia": "the NVIDIA GPUs",
+    "amd": "the AMD GPUs",
+    "apple": "the Apple GPU",
+}
+
+
+def probe_words(probe: str) -> str:
+    """``nvidia`` -> ``the NVIDIA GPUs``: what a probe reads."""
+    return _PROBE_WORDS.get(probe, f"part of the machine ({probe})")

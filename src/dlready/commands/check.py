@@ -13,21 +13,20 @@ from dlready.snapshot_file import SnapshotFileError, load_snapshot_file
 from dlready.spec.bar import FailOn
 
 if TYPE_CHECKING:
+    from dlready.install.judge import TorchFit
     from dlready.result import CommandResult, Streams
-    from dlready.spec.verdict import CheckReport, SoftwareFinding
+    from dlready.spec.verdict import CheckReport
 
 _ENV_PSU = "DLREADY_PSU_WATTS"
 
 
 def software_finding(
     snapshot: MachineSnapshot,
-) -> tuple[SoftwareFinding | None, str | None, str | None]:
+) -> tuple[TorchFit | None, str | None, str | None]:
     """Ask the install planner whether the installed torch fits, and what to install.
 
     Returns the finding, the recommended install command, and a note when the planner failed.
     """
-    from dlready.spec.verdict import SoftwareFinding
-
     try:
         from dlready import install
 
@@ -36,14 +35,8 @@ def software_finding(
         no_command = install.explain_no_command(snapshot) if command is None else None
     except Exception as exc:  # noqa: BLE001  # a planner bug must not hide the hardware report
         return None, None, f"install planner failed: {type(exc).__name__}: {exc}"
-    finding = SoftwareFinding(
-        status=str(fit.status),
-        problems=tuple(fit.problems),
-        fix_command=fit.fix_command,
-        warnings=tuple(getattr(fit, "warnings", ()) or ()),
-    )
     return (
-        finding,
+        fit,
         command,
         (f"no PyTorch install command for this machine: {no_command}" if no_command else None),
     )
@@ -119,7 +112,8 @@ def check_command(
     strict: Annotated[
         bool,
         typer.Option(
-            "--strict", help="Also exit 1 when a component could not be judged (unknown)."
+            "--strict",
+            help="Also exit 1 when anything could not be judged (a part, or one criterion).",
         ),
     ] = False,
     list_profiles: Annotated[
@@ -130,7 +124,8 @@ def check_command(
 
     Exit 0: everything meets the bar (--fail-on); 1: something is below it; 2: usage or input
     error (bad flag, spec file or snapshot); 3: the check itself could not run.
-    "unknown" (could not be measured) does not fail unless --strict.
+    What could not be measured is "not judged": it neither passes nor hides what was
+    measured, and fails only with --strict (or when nothing at all could be judged).
     """
     from dlready.result import run
 

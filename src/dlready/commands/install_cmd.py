@@ -15,7 +15,6 @@ from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from dlready.install.facts import FactOverrides, MachineFacts
-    from dlready.install.planner import InstallPlan
     from dlready.result import CommandResult, Streams
 
 COMMAND = "install-cmd"
@@ -123,7 +122,8 @@ def _install_cmd(
 ) -> CommandResult:
     from dlready.install.errors import PlanError
     from dlready.install.facts import FactOverrides, validate_overrides
-    from dlready.install.planner import InstallWishes, plan_install
+    from dlready.install.plan import InstallWishes
+    from dlready.install.planner import plan_install
     from dlready.install.table import CompatTableError, load_compat_table
     from dlready.result import CommandError, CommandResult, Problem
 
@@ -164,7 +164,9 @@ def _install_cmd(
         ) from None
 
     def text(streams: Streams) -> None:
-        _print_plan(plan, table, explain, streams)
+        from dlready.render.install_render import render_plan
+
+        render_plan(plan, table, explain, streams)
 
     return CommandResult(
         COMMAND,
@@ -183,7 +185,12 @@ _DETECTION_HINT = (
 
 def _facts(overrides: FactOverrides) -> MachineFacts:
     """Detected facts with the flags applied; no probing when the flags say everything."""
-    from dlready.install.facts import apply_overrides, facts_from_overrides, facts_from_snapshot
+    from dlready.install.facts import (
+        apply_overrides,
+        facts_from_overrides,
+        facts_from_snapshot,
+        with_kernel_module,
+    )
     from dlready.result import CommandError, Problem
 
     if overrides.covers_detection:
@@ -208,19 +215,11 @@ def _facts(overrides: FactOverrides) -> MachineFacts:
                 _DETECTION_HINT,
             ),
         ) from None
-    return apply_overrides(facts_from_snapshot(snapshot), overrides)
+    facts = facts_from_snapshot(snapshot)
+    if not facts.driver_version.known:
+        # NVML gave no driver: the loaded kernel module may still say which one runs.
+        from dlready.probes.nvidia_module import probe_kernel_module
 
-
-def _print_plan(plan: InstallPlan, table: object, explain: bool, streams: Streams) -> None:
-    from dlready.install.explain import full_lines, short_lines
-    from dlready.install.table import CompatTable
-
-    # The command goes to stdout byte for byte: rich could wrap or interpret it.
-    streams.write(plan.command_line + "\n")
-    lines = (
-        full_lines(plan, table) if explain and isinstance(table, CompatTable) else short_lines(plan)
-    )
-    # Plain uncoloured text, so no rich Console: creating one costs ~19 ms, a tenth of this
-    # command's time budget (benchmarks/bench_install_cmd.py). The explanation is best effort:
-    # with stderr closed (`2>&-`) the command on stdout is still the result.
-    streams.diagnostic("\n".join(lines))
+        module = probe_kernel_module()
+        facts = with_kernel_module(facts, module.value if module.ok else None)
+    return apply_overrides(facts, overrides)

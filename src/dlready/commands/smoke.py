@@ -314,17 +314,17 @@ def _smoke(
             Problem("usage", f"--device {device}: no such device on this machine", device_fix)
         ]
 
+    import os
+
+    from dlready.smoke.render import rank_label
+
     def text(streams: Streams) -> None:
-        import os
-
-        from dlready.smoke.render import rank_label
-
         render_report(report, streams.console, rank_label(os.environ))
 
     return CommandResult(
         "smoke",
         code,
-        data=report_data(report),
+        data=report_data(report, os.environ),
         errors=tuple(errors),
         text=text,
     )

@@ -36,49 +36,44 @@ if TYPE_CHECKING:
         judge_installed_torch,
         recommended_command_line,
     )
-    from dlready.install.planner import (
-        Candidate,
-        InstallPlan,
-        InstallWishes,
-        PinnedPackage,
-        plan_install,
-    )
+    from dlready.install.plan import Candidate, InstallPlan, InstallWishes, PinnedPackage
+    from dlready.install.planner import plan_install
     from dlready.install.table import CompatTable, CompatTableError, load_compat_table
 
-# Loaded on first use, so ``install-cmd`` (which imports the submodules it needs) does not pay
-# for the judge, and ``check`` does not pay for the command's explanation code.
-_HOMES = {
-    "PlanError": "errors",
-    "Fact": "facts",
-    "FactOverrides": "facts",
-    "MachineFacts": "facts",
-    "apply_overrides": "facts",
-    "facts_from_overrides": "facts",
-    "facts_from_snapshot": "facts",
-    "validate_overrides": "facts",
-    "TorchFit": "judge",
-    "explain_no_command": "judge",
-    "judge_installed_torch": "judge",
-    "recommended_command_line": "judge",
-    "Candidate": "planner",
-    "InstallPlan": "planner",
-    "InstallWishes": "planner",
-    "PinnedPackage": "planner",
-    "plan_install": "planner",
-    "CompatTable": "table",
-    "CompatTableError": "table",
-    "load_compat_table": "table",
+# Loaded on first use, with plain imports (PEP 562), so ``install-cmd`` (which imports the
+# submodules it needs) does not pay for the judge, and ``check`` (which imports
+# ``dlready.install.versions``) does not pay for the planner until it asks for a command.
+_FACTS = {
+    "Fact",
+    "FactOverrides",
+    "MachineFacts",
+    "apply_overrides",
+    "facts_from_overrides",
+    "facts_from_snapshot",
+    "validate_overrides",
 }
+_JUDGE = {"TorchFit", "explain_no_command", "judge_installed_torch", "recommended_command_line"}
+_PLAN = {"Candidate", "InstallPlan", "InstallWishes", "PinnedPackage"}
+_TABLE = {"CompatTable", "CompatTableError", "load_compat_table"}
 
 
 def __getattr__(name: str) -> Any:
     """Import the public names lazily (PEP 562)."""
-    home = _HOMES.get(name)
-    if home is None:
+    if name == "PlanError":
+        from dlready.install import errors as module
+    elif name in _FACTS:
+        from dlready.install import facts as module  # type: ignore[no-redef]
+    elif name in _JUDGE:
+        from dlready.install import judge as module  # type: ignore[no-redef]
+    elif name in _PLAN:
+        from dlready.install import plan as module  # type: ignore[no-redef]
+    elif name == "plan_install":
+        from dlready.install import planner as module  # type: ignore[no-redef]
+    elif name in _TABLE:
+        from dlready.install import table as module  # type: ignore[no-redef]
+    else:
         raise AttributeError(f"module 'dlready.install' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"dlready.install.{home}"), name)
+    value = module.__dict__[name]
     globals()[name] = value
     return value
 

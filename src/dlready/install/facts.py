@@ -12,12 +12,22 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 from dlready.install.errors import PlanError
+from dlready.install.pci_ids import gpu_from_pci_device
 from dlready.install.versions import (
     compute_capability_key,
     normalize_compute_capability,
     python_minor,
 )
-from dlready.model import GpuVendor, MachineSnapshot, OperatingSystem, StackState
+from dlready.model import (
+    GpuVendor,
+    MachineSnapshot,
+    OperatingSystem,
+    PciDisplayDevice,
+    Source,
+    StackState,
+    to_jsonable,
+)
+from dlready.probes.pci import nvidia_devices_on_bus
 
 T = TypeVar("T")
 
@@ -29,8 +39,6 @@ UNKNOWN = "unknown"
 OS_CHOICES = ("linux", "windows", "macos")
 ARCH_CHOICES = ("x86_64", "aarch64", "arm64")
 ACCELERATOR_CHOICES = ("cuda", "rocm", "mps", "cpu")
-NVIDIA_PCI_VENDOR = "10de"
-"""PCI vendor id of NVIDIA (PCI-SIG vendor list)."""
 _OS_ALIASES = {
     "darwin": "macos",
     "osx": "macos",
@@ -69,13 +77,31 @@ class Fact(Generic[T]):
 
     def to_jsonable(self) -> dict[str, Any]:
         """``{"value", "origin", "detail"}`` (tuples become lists)."""
-        value: Any = list(self.value) if isinstance(self.value, tuple) else self.value
-        return {"value": value, "origin": self.origin, "detail": self.detail}
+        result: dict[str, Any] = to_jsonable(self)
+        return result
 
 
 def unknown(reason: str) -> Fact[Any]:
     """A fact nobody could determine, with the reason."""
     return Fact(value=None, origin=UNKNOWN, detail=reason)
+
+
+@dataclass(frozen=True)
+class NvidiaFault:
+    """An NVIDIA GPU is evidently here, but its driver does not work: plan nothing until it
+    does (a CPU build on a GPU machine is the wrong install)."""
+
+    problem: str
+    """What is wrong, in plain words with the driver's own message."""
+    fix: str
+    evidence: str
+    """What shows the GPU is here (the driver library answering with an error, the PCI bus,
+    the loaded kernel module)."""
+    compute_capabilities: tuple[str, ...] = ()
+    """Of every NVIDIA card on the PCI bus, when each is in the PCI id table; else empty."""
+    gpu_names: tuple[str, ...] = ()
+    kernel_driver_version: str | None = None
+    """The loaded kernel module's version (``/proc/driver/nvidia/version``), if any."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +120,8 @@ class MachineFacts:
     gpu_names: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     """Detection remarks worth a warning (a broken driver stack, a GPU without a reading)."""
+    nvidia_fault: NvidiaFault | None = None
+    """Set when an NVIDIA GPU is evidently present but its driver does not work."""
 
     @property
     def platform(self) -> str | None:
@@ -108,17 +136,8 @@ class MachineFacts:
 
     def to_jsonable(self) -> dict[str, Any]:
         """Every fact with its origin, plus GPU names and detection notes."""
-        return {
-            "os": self.os.to_jsonable(),
-            "arch": self.arch.to_jsonable(),
-            "python": self.python.to_jsonable(),
-            "accelerator": self.accelerator.to_jsonable(),
-            "driver_version": self.driver_version.to_jsonable(),
-            "compute_capabilities": self.compute_capabilities.to_jsonable(),
-            "is_wsl": self.is_wsl.to_jsonable(),
-            "gpu_names": list(self.gpu_names),
-            "notes": list(self.notes),
-        }
+        result: dict[str, Any] = to_jsonable(self)
+        return result
 
 
 def _reading_value(reading: Any) -> Any:
@@ -128,125 +147,211 @@ def _reading_value(reading: Any) -> Any:
 def facts_from_snapshot(snapshot: MachineSnapshot) -> MachineFacts:
     """The planner's facts from a snapshot: OS, CPU arch, Python X.Y, accelerator, driver,
     the compute capability of every NVIDIA GPU, WSL. Pure: reads only the snapshot."""
-    platform = snapshot.platform
-    notes: list[str] = []
-
-    if platform.os is OperatingSystem.OTHER:
-        os_fact: Fact[str] = unknown(UNSUPPORTED_OS_DETAIL)
-    else:
-        os_fact = Fact(str(platform.os), DETECTED, "platform")
-
-    raw_arch = _reading_value(platform.machine_arch) or _reading_value(snapshot.cpu.architecture)
-    arch_fact: Fact[str]
-    if raw_arch:
-        arch = _ARCH_ALIASES.get(str(raw_arch).lower(), str(raw_arch).lower())
-        arch_fact = Fact(arch, DETECTED, "platform")
-    else:
-        arch_fact = unknown(platform.machine_arch.reason or "CPU architecture not read")
-
-    raw_python = _reading_value(platform.python_version)
-    python_fact: Fact[str]
-    try:
-        python_fact = (
-            Fact(python_minor(raw_python), DETECTED, "this interpreter")
-            if raw_python
-            else unknown(platform.python_version.reason or "Python version not read")
-        )
-    except ValueError:
-        python_fact = unknown(f"unreadable Python version {raw_python!r}")
-
-    wsl = _reading_value(platform.is_wsl)
-    wsl_fact: Fact[bool] = (
-        Fact(bool(wsl), DETECTED, "platform")
-        if platform.is_wsl.ok
-        else unknown(platform.is_wsl.reason or "not probed")
+    os_fact = _os_fact(snapshot)
+    arch_fact = _arch_fact(snapshot)
+    driver_fact = _driver_fact(snapshot)
+    cc_fact, names, gpu_notes = _nvidia_gpus(snapshot)
+    accelerator, accel_notes = _accelerator_fact(snapshot, os_fact, arch_fact)
+    return MachineFacts(
+        os=os_fact,
+        arch=arch_fact,
+        python=_python_fact(snapshot),
+        accelerator=accelerator,
+        driver_version=driver_fact,
+        compute_capabilities=cc_fact,
+        is_wsl=_wsl_fact(snapshot),
+        gpu_names=names,
+        notes=(*gpu_notes, *accel_notes),
+        nvidia_fault=_nvidia_fault(snapshot, driver_fact),
     )
 
+
+def _os_fact(snapshot: MachineSnapshot) -> Fact[str]:
+    if snapshot.platform.os is OperatingSystem.OTHER:
+        return unknown(UNSUPPORTED_OS_DETAIL)
+    return Fact(str(snapshot.platform.os), DETECTED, "platform")
+
+
+def _arch_fact(snapshot: MachineSnapshot) -> Fact[str]:
+    platform = snapshot.platform
+    raw_arch = _reading_value(platform.machine_arch) or _reading_value(snapshot.cpu.architecture)
+    if not raw_arch:
+        return unknown(platform.machine_arch.reason or "CPU architecture not read")
+    arch = _ARCH_ALIASES.get(str(raw_arch).lower(), str(raw_arch).lower())
+    return Fact(arch, DETECTED, "platform")
+
+
+def _python_fact(snapshot: MachineSnapshot) -> Fact[str]:
+    reading = snapshot.platform.python_version
+    raw_python = _reading_value(reading)
+    if not raw_python:
+        return unknown(reading.reason or "Python version not read")
+    try:
+        return Fact(python_minor(raw_python), DETECTED, "this interpreter")
+    except ValueError:
+        return unknown(f"unreadable Python version {raw_python!r}")
+
+
+def _wsl_fact(snapshot: MachineSnapshot) -> Fact[bool]:
+    reading = snapshot.platform.is_wsl
+    if not reading.ok:
+        return unknown(reading.reason or "not probed")
+    return Fact(bool(reading.value), DETECTED, "platform")
+
+
+_SOURCE_WORDS = {
+    Source.NVML: "NVML",
+    Source.PROCFS: "/proc/driver/nvidia",
+    Source.SYSFS: "/sys/module/nvidia",
+}
+
+
+def _driver_fact(snapshot: MachineSnapshot) -> Fact[str]:
+    stack = snapshot.stack(GpuVendor.NVIDIA)
+    if stack is None:
+        return unknown("no NVIDIA driver")
+    driver = _reading_value(stack.driver_version)
+    if driver:
+        return Fact(str(driver), DETECTED, _SOURCE_WORDS.get(stack.driver_version.source, "NVML"))
+    if stack.state is StackState.NOT_INSTALLED:
+        return unknown("no NVIDIA driver")
+    return unknown(stack.reason or stack.driver_version.reason or str(stack.state))
+
+
+def _nvidia_gpus(
+    snapshot: MachineSnapshot,
+) -> tuple[Fact[tuple[str, ...]], tuple[str, ...], list[str]]:
+    """Compute capabilities and names of the NVIDIA GPUs, with notes on unreadable ones."""
+    nvidia = [gpu for gpu in snapshot.gpus if gpu.vendor is GpuVendor.NVIDIA]
+    capabilities: list[str] = []
+    names: list[str] = []
+    notes: list[str] = []
+    for gpu in nvidia:
+        read_name = _reading_value(gpu.name)
+        name = str(read_name) if read_name else f"GPU {gpu.index}"
+        names.append(name)
+        label = f"GPU {gpu.index} ({name})" if read_name else name
+        cc = _reading_value(gpu.compute_capability)
+        if not cc:
+            reason = gpu.error or gpu.compute_capability.reason or "not read"
+            notes.append(f"{label}: compute capability unknown ({reason})")
+            continue
+        try:
+            capabilities.append(normalize_compute_capability(str(cc)))
+        except ValueError:
+            notes.append(f"{label}: unreadable compute capability {cc!r}")
+    if capabilities:
+        return Fact(tuple(capabilities), DETECTED, "NVML"), tuple(names), notes
+    reason = "no NVIDIA GPU" if not nvidia else "no GPU reported a compute capability"
+    return unknown(reason), tuple(names), notes
+
+
+def _accelerator_fact(
+    snapshot: MachineSnapshot, os_fact: Fact[str], arch_fact: Fact[str]
+) -> tuple[Fact[str], list[str]]:
+    """The detected accelerator, NVIDIA first (a broken NVIDIA driver is :class:`NvidiaFault`)."""
     nvidia = [gpu for gpu in snapshot.gpus if gpu.vendor is GpuVendor.NVIDIA]
     amd = [gpu for gpu in snapshot.gpus if gpu.vendor is GpuVendor.AMD]
     apple = [gpu for gpu in snapshot.gpus if gpu.vendor is GpuVendor.APPLE]
     nv_stack = snapshot.stack(GpuVendor.NVIDIA)
-
-    driver_fact: Fact[str] = unknown("no NVIDIA driver")
-    if nv_stack is not None:
-        driver = _reading_value(nv_stack.driver_version)
-        if driver:
-            driver_fact = Fact(str(driver), DETECTED, nv_stack.driver_version.source.value)
-        elif nv_stack.state is not StackState.NOT_INSTALLED:
-            driver_fact = unknown(
-                nv_stack.reason or nv_stack.driver_version.reason or str(nv_stack.state)
-            )
-
-    capabilities: list[str] = []
-    names: list[str] = []
-    for gpu in nvidia:
-        name = _reading_value(gpu.name) or f"GPU {gpu.index}"
-        names.append(str(name))
-        cc = _reading_value(gpu.compute_capability)
-        if cc:
-            try:
-                capabilities.append(normalize_compute_capability(str(cc)))
-            except ValueError:
-                notes.append(f"GPU {gpu.index} ({name}): unreadable compute capability {cc!r}")
-        else:
-            reason = gpu.error or gpu.compute_capability.reason or "not read"
-            notes.append(f"GPU {gpu.index} ({name}): compute capability unknown ({reason})")
-    cc_fact: Fact[tuple[str, ...]] = (
-        Fact(tuple(capabilities), DETECTED, "NVML")
-        if capabilities
-        else unknown("no NVIDIA GPU" if not nvidia else "no GPU reported a compute capability")
-    )
-
-    pci = snapshot.pci_display_devices
-    nvidia_on_bus = [
-        device
-        for device in (pci.value if pci.ok and pci.value else ())
-        if device.vendor_id.lower().removeprefix("0x") == NVIDIA_PCI_VENDOR
-    ]
-    if (nvidia or nvidia_on_bus) and not driver_fact.known:
-        notes.append(
-            f"an NVIDIA GPU is present but its driver could not be read ({driver_fact.detail}): "
-            "install or repair the NVIDIA driver before installing torch"
-        )
-    accelerator: Fact[str]
+    nvidia_on_bus = nvidia_devices_on_bus(snapshot.pci_display_devices)
+    notes: list[str] = []
     nv_devices = _reading_value(nv_stack.device_count) if nv_stack else None
     if nvidia or (nv_stack is not None and nv_stack.state is StackState.OK and nv_devices):
-        accelerator = Fact("cuda", DETECTED, f"{len(nvidia) or nv_devices} NVIDIA GPU(s)")
         if amd:
             notes.append("NVIDIA and AMD GPUs found: planning for the NVIDIA GPUs (CUDA)")
-    elif nvidia_on_bus:
-        # The card is on the PCI bus but no driver answers: plan the CUDA build (and say the
-        # driver comes first) rather than a CPU build the user would have to replace.
-        accelerator = Fact(
-            "cuda", DETECTED, f"{len(nvidia_on_bus)} NVIDIA device(s) on the PCI bus, no driver"
-        )
-    elif amd:
-        accelerator = Fact("rocm", DETECTED, f"{len(amd)} AMD GPU(s)")
-    elif apple or (os_fact.value == "macos" and arch_fact.value in ("arm64", "aarch64")):
-        accelerator = Fact("mps", DETECTED, "Apple GPU (Metal)")
-    else:
-        accelerator = Fact("cpu", DETECTED, "no supported GPU found")
-        if nv_stack is not None and nv_stack.state not in (
-            StackState.OK,
-            StackState.NOT_INSTALLED,
-            StackState.NOT_APPLICABLE,
-        ):
-            notes.append(
-                f"NVIDIA driver stack: {nv_stack.state} ({nv_stack.reason or 'no reason given'});"
-                " if this machine has an NVIDIA GPU, fix the driver first or pass "
-                "--accelerator cuda --driver VERSION"
-            )
-    return MachineFacts(
-        os=os_fact,
-        arch=arch_fact,
-        python=python_fact,
-        accelerator=accelerator,
-        driver_version=driver_fact,
-        compute_capabilities=cc_fact,
-        is_wsl=wsl_fact,
-        gpu_names=tuple(names),
-        notes=tuple(notes),
+        return Fact("cuda", DETECTED, f"{len(nvidia) or nv_devices} NVIDIA GPU(s)"), notes
+    if nvidia_on_bus:
+        # The card is on the PCI bus but no driver answers: a CUDA machine whose driver comes
+        # first, not a CPU machine.
+        detail = f"{len(nvidia_on_bus)} NVIDIA device(s) on the PCI bus, no driver"
+        return Fact("cuda", DETECTED, detail), notes
+    if amd:
+        return Fact("rocm", DETECTED, f"{len(amd)} AMD GPU(s)"), notes
+    if apple or (os_fact.value == "macos" and arch_fact.value in ("arm64", "aarch64")):
+        return Fact("mps", DETECTED, "Apple GPU (Metal)"), notes
+    return Fact("cpu", DETECTED, "no supported GPU found"), notes
+
+
+_BROKEN_STACK = (
+    StackState.DRIVER_NOT_LOADED,
+    StackState.VERSION_MISMATCH,
+    StackState.NO_PERMISSION,
+    StackState.TIMED_OUT,
+    StackState.FAILED,
+)
+_NO_DRIVER = "no working NVIDIA driver is installed for this GPU"
+_INSTALL_DRIVER = (
+    "install the NVIDIA driver for this GPU (your distribution's nvidia-driver package, or "
+    "https://www.nvidia.com/en-us/drivers/), then reboot"
+)
+
+
+def _nvidia_fault(snapshot: MachineSnapshot, driver: Fact[str]) -> NvidiaFault | None:
+    """Evidence of an NVIDIA GPU (a failing driver library, a card on the PCI bus) without a
+    working driver."""
+    stack = snapshot.stack(GpuVendor.NVIDIA)
+    on_bus = nvidia_devices_on_bus(snapshot.pci_display_devices)
+    broken = stack if stack is not None and stack.state in _BROKEN_STACK else None
+    if driver.known or not (broken or on_bus):
+        return None
+    evidence = []
+    if broken:
+        evidence.append("the NVIDIA driver library is installed but answered with an error")
+    if on_bus:
+        ids = ", ".join(f"{d.bus_id} (device {d.device_id})" for d in on_bus)
+        evidence.append(f"NVIDIA display device(s) on the PCI bus: {ids}")
+    capabilities, names = _identified_on_bus(on_bus)
+    return NvidiaFault(
+        problem=(broken.reason or "the NVIDIA driver does not answer") if broken else _NO_DRIVER,
+        fix=(broken.hint if broken else None) or _INSTALL_DRIVER,
+        evidence="; ".join(evidence),
+        compute_capabilities=capabilities,
+        gpu_names=names,
     )
+
+
+def _identified_on_bus(
+    devices: tuple[PciDisplayDevice, ...],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Compute capabilities and names of the NVIDIA cards on the bus, when every one is in
+    the PCI id table (a partial answer would plan for the wrong set of GPUs)."""
+    known = [gpu_from_pci_device(device.device_id) for device in devices]
+    identified = [gpu for gpu in known if gpu is not None]
+    if not identified or len(identified) != len(known):
+        return (), ()
+    return (
+        tuple(gpu.compute_capability for gpu in identified),
+        tuple(gpu.name for gpu in identified),
+    )
+
+
+def with_kernel_module(facts: MachineFacts, version: str | None) -> MachineFacts:
+    """Add what the loaded NVIDIA kernel module says (read without NVML): the driver version
+    a broken driver stack runs, or, when nothing else showed an NVIDIA GPU, the evidence."""
+    if version is None or facts.driver_version.known:
+        return facts
+    fault = facts.nvidia_fault
+    if fault is None or fault.problem == _NO_DRIVER:
+        fault = NvidiaFault(
+            problem=(
+                f"the NVIDIA kernel module (driver {version}) is loaded, but the driver's "
+                "library (libnvidia-ml.so) was not found"
+            ),
+            fix=(
+                f"install the NVIDIA driver's user-space libraries of version {version}; in a "
+                "container, start it with GPU access (docker run --gpus all)"
+            ),
+            evidence="; ".join(
+                [
+                    *([fault.evidence] if fault else []),
+                    "the NVIDIA kernel module is loaded (/proc/driver/nvidia/version)",
+                ]
+            ),
+            compute_capabilities=fault.compute_capabilities if fault else (),
+            gpu_names=fault.gpu_names if fault else (),
+        )
+    return replace(facts, nvidia_fault=replace(fault, kernel_driver_version=version))
 
 
 @dataclass(frozen=True)

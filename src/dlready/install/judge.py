@@ -12,15 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dlready.install.archs import Coverage, arch_labels
+from dlready.install.caveats import arch_list_caveat, caveat_lines, driver_floor_caveats
+from dlready.install.cuda_fit import gpu_coverage
 from dlready.install.errors import PlanError
 from dlready.install.facts import UNSUPPORTED_OS_DETAIL, MachineFacts, facts_from_snapshot
-from dlready.install.planner import (
-    SUPPORTED_PLATFORMS,
-    InstallWishes,
-    gpu_coverage,
-    plan_install,
-    python_fits,
-)
+from dlready.install.plan import SUPPORTED_PLATFORMS, InstallWishes
+from dlready.install.planner import plan_install
+from dlready.install.release_choice import python_fits
 from dlready.install.table import (
     LINUX_ARM,
     LINUX_X86,
@@ -32,31 +30,41 @@ from dlready.install.table import (
 from dlready.install.versions import (
     compare_numeric,
     variant_kind,
-    variant_of_cuda,
 )
-from dlready.model import GpuVendor, MachineSnapshot, StackState
+from dlready.model import MachineSnapshot, StrEnum
+from dlready.probes.torch_meta import build_variant
 
-FITS = "fits"
-MISMATCH = "mismatch"
-UNKNOWN = "unknown"
-NOT_INSTALLED = "not_installed"
+
+class FitStatus(StrEnum):
+    """Whether the installed torch fits this machine."""
+
+    FITS = "fits"
+    MISMATCH = "mismatch"
+    UNKNOWN = "unknown"
+    NOT_INSTALLED = "not_installed"
+
+
+FITS = FitStatus.FITS
+MISMATCH = FitStatus.MISMATCH
+UNKNOWN = FitStatus.UNKNOWN
+NOT_INSTALLED = FitStatus.NOT_INSTALLED
 
 
 @dataclass(frozen=True)
 class TorchFit:
-    """The verdict on the installed torch."""
+    """The verdict on the installed torch; ``check`` judges its PyTorch part from it."""
 
-    status: str
-    """``fits``, ``mismatch``, ``unknown`` or ``not_installed``."""
-    version: str | None
-    variant: str | None
+    status: FitStatus
+    version: str | None = None
+    variant: str | None = None
     """The build: ``cu130``, ``cpu``, ``rocm6.4``, ``default`` (macOS), or None if unknown."""
-    variant_source: str | None
+    variant_source: str | None = None
     """How the build was known: ``local version``, ``cuda_version``, ``PyPI default`` ..."""
     problems: list[str] = field(default_factory=list)
     """Why it does not fit (status ``mismatch``) or what could not be checked (``unknown``)."""
     warnings: list[str] = field(default_factory=list)
-    """Soft issues: PTX-only GPUs, minor-version compatibility, UNCONFIRMED table data."""
+    """Soft issues: PTX-only GPUs, minor-version compatibility, what the table could not
+    confirm."""
     fix_command: str | None = None
     """The install command that fixes a mismatch (or installs torch); None when it fits."""
 
@@ -76,23 +84,30 @@ class TorchFit:
 def _installed_variant(
     snapshot: MachineSnapshot, release: Release | None, platform: str | None
 ) -> tuple[str | None, str | None]:
+    """The installed build and how it was known (probes.torch_meta.build_variant decides)."""
     torch = snapshot.torch
     local = torch.local_variant.value if torch.local_variant.ok else None
     if local:
         return str(local).lower(), "local version"
-    version = torch.version.value if torch.version.ok else None
-    if version and "+" in str(version):
-        return str(version).split("+", 1)[1].lower(), "local version"
-    cuda = torch.cuda_version.value if torch.cuda_version.ok else None
-    if cuda:
-        try:
-            return variant_of_cuda(str(cuda)), "torch.version.cuda"
-        except ValueError:
-            pass
-    hip = torch.hip_version.value if torch.hip_version.ok else None
-    if hip:
-        parts = str(hip).split(".")
-        return f"rocm{'.'.join(parts[:2])}", "torch.version.hip"
+    version = str(torch.version.value) if torch.version.ok and torch.version.value else None
+    cuda = (
+        str(torch.cuda_version.value)
+        if torch.cuda_version.ok and torch.cuda_version.value
+        else None
+    )
+    hip = str(torch.hip_version.value) if torch.hip_version.ok and torch.hip_version.value else None
+    variant = build_variant(version, cuda, hip)
+    if variant is not None:
+        if version and "+" in version:
+            return variant, "local version"
+        return variant, "torch.version.cuda" if cuda else "torch.version.hip"
+    return _default_variant(release, platform)
+
+
+def _default_variant(
+    release: Release | None, platform: str | None
+) -> tuple[str | None, str | None]:
+    """The build a plain ``pip install torch`` gives on this platform."""
     if platform is None:
         return None, None
     if platform.startswith("macos"):
@@ -106,18 +121,6 @@ def _installed_variant(
     if platform == LINUX_ARM:
         return release.pypi_default_cuda_aarch64 or "cpu", "PyPI default for Linux aarch64"
     return None, None
-
-
-def _nvidia_stack_broken(snapshot: MachineSnapshot) -> str | None:
-    """The state of an NVIDIA stack that exists but failed, e.g. ``driver_not_loaded``."""
-    stack = snapshot.stack(GpuVendor.NVIDIA)
-    if stack is None or stack.state in (
-        StackState.OK,
-        StackState.NOT_INSTALLED,
-        StackState.NOT_APPLICABLE,
-    ):
-        return None
-    return f"{stack.state}: {stack.reason}" if stack.reason else str(stack.state)
 
 
 def _fix(
@@ -150,6 +153,34 @@ def _try_plan(
         return None, _describe(exc)
 
 
+@dataclass
+class _Findings:
+    """What the judge found: problems (a mismatch), unknowns (not judged), soft warnings."""
+
+    problems: list[str] = field(default_factory=list)
+    unknowns: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Installed:
+    """The installed torch as the judge sees it."""
+
+    raw_version: str | None
+    version: str | None
+    release: Release | None
+    variant: str | None
+    variant_source: str | None
+
+    @property
+    def kind(self) -> str | None:
+        return variant_kind(self.variant) if self.variant else None
+
+    @property
+    def build(self) -> str:
+        return f"torch {self.raw_version or '?'}" + (f" ({self.variant})" if self.variant else "")
+
+
 def judge_installed_torch(snapshot: MachineSnapshot, table: CompatTable | None = None) -> TorchFit:
     """Judge the installed torch against this machine's GPUs and driver.
 
@@ -162,145 +193,197 @@ def judge_installed_torch(snapshot: MachineSnapshot, table: CompatTable | None =
     """
     table = table or load_compat_table()
     facts = facts_from_snapshot(snapshot)
-    platform = facts.platform
-    torch = snapshot.torch
-    if not torch.installed:
+    if not snapshot.torch.installed:
         fix, error = _fix(facts, None, table, replace=False)
         missing = ["torch is not installed"] + ([error] if error else [])
         return TorchFit(NOT_INSTALLED, None, None, None, missing, [], fix)
+    installed = _read_installed(snapshot, table, facts.platform)
+    found = _Findings(unknowns=_unreadable(snapshot, installed, table))
+    accel = facts.accelerator.value
+    if accel == "cuda":
+        _judge_on_nvidia(installed, facts, table, found)
+    elif accel == "rocm":
+        _judge_on_amd(installed, facts.platform, found)
+    else:
+        _judge_without_gpu(installed, facts, table, found)
+    found.warnings += [f"detection: {note}" for note in facts.notes]
+    return _verdict(installed, facts, table, found)
 
+
+def _read_installed(
+    snapshot: MachineSnapshot, table: CompatTable, platform: str | None
+) -> _Installed:
+    torch = snapshot.torch
     raw_version = str(torch.version.value) if torch.version.ok else None
     version = raw_version.split("+", 1)[0] if raw_version else None
     release = table.release(version) if version else None
     variant, variant_source = _installed_variant(snapshot, release, platform)
-    problems: list[str] = []
-    unknowns: list[str] = []
-    warnings: list[str] = []
-    if version is None:
-        unknowns.append(f"torch version unreadable ({torch.version.reason or 'no reason'})")
-    elif release is None:
+    return _Installed(raw_version, version, release, variant, variant_source)
+
+
+def _unreadable(snapshot: MachineSnapshot, installed: _Installed, table: CompatTable) -> list[str]:
+    unknowns = []
+    if installed.version is None:
+        reason = snapshot.torch.version.reason or "no reason"
+        unknowns.append(f"torch version unreadable ({reason})")
+    elif installed.release is None:
         unknowns.append(
-            f"torch {version} is not in the compatibility table (checked {table.checked_on})"
+            f"torch {installed.version} is not in the compatibility table "
+            f"(checked {table.checked_on})"
         )
-    if variant is None:
+    if installed.variant is None:
         unknowns.append("which build of torch is installed (CPU, CUDA, ROCm) is unknown")
-    kind = variant_kind(variant) if variant else None
-    accel = facts.accelerator.value
-    build = f"torch {raw_version or '?'}" + (f" ({variant})" if variant else "")
+    return unknowns
 
-    if accel == "cuda":
-        if kind in ("cpu", "default"):
-            problems.append(
-                f"{build} is a CPU build on a machine with an NVIDIA GPU: "
-                "torch.cuda.is_available() is False"
-            )
-        elif kind == "rocm":
-            problems.append(f"{build} is a ROCm build on a machine with an NVIDIA GPU")
-        elif kind == "cuda" and variant:
-            _judge_cuda(
-                variant, release, facts, table, platform, build, problems, unknowns, warnings
-            )
-    elif accel == "rocm":
-        if kind == "cuda":
-            problems.append(
-                f"{build} is a CUDA build on a machine with an AMD GPU and no NVIDIA GPU"
-            )
-        elif kind == "cpu" and platform == LINUX_X86:
-            problems.append(
-                f"{build} is a CPU build on a Linux machine with an AMD GPU (a ROCm build exists)"
-            )
-        elif kind == "rocm":
-            warnings.append("ROCm: the GPU's gfx architecture is not checked against the build")
-    else:
-        if kind == "rocm":
-            problems.append(f"{build} is a ROCm build but this machine has no AMD GPU")
-        elif kind == "cuda" and _nvidia_stack_broken(snapshot):
-            unknowns.append(
-                f"{build} is a CUDA build, but the NVIDIA driver stack could not be read "
-                f"({_nvidia_stack_broken(snapshot)}): whether it fits is unknown"
-            )
-        elif kind == "cuda":
-            warnings.append(
-                f"{build} is a CUDA build on a machine without an NVIDIA GPU: it runs on the CPU "
-                "only (the CPU build is a much smaller download)"
-            )
-        if accel == "mps" and version and compare_numeric(version, table.mps_first_release) < 0:
-            warnings.append(f"torch {version} predates MPS support ({table.mps_first_release})")
-    warnings += [f"detection: {note}" for note in facts.notes]
 
-    if problems:
-        fix, error = _fix(facts, version, table, replace=True)
+def _verdict(
+    installed: _Installed, facts: MachineFacts, table: CompatTable, found: _Findings
+) -> TorchFit:
+    raw, variant, source = installed.raw_version, installed.variant, installed.variant_source
+    if found.problems:
+        fix, error = _fix(facts, installed.version, table, replace=True)
         if error:
-            problems.append(f"no install command fits either: {error}")
-        return TorchFit(
-            MISMATCH, raw_version, variant, variant_source, problems + unknowns, warnings, fix
+            found.problems.append(f"no install command fits either: {error}")
+        problems = found.problems + found.unknowns
+        return TorchFit(MISMATCH, raw, variant, source, problems, found.warnings, fix)
+    if found.unknowns:
+        return TorchFit(UNKNOWN, raw, variant, source, found.unknowns, found.warnings, None)
+    return TorchFit(FITS, raw, variant, source, [], found.warnings, None)
+
+
+def _judge_on_nvidia(
+    installed: _Installed, facts: MachineFacts, table: CompatTable, found: _Findings
+) -> None:
+    build, kind = installed.build, installed.kind
+    if kind in ("cpu", "default"):
+        found.problems.append(
+            f"{build} is a CPU build on a machine with an NVIDIA GPU: "
+            "torch.cuda.is_available() is False"
         )
-    if unknowns:
-        return TorchFit(UNKNOWN, raw_version, variant, variant_source, unknowns, warnings, None)
-    return TorchFit(FITS, raw_version, variant, variant_source, [], warnings, None)
+    elif kind == "rocm":
+        found.problems.append(f"{build} is a ROCm build on a machine with an NVIDIA GPU")
+    elif kind == "cuda" and installed.variant:
+        _judge_cuda(installed, facts, table, found)
+
+
+def _judge_on_amd(installed: _Installed, platform: str | None, found: _Findings) -> None:
+    build, kind = installed.build, installed.kind
+    if kind == "cuda":
+        found.problems.append(
+            f"{build} is a CUDA build on a machine with an AMD GPU and no NVIDIA GPU"
+        )
+    elif kind == "cpu" and platform == LINUX_X86:
+        found.problems.append(
+            f"{build} is a CPU build on a Linux machine with an AMD GPU (a ROCm build exists)"
+        )
+    elif kind == "rocm":
+        found.warnings.append("ROCm: the GPU's gfx architecture is not checked against the build")
+
+
+def _judge_without_gpu(
+    installed: _Installed, facts: MachineFacts, table: CompatTable, found: _Findings
+) -> None:
+    build, kind, fault = installed.build, installed.kind, facts.nvidia_fault
+    if kind == "rocm":
+        found.problems.append(f"{build} is a ROCm build but this machine has no AMD GPU")
+    elif kind == "cuda" and fault is not None:
+        found.unknowns.append(
+            f"{build} is a CUDA build, but the NVIDIA driver stack could not be read "
+            f"({fault.problem}): whether it fits is unknown"
+        )
+    elif kind in ("cpu", "default") and fault is not None:
+        found.unknowns.append(
+            f"{build} is a CPU build, but this machine has an NVIDIA GPU whose driver does "
+            f"not work ({fault.problem}): fix the driver first ({fault.fix}), then install a "
+            "CUDA build"
+        )
+    elif kind == "cuda":
+        found.warnings.append(
+            f"{build} is a CUDA build on a machine without an NVIDIA GPU: it runs on the CPU "
+            "only (the CPU build is a much smaller download)"
+        )
+    version = installed.version
+    mps_first = table.mps_first_release
+    if facts.accelerator.value == "mps" and version and compare_numeric(version, mps_first) < 0:
+        found.warnings.append(f"torch {version} predates MPS support ({mps_first})")
 
 
 def _judge_cuda(
-    variant: str,
-    release: Release | None,
-    facts: MachineFacts,
-    table: CompatTable,
-    platform: str | None,
-    build: str,
-    problems: list[str],
-    unknowns: list[str],
-    warnings: list[str],
+    installed: _Installed, facts: MachineFacts, table: CompatTable, found: _Findings
+) -> None:
+    variant = installed.variant or ""
+    _judge_cuda_driver(variant, installed.build, facts, table, found)
+    if installed.release is None:
+        return  # already reported: the release is not in the table
+    _judge_cuda_arch(variant, installed.release, installed.build, facts, table, found)
+
+
+def _judge_cuda_driver(
+    variant: str, build: str, facts: MachineFacts, table: CompatTable, found: _Findings
 ) -> None:
     driver = facts.driver_version.value
     floor = table.drivers.get(variant)
-    windows = (platform or "").startswith("windows") or facts.is_wsl.value is True
+    windows = (facts.platform or "").startswith("windows") or facts.is_wsl.value is True
     if floor is None:
-        unknowns.append(f"no driver minimum for {variant} in the table")
-    elif not driver:
-        unknowns.append(f"NVIDIA driver version unknown ({facts.driver_version.detail})")
-    else:
-        required = floor.min_windows if windows else floor.min_linux
-        full = floor.full_windows if windows else floor.full_linux
-        if required and compare_numeric(driver, required) < 0:
-            problems.append(
-                f"{build} needs NVIDIA driver >= {required} (CUDA {floor.cuda}); this driver is "
-                f"{driver}: the CUDA build is newer than the driver supports"
-            )
-        elif full and compare_numeric(driver, full) < 0:
-            warnings.append(
-                f"driver {driver} runs CUDA {floor.cuda} through minor-version compatibility "
-                f"(full support from {full})"
-            )
-        warnings += [f"{variant} driver floor: {n}" for n in floor.unconfirmed(windows)]
-    if release is None:
-        return  # already reported: the release is not in the table
+        found.unknowns.append(f"no driver minimum for {variant} in the table")
+        return
+    if not driver:
+        found.unknowns.append(f"NVIDIA driver version unknown ({facts.driver_version.detail})")
+        return
+    required = floor.min_windows if windows else floor.min_linux
+    full = floor.full_windows if windows else floor.full_linux
+    if required and compare_numeric(driver, required) < 0:
+        found.problems.append(
+            f"{build} needs NVIDIA driver >= {required} (CUDA {floor.cuda}); this driver is "
+            f"{driver}: the CUDA build is newer than the driver supports"
+        )
+    elif full and compare_numeric(driver, full) < 0:
+        found.warnings.append(
+            f"driver {driver} runs CUDA {floor.cuda} through minor-version compatibility "
+            f"(full support from {full})"
+        )
+    found.warnings += caveat_lines(driver_floor_caveats(variant, table, windows), table)
+
+
+def _judge_cuda_arch(
+    variant: str,
+    release: Release,
+    build: str,
+    facts: MachineFacts,
+    table: CompatTable,
+    found: _Findings,
+) -> None:
+    platform = facts.platform
     no_wheel = _no_wheel_reason(release, variant, facts, platform)
     if no_wheel:
-        unknowns.append(f"{no_wheel}: the arch list of {build} is unknown (not a published wheel)")
+        found.unknowns.append(
+            f"{no_wheel}: the arch list of {build} is unknown (not a published wheel)"
+        )
         return
     form = release.pip_form(variant, platform) if platform else None
     capabilities = facts.compute_capabilities.value or ()
     if form is None or form.arch is None:
-        unknowns.append(f"the arch list of {build} is not in the table")
+        found.unknowns.append(f"the arch list of {build} is not in the table")
         return
     if not capabilities:
-        unknowns.append(f"GPU compute capability unknown ({facts.compute_capabilities.detail})")
+        found.unknowns.append(
+            f"GPU compute capability unknown ({facts.compute_capabilities.detail})"
+        )
         return
     labels = " ".join(arch_labels(form.arch.arch_list))
     for index, cc in enumerate(capabilities):
         level = gpu_coverage(form.arch.arch_list, cc, platform, table)
         name = facts.gpu_names[index] if index < len(facts.gpu_names) else f"GPU {index}"
         if level is Coverage.NONE:
-            problems.append(
+            found.problems.append(
                 f"{name} (compute capability {cc}) is not in the arch list of {build} "
                 f'({labels}): "no kernel image is available"'
             )
         elif level is Coverage.PTX:
-            warnings.append(
+            found.warnings.append(
                 f"{name} (compute capability {cc}) runs {build} only through PTX (JIT on first use)"
             )
-    if form.arch.unconfirmed:
-        warnings.append(f"{variant}: {form.arch.unconfirmed}")
+    found.warnings += caveat_lines(arch_list_caveat(form), table)
 
 
 def _no_wheel_reason(

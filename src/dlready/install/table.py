@@ -170,6 +170,14 @@ class DriverFloor:
 
 
 @dataclass(frozen=True)
+class PublicSource:
+    """A public page users can check a kind of fact against."""
+
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
 class CompatTable:
     """The whole table: releases newest first, driver floors, conda and platform facts."""
 
@@ -189,6 +197,9 @@ class CompatTable:
     jetson_note: str
     jetson_compute_capabilities: tuple[str, ...]
     gpu_families: dict[str, str] = field(default_factory=dict)
+    public_sources: dict[str, PublicSource] = field(default_factory=dict)
+    """``commands``, ``python``, ``drivers``, ``arch_lists``, ``arch_rules``, ``conda``... ->
+    the public page behind that kind of fact (shown to users with ``checked_on``)."""
 
     def release(self, torch: str) -> Release | None:
         """The release with exactly this version, if the table has it."""
@@ -316,6 +327,10 @@ def table_from_jsonable(data: dict[str, Any]) -> CompatTable:
             jetson_note=platforms["jetson_note"],
             jetson_compute_capabilities=tuple(platforms["jetson_compute_capabilities"]),
             gpu_families=dict(data["gpu_families"]),
+            public_sources={
+                topic: PublicSource(entry["title"], entry["url"])
+                for topic, entry in data.get("public_sources", {}).items()
+            },
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise CompatTableError(f"malformed compat table: {exc!r}") from exc

@@ -28,11 +28,19 @@ def numeric_key(version: str) -> tuple[int, ...]:
 
 
 def compare_numeric(left: str, right: str) -> int:
-    """-1, 0 or 1 comparing two dotted versions; missing trailing parts count as 0."""
-    a, b = numeric_key(left), numeric_key(right)
-    width = max(len(a), len(b))
-    a += (0,) * (width - len(a))
-    b += (0,) * (width - len(b))
+    """-1, 0 or 1 comparing two dotted versions; missing trailing parts count as 0 (PEP 440).
+
+    Raises:
+        ValueError: if either is not dot-separated integers.
+    """
+    # Imported here: `check` imports this module for compute_capability_key and need not pay
+    # for packaging's import (~8 ms) unless it plans an install.
+    from packaging.version import Version
+
+    a, b = (
+        Version(".".join(map(str, numeric_key(left)))),
+        Version(".".join(map(str, numeric_key(right)))),
+    )
     return (a > b) - (a < b)
 
 

@@ -42,3 +42,21 @@ def probe_pci_display_devices(files: HostFiles) -> Reading[tuple[PciDisplayDevic
             )
         )
     return Reading.read(tuple(devices), Source.SYSFS)
+
+
+def is_nvidia(device: PciDisplayDevice) -> bool:
+    """True for an NVIDIA device, whether its vendor id is written ``0x10de`` or ``10de``."""
+    return device.vendor_id.strip().lower().removeprefix("0x") == VENDOR_NVIDIA[2:]
+
+
+def nvidia_devices_on_bus(
+    devices: Reading[tuple[PciDisplayDevice, ...]],
+) -> tuple[PciDisplayDevice, ...]:
+    """The NVIDIA display devices on the PCI bus (empty when the bus could not be read).
+
+    The one definition of "an NVIDIA card on the PCI bus", used by ``check``'s verdict,
+    ``install-cmd`` and ``smoke``: it sees a card whose driver is missing or broken.
+    """
+    if not devices.ok:
+        return ()
+    return tuple(device for device in devices.value or () if is_nvidia(device))

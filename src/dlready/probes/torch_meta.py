@@ -11,12 +11,34 @@ import re
 from pathlib import Path
 
 from dlready.bounded_read import read_regular_text
+from dlready.install.versions import variant_of_cuda
 from dlready.model import Reading, Source, TorchInstall
 
 # torch/version.py is a few hundred bytes; anything larger is not the generated file.
 _MAX_VERSION_PY_BYTES = 64 * 1024
 
-_VARIANT_PATTERN = re.compile(r"\+((?:cu|rocm)[\d.]+|cpu|xpu)")
+_VARIANT_PATTERN = re.compile(r"\+((?:cu|rocm)[\d.]+|cpu|xpu)", re.IGNORECASE)
+
+
+def build_variant(version: str | None, cuda: str | None, hip: str | None) -> str | None:
+    """The torch build (``cu126``, ``rocm6.2``, ``cpu``, ``xpu``): the local version of
+    ``2.5.1+cu121`` first, else ``torch.version.cuda`` (PyPI's Linux wheels carry no local
+    version but are CUDA builds), else ``torch.version.hip``; None when nothing says (a plain
+    wheel without CUDA or HIP: the CPU build, or the default macOS wheel).
+
+    The one derivation, used by the probe and by ``install``'s judge of the installed torch.
+    """
+    match = _VARIANT_PATTERN.search(version or "")
+    if match:
+        return match.group(1).lower()
+    if cuda:
+        try:
+            return variant_of_cuda(cuda)
+        except ValueError:
+            pass
+    if hip:
+        return "rocm" + ".".join(hip.split(".")[:2])
+    return None
 
 
 def parse_torch_version_py(text: str) -> dict[str, str | None]:
@@ -42,18 +64,9 @@ def torch_install_from_version_py(text: str, location: str | None) -> TorchInsta
             version=Reading.failed(Source.PACKAGE_METADATA, "torch/version.py has no __version__"),
         )
     public, _, _local = full_version.partition("+")
-    match = _VARIANT_PATTERN.search(full_version)
     cuda = values.get("cuda")
     hip = values.get("hip")
-    if match:
-        variant: str | None = match.group(1)
-    elif cuda:
-        # PyPI's Linux wheels carry no local version but are CUDA builds.
-        variant = "cu" + cuda.replace(".", "")
-    elif hip:
-        variant = "rocm" + ".".join(hip.split(".")[:2])
-    else:
-        variant = "cpu"
+    variant = build_variant(full_version, cuda, hip) or "cpu"
     return TorchInstall(
         installed=True,
         version=Reading.read(public, Source.PACKAGE_METADATA),

@@ -47,6 +47,11 @@ def _fmt(value: float | str | None, unit: str = "") -> str:
     return printable(f"{text} {unit}".strip())
 
 
+def _gib(size_bytes: float) -> str:
+    """Bytes as GiB, rounded as the verdict rounds them, so the summary and the table agree."""
+    return f"{format_number(round(size_bytes / GIB, 2))} GiB"
+
+
 def gpu_range_label(indices: Sequence[int]) -> str:
     """``GPU 0-3`` for a contiguous run, ``GPU 0, 2, 5`` otherwise, ``GPU 1`` for one."""
     ordered = sorted(indices)
@@ -68,7 +73,7 @@ def _gpu_static_bits(gpu: GpuInfo) -> tuple[str, ...]:
     """What identical cards share: memory, architecture, PCIe link, power limit."""
     bits = []
     if gpu.memory_total_bytes.ok and gpu.memory_total_bytes.value:
-        bits.append(f"{gpu.memory_total_bytes.value / GIB:.1f} GiB")
+        bits.append(_gib(gpu.memory_total_bytes.value))
     if gpu.compute_capability.ok:
         bits.append(f"sm_{printable(gpu.compute_capability.value).replace('.', '')}")
     generation, width = gpu.pcie_generation_current, gpu.pcie_width_current
@@ -115,9 +120,8 @@ def _gpu_groups(gpus: Sequence[GpuInfo]) -> list[list[GpuInfo]]:
 
 
 def _driver_text(stack_state: str, version: str | None, cuda: str | None, reason: str) -> str:
-    if stack_state != "ok":
-        words = stack_state_words(stack_state)
-        return f"{words}: {printable(reason)}" if reason else words
+    if stack_state != "ok":  # the reason says it in words; the state's words are the fallback
+        return printable(reason) if reason else stack_state_words(stack_state)
     text = f"driver {printable(version)}" if version else "driver version unreadable"
     return f"{text}, CUDA {printable(cuda)}" if cuda else text
 
@@ -157,9 +161,9 @@ def machine_summary(snapshot: MachineSnapshot) -> list[tuple[str, str]]:
         cpu_bits.append(f"{cpu.package_temperature_c.value:.0f} °C now")
     lines.append(("CPU", ", ".join(cpu_bits)))
     if memory.effective_total_bytes.ok and memory.effective_total_bytes.value:
-        text = f"{memory.effective_total_bytes.value / GIB:.1f} GiB usable"
+        text = f"{_gib(memory.effective_total_bytes.value)} usable"
         if memory.total_bytes.ok and memory.total_bytes.value != memory.effective_total_bytes.value:
-            text += f" (host {memory.total_bytes.value / GIB:.1f} GiB)"  # type: ignore[operator]
+            text += f" (host {_gib(memory.total_bytes.value or 0)})"
         lines.append(("Memory", text))
     for stack in snapshot.driver_stacks:
         if stack.state.value == "not_applicable":
@@ -211,8 +215,10 @@ def short_subject(component: ComponentVerdict) -> str:
 
 def _gpu_key(component: ComponentVerdict) -> tuple[object, ...] | None:
     match = _GPU_SUBJECT.fullmatch(component.subject)
-    if component.component != "gpu" or match is None or component.status is Status.BELOW_MINIMUM:
-        return None  # a broken or below-minimum GPU keeps its own row and advice
+    if component.component != "gpu" or match is None:
+        return None
+    # Same card, same verdict, same words: a broken GPU's advice names its index, so it
+    # always keeps its own row.
     return (match.group(2), component.status, component.criteria, component.advice, component.notes)
 
 

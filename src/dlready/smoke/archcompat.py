@@ -1,20 +1,12 @@
 """Does this torch build carry GPU code for this GPU? (pure; used by the worker and explain).
 
-Rules (shared/reference/pytorch/ARCH-COMPAT.md, from the CUDA C++ Programming Guide,
-"Binary Compatibility"):
-
-1. Machine code for ``sm_AB`` runs on a GPU of the same major version A and minor >= B.
-2. Machine code never runs across major versions.
-3. PTX (``compute_XY``) is JIT-compiled for any GPU of equal or higher capability: it runs,
-   after a slow first start, so it is a soft match.
-4. ``sm_XYa`` runs only on exactly X.Y; ``sm_XYf`` (CUDA 12.9+) within its family (same major,
-   minor >= Y).
+The CUDA rules live in :mod:`dlready.install.archs` (one implementation for ``install-cmd``
+and ``smoke``); this module maps them onto ``get_arch_list()`` labels and smoke's words.
 """
 
 from __future__ import annotations
 
-import re
-
+from dlready.install.archs import Coverage, parse_arch_labels, targets_coverage
 from dlready.model import StrEnum
 
 
@@ -31,35 +23,15 @@ class ArchSupport(StrEnum):
     """The arch list is empty or unreadable."""
 
 
-_SASS = re.compile(r"sm_(\d+)([af]?)")
-_PTX = re.compile(r"compute_(\d+)([af]?)")
-
-
-def _split(version: int) -> tuple[int, int]:
-    # sm_86 -> (8, 6); sm_100 -> (10, 0); sm_120 -> (12, 0)
-    return divmod(version, 10)
+_SUPPORT = {Coverage.NATIVE: "native", Coverage.PTX: "ptx", Coverage.NONE: "missing"}
 
 
 def cuda_arch_support(major: int, minor: int, arch_list: list[str]) -> ArchSupport:
     """Judge a CUDA GPU of compute capability ``major.minor`` against ``get_arch_list()``."""
     if not arch_list:
         return ArchSupport.UNKNOWN
-    for entry in arch_list:
-        match = _SASS.fullmatch(entry.strip())
-        if not match:
-            continue
-        arch_major, arch_minor = _split(int(match.group(1)))
-        suffix = match.group(2)
-        if suffix == "a":
-            if (arch_major, arch_minor) == (major, minor):
-                return ArchSupport.NATIVE
-        elif arch_major == major and arch_minor <= minor:
-            return ArchSupport.NATIVE
-    for entry in arch_list:
-        match = _PTX.fullmatch(entry.strip())
-        if match and not match.group(2) and _split(int(match.group(1))) <= (major, minor):
-            return ArchSupport.PTX
-    return ArchSupport.MISSING
+    level = targets_coverage(parse_arch_labels(arch_list), (major, minor))
+    return ArchSupport(_SUPPORT[level])
 
 
 def rocm_arch_support(gcn_arch_name: str, arch_list: list[str]) -> ArchSupport:

@@ -68,6 +68,22 @@ class CudaUnavailableCause(StrEnum):
     OTHER = "other"
 
 
+_CAUSE_WORDS = {
+    CudaUnavailableCause.CPU_BUILD: "it is a CPU-only build",
+    CudaUnavailableCause.ROCM_BUILD: "it is a ROCm (AMD) build",
+    CudaUnavailableCause.DRIVER_TOO_OLD: "the driver is older than the build needs",
+    CudaUnavailableCause.NO_DRIVER: "the driver does not answer",
+    CudaUnavailableCause.ARCH_MISSING: "the build has no code for this GPU",
+    CudaUnavailableCause.HIDDEN: "CUDA_VISIBLE_DEVICES hides it",
+    CudaUnavailableCause.OTHER: "see the explanation",
+}
+
+
+def cause_words(cause: CudaUnavailableCause) -> str:
+    """The cause in a few words (the JSON keeps its name)."""
+    return _CAUSE_WORDS[cause]
+
+
 @dataclass(frozen=True)
 class Diagnosis:
     """One cause, in words, with its fix."""

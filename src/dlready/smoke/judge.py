@@ -11,7 +11,13 @@ from dataclasses import replace
 from typing import Any
 
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
-from dlready.smoke.explain import ExplainContext, diagnose_cuda_unavailable, explain_result
+from dlready.probes.pci import nvidia_devices_on_bus
+from dlready.smoke.explain import (
+    ExplainContext,
+    cause_words,
+    diagnose_cuda_unavailable,
+    explain_result,
+)
 from dlready.smoke.peaks import PeaksTable, expectation_for, grade_speed, match_gpu
 from dlready.smoke.report import (
     CheckResult,
@@ -20,8 +26,6 @@ from dlready.smoke.report import (
     SmokeReport,
     TorchBuild,
 )
-
-PCI_VENDOR_NVIDIA = "0x10de"
 
 
 def nvidia_gpu_present(snapshot: MachineSnapshot | None) -> bool | None:
@@ -35,7 +39,7 @@ def nvidia_gpu_present(snapshot: MachineSnapshot | None) -> bool | None:
         return True
     pci = getattr(snapshot, "pci_display_devices", None)
     if pci is not None and pci.ok:
-        return any(device.vendor_id == PCI_VENDOR_NVIDIA for device in pci.value or ())
+        return bool(nvidia_devices_on_bus(pci))
     if stack is not None and stack.device_count.ok:
         return False
     return None
@@ -117,7 +121,7 @@ def judge_device_check(result: CheckResult, ctx: ExplainContext) -> CheckResult:
     measured = {**info, "cuda_unavailable_cause": str(diagnosis.cause)}
     if result.status is CheckStatus.PASS:
         message = (
-            f"an NVIDIA GPU is installed but torch cannot use it ({diagnosis.cause}); the "
+            f"an NVIDIA GPU is installed but torch cannot use it ({cause_words(diagnosis.cause)}); the "
             f"checks ran on {info.get('device')} instead"
         )
     else:

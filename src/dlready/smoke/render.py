@@ -28,11 +28,22 @@ _STYLE = {
 }
 
 
-def report_data(report: SmokeReport) -> dict[str, Any]:
-    """The ``data`` object of ``dlready smoke --json`` (schema in docs/smoke.md)."""
+def report_data(report: SmokeReport, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``data`` object of ``dlready smoke --json`` (schema in docs/smoke.md); ``environ``
+    gives the torchrun rank (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) when there is one."""
     data: dict[str, Any] = to_jsonable(report)
     data["counts"] = report.counts
+    data["rank"] = torchrun_rank(environ or {})
     return data
+
+
+def torchrun_rank(environ: Mapping[str, str]) -> dict[str, int] | None:
+    """``{"rank": 1, "world_size": 4, "local_rank": 1}`` under torchrun, else None."""
+    names = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+    values = {name.lower(): environ.get(name, "") for name in names}
+    if not all(value.isdigit() for value in values.values()):
+        return None
+    return {key: int(value) for key, value in values.items()}
 
 
 _format_number = format_number  # one number format for every human renderer
@@ -68,6 +79,17 @@ def device_heading(report: SmokeReport, device: DeviceReport) -> str:
     return " · ".join(parts)
 
 
+def cudnn_version_text(version: int) -> str:
+    """``torch.backends.cudnn.version()`` as people write it: 91900 -> 9.19.0, 8907 -> 8.9.7.
+
+    cuDNN 9 encodes MAJOR*10000 + MINOR*100 + PATCH, cuDNN 8 and older MAJOR*1000 + MINOR*100 +
+    PATCH (``CUDNN_VERSION`` in cudnn_version.h).
+    """
+    major_unit = 10000 if version >= 90000 else 1000
+    major, rest = divmod(version, major_unit)
+    return f"{major}.{rest // 100}.{rest % 100}"
+
+
 def torch_heading(report: SmokeReport) -> str:
     """One line with the torch build."""
     torch = report.torch
@@ -79,7 +101,7 @@ def torch_heading(report: SmokeReport) -> str:
         build = f"ROCm/HIP {torch.hip}"
     else:
         build = "CPU-only build"
-    cudnn = f" · cuDNN {torch.cudnn}" if torch.cudnn else ""
+    cudnn = f" · cuDNN {cudnn_version_text(torch.cudnn)}" if torch.cudnn else ""
     return f"torch {torch.version} ({build}){cudnn} · import {torch.import_s:.1f} s"
 
 
@@ -194,4 +216,5 @@ def render_report(report: SmokeReport, console: Console, rank: str | None = None
     summary = ", ".join(f"{counts[s.value]} {s.value}" for s in CheckStatus if counts[s.value])
     console.print()
     prefix = f"{rank}: " if rank else ""
-    console.print(escape(printable(f"{prefix}{total} checks: {summary} · {report.wall_s:.1f} s")))
+    totals = f"{prefix}{total} checks: {summary} · {report.wall_s:.1f} s"
+    console.print(escape(printable(totals)), soft_wrap=True)

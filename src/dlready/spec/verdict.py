@@ -10,7 +10,7 @@ import dataclasses
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dlready.install.versions import compute_capability_key
 from dlready.model import (
@@ -23,9 +23,14 @@ from dlready.model import (
     StackState,
     StrEnum,
 )
+from dlready.probes.pci import nvidia_devices_on_bus
 from dlready.spec.bar import FailOn
 from dlready.spec.profile import SpecProfile
-from dlready.words import clock_event_words, vendor_words
+
+if TYPE_CHECKING:
+    # Only the type: the install planner is imported by check, not by the verdict.
+    from dlready.install.judge import TorchFit
+from dlready.words import clock_event_words, probe_words, vendor_words
 
 GIB = 1024**3
 _THERMAL_REASONS = frozenset({"sw_thermal_slowdown", "hw_thermal_slowdown", "hw_slowdown"})
@@ -97,17 +102,6 @@ class PowerBudget:
     minimum_w: float
     recommended_w: float
     book_rule_w: float
-
-
-@dataclass(frozen=True)
-class SoftwareFinding:
-    """Whether the installed PyTorch fits this machine (from ``dlready.install``)."""
-
-    status: str
-    """One of fits, mismatch, unknown, not_installed."""
-    problems: tuple[str, ...] = ()
-    fix_command: str | None = None
-    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -599,7 +593,7 @@ def _no_gpu_verdict(snapshot: MachineSnapshot, profile: SpecProfile) -> Componen
     """
     nvidia = snapshot.stack(GpuVendor.NVIDIA)
     pci = snapshot.pci_display_devices
-    nvidia_on_bus = [d for d in (pci.value or ()) if d.vendor_id == "0x10de"] if pci.ok else []
+    nvidia_on_bus = nvidia_devices_on_bus(pci)
     status = Status.BELOW_MINIMUM if profile.gpu_required else Status.MEETS_RECOMMENDED
     unusable = Status.BELOW_MINIMUM if profile.gpu_required else Status.UNKNOWN
     if nvidia is not None and nvidia.state not in (StackState.OK, StackState.NOT_INSTALLED):
@@ -829,7 +823,7 @@ def _sentences(parts: Sequence[str]) -> str:
 _DETECTION_PREFIX = "detection: "
 
 
-def judge_software(finding: SoftwareFinding | None) -> ComponentVerdict | None:
+def judge_software(finding: TorchFit | None) -> ComponentVerdict | None:
     """The installed PyTorch against this machine; None when it is not installed yet (then
     there is nothing to judge: ``check`` runs before PyTorch is installed)."""
     if finding is None:
@@ -859,7 +853,7 @@ def judge_software(finding: SoftwareFinding | None) -> ComponentVerdict | None:
 def judge(
     snapshot: MachineSnapshot,
     profile: SpecProfile,
-    software: SoftwareFinding | None = None,
+    software: TorchFit | None = None,
     install_command: str | None = None,
 ) -> CheckReport:
     """Judge every component of a snapshot against a profile (pure)."""
@@ -884,7 +878,11 @@ def judge(
     software_verdict = judge_software(software)
     if software_verdict is not None:
         components.append(software_verdict)
-    notes = tuple(f"probe {e.probe} failed: {e.message}" for e in snapshot.errors) + tuple(
+    notes = tuple(
+        f"Reading {probe_words(e.probe)} failed ({e.message}); what it would have shown is "
+        "missing from this report"
+        for e in snapshot.errors
+    ) + tuple(
         f"{_gpu_subject(gpu)}: integrated or display-only GPU "
         f"({(gpu.memory_total_bytes.value or 0) / GIB:.1f} GiB), not judged"
         for gpu in display_only

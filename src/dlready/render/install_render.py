@@ -1,18 +1,33 @@
-"""The explanation ``install-cmd`` writes to stderr: short by default, full with ``--explain``.
+"""``install-cmd``'s human output: the command alone on stdout, the explanation on stderr.
 
-Every line starts with ``# `` so that even ``dlready install-cmd 2>&1 | sh`` stays harmless.
-Plain strings only; the command module prints them through the stderr console.
+The explanation is short by default and full with ``--explain``. Every line starts with
+``# `` so that even ``dlready install-cmd 2>&1 | sh`` stays harmless.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dlready.install.archs import ARCH_RULES
+from dlready.install.caveats import checked_line
 from dlready.install.facts import Fact, MachineFacts
-from dlready.install.planner import InstallPlan
-from dlready.install.table import CompatTable
+from dlready.install.plan import InstallPlan
+from dlready.install.table import CompatTable, PublicSource
+
+if TYPE_CHECKING:
+    from dlready.result import Streams
 
 PREFIX = "# "
+
+
+def render_plan(plan: InstallPlan, table: CompatTable, explain: bool, streams: Streams) -> None:
+    """The command on stdout byte for byte (rich could wrap it), the reasons on stderr."""
+    streams.write(plan.command_line + "\n")
+    lines = full_lines(plan, table) if explain else short_lines(plan, table)
+    # Plain uncoloured text, so no rich Console: creating one costs ~19 ms, a tenth of this
+    # command's time budget (benchmarks/bench_install_cmd.py). The explanation is best effort:
+    # with stderr closed (`2>&-`) the command on stdout is still the result.
+    streams.diagnostic("\n".join(lines))
 
 
 def _origin(fact: Fact[Any]) -> str:
@@ -50,7 +65,7 @@ def fact_rows(facts: MachineFacts) -> list[tuple[str, str, str]]:
     return rows
 
 
-def short_lines(plan: InstallPlan) -> list[str]:
+def short_lines(plan: InstallPlan, table: CompatTable) -> list[str]:
     """The default stderr text: what was chosen, from which facts, and the warnings."""
     facts = ", ".join(
         f"{name} {value} ({origin.split(':')[0]})" for name, value, origin in fact_rows(plan.facts)
@@ -61,7 +76,7 @@ def short_lines(plan: InstallPlan) -> list[str]:
     ]
     lines += [reason for reason in plan.reasons if not reason.startswith(f"torch {plan.torch}:")]
     lines += [f"warning: {warning}" for warning in plan.warnings]
-    lines.append(f"(--explain for the full reasoning; table checked {plan.table_checked_on})")
+    lines.append(f"({checked_line(table)}; --explain for the full reasoning)")
     return [PREFIX + line for line in lines]
 
 
@@ -90,10 +105,18 @@ def full_lines(plan: InstallPlan, table: CompatTable) -> list[str]:
         lines.append(f"index: {plan.index_flag} {plan.index_url}")
     if plan.channels:
         lines.append("channels: " + " ".join(plan.channels))
-    lines.append("sources:")
-    lines += [f"  {source}" for source in plan.sources]
-    lines.append("table sources:")
-    lines += [f"  {text}" for text in table.sources.values()]
-    lines.append("arch rules (ARCH-COMPAT.md):")
-    lines += [f"  {index}. {rule}" for index, rule in enumerate(table.arch_rules, start=1)]
+    lines.append(f"{checked_line(table)}; the public pages behind this plan:")
+    lines += [f"  {source.title}: {source.url}" for source in _plan_sources(plan, table)]
+    rules = table.public_sources.get("arch_rules")
+    lines.append("GPU code rules" + (f" ({rules.title}: {rules.url})" if rules else "") + ":")
+    lines += [f"  {index}. {rule}" for index, rule in enumerate(ARCH_RULES, start=1)]
     return [PREFIX + line for line in lines]
+
+
+def _plan_sources(plan: InstallPlan, table: CompatTable) -> list[PublicSource]:
+    topics = ["commands", "python"]
+    if plan.variant.startswith("cu"):
+        topics += ["drivers", "arch_lists"]
+    if plan.manager == "conda":
+        topics.append("conda")
+    return [table.public_sources[topic] for topic in topics if topic in table.public_sources]

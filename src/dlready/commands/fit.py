@@ -1,0 +1,251 @@
+"""``dlready fit``: will this model run on this machine, and how (docs/fit.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from dlready.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from dlready.fit.measure import Measurement
+    from dlready.fit.plan import FitReport
+    from dlready.model import MachineSnapshot
+    from dlready.result import CommandResult
+
+
+COMMAND = "fit"
+
+
+def _machine_snapshot(snapshot_file: Path | None) -> MachineSnapshot:
+    from dlready.result import CommandError, Problem
+
+    if snapshot_file is not None:
+        from dlready.snapshot_file import load_snapshot_file
+
+        try:
+            return load_snapshot_file(snapshot_file)
+        except ValueError as exc:
+            raise CommandError(ExitCode.USAGE, Problem("bad_snapshot", str(exc))) from None
+    from dlready.probes.collect import collect_snapshot
+
+    try:
+        return collect_snapshot()
+    except Exception as exc:  # noqa: BLE001  # never a traceback: report and exit 3
+        raise CommandError(
+            ExitCode.COULD_NOT_RUN,
+            Problem(
+                "detection_failed",
+                f"probing this machine failed: {type(exc).__name__}: {exc}",
+                "judge a saved report instead: dlready fit MODEL --snapshot report.json",
+            ),
+        ) from None
+
+
+def fit_command(
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="A known model (llama-3-8b, meta-llama/Llama-2-7b-hf, bert-base, ...), a path "
+            "to a Hugging Face config.json, or a parameter count such as 7B or 110M."
+        ),
+    ],
+    task: Annotated[
+        str, typer.Option("--task", help="infer (default), train, lora or qlora.")
+    ] = "infer",
+    dtype: Annotated[
+        str | None,
+        typer.Option(
+            "--dtype",
+            help="fp32, bf16, fp16 (training: mixed precision), int8 or int4 (inference). "
+            "Default: bf16 (fp16 on GPUs before Ampere).",
+        ),
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", help="Batch per GPU.", min=1)] = 1,
+    seq: Annotated[
+        int | None,
+        typer.Option("--seq", help="Tokens per sequence (inference: the whole context).", min=1),
+    ] = None,
+    optimizer: Annotated[
+        str, typer.Option("--optimizer", help="adamw (default), adamw-8bit or sgd.")
+    ] = "adamw",
+    gradient_checkpointing: Annotated[
+        bool,
+        typer.Option("--gradient-checkpointing", help="Recompute activations in the backward."),
+    ] = False,
+    attention: Annotated[
+        str,
+        typer.Option(
+            "--attention", help="sdpa (fused kernels, default) or eager (keeps the scores)."
+        ),
+    ] = "sdpa",
+    lora_rank: Annotated[int, typer.Option("--lora-rank", help="LoRA rank.", min=1)] = 16,
+    shard: Annotated[
+        str,
+        typer.Option(
+            "--shard",
+            help="Training over several GPUs: none (data parallel, default), zero2 or zero3 "
+            "(FSDP).",
+        ),
+    ] = "none",
+    offload: Annotated[
+        bool, typer.Option("--offload", help="Keep optimizer states (or layers) in CPU RAM.")
+    ] = False,
+    gpus: Annotated[
+        int | None,
+        typer.Option("--gpus", help="Use at most this many of the machine's GPUs.", min=1),
+    ] = None,
+    snapshot_file: Annotated[
+        Path | None,
+        typer.Option("--snapshot", help="Judge a saved `dlready check --json` report instead."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the versioned JSON report (docs/json-schema.md).")
+    ] = False,
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print a Markdown report.")
+    ] = False,
+    run_measure: Annotated[
+        bool,
+        typer.Option(
+            "--measure",
+            help="Build one block of the model with torch and compare the estimate with what "
+            "it really takes (needs torch).",
+        ),
+    ] = False,
+    measure_timeout: Annotated[
+        float, typer.Option("--measure-timeout", help="Seconds --measure may take.", min=1)
+    ] = 300.0,
+) -> None:
+    """Will MODEL run on this machine, and how: memory per GPU, item by item, and what would
+    make it fit (precision, gradient checkpointing, 8-bit optimizer, LoRA, QLoRA, sharding,
+    offload, a smaller batch).
+
+    Exit 0: it fits as asked; 1: it does not (the output says what would); 2: bad input;
+    3: could not run (probing failed, --measure without torch or failing).
+    """
+    from dlready import result
+
+    result.run(
+        COMMAND,
+        lambda: _fit(
+            model, task, dtype, batch, seq, optimizer, gradient_checkpointing, attention,
+            lora_rank, shard, offload, gpus, snapshot_file, run_measure, measure_timeout,
+        ),
+        as_json=as_json,
+        as_markdown=as_markdown,
+    )  # fmt: skip
+
+
+def _fit(
+    model: str,
+    task: str,
+    dtype: str | None,
+    batch: int,
+    seq: int | None,
+    optimizer: str,
+    gradient_checkpointing: bool,
+    attention: str,
+    lora_rank: int,
+    shard: str,
+    offload: bool,
+    gpus: int | None,
+    snapshot_file: Path | None,
+    run_measure: bool,
+    measure_timeout: float,
+) -> CommandResult:
+    from dlready.fit.catalog import ModelLookupError, resolve_model
+    from dlready.fit.estimate import SHARDINGS, Request, RequestError
+    from dlready.fit.plan import MachineError, machine_from_snapshot, plan
+    from dlready.result import CommandError, Problem, usage_error
+
+    for name, value, allowed in (
+        ("--task", task, ("infer", "train", "lora", "qlora")),
+        ("--optimizer", optimizer, ("adamw", "adamw-8bit", "sgd")),
+        ("--attention", attention, ("sdpa", "eager")),
+        ("--shard", shard, SHARDINGS[:3]),
+        ("--dtype", dtype, (None, "fp32", "bf16", "fp16", "int8", "int4")),
+    ):
+        if value not in allowed:
+            raise usage_error(f"{name} {value}: choose one of {', '.join(a for a in allowed if a)}")
+    try:
+        spec = resolve_model(model)
+    except ModelLookupError as exc:
+        if exc.suggestions:
+            problem = Problem(
+                "unknown_model",
+                str(exc),
+                f"did you mean: {', '.join(exc.suggestions)}",
+                detail={"suggestions": list(exc.suggestions)},
+            )
+        else:
+            problem = Problem("bad_model_config", str(exc))
+        raise CommandError(ExitCode.USAGE, problem) from None
+    snapshot = _machine_snapshot(snapshot_file)
+    try:
+        machine = machine_from_snapshot(snapshot, gpus)
+    except MachineError as exc:
+        if gpus is not None and "--gpus" in str(exc):
+            raise usage_error(str(exc)) from None
+        raise CommandError(ExitCode.COULD_NOT_RUN, Problem("detection_failed", str(exc))) from None
+    if shard != "none" and len(machine.gpus) < 2:
+        raise usage_error(
+            f"--shard {shard} needs several GPUs; this machine offers {len(machine.gpus)}"
+        )
+    default_dtype = "bf16" if machine.bf16 else "fp16"
+    if task == "qlora" and dtype in (None, "int4"):
+        dtype = default_dtype
+    request = Request(
+        task=task,
+        dtype=dtype or default_dtype,
+        batch=batch,
+        seq=seq or 0,
+        optimizer=optimizer,
+        recompute=gradient_checkpointing,
+        attention=attention,
+        lora_rank=lora_rank,
+        sharding=shard,
+        gpus=len(machine.gpus) if shard != "none" else 1,
+        offload=offload,
+    )
+    try:
+        report = plan(spec, request, machine)
+    except RequestError as exc:
+        raise usage_error(str(exc)) from None
+    measurement = _measure(report, measure_timeout) if run_measure else None
+    return _result(report, measurement)
+
+
+def _measure(report: FitReport, timeout_s: float) -> Measurement:
+    from dlready.fit.measure import MeasureError, measure
+    from dlready.result import CommandError, Problem
+
+    try:
+        # Measured on this machine, whatever --snapshot judged: the GPU when torch can use one.
+        return measure(report.model, report.request, "auto", timeout_s)
+    except MeasureError as exc:
+        if exc.torch_missing:
+            problem = Problem(
+                "torch_not_installed",
+                str(exc),
+                "install it (`dlready install-cmd` prints the right command), or drop --measure",
+            )
+        else:
+            problem = Problem("measure_failed", str(exc))
+        raise CommandError(ExitCode.COULD_NOT_RUN, problem) from None
+
+
+def _result(report: FitReport, measurement: Measurement | None) -> CommandResult:
+    from dlready.fit.render import render_markdown, render_text, report_jsonable
+    from dlready.result import CommandResult
+
+    return CommandResult(
+        COMMAND,
+        ExitCode.OK if report.fits else ExitCode.NOT_READY,
+        data=report_jsonable(report, measurement),
+        status="fits" if report.fits else "does_not_fit",
+        text=lambda streams: render_text(report, streams, measurement),
+        markdown=lambda streams: streams.write(render_markdown(report, measurement)),
+    )

@@ -1,0 +1,369 @@
+"""Model shapes: the built-in table (``data/models.json``), a Hugging Face ``config.json``, or
+a bare parameter count. Parameter counts are derived from the shape (docs/fit.md)."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+TRANSFORMER_FAMILIES = ("encoder", "gpt2", "decoder", "vit")
+FAMILIES = (*TRANSFORMER_FAMILIES, "resnet", "unknown")
+
+
+class ModelLookupError(ValueError):
+    """The model could not be resolved; ``suggestions`` are the closest known names."""
+
+    def __init__(self, message: str, suggestions: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.suggestions = suggestions
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The shape of one model. Transformer fields are 0 for a CNN or a bare count."""
+
+    id: str
+    family: str
+    hidden_size: int = 0
+    num_layers: int = 0
+    num_heads: int = 0
+    num_kv_heads: int = 0
+    head_dim: int = 0
+    intermediate_size: int = 0
+    vocab_size: int = 0
+    max_positions: int = 0
+    type_vocab_size: int = 0
+    num_experts: int = 1
+    experts_per_token: int = 1
+    qkv_bias: bool = False
+    tied_embeddings: bool = False
+    norms_per_layer: int = 2
+    dropout: float = 0.0
+    image_size: int = 0
+    patch_size: int = 0
+    num_classes: int = 0
+    stage_blocks: tuple[int, ...] = ()
+    checkpoint_dtype: str = "float32"
+    given_parameters: int = 0
+    """Only for a bare count: the number the user gave."""
+    hf_id: str | None = None
+    stated_parameters: int | None = None
+    stated_as: str | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    origin: str = "built-in"
+
+    @property
+    def is_transformer(self) -> bool:
+        """Whether the transformer formulas apply."""
+        return self.family in TRANSFORMER_FAMILIES
+
+    @property
+    def attention_head_dim(self) -> int:
+        """Per-head size: explicit (Gemma 2) or hidden / heads."""
+        return self.head_dim or (self.hidden_size // self.num_heads if self.num_heads else 0)
+
+    @property
+    def gated_mlp(self) -> bool:
+        """Llama-style gate/up/down MLP (three matrices) instead of up/down."""
+        return self.family == "decoder"
+
+    @property
+    def default_seq(self) -> int:
+        """A sequence length to assume when none is asked."""
+        if self.family == "vit":
+            return self.vit_tokens
+        if self.family == "decoder":
+            return min(self.max_positions or 4096, 4096)
+        return self.max_positions or 512
+
+    @property
+    def vit_tokens(self) -> int:
+        """Patches plus the class token."""
+        return (self.image_size // self.patch_size) ** 2 + 1 if self.patch_size else 0
+
+
+# --- parameter counts -----------------------------------------------------------------------
+
+
+def layer_linear_shapes(spec: ModelSpec) -> tuple[tuple[int, int], ...]:
+    """(in, out) of every weight matrix in one transformer block (experts counted each)."""
+    h = spec.hidden_size
+    q_dim = spec.num_heads * spec.attention_head_dim
+    kv_dim = spec.num_kv_heads * spec.attention_head_dim
+    attention = ((h, q_dim), (h, kv_dim), (h, kv_dim), (q_dim, h))
+    inner = spec.intermediate_size
+    if spec.gated_mlp:
+        mlp = ((h, inner), (h, inner), (inner, h)) * spec.num_experts
+    else:
+        mlp = ((h, inner), (inner, h))
+    return attention + mlp
+
+
+def layer_parameters(spec: ModelSpec) -> int:
+    """Parameters of one transformer block."""
+    weights = sum(i * o for i, o in layer_linear_shapes(spec))
+    h = spec.hidden_size
+    q_dim = spec.num_heads * spec.attention_head_dim
+    kv_dim = spec.num_kv_heads * spec.attention_head_dim
+    if spec.family == "decoder":
+        biases = (q_dim + 2 * kv_dim) if spec.qkv_bias else 0
+        norms = spec.norms_per_layer * h  # RMSNorm: a scale only
+        router = h * spec.num_experts if spec.num_experts > 1 else 0
+        return weights + biases + norms + router
+    # encoder, gpt2, vit: every linear has a bias; LayerNorm has scale and bias.
+    biases = q_dim + 2 * kv_dim + h + spec.intermediate_size + h
+    return weights + biases + 2 * h * spec.norms_per_layer
+
+
+def linear_parameters(spec: ModelSpec) -> int:
+    """Weights of the blocks' linear layers (what LoRA targets and 8/4-bit loading quantises)."""
+    return spec.num_layers * sum(i * o for i, o in layer_linear_shapes(spec))
+
+
+def _resnet_parameters(spec: ModelSpec) -> int:
+    total = 7 * 7 * 3 * 64 + 2 * 64  # stem conv (no bias) and its BatchNorm
+    channels = 64
+    for stage, blocks in enumerate(spec.stage_blocks):
+        width = 64 * 2**stage
+        for block in range(blocks):
+            total += channels * width + 2 * width  # 1x1 conv + BN
+            total += 9 * width * width + 2 * width  # 3x3 conv + BN
+            total += width * 4 * width + 2 * 4 * width  # 1x1 conv + BN
+            if block == 0:
+                total += channels * 4 * width + 2 * 4 * width  # downsample conv + BN
+            channels = 4 * width
+    return total + channels * spec.num_classes + spec.num_classes
+
+
+def parameter_count(spec: ModelSpec) -> int:
+    """All parameters, derived from the shape (docs/fit.md, "Parameters")."""
+    if spec.family == "unknown":
+        return spec.given_parameters
+    if spec.family == "resnet":
+        return _resnet_parameters(spec)
+    h = spec.hidden_size
+    blocks = spec.num_layers * layer_parameters(spec)
+    if spec.family == "vit":
+        patch = 3 * spec.patch_size**2 * h + h
+        return (
+            patch
+            + h
+            + spec.vit_tokens * h
+            + blocks
+            + 2 * h
+            + h * spec.num_classes
+            + spec.num_classes
+        )
+    embeddings = spec.vocab_size * h
+    head = 0 if spec.tied_embeddings else spec.vocab_size * h
+    if spec.family == "decoder":
+        return embeddings + head + blocks + h
+    positions = spec.max_positions * h
+    if spec.family == "gpt2":
+        return embeddings + positions + blocks + 2 * h
+    # encoder (BERT): token types, embedding LayerNorm, pooler
+    return embeddings + positions + spec.type_vocab_size * h + 2 * h + blocks + h * h + h
+
+
+def embedding_parameters(spec: ModelSpec) -> int:
+    """Parameters outside the blocks' linear layers that 8/4-bit loading keeps in 16 bits."""
+    return parameter_count(spec) - linear_parameters(spec)
+
+
+# --- the built-in table ---------------------------------------------------------------------
+
+_INT_FIELDS = (
+    "hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "intermediate_size",
+    "vocab_size", "max_positions", "type_vocab_size", "num_experts", "experts_per_token",
+    "norms_per_layer", "image_size", "patch_size", "num_classes",
+)  # fmt: skip
+
+
+def _spec_from_entry(entry: dict[str, Any]) -> ModelSpec:
+    kwargs: dict[str, Any] = {name: int(entry[name]) for name in _INT_FIELDS if name in entry}
+    return ModelSpec(
+        id=entry["id"],
+        family=entry["family"],
+        qkv_bias=bool(entry.get("qkv_bias", False)),
+        tied_embeddings=bool(entry.get("tied_embeddings", False)),
+        dropout=float(entry.get("dropout", 0.0)),
+        stage_blocks=tuple(entry.get("stage_blocks", ())),
+        checkpoint_dtype=entry.get("checkpoint_dtype", "float32"),
+        hf_id=entry.get("hf_id"),
+        stated_parameters=entry.get("stated_parameters"),
+        stated_as=entry.get("stated_as"),
+        sources=dict(entry.get("sources", {})),
+        **kwargs,
+    )
+
+
+@cache
+def builtin_models() -> tuple[ModelSpec, ...]:
+    """Every model of the built-in table."""
+    text = resources.files("dlready").joinpath("data/models.json").read_text(encoding="utf-8")
+    return tuple(_spec_from_entry(entry) for entry in json.loads(text)["models"])
+
+
+@cache
+def _name_index() -> dict[str, ModelSpec]:
+    index: dict[str, ModelSpec] = {}
+    text = resources.files("dlready").joinpath("data/models.json").read_text(encoding="utf-8")
+    entries = json.loads(text)["models"]
+    for spec, entry in zip(builtin_models(), entries, strict=True):
+        for name in (spec.id, spec.hf_id, *entry.get("aliases", ())):
+            if name:
+                index[name.lower()] = spec
+                index[name.lower().rsplit("/", 1)[-1]] = index.get(
+                    name.lower().rsplit("/", 1)[-1], spec
+                )
+    return index
+
+
+_COUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmbt])\s*$", re.IGNORECASE)
+_SCALE = {"k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}
+
+
+def parse_parameter_count(text: str) -> int | None:
+    """``7B``, ``110M``, ``1.5b`` -> a count; anything else -> None."""
+    match = _COUNT.match(text)
+    if not match:
+        return None
+    return round(float(match.group(1)) * _SCALE[match.group(2).lower()])
+
+
+def resolve_model(text: str) -> ModelSpec:
+    """A built-in name or HF id, a path to a ``config.json``, or a bare count like ``7B``.
+
+    Raises:
+        ModelLookupError: unknown name (with the closest names), unreadable or unusable config.
+    """
+    key = text.strip().lower()
+    index = _name_index()
+    if key in index:
+        return index[key]
+    count = parse_parameter_count(text)
+    if count is not None:
+        if count <= 0:
+            raise ModelLookupError(f"{text!r}: a parameter count must be above zero")
+        return ModelSpec(
+            id=f"{text.strip()} parameters",
+            family="unknown",
+            given_parameters=count,
+            origin="count",
+        )
+    path = Path(text).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        path = path / "config.json"
+    if path.is_file() or text.endswith(".json"):
+        return load_hf_config(path)
+    suggestions = tuple(
+        dict.fromkeys(
+            index[name].id for name in difflib.get_close_matches(key, list(index), n=8, cutoff=0.5)
+        )
+    )[:3]
+    raise ModelLookupError(f"unknown model {text!r}", suggestions)
+
+
+# --- Hugging Face config.json ---------------------------------------------------------------
+
+
+def _first(config: dict[str, Any], *names: str) -> Any:
+    for name in names:
+        if config.get(name) is not None:
+            return config[name]
+    return None
+
+
+def load_hf_config(path: Path) -> ModelSpec:
+    """The shape from a Hugging Face ``config.json`` (read locally; nothing is downloaded).
+
+    Raises:
+        ModelLookupError: unreadable, not JSON, or missing the numbers the estimate needs.
+    """
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ModelLookupError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLookupError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(config, dict):
+        raise ModelLookupError(f"{path}: not a Hugging Face config (a JSON object is expected)")
+    if isinstance(config.get("text_config"), dict):  # multimodal wrappers keep the LM inside
+        config = {**config["text_config"], "model_type": config.get("model_type")}
+    model_type = str(config.get("model_type") or "").lower()
+    hidden = _first(config, "hidden_size", "n_embd", "d_model", "dim")
+    layers = _first(config, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
+    heads = _first(config, "num_attention_heads", "n_head", "num_heads", "n_heads")
+    vocab = _first(config, "vocab_size")
+    missing = [
+        name
+        for name, value in (("hidden_size", hidden), ("num_hidden_layers", layers),
+                            ("num_attention_heads", heads))
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0
+    ]  # fmt: skip
+    if missing:
+        raise ModelLookupError(
+            f"{path}: not a transformer config dlready understands: no {', '.join(missing)}"
+        )
+    kv_heads = _first(config, "num_key_value_heads", "num_kv_heads", "multi_query_group_num")
+    if config.get("multi_query") is True:
+        kv_heads = 1
+    inner = _first(config, "intermediate_size", "n_inner", "ffn_dim", "d_ff")
+    experts = _first(config, "num_local_experts", "num_experts", "n_routed_experts") or 1
+    architectures = " ".join(config.get("architectures") or []).lower()
+    if (
+        model_type in ("bert", "roberta", "xlm-roberta", "distilbert", "electra")
+        or "maskedlm" in architectures
+    ):
+        family = "encoder"
+    elif model_type in ("gpt2", "gpt_neo", "gpt_bigcode"):
+        family = "gpt2"
+    elif model_type == "vit":
+        family = "vit"
+    else:
+        family = "decoder"
+    gated = family == "decoder"
+    positions = _first(config, "max_position_embeddings", "n_positions", "n_ctx", "seq_length")
+    torch_dtype = str(_first(config, "torch_dtype", "dtype") or "float32")
+    if family == "vit":
+        extra: dict[str, Any] = {
+            "image_size": int(config.get("image_size", 224)),
+            "patch_size": int(config.get("patch_size", 16)),
+            "num_classes": len(config.get("id2label") or {}) or 1000,
+        }
+    else:
+        extra = {}
+    return ModelSpec(
+        id=str(config.get("_name_or_path") or path),
+        family=family,
+        hidden_size=int(hidden),
+        num_layers=int(layers),
+        num_heads=int(heads),
+        num_kv_heads=int(kv_heads or heads),
+        head_dim=int(config.get("head_dim") or 0),
+        intermediate_size=int(
+            inner or (4 * int(hidden) if not gated else math.ceil(8 * int(hidden) / 3))
+        ),
+        vocab_size=int(vocab or 0),
+        max_positions=int(positions or 0),
+        type_vocab_size=int(config.get("type_vocab_size") or 0),
+        num_experts=int(experts),
+        experts_per_token=int(_first(config, "num_experts_per_tok", "moe_top_k") or 1),
+        qkv_bias=bool(config.get("attention_bias") or model_type in ("qwen2", "qwen2_moe")),
+        tied_embeddings=bool(config.get("tie_word_embeddings", family != "decoder")),
+        norms_per_layer=4 if model_type in ("gemma2", "gemma3", "gemma3_text") else 2,
+        dropout=float(
+            _first(config, "hidden_dropout_prob", "resid_pdrop", "hidden_dropout") or 0.0
+        ),
+        checkpoint_dtype=torch_dtype,
+        origin="config.json",
+        sources={"config": str(path)},
+        **extra,
+    )

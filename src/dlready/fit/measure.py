@@ -1,0 +1,264 @@
+"""The parent side of ``dlready fit --measure`` (no torch here).
+
+It sends one job to ``python -m dlready.fit.measure_worker`` (a child process, as ``smoke``
+does), waits at most ``timeout_s``, kills the child's whole process group on a hang, and sets
+the child's per-block figures beside the estimate's per-block figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from dlready.fit.catalog import ModelSpec, layer_parameters, parameter_count
+from dlready.fit.estimate import (
+    Request,
+    effective_seq,
+    estimate,
+    kv_cache_bytes,
+    transformer_layer_activation_bytes,
+)
+
+WORKER_MODULE = "dlready.fit.measure_worker"
+DEFAULT_TIMEOUT_S = 300.0
+
+
+class MeasureError(Exception):
+    """The measurement could not run; ``torch_missing`` when torch is not installed."""
+
+    def __init__(self, message: str, torch_missing: bool = False) -> None:
+        super().__init__(message)
+        self.torch_missing = torch_missing
+
+
+@dataclass(frozen=True)
+class MeasuredItem:
+    """One item: the estimate for one block against what the child measured."""
+
+    name: str
+    estimate_bytes: float
+    measured_bytes: float
+
+    @property
+    def ratio(self) -> float | None:
+        """Estimate divided by measurement (None when nothing was measured)."""
+        return self.estimate_bytes / self.measured_bytes if self.measured_bytes else None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What ``--measure`` found."""
+
+    device: str
+    what: str
+    items: tuple[MeasuredItem, ...]
+    notes: tuple[str, ...]
+    raw: dict[str, Any]
+
+    def jsonable(self) -> dict[str, Any]:
+        """For ``--json``."""
+        return {
+            "device": self.device,
+            "what": self.what,
+            "items": [
+                {
+                    "name": item.name,
+                    "estimate_bytes": round(item.estimate_bytes),
+                    "measured_bytes": round(item.measured_bytes),
+                    "ratio": None if item.ratio is None else round(item.ratio, 4),
+                }
+                for item in self.items
+            ],
+            "notes": list(self.notes),
+            "raw": self.raw,
+        }
+
+
+def measurable(spec: ModelSpec, request: Request) -> str | None:
+    """Why this request cannot be measured, or None."""
+    if not spec.is_transformer and spec.family != "resnet":
+        return "--measure needs the model's shape; only a parameter count is known"
+    if spec.num_experts > 1:
+        return "--measure does not build mixture-of-experts blocks"
+    if request.task not in ("infer", "train") or request.dtype not in ("fp32", "bf16", "fp16"):
+        return "--measure covers inference and full training in fp32, bf16 or fp16"
+    if request.task == "train" and request.optimizer == "adamw-8bit":
+        return "--measure does not run the 8-bit optimizer (it needs bitsandbytes)"
+    return None
+
+
+def _job(spec: ModelSpec, request: Request, device: str) -> dict[str, Any]:
+    if spec.family == "resnet":
+        return {
+            "family": "resnet",
+            "stage_blocks": list(spec.stage_blocks),
+            "num_classes": spec.num_classes,
+            "image_size": spec.image_size,
+            "task": request.task,
+            "dtype": request.dtype,
+            "optimizer": request.optimizer,
+            "recompute": request.recompute,
+            "batch": request.batch,
+            "kv_cache": False,
+            "device": device,
+        }
+    return {
+        "family": spec.family,
+        "hidden_size": spec.hidden_size,
+        "num_heads": spec.num_heads,
+        "num_kv_heads": spec.num_kv_heads,
+        "head_dim": spec.attention_head_dim,
+        "intermediate_size": spec.intermediate_size,
+        "gated_mlp": spec.gated_mlp,
+        "qkv_bias": spec.qkv_bias,
+        "norms_per_layer": spec.norms_per_layer,
+        "dropout": spec.dropout,
+        "attention": request.attention,
+        "task": request.task,
+        "dtype": request.dtype,
+        "optimizer": request.optimizer,
+        "recompute": request.recompute,
+        "batch": request.batch,
+        "seq": effective_seq(spec, request),
+        "kv_cache": spec.family in ("decoder", "gpt2"),
+        "device": device,
+    }
+
+
+def block_estimate(spec: ModelSpec, request: Request) -> dict[str, float]:
+    """The estimate's figures for one block (what the child builds)."""
+    whole = estimate(spec, request.with_(sharding="none", gpus=1, offload=False))
+    if spec.family == "resnet":  # the whole network is built
+        items = {
+            "weights": whole.weights_bytes,
+            "gradients": whole.gradients_bytes,
+            "optimizer": whole.optimizer_bytes,
+            "activations": whole.activations_bytes,
+        }
+        return items if request.task == "train" else {"weights": whole.weights_bytes}
+    share = layer_parameters(spec) / parameter_count(spec)
+    seq = effective_seq(spec, request)
+    if request.task == "infer":
+        return {
+            "weights": whole.weights_bytes * share,
+            "kv_cache": kv_cache_bytes(spec, request) / spec.num_layers,
+        }
+    if request.recompute:  # a checkpointed block keeps only its input
+        value = 4 if request.dtype == "fp32" else 2
+        activations = float(value * request.batch * seq * spec.hidden_size)
+    else:
+        activations = transformer_layer_activation_bytes(spec, request, seq)
+    return {
+        "weights": whole.weights_bytes * share,
+        "gradients": whole.gradients_bytes * share,
+        "optimizer": whole.optimizer_bytes * share,
+        "activations": activations,
+    }
+
+
+def run_worker(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    """Run the child and return its result.
+
+    Raises:
+        MeasureError: torch missing, a timeout, a crash or an error in the child.
+    """
+    if importlib.util.find_spec("torch") is None:
+        raise MeasureError("--measure needs torch, which is not installed", torch_missing=True)
+    process = subprocess.Popen(  # our own interpreter and module
+        [sys.executable, "-m", WORKER_MODULE],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(json.dumps(job), timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise MeasureError(f"the measurement did not finish within {timeout_s:g} s") from None
+    lines = [line for line in stdout.splitlines() if line.strip().startswith("{")]
+    try:
+        result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    except json.JSONDecodeError:
+        result = {}
+    if "error" in result:
+        raise MeasureError(f"the measurement failed: {result['error']}")
+    if process.returncode != 0 or not result:
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
+        raise MeasureError(f"the measurement process ended with code {process.returncode}: {last}")
+    return result
+
+
+def measure(
+    spec: ModelSpec, request: Request, device: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S
+) -> Measurement:
+    """Build one block of ``spec`` on ``device`` (``auto``: the GPU when torch can use one,
+    else the CPU) and compare the estimate with what it really takes.
+
+    Raises:
+        MeasureError: the request cannot be measured, or the measurement failed.
+    """
+    reason = measurable(spec, request)
+    if reason:
+        raise MeasureError(reason)
+    raw = run_worker(_job(spec, request, device), timeout_s)
+    measured_on = str(raw.get("device_type", "cpu"))
+    expected = block_estimate(spec, request.with_(device=measured_on))
+    items = [
+        MeasuredItem(name, expected[name], float(raw[f"{name}_bytes"]))
+        for name in ("weights", "gradients", "optimizer", "activations", "kv_cache")
+        if name in expected and f"{name}_bytes" in raw
+    ]
+    notes = (
+        ["the whole network was built"]
+        if spec.family == "resnet"
+        else [
+            "figures are for one block of the model (the estimate multiplies by "
+            f"{spec.num_layers} blocks)"
+        ]
+    )
+    if request.device != measured_on:
+        notes.append(
+            f"measured on this machine's {'GPU' if measured_on == 'cuda' else 'CPU'}; the "
+            "per-block figures here are estimated for that device"
+        )
+    if "peak_rss_growth_bytes" in raw and measured_on == "cpu":
+        total = sum(expected.values())
+        items.append(
+            MeasuredItem(
+                "peak RSS growth (cross-check)", total, float(raw["peak_rss_growth_bytes"])
+            )
+        )
+        notes.append(
+            "peak RSS growth also holds transient buffers and memory the C library keeps; it "
+            "is a cross-check of the total, not of one item"
+        )
+    if "peak_allocated_bytes" in raw:
+        total = sum(expected.values())
+        items.append(
+            MeasuredItem("peak allocated (all tensors)", total, float(raw["peak_allocated_bytes"]))
+        )
+    if "cuda_used_before_bytes" in raw:
+        notes.append(
+            f"GPU memory in use before allocating (this process's CUDA context and any other "
+            f"process): {raw['cuda_used_before_bytes'] / 2**20:.0f} MiB"
+        )
+    if request.task == "infer" and measured_on == "cpu":
+        notes.append("inference activations are measured on a GPU only (peak allocated)")
+    shape = (
+        f"the whole network, batch {request.batch} at {spec.image_size}x{spec.image_size}"
+        if spec.family == "resnet"
+        else f"one block, batch {request.batch} x {effective_seq(spec, request)} tokens"
+    )
+    what = f"{shape}, {request.task}, {request.dtype}, torch {raw.get('torch', '?')}"
+    return Measurement(str(raw.get("device", device)), what, tuple(items), tuple(notes), raw)

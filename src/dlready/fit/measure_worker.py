@@ -1,0 +1,306 @@
+"""The child process of ``dlready fit --measure``: ``python -m dlready.fit.measure_worker``.
+
+Reads one job (JSON) on stdin, builds one transformer block of the model's real shapes with
+torch, runs it as asked, and writes what it measured (JSON) on stdout. The only module of
+``dlready.fit`` that imports torch; the parent (``measure.py``) kills it after a time limit.
+
+What is measured, per block:
+
+- weights, gradients: the bytes of the parameters and of their ``.grad`` after backward;
+- optimizer: the bytes of every optimizer state tensor after one step, plus the float32 master
+  copy when training in bf16/fp16 (kept by hand here, as DeepSpeed and Megatron do);
+- activations: the bytes of every tensor autograd saves for the backward pass, counted once per
+  storage through ``torch.autograd.graph.saved_tensors_hooks`` (parameters excluded). This sees
+  exactly what the estimate counts, on the CPU as on a GPU, which neither ``tracemalloc`` (blind
+  to torch's allocator) nor RSS (noisy, page-granular) does;
+- KV cache (inference): the bytes of the keys and values one block keeps;
+- on CUDA: ``torch.cuda.max_memory_allocated`` (peak of all tensors) and the memory the
+  process's CUDA context took (``mem_get_info`` before allocating, minus what the allocator holds);
+- on the CPU: the growth of the process's peak RSS (``resource.getrusage``), a coarse
+  cross-check that includes transient buffers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import sys
+import traceback
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class _RMSNorm(nn.Module):
+    """Hugging Face's ``LlamaRMSNorm``, line for line (float32 inside)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = x.to(torch.float32)
+        variance = x.pow(2).mean(-1, keepdim=True)
+        x = x * torch.rsqrt(variance + 1e-6)
+        return self.weight * x.to(dtype)
+
+
+class Block(nn.Module):
+    """One transformer block: pre-norm (GPT-2, Llama, ViT) or post-norm (BERT)."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        super().__init__()
+        h, heads, kv_heads, head_dim = (
+            job["hidden_size"], job["num_heads"], job["num_kv_heads"], job["head_dim"]
+        )  # fmt: skip
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.family = job["family"]
+        self.gated = job["gated_mlp"]
+        self.eager = job["attention"] == "eager"
+        self.dropout = job["dropout"]
+        self.causal = self.family in ("decoder", "gpt2")
+        decoder = self.family == "decoder"
+        bias = not decoder
+        qkv_bias = job["qkv_bias"] or bias
+
+        def norm() -> nn.Module:
+            return _RMSNorm(h) if decoder else nn.LayerNorm(h)
+
+        self.norms = nn.ModuleList(norm() for _ in range(job["norms_per_layer"]))
+        self.q = nn.Linear(h, heads * head_dim, bias=qkv_bias)
+        self.k = nn.Linear(h, kv_heads * head_dim, bias=qkv_bias)
+        self.v = nn.Linear(h, kv_heads * head_dim, bias=qkv_bias)
+        self.o = nn.Linear(heads * head_dim, h, bias=bias)
+        inner = job["intermediate_size"]
+        if self.gated:
+            self.gate = nn.Linear(h, inner, bias=False)
+            self.up = nn.Linear(h, inner, bias=False)
+            self.down = nn.Linear(inner, h, bias=False)
+        else:
+            self.fc1 = nn.Linear(h, inner)
+            self.fc2 = nn.Linear(inner, h)
+
+    def attention(self, y: torch.Tensor, cache: list[torch.Tensor] | None) -> torch.Tensor:
+        b, s, _ = y.shape
+        q = self.q(y).view(b, s, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k(y).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v(y).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        if cache is not None:  # what a KV cache keeps: keys and values before repetition
+            cache += [k.contiguous(), v.contiguous()]
+        if self.kv_heads != self.heads:
+            k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
+            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
+        p = self.dropout if self.training else 0.0
+        if self.eager:
+            scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)
+            if self.causal:
+                mask = torch.full((s, s), float("-inf"), device=y.device, dtype=scores.dtype)
+                scores = scores + torch.triu(mask, diagonal=1)
+            probs = F.dropout(torch.softmax(scores, dim=-1), p, self.training)
+            out = probs @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=self.causal)
+        projected: torch.Tensor = self.o(
+            out.transpose(1, 2).reshape(b, s, self.heads * self.head_dim)
+        )
+        return projected
+
+    def mlp(self, y: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = (
+            self.down(F.silu(self.gate(y)) * self.up(y))
+            if self.gated
+            else self.fc2(F.gelu(self.fc1(y)))
+        )
+        return out
+
+    def forward(self, x: torch.Tensor, cache: list[torch.Tensor] | None = None) -> torch.Tensor:
+        p = self.dropout if self.training else 0.0
+        norms = list(self.norms)
+        if self.family == "encoder":  # BERT: post-norm
+            x = norms[0](x + F.dropout(self.attention(x, cache), p, self.training))
+            out: torch.Tensor = norms[1](x + F.dropout(self.mlp(x), p, self.training))
+            return out
+        a = self.attention(norms[0](x), cache)
+        if len(norms) == 4:  # Gemma 2 normalises each sub-block's output too
+            a = norms[2](a)
+        x = x + F.dropout(a, p, self.training)
+        m = self.mlp(norms[1](x))
+        if len(norms) == 4:
+            m = norms[3](m)
+        return x + F.dropout(m, p, self.training)
+
+
+class Bottleneck(nn.Module):
+    """torchvision's ResNet v1.5 bottleneck (stride on the 3x3 convolution)."""
+
+    def __init__(self, channels: int, width: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, 4 * width, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(4 * width)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or channels != 4 * width:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(channels, 4 * width, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(4 * width),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        out += identity
+        result: torch.Tensor = self.relu(out)
+        return result
+
+
+def resnet(job: dict[str, Any]) -> nn.Module:
+    """ResNet-50 as torchvision builds it (bottlenecks per stage from the job)."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False),
+        nn.BatchNorm2d(64),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, stride=2, padding=1),
+    ]
+    channels = 64
+    for stage, blocks in enumerate(job["stage_blocks"]):
+        width = 64 * 2**stage
+        for block in range(blocks):
+            stride = 2 if (block == 0 and stage > 0) else 1
+            layers.append(Bottleneck(channels, width, stride))
+            channels = 4 * width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, job["num_classes"])]
+    return nn.Sequential(*layers)
+
+
+def _bytes(tensors: Any) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors if t is not None)
+
+
+def _peak_rss_bytes() -> int:
+    # ru_maxrss is KiB on Linux (bytes on macOS).
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    """Build, run and measure one block."""
+    wanted = job["device"]
+    if wanted == "auto":
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(wanted)
+    cuda = device.type == "cuda"
+    result: dict[str, Any] = {
+        "torch": torch.__version__,
+        "device": "CPU" if not cuda else str(device),
+        "device_type": device.type,
+    }
+    if cuda:
+        if not torch.cuda.is_available():
+            raise RuntimeError("this torch cannot use the GPU (torch.cuda.is_available() is False)")
+        torch.cuda.init()  # type: ignore[no-untyped-call]  # torch leaves it unannotated
+        torch.zeros(1, device=device)
+        free, total = torch.cuda.mem_get_info(device)
+        result["cuda_used_before_bytes"] = total - free - torch.cuda.memory_reserved(device)
+        result["device"] = torch.cuda.get_device_name(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    rss_before = _peak_rss_bytes()
+    dtype = _DTYPES[job["dtype"]]
+    train = job["task"] == "train"
+    torch.manual_seed(0)
+    block = (resnet(job) if job["family"] == "resnet" else Block(job)).to(device, dtype)
+    block.train(train)
+    result["weights_bytes"] = _bytes(block.parameters())
+    if job["family"] == "resnet":
+        side = job["image_size"]
+        x = torch.randn(job["batch"], 3, side, side, device=device, dtype=dtype)
+    else:
+        b, s, h = job["batch"], job["seq"], job["hidden_size"]
+        x = torch.randn(b, s, h, device=device, dtype=dtype, requires_grad=train)
+    if not train:
+        cache: list[torch.Tensor] = []
+        allocated_before = torch.cuda.memory_allocated(device) if cuda else 0
+        with torch.no_grad():
+            if job["family"] == "resnet":
+                block(x)
+            else:
+                block(x, cache if job["kv_cache"] else None)
+        result["kv_cache_bytes"] = _bytes(cache)
+        if cuda:
+            peak = torch.cuda.max_memory_allocated(device) - allocated_before
+            result["activations_bytes"] = peak - result["kv_cache_bytes"]
+            result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+        result["peak_rss_growth_bytes"] = _peak_rss_bytes() - rss_before
+        return result
+    parameter_storages = {p.untyped_storage().data_ptr() for p in block.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        pointer = storage.data_ptr()
+        if pointer and pointer not in parameter_storages:
+            saved[pointer] = storage.nbytes()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        if job["recompute"]:
+            from torch.utils.checkpoint import checkpoint
+
+            out = checkpoint(block, x, use_reentrant=False)
+        else:
+            out = block(x)
+    result["activations_bytes"] = sum(saved.values())
+    out.float().square().mean().backward()
+    params: list[torch.Tensor] = list(block.parameters())
+    result["gradients_bytes"] = _bytes(p.grad for p in params)
+    mixed = dtype != torch.float32
+    if mixed:  # float32 master weights, updated by the optimizer, copied back
+        masters = [p.detach().float().clone().requires_grad_(True) for p in params]
+        for master, p in zip(masters, params, strict=True):
+            master.grad = None if p.grad is None else p.grad.float()
+    else:
+        masters = params
+    if job["optimizer"] == "adamw":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(masters, lr=1e-4)
+    elif job["optimizer"] == "sgd":
+        optimizer = torch.optim.SGD(masters, lr=1e-4, momentum=0.9)
+    else:
+        raise RuntimeError("the 8-bit optimizer needs bitsandbytes and a GPU; not measured")
+    optimizer.step()
+    states = [t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+    result["optimizer_bytes"] = _bytes(states) + (_bytes(masters) if mixed else 0)
+    if mixed:
+        for master in masters:
+            master.grad = None
+    if cuda:
+        result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
+    result["peak_rss_growth_bytes"] = _peak_rss_bytes() - rss_before
+    return result
+
+
+def main() -> int:
+    """Read the job, run it, print the result; a failure is one JSON error line."""
+    try:
+        job = json.loads(sys.stdin.read())
+        result = run(job)
+    except Exception as exc:  # noqa: BLE001  # reported to the parent, never a traceback
+        traceback.print_exc(file=sys.stderr)
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

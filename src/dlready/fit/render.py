@@ -1,0 +1,321 @@
+"""Words, tables and JSON for a :class:`~dlready.fit.plan.FitReport` (reads it, never probes)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dlready.fit.catalog import parameter_count
+from dlready.fit.estimate import Breakdown, Request, effective_seq
+from dlready.render.text import printable
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dlready.fit.measure import Measurement
+    from dlready.fit.plan import FitReport
+    from dlready.result import Streams
+
+GIB = 2**30
+ITEM_LABELS = {
+    "weights": "weights",
+    "gradients": "gradients",
+    "optimizer": "optimizer states",
+    "activations": "activations",
+    "kv_cache": "KV cache",
+    "cuda_context": "CUDA context",
+    "allocator": "allocator overhead",
+}
+TASK_WORDS = {
+    "infer": "inference",
+    "train": "full training",
+    "lora": "LoRA fine-tuning",
+    "qlora": "QLoRA fine-tuning",
+}
+OPTIMIZER_WORDS = {"adamw": "AdamW", "adamw-8bit": "8-bit AdamW", "sgd": "SGD with momentum"}
+
+
+def gib(value: float) -> str:
+    """Bytes as GiB for people (MiB below 1 GiB)."""
+    if abs(value) < GIB and value != 0:
+        return f"{value / 2**20:.0f} MiB"
+    return f"{value / GIB:.1f} GiB"
+
+
+def _count(value: int) -> str:
+    if value >= 1e9:
+        return f"{value / 1e9:.2f} B"
+    if value >= 1e6:
+        return f"{value / 1e6:.1f} M"
+    return f"{value:,}"
+
+
+def describe_request(report: FitReport, request: Request | None = None) -> str:
+    """One line: task, precision, optimizer, batch and sequence."""
+    request = request or report.request
+    spec = report.model
+    parts = [TASK_WORDS[request.task]]
+    if request.task == "infer":
+        parts.append(f"{request.dtype} weights")
+    elif request.task == "train":
+        parts.append("fp32" if request.dtype == "fp32" else f"{request.dtype} mixed precision")
+        parts.append(OPTIMIZER_WORDS[request.optimizer])
+    else:
+        parts.append(f"rank {request.lora_rank}, {OPTIMIZER_WORDS[request.optimizer]}")
+    if request.recompute:
+        parts.append("gradient checkpointing")
+    if spec.family == "resnet":
+        parts.append(f"batch {request.batch} at {spec.image_size}x{spec.image_size}")
+    else:
+        parts.append(f"batch {request.batch} x {effective_seq(spec, request)} tokens")
+    return ", ".join(parts)
+
+
+def describe_machine(report: FitReport) -> str:
+    """One line: the GPUs used (or the RAM)."""
+    machine = report.machine
+    if not machine.gpus:
+        return f"this machine's CPU and RAM ({gib(report.budget_bytes)} available)"
+    names = sorted({printable(gpu.name) for gpu in machine.gpus})
+    free = "free" if all(g.free_bytes is not None for g in machine.gpus) else "total"
+    return f"{len(machine.gpus)} x {' / '.join(names)} ({gib(report.budget_bytes)} {free} per GPU)"
+
+
+def headline(report: FitReport) -> str:
+    """The verdict in one sentence."""
+    need = report.asked.device_bytes
+    where = "per GPU" if report.machine.gpus else "of RAM"
+    if report.fits:
+        word = "Fits, but tight" if report.tight else "Fits"
+        return f"{word}: needs {gib(need)} {where}, {gib(report.margin_bytes)} to spare."
+    return (
+        f"Does not fit as asked: needs {gib(need)} {where}, {gib(report.budget_bytes)} available."
+    )
+
+
+def advice(report: FitReport) -> list[str]:
+    """What would make it fit, or the largest batch."""
+    lines: list[str] = []
+    if report.fits:
+        where = "per-GPU batch" if report.machine.gpus else "batch"
+        lines.append(f"Largest {where} that fits as asked: {report.largest_batch}.")
+    elif report.recommended is not None:
+        option = report.recommended
+        where = "per GPU" if report.machine.gpus else "of RAM"
+        lines.append(
+            f"Cheapest way to make it fit: {option.title}: "
+            f"{gib(option.breakdown.device_bytes)} {where}; largest batch then: "
+            f"{report.recommended_largest_batch}."
+        )
+        lines += [f"  - {how}" for how in option.how.split("; ")]
+    else:
+        lines.append(
+            "None of the strategies below makes it fit on this machine."
+            if report.options
+            else "No strategy dlready knows makes it fit on this machine."
+        )
+    if report.parallelism:
+        lines.append(f"Several GPUs: {report.parallelism}.")
+    host = (
+        f"Host RAM to load the checkpoint: {gib(report.host_load_total_bytes)}"
+        f" ({report.model.checkpoint_dtype} files)"
+    )
+    room = report.machine.ram_available_bytes
+    lines.append(host + (f"; {gib(room)} available." if room else "."))
+    return lines
+
+
+def _breakdown_rows(breakdown: Breakdown) -> list[tuple[str, str]]:
+    return [(ITEM_LABELS[name], gib(value)) for name, value in breakdown.items().items() if value]
+
+
+def render_text(report: FitReport, streams: Streams, measurement: Measurement | None) -> None:
+    """The human report."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = streams.console
+    spec = report.model
+    title = printable(spec.hf_id or spec.id)
+    console.print(
+        f"[bold]{escape(title)}[/] ({_count(parameter_count(spec))} parameters): "
+        f"{escape(describe_request(report))}",
+        soft_wrap=True,
+    )
+    console.print(f"on {escape(describe_machine(report))}", soft_wrap=True)
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("item")
+    table.add_column("per GPU" if report.machine.gpus else "RAM", justify="right")
+    for label, value in _breakdown_rows(report.asked):
+        table.add_row(label, value)
+    table.add_row("[bold]total[/]", f"[bold]{gib(report.asked.device_bytes)}[/]")
+    console.print(table)
+    style = "green" if report.fits and not report.tight else ("yellow" if report.fits else "red")
+    console.print(f"[{style}]{escape(headline(report))}[/]", soft_wrap=True)
+    if report.options and not report.fits:
+        console.print("What would make it fit, cheapest first:")
+        options = Table(show_edge=False, pad_edge=False)
+        options.add_column("strategy")
+        options.add_column("alone", justify="right")
+        options.add_column("with those above", justify="right")
+        options.add_column("fits")
+        for option in report.options:
+            alone = gib(option.alone.device_bytes) if option.alone else "-"
+            fits = "yes" if option.fits else ("alone: yes" if option.alone_fits else "no")
+            options.add_row(escape(option.title), alone, gib(option.breakdown.device_bytes), fits)
+        console.print(options)
+    for line in advice(report):
+        console.print(escape(line), soft_wrap=True)
+    if measurement is not None:
+        render_measurement(measurement, console)
+    for note in report.notes:
+        console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
+
+
+def render_measurement(measurement: Measurement, console: Console) -> None:
+    """Estimate against measurement, item by item."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    console.print(f"Measured on {escape(measurement.device)}: {escape(measurement.what)}")
+    table = Table(show_edge=False, pad_edge=False)
+    for column in ("item", "estimate", "measured", "estimate / measured"):
+        table.add_column(column, justify="left" if column == "item" else "right")
+    for item in measurement.items:
+        ratio = f"{item.ratio:.2f}" if item.ratio is not None else "-"
+        table.add_row(item.name, gib(item.estimate_bytes), gib(item.measured_bytes), ratio)
+    console.print(table)
+    for note in measurement.notes:
+        console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
+
+
+def render_markdown(report: FitReport, measurement: Measurement | None) -> str:
+    """The report as Markdown."""
+    spec = report.model
+    lines = [
+        f"## dlready fit: {printable(spec.hf_id or spec.id)}",
+        "",
+        f"{_count(parameter_count(spec))} parameters; {describe_request(report)}; on "
+        f"{describe_machine(report)}.",
+        "",
+        "| item | bytes |",
+        "|---|---|",
+        *(f"| {label} | {value} |" for label, value in _breakdown_rows(report.asked)),
+        f"| **total** | **{gib(report.asked.device_bytes)}** |",
+        "",
+        f"**{headline(report)}**",
+        "",
+    ]
+    if report.options and not report.fits:
+        lines += [
+            "| strategy | alone | with those above | fits |",
+            "|---|---|---|---|",
+        ]
+        for option in report.options:
+            alone = gib(option.alone.device_bytes) if option.alone else "-"
+            fits = "yes" if option.fits else ("alone: yes" if option.alone_fits else "no")
+            lines.append(
+                f"| {option.title} | {alone} | {gib(option.breakdown.device_bytes)} | {fits} |"
+            )
+        lines.append("")
+    lines += [line if line.startswith("  - ") else f"- {line}" for line in advice(report)]
+    if measurement is not None:
+        lines += [
+            "",
+            f"Measured on {measurement.device}: {measurement.what}",
+            "",
+            "| item | estimate | measured | estimate / measured |",
+            "|---|---|---|---|",
+        ]
+        for item in measurement.items:
+            ratio = f"{item.ratio:.2f}" if item.ratio is not None else "-"
+            lines.append(
+                f"| {item.name} | {gib(item.estimate_bytes)} | {gib(item.measured_bytes)} | "
+                f"{ratio} |"
+            )
+    lines += [f"- note: {printable(note)}" for note in report.notes]
+    return "\n".join(lines) + "\n"
+
+
+def _breakdown_jsonable(breakdown: Breakdown) -> dict[str, Any]:
+    return {
+        "items_bytes": {name: round(value) for name, value in breakdown.items().items()},
+        "total_bytes": round(breakdown.device_bytes),
+        "host_offload_bytes": round(breakdown.host_offload_bytes),
+        "trainable_parameters": breakdown.trainable_parameters,
+    }
+
+
+def _request_jsonable(request: Request) -> dict[str, Any]:
+    return {
+        "task": request.task,
+        "dtype": request.dtype,
+        "batch": request.batch,
+        "seq": request.seq,
+        "optimizer": request.optimizer,
+        "gradient_checkpointing": request.recompute,
+        "attention": request.attention,
+        "lora_rank": request.lora_rank,
+        "sharding": request.sharding,
+        "gpus": request.gpus,
+        "offload": request.offload,
+        "device": request.device,
+    }
+
+
+def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[str, Any]:
+    """The ``data`` of ``fit --json`` (docs/json-schema.md)."""
+    spec = report.model
+    request = report.request
+    return {
+        "model": {
+            "id": spec.id,
+            "hf_id": spec.hf_id,
+            "family": spec.family,
+            "origin": spec.origin,
+            "parameters": parameter_count(spec),
+            "stated_parameters": spec.stated_parameters,
+            "sources": spec.sources,
+        },
+        "request": {**_request_jsonable(request), "seq": effective_seq(spec, request)},
+        "machine": {
+            "device": report.machine.device,
+            "gpus": [
+                {
+                    "index": gpu.index,
+                    "name": gpu.name,
+                    "total_bytes": gpu.total_bytes,
+                    "free_bytes": gpu.free_bytes,
+                }
+                for gpu in report.machine.gpus
+            ],
+            "budget_bytes": report.budget_bytes,
+            "ram_available_bytes": report.machine.ram_available_bytes,
+        },
+        "estimate": _breakdown_jsonable(report.asked),
+        "fits": report.fits,
+        "tight": report.tight,
+        "margin_bytes": round(report.margin_bytes),
+        "largest_batch": report.largest_batch,
+        "options": [
+            {
+                "key": option.key,
+                "title": option.title,
+                "how": option.how,
+                "request": _request_jsonable(option.request),
+                "estimate": _breakdown_jsonable(option.breakdown),
+                "fits": option.fits,
+                "alone_total_bytes": round(option.alone.device_bytes) if option.alone else None,
+                "alone_fits": option.alone_fits,
+            }
+            for option in report.options
+        ],
+        "recommended": report.recommended.key if report.recommended else None,
+        "recommended_largest_batch": report.recommended_largest_batch,
+        "host": {
+            "load_bytes": round(report.host_load_total_bytes),
+            "ok": report.host_ok,
+        },
+        "parallelism": report.parallelism,
+        "notes": list(report.notes),
+        "measurement": measurement.jsonable() if measurement else None,
+    }

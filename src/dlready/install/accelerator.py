@@ -1,0 +1,129 @@
+"""Which accelerator to plan for: a given ``--accelerator``, one implied by ``--variant``, or
+the detected one, checked against what the platform's wheels support (pure)."""
+
+from __future__ import annotations
+
+from dlready.install.errors import PlanError
+from dlready.install.facts import GIVEN, IMPLIED, Fact, MachineFacts, nearest_choice
+from dlready.install.plan import PlanContext, Rationale
+from dlready.install.table import LINUX_X86, MACOS_ARM
+from dlready.install.versions import variant_kind, variant_sort_key
+
+
+def resolve_variant_name(wish: str, platform: str) -> str:
+    """``--variant`` as the table names it (``cpu``/``mps`` on macOS: the default wheels)."""
+    variant = wish.strip().lower()
+    if platform.startswith("macos") and variant in ("cpu", "mps", "default"):
+        return "default"
+    return variant
+
+
+def nearest_variant(wish: str, available: list[str]) -> str:
+    """The available variant nearest to ``wish``: the closest CUDA/ROCm version, else the
+    closest spelling."""
+    kind = variant_kind(wish)
+    same_kind = [v for v in available if variant_kind(v) == kind]
+    if same_kind and kind in ("cuda", "rocm"):
+        try:
+            target = variant_sort_key(wish)
+            return min(
+                same_kind,
+                key=lambda v: (
+                    abs(variant_sort_key(v)[0] - target[0]),
+                    -variant_sort_key(v)[0],
+                    abs(sum(variant_sort_key(v)[1:2]) - sum(target[1:2])),
+                ),
+            )
+        except ValueError:
+            pass
+    return nearest_choice(wish, available) if available else wish
+
+
+def resolve_accelerator(ctx: PlanContext, why: Rationale) -> Fact[str]:
+    """The accelerator the plan is for, with its origin (``implied`` by ``--variant``)."""
+    fact = ctx.facts.accelerator
+    if not fact.known:
+        why.warnings.append(f"accelerator unknown ({fact.detail}): planning a CPU build")
+        fact = Fact("cpu", fact.origin, fact.detail)
+    chosen = fact.origin == GIVEN
+    if ctx.wishes.variant:
+        implied = _implied_by_variant(ctx.wishes.variant, fact, ctx)
+        chosen = chosen or implied is not fact
+        fact = implied
+    return _fit_to_platform(fact, chosen, ctx.platform, why)
+
+
+def _implied_by_variant(wish: str, fact: Fact[str], ctx: PlanContext) -> Fact[str]:
+    """``--variant cu126`` implies CUDA; a given ``--accelerator`` must agree."""
+    accel = fact.value or "cpu"
+    kind = variant_kind(resolve_variant_name(wish, ctx.platform))
+    implied = {"cuda": "cuda", "rocm": "rocm", "cpu": "cpu"}.get(kind)
+    if kind == "default":
+        implied = accel if accel in ("mps", "cpu") else "cpu"
+    if not implied or implied == accel:
+        return fact
+    if fact.origin == GIVEN:
+        raise PlanError(
+            f"--variant {wish} is a {implied} build but --accelerator {accel} was given",
+            f"--accelerator {implied}, or drop one of the two flags",
+        )
+    _refuse_nvidia_flags(ctx.facts, wish, implied)
+    return Fact(implied, IMPLIED, f"by --variant {wish}")
+
+
+def _refuse_nvidia_flags(facts: MachineFacts, wish: str, implied: str) -> None:
+    """``--driver``/``--compute-capability`` describe an NVIDIA GPU: not with a non-CUDA build."""
+    nvidia_flags = [
+        flag
+        for flag, given in (
+            ("--driver", facts.driver_version),
+            ("--compute-capability", facts.compute_capabilities),
+        )
+        if given.origin == GIVEN
+    ]
+    if implied != "cuda" and nvidia_flags:
+        verb = "describe" if len(nvidia_flags) > 1 else "describes"
+        raise PlanError(
+            f"{' and '.join(nvidia_flags)} {verb} an NVIDIA GPU, but --variant "
+            f"{wish} is a {implied} build",
+            f"a CUDA --variant, or drop {' and '.join(nvidia_flags)}",
+        )
+
+
+def _fit_to_platform(fact: Fact[str], chosen: bool, platform: str, why: Rationale) -> Fact[str]:
+    """CUDA/ROCm do not exist on macOS, MPS only there, ROCm only on Linux x86_64: a given
+    accelerator that does not fit is an error, a detected one falls back with a warning."""
+    accel = fact.value or "cpu"
+    macos = platform.startswith("macos")
+    fallback = None
+    if macos and accel in ("cuda", "rocm"):
+        fallback = "mps" if platform == MACOS_ARM else "cpu"
+        if chosen:
+            raise PlanError(
+                f"{accel.upper()} wheels do not exist for macOS",
+                f"--accelerator {fallback} (the default macOS wheels)",
+            )
+        why.warnings.append(
+            f"{accel} ({fact.origin}) does not apply to {platform}: planning the default macOS "
+            "wheels"
+        )
+    elif not macos and accel == "mps":
+        if chosen:
+            raise PlanError("MPS is macOS only", "--accelerator cpu or --accelerator cuda")
+        fallback = "cpu"
+    elif accel == "rocm" and platform != LINUX_X86:
+        if chosen:
+            raise PlanError(
+                f"ROCm wheels exist for Linux x86_64 only, not {platform}",
+                "--os linux --arch x86_64, or --accelerator cpu",
+            )
+        why.warnings.append(
+            f"AMD GPU found, but ROCm wheels exist for Linux x86_64 only: planning the CPU "
+            f"build for {platform}"
+        )
+        fallback = "cpu"
+    if fallback is not None:
+        fact = Fact(fallback, fact.origin, fact.detail)
+    if platform == MACOS_ARM and fact.value == "mps":
+        why.reasons.append("macOS arm64: the default PyPI wheels include the MPS (Metal) backend")
+    return fact
