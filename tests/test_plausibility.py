@@ -125,3 +125,22 @@ def test_every_numeric_reading_has_a_range(ranges: Any, model: Any) -> None:
         if str(f.type) in ("Reading[int]", "Reading[float]")
     }
     assert numeric == set(ranges)
+
+
+def test_a_burn_sample_drops_sentinels() -> None:
+    from dlready.probes.nvidia import sample_gpu_health
+    from scenarios_gpu import h100_replay
+
+    # 345 MHz: the H100's current SM clock in its `nvidia-smi -q -x` recording.
+    replay = h100_replay().with_gpu_overrides(
+        {
+            "nvmlDeviceGetTemperature": 2**32 - 5,
+            "nvmlDeviceGetPowerUsage": 2**32 - 1,
+            "clock_sm": 345,
+        }
+    )
+    replay.init()
+    sample = sample_gpu_health(replay, 0)
+    assert sample.temperature_c is None
+    assert sample.power_draw_w is None
+    assert sample.sm_clock_mhz == 345.0

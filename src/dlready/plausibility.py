@@ -181,6 +181,13 @@ def screen(reading: Reading[Any], plausible: PlausibleRange) -> Reading[Any]:
     return implausible(reading, plausible.why, describe(value, plausible.unit))
 
 
+def plausible_or_none(value: float | None, plausible: PlausibleRange) -> float | None:
+    """``value`` when it lies in the range, else None (for samples that carry no reason)."""
+    if value is None or not math.isfinite(value) or not plausible.low <= value <= plausible.high:
+        return None
+    return value
+
+
 def screen_compute_capability(reading: Reading[str]) -> Reading[str]:
     """A compute capability must look like ``MAJOR.MINOR`` with numbers CUDA uses."""
     value = reading.value
