@@ -34,11 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run_cold(argv: list[str]) -> tuple[float, float, int]:
+def run_cold(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, int]:
     """Wall seconds, peak RSS in MiB, exit code of one fresh process."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CHILD_ENV
+        argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env or CHILD_ENV
     )
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
@@ -46,13 +46,13 @@ def run_cold(argv: list[str]) -> tuple[float, float, int]:
     return elapsed, usage.ru_maxrss / 1024.0, process.returncode
 
 
-def measure(argv: list[str], runs: int) -> dict[str, float]:
+def measure(argv: list[str], runs: int, env: dict[str, str] | None = None) -> dict[str, float]:
     """Median and spread of ``runs`` cold runs (after one unmeasured warm-up that fills the page
     cache and writes the bytecode)."""
-    run_cold(argv)
+    run_cold(argv, env)
     times, peaks = [], []
     for _ in range(runs):
-        elapsed, peak_mib, _ = run_cold(argv)
+        elapsed, peak_mib, _ = run_cold(argv, env)
         times.append(elapsed)
         peaks.append(peak_mib)
     return {
@@ -85,6 +85,36 @@ def per_gpu_cost_ms() -> dict[str, float]:
     return result
 
 
+def build_probe_ms(runs: int = 20) -> dict[str, float]:
+    """The build tools probe in this process: with this machine's PATH (nvcc, gcc... found and
+    run) and with an empty PATH (the cost when no tool is installed)."""
+    import tempfile
+
+    sys.path.insert(0, str(REPO / "src"))
+    from dlready.model import OperatingSystem
+    from dlready.probes.build_tools import probe_build_tools
+    from dlready.probes.tools_gateway import RealTools
+
+    def median_ms() -> float:
+        probe_build_tools(RealTools(), OperatingSystem.LINUX)
+        samples = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            probe_build_tools(RealTools(), OperatingSystem.LINUX)
+            samples.append(time.perf_counter() - started)
+        return round(statistics.median(samples) * 1000, 2)
+
+    result = {"tools_on_path_ms": median_ms()}
+    saved = os.environ.get("PATH", "")
+    with tempfile.TemporaryDirectory() as empty:
+        os.environ["PATH"] = empty
+        try:
+            result["no_tools_ms"] = median_ms()
+        finally:
+            os.environ["PATH"] = saved
+    return result
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
@@ -97,6 +127,15 @@ def main() -> int:
         "python_baseline": measure([python, "-c", "pass"], args.runs),
         "dlready_check_json": measure([python, "-m", "dlready", "check", "--json"], args.runs),
     }
+    # The same with no build tool on PATH (nvcc, gcc, ninja absent): what the build part costs
+    # a machine without them.
+    empty_path = Path(os.environ.get("TMPDIR", "/tmp")) / "dlready-bench-empty-path"
+    empty_path.mkdir(exist_ok=True)
+    results["dlready_check_json_no_tools_on_path"] = measure(
+        [python, "-m", "dlready", "check", "--json"],
+        args.runs,
+        {**CHILD_ENV, "PATH": str(empty_path)},
+    )
     try:
         import importlib.util
 
@@ -108,6 +147,7 @@ def main() -> int:
             [python, "-m", "torch.utils.collect_env"], args.collect_env_runs
         )
     results["nvidia_probe_replay"] = per_gpu_cost_ms()
+    results["build_probe_in_process"] = build_probe_ms()
 
     check = results["dlready_check_json"]
     assert isinstance(check, dict)
@@ -126,13 +166,19 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"{'what':34} {'median s':>9} {'min s':>7} {'max s':>7} {'peak MiB':>9}")
-    for name in ("python_baseline", "dlready_check_json", "collect_env"):
+    for name in (
+        "python_baseline",
+        "dlready_check_json",
+        "dlready_check_json_no_tools_on_path",
+        "collect_env",
+    ):
         row = results.get(name)
         if isinstance(row, dict):
             print(
                 f"{name:34} {row['median_s']:9.3f} {row['min_s']:7.3f} {row['max_s']:7.3f} {row['peak_rss_mib']:9.1f}"
             )
     print("nvidia probe (replay):", results["nvidia_probe_replay"])
+    print("build tools probe (in process):", results["build_probe_in_process"])
     print("ratios:", ratios)
     print(f"written to {args.out}")
     return 0

@@ -74,7 +74,7 @@ def measure(gpu_count: int, runs: int, folder: Path) -> dict[str, Any]:
 
     def make() -> Any:
         snapshot = collect_snapshot(backends=backends)
-        return snapshot, build_report(snapshot, None, None)
+        return snapshot, build_report(snapshot, None, None)[0]
 
     make_s, (snapshot, report) = timed(make, runs)
     path = folder / f"report-{gpu_count}.json"
@@ -87,7 +87,7 @@ def measure(gpu_count: int, runs: int, folder: Path) -> dict[str, Any]:
     path.write_text(dump_json(document))
 
     def rejudge() -> Any:
-        return build_report(load_snapshot_file(path), None, None)
+        return build_report(load_snapshot_file(path), None, None)[0]
 
     rejudge_s, rejudged = timed(rejudge, runs)
     assert len(rejudged.components) == len(report.components)

@@ -11,6 +11,7 @@ from dlready.probes.collect import ProbeBackends, collect_snapshot
 from dlready.probes.host_gateway import ReplayHost
 from dlready.probes.hostfs import ReplayHostFiles
 from dlready.probes.nvml_gateway import ReplayNvml
+from dlready.probes.tools_gateway import ReplayTools
 from dlready.probes.torch_meta import torch_install_from_version_py
 
 # torch as recorded on each machine (collect_env.txt / capture.json "torch").
@@ -35,6 +36,7 @@ def replay_backends(
     files_extra: Mapping[str, str | bytes | None] | None = None,
     host_overrides: Mapping[str, Any] | None = None,
     torch: TorchInstall | None = None,
+    tools: ReplayTools | None = None,
 ) -> ProbeBackends:
     """Backends replaying ``machine``; ``nvml`` defaults to the machine's own NVML recording."""
     capture = load_capture(machine)
@@ -49,6 +51,8 @@ def replay_backends(
         nvml=nvml if nvml is not None else ReplayNvml.from_capture(capture["nvml"]),
         sysctl=lambda name: None,
         torch=lambda: torch_install,
+        # Build tools were not recorded on these machines: none unless a test gives some.
+        tools=tools if tools is not None else ReplayTools(),
         nvml_timeout_s=2.0,
     )
 

@@ -60,7 +60,7 @@ _BASE_DOCUMENT: dict[str, Any] = to_jsonable(_BASE)
 
 def _write_report(path: Path, snapshot: MachineSnapshot) -> None:
     """What ``check --json`` writes (same envelope, same JSON writer)."""
-    report = build_report(snapshot, None, None)
+    report, _ = build_report(snapshot, None, None)
     document = envelope(
         "check", ExitCode.OK, report_jsonable(report, snapshot, "minimum", False), status="x"
     )
@@ -70,7 +70,7 @@ def _write_report(path: Path, snapshot: MachineSnapshot) -> None:
 def _judge_and_render(snapshot: MachineSnapshot) -> None:
     from rich.console import Console
 
-    report = build_report(snapshot, None, None)
+    report, _ = build_report(snapshot, None, None)
     render_table(report, snapshot, Console(file=io.StringIO(), width=100))
     render_markdown(report, snapshot).encode("utf-8")
     dump_json(report_jsonable(report, snapshot, "minimum", False)).encode("utf-8")

@@ -157,3 +157,16 @@ def test_the_title_does_not_wrap_mid_phrase_at_80_columns(tmp_path: Path) -> Non
     lines = _run(args, 80, {}).splitlines()
     assert lines[0] == "dlready check · profile book-2020"
     assert "16/64 GB" in lines[1]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("command", ["", "check", "install-cmd", "smoke", "fit"])
+def test_help_never_splits_a_word(command: str, width: int) -> None:
+    """click's wrapper broke `docs/json-schema.md` and `install-cmd` at their hyphens."""
+    args = [command, "--help"] if command else ["--help"]
+    result = runner.invoke(app, args, env={"COLUMNS": str(width)}, terminal_width=width)
+    assert result.exit_code == 0
+    wide = runner.invoke(app, args, env={"COLUMNS": str(UNWRAPPED)}, terminal_width=UNWRAPPED)
+    words = set(re.findall(r"\S+", wide.stdout))
+    for token in re.findall(r"\S+", result.stdout):
+        assert token in words, f"{token!r} at {width} columns is a piece of a word"

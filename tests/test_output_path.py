@@ -72,6 +72,24 @@ def h100_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.param(("fit", "--json", "no-such-model"), "fit", 2, id="fit-unknown-model"),
         pytest.param(("fit", "--json", "gpt2", "--task", "nope"), "fit", 2, id="fit-bad-task"),
         pytest.param(("fit", "--json", "gpt2", "--batch", "0"), "fit", 2, id="fit-bad-batch"),
+        pytest.param(
+            ("install-cmd", "--json", "--run", *H100_FLAGS), "install-cmd", 2, id="run-json"
+        ),
+        pytest.param(
+            ("install-cmd", "--json", "--yes", *H100_FLAGS), "install-cmd", 2, id="yes-alone"
+        ),
+        pytest.param(
+            ("install-cmd", "--json", "--channel", "beta", *H100_FLAGS),
+            "install-cmd",
+            2,
+            id="channel",
+        ),
+        pytest.param(
+            ("install-cmd", "--json", "--python", "/nonexistent/python"),
+            "install-cmd",
+            2,
+            id="python-path",
+        ),
     ],
 )
 def test_json_mode_always_prints_the_envelope(

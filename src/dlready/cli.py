@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,17 +12,39 @@ from typer._click.exceptions import ClickException
 
 from dlready import __version__
 from dlready.commands.check import check_command
+from dlready.commands.diff import diff_command
 from dlready.commands.fit import fit_command
+from dlready.commands.fleet import fleet_command
 from dlready.commands.install_cmd import install_cmd_command
 from dlready.commands.smoke import smoke_command
 from dlready.exitcodes import EXIT_CODES_HELP
+
+
+def _help_keeps_words_whole() -> None:
+    """click wraps help text at hyphens and inside long words, which splits `install-cmd`,
+    `meta-llama/Llama-2-7b-hf` and paths across lines; a help line may run long instead."""
+    import textwrap
+
+    from typer._click import _textwrap
+
+    class WholeWords(_textwrap.TextWrapper):
+        _handle_long_word = textwrap.TextWrapper._handle_long_word
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.update(break_on_hyphens=False, break_long_words=False)
+            super().__init__(*args, **kwargs)
+
+    _textwrap.TextWrapper = WholeWords  # type: ignore[misc]
+
+
+_help_keeps_words_whole()
 
 app = typer.Typer(
     name="dlready",
     help=(
         "Is this machine ready for deep learning? `check` judges the hardware, `install-cmd` "
-        "prints the right PyTorch install command, `smoke` proves the installed PyTorch works.\n\n"
-        + EXIT_CODES_HELP
+        "prints the right PyTorch install command, `smoke` proves the installed PyTorch works, "
+        "`fit` says whether a model fits.\n\n" + EXIT_CODES_HELP
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -50,12 +72,43 @@ def _root(
     """Root options."""
 
 
-app.command("check", help=check_command.__doc__, epilog=EXIT_CODES_HELP)(check_command)
-app.command("install-cmd", help=install_cmd_command.__doc__, epilog=EXIT_CODES_HELP)(
-    install_cmd_command
-)
-app.command("smoke", help=smoke_command.__doc__, epilog=EXIT_CODES_HELP)(smoke_command)
-app.command("fit", help=fit_command.__doc__, epilog=EXIT_CODES_HELP)(fit_command)
+# Short lines for `dlready --help`: click would cut the docstrings mid-sentence ("judge...").
+app.command(
+    "check",
+    help=check_command.__doc__,
+    short_help="Judge CPU, RAM, GPUs, power and cooling against a spec table.",
+    epilog=EXIT_CODES_HELP,
+)(check_command)
+app.command(
+    "install-cmd",
+    help=install_cmd_command.__doc__,
+    short_help="Print (or run) the right PyTorch install command for this machine.",
+    epilog=EXIT_CODES_HELP,
+)(install_cmd_command)
+app.command(
+    "smoke",
+    help=smoke_command.__doc__,
+    short_help="Prove the installed PyTorch works on the device, and how fast.",
+    epilog=EXIT_CODES_HELP,
+)(smoke_command)
+app.command(
+    "fleet",
+    help=fleet_command.__doc__,
+    short_help="Check every node and GPU of a cluster at once; name the weak one.",
+    epilog=EXIT_CODES_HELP,
+)(fleet_command)
+app.command(
+    "diff",
+    help=diff_command.__doc__,
+    short_help="Compare two saved check or fleet reports, field by field.",
+    epilog=EXIT_CODES_HELP,
+)(diff_command)
+app.command(
+    "fit",
+    help=fit_command.__doc__,
+    short_help="Will this model train or run here, and what would make it fit.",
+    epilog=EXIT_CODES_HELP,
+)(fit_command)
 
 
 def main(argv: list[str] | None = None) -> None:

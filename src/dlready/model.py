@@ -47,6 +47,9 @@ class Source(StrEnum):
     USER = "user"
     ENVIRONMENT = "environment"
     DERIVED = "derived"
+    PROGRAM = "program"
+    """The output of an external program (``nvcc --version``), run through probes/tools_gateway."""
+    FILE = "file"
     NONE = "none"
 
 
@@ -285,6 +288,66 @@ class TorchInstall:
 
 
 @dataclass(frozen=True)
+class ToolInfo:
+    """One program of the build toolchain: where it is on ``PATH`` and what version it says."""
+
+    name: str
+    path: Reading[str] = field(default_factory=missing)
+    version: Reading[str] = field(default_factory=missing)
+    banner: Reading[str] = field(default_factory=missing)
+    """The first line of its version output, as printed (``gcc (Debian 12.2.0-14) 12.2.0``)."""
+
+
+@dataclass(frozen=True)
+class HostCompilerLimits:
+    """The host compilers a CUDA toolkit's nvcc accepts (the check in its ``host_config.h``)."""
+
+    gcc_max_major: int | None = None
+    clang_max_major: int | None = None
+    msvc_min: int | None = None
+    """Lowest accepted ``_MSC_VER`` (cl.exe 19.20 is 1920), inclusive."""
+    msvc_max: int | None = None
+    """Highest accepted ``_MSC_VER``, inclusive."""
+    origin: str = ""
+    """The header read, or the table entry (with its source) used instead."""
+
+
+@dataclass(frozen=True)
+class BuildTools:
+    """What building a PyTorch C++/CUDA extension (``torch.utils.cpp_extension``) would use."""
+
+    nvcc: ToolInfo = field(default_factory=lambda: ToolInfo("nvcc"))
+    cuda_home_env: Reading[str] = field(default_factory=missing)
+    """``$CUDA_HOME`` as set (read first by torch)."""
+    cuda_path_env: Reading[str] = field(default_factory=missing)
+    """``$CUDA_PATH`` as set (read when CUDA_HOME is not; Windows installers set it)."""
+    cuda_home: Reading[str] = field(default_factory=missing)
+    """The toolkit folder an extension build would use, chosen as torch chooses it."""
+    cuda_home_origin: Reading[str] = field(default_factory=missing)
+    """How it was chosen: ``CUDA_HOME``, ``CUDA_PATH``, ``nvcc on PATH`` or ``default``."""
+    cuda_home_nvcc: ToolInfo = field(default_factory=lambda: ToolInfo("nvcc"))
+    """``<cuda_home>/bin/nvcc``: the compiler that build would really run."""
+    cuda_home_has_headers: Reading[bool] = field(default_factory=missing)
+    """``<cuda_home>/include/cuda_runtime.h`` exists."""
+    toolkit_elsewhere: Reading[str] = field(default_factory=missing)
+    """A complete toolkit found where the build would not look (the fix for a wrong home)."""
+    host_compiler_limits: Reading[HostCompilerLimits] = field(default_factory=missing)
+    """Read from the toolkit's ``include/crt/host_config.h``; missing when unreadable."""
+    host_compilers: tuple[ToolInfo, ...] = ()
+    ninja: ToolInfo = field(default_factory=lambda: ToolInfo("ninja"))
+    python_headers: Reading[str] = field(default_factory=missing)
+    """The path of this interpreter's ``Python.h``; value None when it is not installed."""
+    python_include_dir: Reading[str] = field(default_factory=missing)
+    cudnn_version: Reading[str] = field(default_factory=missing)
+    max_jobs_env: Reading[int] = field(default_factory=missing)
+    """``$MAX_JOBS``: the parallel compile jobs torch's ninja builds run (None: unset)."""
+
+    def compiler(self, name: str) -> ToolInfo | None:
+        """The host compiler entry named ``name`` (gcc, g++, clang, cl), if it was looked for."""
+        return next((tool for tool in self.host_compilers if tool.name == name), None)
+
+
+@dataclass(frozen=True)
 class ProbeError:
     """A probe that failed as a whole; the rest of the report still stands."""
 
@@ -306,6 +369,8 @@ class MachineSnapshot:
     power_supply: PowerSupplyInfo
     torch: TorchInstall
     pci_display_devices: Reading[tuple[PciDisplayDevice, ...]] = field(default_factory=missing)
+    build: BuildTools | None = None
+    """The extension build toolchain; None in snapshots saved before dlready looked for it."""
     probe_seconds: dict[str, float] = field(default_factory=dict)
     errors: tuple[ProbeError, ...] = ()
 

@@ -15,6 +15,7 @@ from dlready.spec.bar import FailOn
 if TYPE_CHECKING:
     from dlready.install.judge import TorchFit
     from dlready.result import CommandResult, Streams
+    from dlready.spec.build import BuildPart
     from dlready.spec.verdict import CheckReport
 
 _ENV_PSU = "DLREADY_PSU_WATTS"
@@ -43,15 +44,20 @@ def software_finding(
 
 
 def build_report(
-    snapshot: MachineSnapshot, profile_name: str | None, spec_file: Path | None
-) -> CheckReport:
-    """Load the profile and judge the snapshot.
+    snapshot: MachineSnapshot,
+    profile_name: str | None,
+    spec_file: Path | None,
+    fail_on: FailOn = FailOn.MINIMUM,
+) -> tuple[CheckReport, BuildPart]:
+    """Load the profile and judge the snapshot; the build tools part is folded into the report
+    when it counts (``[build] required`` or ``--fail-on build``).
 
     Raises:
         SpecError: when the profile or spec file is invalid.
     """
     from dataclasses import replace
 
+    from dlready.spec.build import fold_build, judge_build_part
     from dlready.spec.profile import DEFAULT_PROFILE, load_builtin_profile, load_profile_file
     from dlready.spec.verdict import judge
 
@@ -64,7 +70,8 @@ def build_report(
     report = judge(snapshot, profile, finding, command)
     if planner_note:
         report = replace(report, notes=(*report.notes, planner_note))
-    return report
+    build = judge_build_part(snapshot, profile.build, fail_on)
+    return fold_build(report, build), build
 
 
 def check_command(
@@ -105,7 +112,8 @@ def check_command(
         FailOn,
         typer.Option(
             "--fail-on",
-            help="Exit 1 when something is below this bar: minimum (default) or recommended.",
+            help="Exit 1 when something is below this bar: minimum (default), recommended, or "
+            "build (minimum, with the build tools for compiling extensions counted).",
             case_sensitive=False,
         ),
     ] = FailOn.MINIMUM,
@@ -167,11 +175,11 @@ def _check(
     else:
         snapshot = _probe(psu_watts)
     try:
-        report = build_report(snapshot, profile, spec)
+        report, build = build_report(snapshot, profile, spec, fail_on)
     except SpecError as exc:
         raise CommandError(ExitCode.USAGE, Problem("bad_spec", str(exc))) from None
     origin = str(snapshot_file) if snapshot_file is not None else None
-    return _result(report, snapshot, fail_on, strict, origin)
+    return _result(report, build, snapshot, fail_on, strict, origin)
 
 
 def _probe(psu_watts: float | None) -> MachineSnapshot:
@@ -195,29 +203,36 @@ def _probe(psu_watts: float | None) -> MachineSnapshot:
 
 def _result(
     report: CheckReport,
+    build: BuildPart,
     snapshot: MachineSnapshot,
     fail_on: FailOn,
     strict: bool,
     snapshot_origin: str | None = None,
 ) -> CommandResult:
-    from dlready.render.check_json import report_jsonable
+    from dlready.render.check_json import build_jsonable, report_jsonable
     from dlready.result import CommandResult, Problem
 
     def text(streams: Streams) -> None:
-        from dlready.render.check_render import render_table
+        from dlready.render.check_render import render_build_part, render_table
 
         render_table(report, snapshot, streams.console, snapshot_origin)
+        render_build_part(build, streams.console)
 
     def markdown(streams: Streams) -> None:
-        from dlready.render.check_render import render_markdown
+        from dlready.render.check_render import render_build_markdown, render_markdown
 
-        streams.write(render_markdown(report, snapshot, snapshot_origin))
+        streams.write(
+            render_markdown(report, snapshot, snapshot_origin) + render_build_markdown(build)
+        )
+
+    data = report_jsonable(report, snapshot, str(fail_on), strict)
+    data["build"] = build_jsonable(build)
 
     exit_code = ExitCode.NOT_READY if report.fails(fail_on, strict) else ExitCode.OK
     return CommandResult(
         "check",
         exit_code,
-        data=report_jsonable(report, snapshot, str(fail_on), strict),
+        data=data,
         status=str(report.status),
         # Probe failures are part of the report (its notes); in JSON they are listed as
         # errors too, so that a script sees them without reading the notes.

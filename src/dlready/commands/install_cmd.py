@@ -7,7 +7,7 @@ and the other commands fast.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, NamedTuple
+from typing import TYPE_CHECKING, Annotated, NamedTuple, NoReturn
 
 import typer
 
@@ -15,6 +15,9 @@ from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from dlready.install.facts import FactOverrides, MachineFacts
+    from dlready.install.plan import InstallPlan, InstallWishes
+    from dlready.install.run import TargetInterpreter
+    from dlready.install.table import CompatTable
     from dlready.result import CommandResult, Streams
 
 COMMAND = "install-cmd"
@@ -31,7 +34,12 @@ def install_cmd_command(
     ] = None,
     python: Annotated[
         str | None,
-        typer.Option("--python", help="Python version X.Y the command is for."),
+        typer.Option(
+            "--python",
+            help="Python version X.Y the command is for (another machine), or an interpreter "
+            "(a path such as .venv/bin/python, or python3.12): plan for it, and --run installs "
+            "into it.",
+        ),
     ] = None,
     accelerator: Annotated[
         str | None,
@@ -75,6 +83,25 @@ def install_cmd_command(
         bool,
         typer.Option("--json", help="Print the plan as the versioned JSON envelope instead."),
     ] = False,
+    channel: Annotated[
+        str,
+        typer.Option(
+            "--channel",
+            help="stable (default), test (release candidates) or nightly: the pre-release "
+            "indexes, for GPUs newer than the newest stable release supports.",
+        ),
+    ] = "stable",
+    run_install: Annotated[
+        bool,
+        typer.Option(
+            "--run",
+            help="Print the command, then run it for this Python (or --python PATH), after "
+            "asking on a terminal; exit with its status.",
+        ),
+    ] = False,
+    assume_yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="With --run: install without asking.")
+    ] = False,
 ) -> None:
     """Print the one PyTorch install command that works on this machine, and why.
 
@@ -96,9 +123,19 @@ def install_cmd_command(
             manager,
             packages,
             explain,
+            RunArgs(channel, run_install, assume_yes, json_output),
         ),
         as_json=json_output,
     )
+
+
+class RunArgs(NamedTuple):
+    """``--channel``, ``--run``, ``--yes`` (and ``--json``, which ``--run`` excludes)."""
+
+    channel: str
+    run: bool
+    assume_yes: bool
+    json_output: bool
 
 
 class FactOverridesArgs(NamedTuple):
@@ -119,20 +156,32 @@ def _install_cmd(
     manager: str,
     packages: str | None,
     explain: bool,
+    run_args: RunArgs,
 ) -> CommandResult:
+    from dlready.install import run as install_run
     from dlready.install.errors import PlanError
     from dlready.install.facts import FactOverrides, validate_overrides
     from dlready.install.plan import InstallWishes
-    from dlready.install.planner import plan_install
     from dlready.install.table import CompatTableError, load_compat_table
-    from dlready.result import CommandError, CommandResult, Problem
+    from dlready.result import CommandError, CommandResult, Problem, usage_error
 
+    if run_args.run and run_args.json_output:
+        raise usage_error("--run cannot be combined with --json", "drop --json")
+    if run_args.assume_yes and not run_args.run:
+        raise usage_error("--yes only applies to --run", "add --run")
+    python = flags.python
+    target: TargetInterpreter | None = None
     try:
+        interpreter = python is not None and install_run.is_interpreter(python)
+        if interpreter and python is not None:
+            target = install_run.read_interpreter(python)
+        elif run_args.run:
+            target = install_run.this_interpreter()
         overrides = validate_overrides(
             FactOverrides(
                 os=flags.os_name,
                 arch=flags.arch,
-                python=flags.python,
+                python=target.python if interpreter and target else python,
                 accelerator=flags.accelerator,
                 driver=flags.driver,
                 compute_capabilities=tuple(flags.compute_capability or ()),
@@ -144,9 +193,17 @@ def _install_cmd(
             manager=manager.strip().lower(),
             packages=tuple(packages.split(",")) if packages is not None else None,
         )
+        if target is not None:
+            install_run.check_same_machine(
+                target, overrides, python is not None and not interpreter
+            )
         facts = _facts(overrides)
-        plan = plan_install(facts, wishes)
+        if target is not None:
+            facts = install_run.facts_for(facts, target)
+        plan = _plan(facts, wishes, run_args.channel)
         table = load_compat_table()
+    except install_run.RunError as exc:
+        raise CommandError(exc.code, Problem("run_refused", exc.message, exc.hint)) from None
     except PlanError as exc:
         raise CommandError(
             ExitCode.USAGE,
@@ -163,18 +220,75 @@ def _install_cmd(
             ExitCode.COULD_NOT_RUN, Problem("bad_package_data", str(exc), "reinstall dlready")
         ) from None
 
+    if run_args.run and target is not None:
+        _run_plan(plan, table, target, run_args.assume_yes)
+
     def text(streams: Streams) -> None:
         from dlready.render.install_render import render_plan
 
         render_plan(plan, table, explain, streams)
 
+    data = plan.to_jsonable()
+    data["channel"] = run_args.channel.strip().lower()
     return CommandResult(
         COMMAND,
         ExitCode.OK,
-        data=plan.to_jsonable(),
+        data=data,
         warnings=tuple(Problem("plan_warning", warning) for warning in plan.warnings),
         text=text,
     )
+
+
+def _plan(facts: MachineFacts, wishes: InstallWishes, channel: str) -> InstallPlan:
+    """The stable planner, or the pre-release channel's (``--channel test|nightly``)."""
+    from dlready.install.channels import plan_channel, validate_channel
+    from dlready.install.planner import plan_install
+
+    name = validate_channel(channel)
+    return plan_install(facts, wishes) if name == "stable" else plan_channel(facts, wishes, name)
+
+
+def _run_plan(
+    plan: InstallPlan, table: CompatTable, target: TargetInterpreter, assume_yes: bool
+) -> NoReturn:
+    """``--run``: print the command, ask, run it with the terminal's streams, and end with its
+    exit status (docs/install-cmd.md). Refusals raise :class:`CommandError`."""
+    import sys
+
+    from dlready import output
+    from dlready.install import run as install_run
+    from dlready.probes.tools_gateway import command_line
+    from dlready.render.install_render import short_lines
+    from dlready.result import CommandError, Problem
+
+    try:
+        argv = install_run.run_argv(plan, target)
+        with output.stdout_guard():
+            sys.stdout.write(command_line(argv) + "\n")
+        output.stderr_line("\n".join(short_lines(plan, table)))
+        confirmed = install_run.confirm(assume_yes, sys.stdin, sys.stderr)
+        if not confirmed:
+            raise CommandError(
+                ExitCode.NOT_READY,
+                Problem(
+                    "declined", "not installed: you answered no", "--yes installs without asking"
+                ),
+            )
+        status = install_run.execute(argv)
+    except install_run.RunError as exc:
+        raise CommandError(exc.code, Problem("run_refused", exc.message, exc.hint)) from None
+    if status == 0:
+        output.stderr_line(
+            f"# installed into {target.executable}; {install_run.verify_hint(target)}"
+        )
+    else:
+        output.stderr_line(f"# the install failed (exit {status}); its output is above")
+        if plan.manager == "pip":
+            output.stderr_line(
+                "# if it said 'No module named pip' (uv-made environments have none): "
+                f"{command_line([target.executable, '-m', 'ensurepip'])}, or --manager uv"
+            )
+    raise SystemExit(status)
 
 
 _DETECTION_HINT = (

@@ -9,10 +9,10 @@ needs a native arm64 Python); ``sysctl.proc_translated`` tells it apart from an 
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Callable
 
 from dlready.model import DriverStack, GpuInfo, GpuVendor, Reading, Source, StackState
+from dlready.probes.tools_gateway import run_tool
 
 SYSCTL_TIMEOUT_S = 2.0
 
@@ -20,18 +20,9 @@ SYSCTL_TIMEOUT_S = 2.0
 def run_sysctl(name: str) -> str | None:
     """``sysctl -n NAME``; None when sysctl is missing, fails, or takes over 2 s."""
     executable = shutil.which("sysctl") or "/usr/sbin/sysctl"
-    try:
-        completed = subprocess.run(
-            [executable, "-n", name],
-            capture_output=True,
-            text=True,
-            timeout=SYSCTL_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    output = completed.stdout.strip()
-    return output if completed.returncode == 0 and output else None
+    run = run_tool([executable, "-n", name], timeout_s=SYSCTL_TIMEOUT_S)
+    output = run.stdout.strip()
+    return output if run.ok and output else None
 
 
 def probe_apple(

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from dlready import __version__
 from dlready.model import (
+    BuildTools,
     CpuInfo,
     DriverStack,
     GpuInfo,
@@ -40,6 +41,7 @@ from dlready.probes.memory import probe_memory
 from dlready.probes.pci import probe_pci_display_devices
 from dlready.probes.platform_probe import operating_system, probe_platform
 from dlready.probes.psu import probe_power_supply
+from dlready.probes.tools_gateway import RealTools, ToolBackend
 from dlready.probes.torch_meta import probe_torch
 
 T = TypeVar("T")
@@ -61,6 +63,8 @@ class ProbeBackends:
     sysctl: Callable[[str], str | None] | None = None
     """macOS ``sysctl`` runner for the Apple probe; None uses the real one."""
     torch: Callable[[], TorchInstall] = probe_torch
+    tools: ToolBackend = field(default_factory=RealTools)
+    """Programs on PATH (nvcc, compilers) and toolchain files, for the build tools part."""
     nvml_timeout_s: float = NVML_TIMEOUT_S
 
 
@@ -89,6 +93,12 @@ def _probe_apple(backends: ProbeBackends) -> GpuProbeResult:
         machine=backends.host.machine(),
         sysctl=backends.sysctl or apple.run_sysctl,
     )
+
+
+def _probe_build(backends: ProbeBackends, os_family: OperatingSystem) -> BuildTools:
+    from dlready.probes.build_tools import probe_build_tools
+
+    return probe_build_tools(backends.tools, os_family)
 
 
 class _Timed:
@@ -141,7 +151,11 @@ def collect_snapshot(
             dmi_capacity_w=Reading.unsupported(Source.DMI, "not read"),
         )
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        # The build tools probe waits on programs (nvcc, gcc): overlap it with the file probes.
+        build_future = pool.submit(
+            timed.run, "build", lambda: _probe_build(backends, os_family), BuildTools()
+        )
         nvidia_future = None
         if os_family is not OperatingSystem.MACOS:
             nvidia_future = pool.submit(
@@ -173,6 +187,7 @@ def collect_snapshot(
             )
         if nvidia_future is not None:
             results.insert(0, nvidia_future.result())
+        build = build_future.result()
 
     stacks = tuple(stack for stack, _ in results)
     gpus: list[GpuInfo] = []
@@ -189,6 +204,7 @@ def collect_snapshot(
         power_supply=power_supply,
         torch=torch,
         pci_display_devices=pci,
+        build=build,
         probe_seconds=timed.seconds,
         errors=tuple(timed.errors),
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlready.model import MachineSnapshot, to_jsonable
+from dlready.spec.build import BuildPart
 from dlready.spec.verdict import CheckReport
 
 
@@ -33,3 +34,8 @@ def report_jsonable(
         "notes": list(report.notes),
         "snapshot": to_jsonable(snapshot),
     }
+
+
+def build_jsonable(build: BuildPart) -> dict[str, Any]:
+    """``data.build`` of ``check --json``: the judged build tools and whether they count."""
+    return {"counts": build.counts, "verdict": to_jsonable(build.verdict)}

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
 from dlready.render.text import format_number, printable
+from dlready.spec.build import BuildPart
 from dlready.spec.verdict import CheckReport, ComponentVerdict, Criterion, Status, criterion_label
 from dlready.words import os_words, stack_state_words, vendor_words
 
@@ -489,3 +490,62 @@ def render_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+# --- the build tools part (shown apart when it does not count toward the verdict) -------------
+
+
+def render_build_part(build: BuildPart, console: Console) -> None:
+    """The build tools, when they are not already among the report's components."""
+    if build.counts:
+        return
+    verdict = build.verdict
+    console.print(
+        "[dim]"
+        + escape(
+            "Compiling extensions (flash-attn, apex, DeepSpeed ops): not part of the verdict "
+            "unless the profile's [build] required = true or --fail-on build."
+        )
+        + "[/]",
+        soft_wrap=True,
+    )
+    if verdict.criteria:
+        rows = tuple((criterion_label(c.name), c) for c in verdict.criteria)
+        parts = [DisplayPart("Build tools", "Build tools", verdict, rows)]
+        table = _table(parts)
+        if _natural_width(table) <= console.width:
+            console.print(table)
+        else:
+            _print_stacked(parts, console)
+    findings = [c.advice for c in verdict.criteria if c.advice] or (
+        [verdict.advice] if verdict.advice else []
+    )
+    for text in findings:
+        console.print(f"[dim]•[/] [bold]Build[/]: {escape(printable(text))}", soft_wrap=True)
+    for note in verdict.notes:
+        console.print(f"[dim]•[/] [bold]Build[/]: {escape(printable(note))}", soft_wrap=True)
+
+
+def render_build_markdown(build: BuildPart) -> str:
+    """The build tools section of the Markdown report (empty when it is among the components)."""
+    if build.counts:
+        return ""
+    verdict = build.verdict
+    lines = [
+        "",
+        "### Build tools (not part of the verdict)",
+        "",
+        "| Tool | Status | Found | Expected | Advice |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {criterion_label(c.name)} | {STATUS_LABELS[c.status]} | {_md_cell(_fmt(c.measured))} "
+        f"| {_md_cell(_fmt(c.minimum))} | {_md_cell(c.advice)} |"
+        for c in verdict.criteria
+    ]
+    if not verdict.criteria and verdict.advice:
+        lines.append(
+            f"| - | {STATUS_LABELS[verdict.status]} | - | - | {_md_cell(verdict.advice)} |"
+        )
+    lines += [f"- {_md_cell(note)}" for note in verdict.notes]
+    return "\n".join(lines) + "\n"

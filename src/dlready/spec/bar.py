@@ -10,3 +10,5 @@ class FailOn(StrEnum):
 
     MINIMUM = "minimum"
     RECOMMENDED = "recommended"
+    BUILD = "build"
+    """The minimum bar, with the build tools part counted (``[build] required`` in a profile)."""

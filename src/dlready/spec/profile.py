@@ -71,6 +71,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "psu.cpu_tdp_w": {cpu_class.value: _NUMBER for cpu_class in CpuClass},
     "cooling": {"reasoning": _TEXT},
     "cooling.minimum": _COOLING_KEYS,
+    "build": {"reasoning": _TEXT, "required": _BOOL, "ram_per_job_gib": _NUMBER},
     "cooling.recommended": _COOLING_KEYS,
 }
 _REQUIRED_KEYS = ("schema", "name", "title")
@@ -111,6 +112,18 @@ class PsuRule:
 
 
 @dataclass(frozen=True)
+class BuildRule:
+    """The ``[build]`` table: whether the extension build tools count toward the verdict."""
+
+    required: bool = False
+    """False: the build tools part is shown but never changes the verdict (most users install
+    wheels and never compile)."""
+    ram_per_job_gib: float = 4.0
+    """RAM one parallel compile job needs (see the profiles' ``[build]`` reasoning)."""
+    reasoning: str = ""
+
+
+@dataclass(frozen=True)
 class SpecProfile:
     """A validated spec table."""
 
@@ -129,6 +142,7 @@ class SpecProfile:
     """False when the spec has no ``[psu]`` table: the power supply is then not judged."""
     judges_cooling: bool = True
     """False when the spec has no ``[cooling]`` table: cooling is then not judged."""
+    build: BuildRule = field(default_factory=BuildRule)
 
     @property
     def judges_gpus(self) -> bool:
@@ -308,6 +322,7 @@ def parse_profile(text: str, origin: str) -> SpecProfile:
         )
     gpu = data.get("gpu", {})
     psu = data.get("psu", {})
+    build = data.get("build", {})
     return SpecProfile(
         name=str(data["name"]),
         title=str(data["title"]),
@@ -338,4 +353,9 @@ def parse_profile(text: str, origin: str) -> SpecProfile:
         cooling=_thresholds(data, "cooling"),
         judges_psu="psu" in data,
         judges_cooling="cooling" in data,
+        build=BuildRule(
+            required=bool(build.get("required", False)),
+            ram_per_job_gib=float(build.get("ram_per_job_gib", BuildRule.ram_per_job_gib)),
+            reasoning=str(build.get("reasoning", "")).strip(),
+        ),
     )

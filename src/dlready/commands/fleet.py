@@ -1,0 +1,168 @@
+"""``dlready fleet``: every rank of a torchrun / srun job checked at once; rank 0 reports."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn
+
+import typer
+
+from dlready.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from dlready.fleet.report import FleetReport
+    from dlready.result import CommandResult
+
+DEFAULT_TIMEOUT_S = 60.0
+
+
+class Backend(str, enum.Enum):
+    """torch.distributed backends the fleet can use."""
+
+    NCCL = "nccl"
+    GLOO = "gloo"
+
+
+def fleet_command(
+    backend: Annotated[
+        Backend | None,
+        typer.Option(
+            "--backend",
+            help="torch.distributed backend: nccl (default on CUDA GPUs) or gloo (default on CPUs).",
+            case_sensitive=False,
+        ),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            help="Seconds each step may take (joining included) before the ranks that did not "
+            "answer are named.",
+        ),
+    ] = DEFAULT_TIMEOUT_S,
+    smoke: Annotated[
+        bool, typer.Option("--smoke", help="Run smoke's quick correctness suite on every rank.")
+    ] = False,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help="Print the versioned JSON fleet report (docs/json-schema.md)."),
+    ] = False,
+    as_markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the report as Markdown for a ticket.")
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="Also save fleet.json and fleet.md in this folder (rank 0)."),
+    ] = None,
+) -> None:
+    """Check every node and GPU of a torchrun, srun or Kubernetes job at once; rank 0 reports.
+
+    Run it like training: `torchrun --nnodes N --nproc-per-node M -m dlready fleet`.
+    Exit 0: every rank answered, matched its peers and computed correctly; 1: a finding
+    (missing or lost rank, straggler, difference between nodes, wrong collective, slow link);
+    2: usage error; 3: the fleet could not run (no torch, rank 0 unreachable).
+    """
+    from dlready.result import (
+        CommandError,
+        CommandResult,
+        OutputFormat,
+        emit,
+        internal_error,
+        output_format,
+    )
+
+    fmt = OutputFormat.JSON if as_json else OutputFormat.TEXT
+    try:
+        fmt = output_format(as_json=as_json, as_markdown=as_markdown)
+        code, report = _run(backend, timeout, smoke)
+    except CommandError as error:
+        emit(CommandResult("fleet", error.exit_code, errors=(error.problem,)), fmt)
+        _leave(int(error.exit_code))
+    except Exception as exc:  # a bug in dlready is one line, never a traceback
+        if os.environ.get("DLREADY_DEBUG"):
+            raise
+        problem = internal_error(exc)
+        emit(CommandResult("fleet", ExitCode.COULD_NOT_RUN, errors=(problem,)), fmt)
+        _leave(int(ExitCode.COULD_NOT_RUN))
+    if report is None:
+        _leave(code)  # every rank but 0 leaves quietly with rank 0's verdict
+    _leave(int(emit(_result(report, ExitCode(code), output), fmt)))
+
+
+def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, FleetReport | None]:
+    from dlready.fleet.launch import LaunchError, read_launch
+    from dlready.result import CommandError, Problem, usage_error
+
+    if not timeout > 0 or timeout > 86400:
+        raise usage_error(f"--timeout {timeout:g} must be between 0 and 86400 seconds")
+    try:
+        launch = read_launch(os.environ)
+    except LaunchError as exc:
+        raise usage_error(
+            f"cannot tell this process's place in the fleet: {exc}",
+            "start it with torchrun, srun, or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT",
+        ) from None
+    # torch's C++ store and process-group warnings print stack frames when a peer goes away;
+    # the fleet reports that itself, in words.
+    os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    try:
+        from dlready.fleet import runtime
+    except ImportError as exc:
+        raise CommandError(
+            ExitCode.COULD_NOT_RUN,
+            Problem(
+                "torch_not_installed",
+                f"PyTorch cannot be imported ({exc}); the fleet runs on torch.distributed",
+                "`dlready install-cmd` prints the install command for this machine",
+            ),
+        ) from None
+    options = runtime.Options(
+        backend=backend.value if backend else None, timeout_s=timeout, smoke=smoke
+    )
+    try:
+        return runtime.run_rank(launch, options)
+    except runtime.AbortedError as exc:
+        raise CommandError(ExitCode(exc.code), Problem("could_not_run", str(exc))) from None
+
+
+def _result(report: FleetReport, exit_code: ExitCode, output: Path | None) -> CommandResult:
+    from dlready.fleet.render import render_markdown, render_text
+    from dlready.model import to_jsonable
+    from dlready.output import dump_json
+    from dlready.result import CommandResult, Problem, Streams, envelope_of
+
+    data = to_jsonable(report)
+    errors: tuple[Problem, ...] = ()
+    if output is not None:
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+            document = envelope_of(CommandResult("fleet", exit_code, data=data))
+            (output / "fleet.json").write_text(dump_json(document) + "\n", encoding="utf-8")
+            (output / "fleet.md").write_text(render_markdown(report), encoding="utf-8")
+        except OSError as exc:
+            exit_code = ExitCode.COULD_NOT_RUN
+            errors = (
+                Problem(
+                    "could_not_run", f"cannot save the report in {output}: {exc.strerror or exc}"
+                ),
+            )
+
+    def text(streams: Streams) -> None:
+        streams.write(render_text(report))
+
+    def markdown(streams: Streams) -> None:
+        streams.write(render_markdown(report))
+
+    return CommandResult("fleet", exit_code, data=data, errors=errors, text=text, markdown=markdown)
+
+
+def _leave(code: int) -> NoReturn:
+    """Exit now: a rank's worker thread may sit in a collective that never returns."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            stream.flush()
+    os._exit(code)

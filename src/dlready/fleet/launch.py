@@ -1,0 +1,133 @@
+"""Who this process is in the fleet, read from the launcher's variables (pure: no torch).
+
+Three launchers are understood, in this order:
+
+1. torchrun (and anything built on it, such as Kubernetes' PyTorchJob): ``RANK``,
+   ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``, ``GROUP_RANK``, ``MASTER_ADDR``,
+   ``MASTER_PORT``; ``TORCHELASTIC_USE_AGENT_STORE=True`` means torchrun's agent already
+   hosts the key-value store at ``MASTER_ADDR:MASTER_PORT``.
+2. Slurm's ``srun`` when torchrun's variables are absent: ``SLURM_PROCID``, ``SLURM_NTASKS``,
+   ``SLURM_LOCALID``, ``SLURM_NODEID``, the first host of ``SLURM_JOB_NODELIST`` as the
+   address of rank 0 (https://slurm.schedmd.com/srun.html#SECTION_OUTPUT-ENVIRONMENT-VARIABLES).
+3. Plain ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT`` set by hand.
+
+Without any of them the fleet is this one process (world size 1).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_PORT = 29500
+"""torchrun's default ``MASTER_PORT``; also used under Slurm when ``MASTER_PORT`` is unset."""
+
+
+class LaunchError(ValueError):
+    """The launcher's variables are missing, malformed or contradict each other."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """This process's place in the fleet."""
+
+    launcher: str
+    """``torchrun``, ``slurm``, ``environment`` or ``single``."""
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int | None
+    node_rank: int | None
+    """The node's index when the launcher says it (torchrun ``GROUP_RANK``, ``SLURM_NODEID``)."""
+    master_addr: str
+    master_port: int
+    agent_hosts_store: bool
+    """True under torchrun: its agent hosts the store, so rank 0 connects as a client."""
+    restart_count: int = 0
+
+
+def _int(env: Mapping[str, str], name: str, *, minimum: int = 0) -> int:
+    text = env.get(name, "").strip()
+    try:
+        value = int(text)
+    except ValueError:
+        raise LaunchError(f"{name}={text!r} is not a whole number") from None
+    if value < minimum:
+        raise LaunchError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _optional_int(env: Mapping[str, str], name: str, *, minimum: int = 0) -> int | None:
+    return _int(env, name, minimum=minimum) if env.get(name, "").strip() else None
+
+
+def first_slurm_host(nodelist: str) -> str:
+    """The first host of a Slurm node list: ``gpu[07-09,12],cpu1`` gives ``gpu07``."""
+    text = nodelist.strip()
+    match = re.match(r"([^,\[]+)(?:\[([^\]]+)\])?", text)
+    if not text or match is None:
+        raise LaunchError(f"SLURM_JOB_NODELIST={nodelist!r} names no host")
+    prefix, ranges = match.group(1), match.group(2)
+    if ranges is None:
+        return prefix
+    first = ranges.split(",")[0].split("-")[0]
+    return prefix + first
+
+
+def _port(env: Mapping[str, str]) -> int:
+    if not env.get("MASTER_PORT", "").strip():
+        return DEFAULT_PORT
+    port = _int(env, "MASTER_PORT", minimum=1)
+    if port > 65535:
+        raise LaunchError(f"MASTER_PORT={port} is not a TCP port (1-65535)")
+    return port
+
+
+def read_launch(env: Mapping[str, str]) -> Launch:
+    """This process's place in the fleet from ``env`` (``os.environ``).
+
+    Raises:
+        LaunchError: naming the variable that is missing or wrong.
+    """
+    if env.get("RANK", "").strip() or env.get("WORLD_SIZE", "").strip():
+        for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR"):
+            if not env.get(name, "").strip():
+                raise LaunchError(f"RANK and WORLD_SIZE are set but {name} is not")
+        launcher = "torchrun" if env.get("TORCHELASTIC_RUN_ID") else "environment"
+        rank = _int(env, "RANK")
+        world_size = _int(env, "WORLD_SIZE", minimum=1)
+        local_rank = _optional_int(env, "LOCAL_RANK")
+        launch = Launch(
+            launcher=launcher,
+            rank=rank,
+            world_size=world_size,
+            local_rank=local_rank if local_rank is not None else 0,
+            local_world_size=_optional_int(env, "LOCAL_WORLD_SIZE", minimum=1),
+            node_rank=_optional_int(env, "GROUP_RANK"),
+            master_addr=env["MASTER_ADDR"].strip(),
+            master_port=_port(env),
+            agent_hosts_store=env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() == "true",
+            restart_count=_optional_int(env, "TORCHELASTIC_RESTART_COUNT") or 0,
+        )
+    elif env.get("SLURM_PROCID", "").strip() and env.get("SLURM_NTASKS", "").strip():
+        nodelist = env.get("SLURM_JOB_NODELIST") or env.get("SLURM_NODELIST") or ""
+        address = env.get("MASTER_ADDR", "").strip() or first_slurm_host(nodelist)
+        ntasks_per_node = env.get("SLURM_NTASKS_PER_NODE", "").strip()
+        launch = Launch(
+            launcher="slurm",
+            rank=_int(env, "SLURM_PROCID"),
+            world_size=_int(env, "SLURM_NTASKS", minimum=1),
+            local_rank=_optional_int(env, "SLURM_LOCALID") or 0,
+            local_world_size=int(ntasks_per_node) if ntasks_per_node.isdigit() else None,
+            node_rank=_optional_int(env, "SLURM_NODEID"),
+            master_addr=address,
+            master_port=_port(env),
+            agent_hosts_store=False,
+        )
+    else:
+        # One process: rank 0 hosts the store on a free port.
+        return Launch("single", 0, 1, 0, 1, 0, "127.0.0.1", 0, False)
+    if launch.rank >= launch.world_size:
+        raise LaunchError(f"rank {launch.rank} is not below the world size {launch.world_size}")
+    return launch

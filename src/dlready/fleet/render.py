@@ -1,0 +1,211 @@
+"""The fleet report for people: a plain-text table and Markdown (pure: reads the report only).
+
+Plain text rather than rich tables: a fleet of 8,000 GPUs has 8,000 rows, and the table must
+render in well under a second.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dlready.fleet.report import STEP_TITLES, CollectiveSpeed, FleetReport, RankRecord
+from dlready.render.text import printable
+
+_COLUMNS = (
+    "node",
+    "rank",
+    "host",
+    "device",
+    "driver",
+    "torch",
+    "status",
+    "TFLOP/s",
+    "% median",
+    "notes",
+)
+
+
+def _number(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}g}"
+
+
+def _size(size_bytes: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size_bytes >= scale and size_bytes % scale == 0:
+            return f"{size_bytes // scale} {unit}"
+    return f"{size_bytes} B"
+
+
+def _rank_rows(report: FleetReport) -> list[tuple[str, ...]]:
+    drivers = {n.node: n.driver_version for n in report.nodes}
+    rows: list[tuple[str, ...]] = []
+    for rank in report.ranks:
+        device = rank.device or "-"
+        if rank.device_name:
+            device = f"{device} {rank.device_name}"
+        rows.append(
+            (
+                "-" if rank.node < 0 else str(rank.node),
+                str(rank.rank),
+                rank.hostname,
+                device,
+                drivers.get(rank.node) or "-",
+                rank.torch_version or "-",
+                rank.status,
+                _number(rank.matmul_tflops),
+                _number(rank.matmul_percent_of_median, 3),
+                "; ".join(rank.notes),
+            )
+        )
+    return rows
+
+
+def _aligned(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [len(h) for h in header]
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths[i], len(cell))
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [cell.ljust(widths[i]) for i, cell in enumerate(cells[:-1])]
+        return "  ".join([*parts, cells[-1]]).rstrip()
+
+    return [line(header), *(line(row) for row in rows)]
+
+
+def _largest(speeds: Sequence[CollectiveSpeed]) -> list[CollectiveSpeed]:
+    """Per group, the figure of the largest message (the one that shows the link)."""
+    best: dict[tuple[str, str], CollectiveSpeed] = {}
+    for speed in speeds:
+        key = (speed.scope, speed.group)
+        if key not in best or speed.size_bytes > best[key].size_bytes:
+            best[key] = speed
+    return list(best.values())
+
+
+def render_text(report: FleetReport) -> str:
+    """The terminal report: steps, fleet table, collective figures, findings."""
+    out: list[str] = []
+    node_count = len(report.nodes)
+    out.append(
+        f"dlready fleet: {report.world_size} rank(s) on {node_count} node(s), backend "
+        f"{report.backend or 'not started'}, launched by {report.launcher}"
+    )
+    out.append("")
+    out.append("Steps")
+    for step in report.steps:
+        seconds = "-" if step.seconds is None else f"{step.seconds:.2f} s"
+        text = f"  {STEP_TITLES.get(step.name, step.name)}: {step.status.replace('_', ' ')} ({seconds})"
+        out.append(text + (f": {step.message}" if step.message else ""))
+    out.append("")
+    out.extend(_aligned(_COLUMNS, _rank_rows(report)))
+    if report.collective_checks:
+        out.append("")
+        out.append("Collective correctness")
+        out.extend(f"  {c.op}: {c.status}: {c.message}" for c in report.collective_checks)
+    if report.collective_speeds:
+        out.append("")
+        out.append(
+            "all_reduce speed (largest message; algbw = size / time, busbw = algbw x 2(n-1)/n)"
+        )
+        rows = [
+            (
+                s.scope,
+                s.group,
+                str(len(s.ranks)),
+                _size(s.size_bytes),
+                f"{s.time_s * 1e3:.3g} ms",
+                f"{s.algbw_gbps:.3g}",
+                f"{s.busbw_gbps:.3g}",
+            )
+            for s in _largest(report.collective_speeds)
+        ]
+        out.extend(
+            "  " + line
+            for line in _aligned(
+                ("scope", "group", "ranks", "size", "time", "algbw GB/s", "busbw GB/s"), rows
+            )
+        )
+        for expectation in report.link_expectations:
+            expected = "unknown" if expectation.gbps is None else f"{expectation.gbps:.3g} GB/s"
+            percent = "" if expectation.percent is None else f" ({expectation.percent:.0f} %)"
+            out.append(
+                f"  {expectation.scope} link: expected {expected}{percent}; {expectation.source}"
+            )
+    if report.point_to_point:
+        out.append("")
+        out.append("Point to point between nodes")
+        out.extend(
+            f"  node {leg.src_node} ({leg.src_host}) -> node {leg.dst_node} ({leg.dst_host}): "
+            f"{_number(leg.gbps, 3)} GB/s"
+            + (
+                ""
+                if leg.percent_of_median is None
+                else f" ({leg.percent_of_median:.0f} % of median)"
+            )
+            for leg in report.point_to_point
+        )
+    out.append("")
+    out.extend(_findings_text(report))
+    # Host and device names come from other machines: never let one repaint the terminal.
+    return "\n".join(printable(line) for line in out) + "\n"
+
+
+def _findings_text(report: FleetReport) -> list[str]:
+    if not report.findings:
+        return ["Ready: every rank answered, matched its peers and computed correctly."]
+    out = [f"Findings ({len(report.findings)})"]
+    for finding in report.findings:
+        out.append(f"  - {finding.message}")
+        out.append(f"    fix: {finding.fix}")
+    return out
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|") or "-"
+
+
+def render_markdown(report: FleetReport) -> str:
+    """The report as Markdown, to paste into a ticket."""
+    out = [
+        "## dlready fleet",
+        "",
+        f"{report.world_size} rank(s) on {len(report.nodes)} node(s), backend "
+        f"{report.backend or 'not started'}, launched by {report.launcher}.",
+        "",
+        "| step | status | seconds | note |",
+        "|---|---|---|---|",
+    ]
+    out.extend(
+        f"| {STEP_TITLES.get(s.name, s.name)} | {s.status} | "
+        f"{'-' if s.seconds is None else f'{s.seconds:.2f}'} | {_md_cell(s.message)} |"
+        for s in report.steps
+    )
+    out += ["", "| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+    out.extend("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in _rank_rows(report))
+    if report.collective_speeds:
+        out += [
+            "",
+            "| scope | group | ranks | size | algbw GB/s | busbw GB/s |",
+            "|---|---|---|---|---|---|",
+        ]
+        out.extend(
+            f"| {s.scope} | {_md_cell(s.group)} | {len(s.ranks)} | {_size(s.size_bytes)} | "
+            f"{s.algbw_gbps:.3g} | {s.busbw_gbps:.3g} |"
+            for s in _largest(report.collective_speeds)
+        )
+    out += ["", "### Findings", ""]
+    if not report.findings:
+        out.append("None: every rank answered, matched its peers and computed correctly.")
+    for finding in report.findings:
+        out.append(f"- {finding.message}")
+        out.append(f"  - fix: {finding.fix}")
+    return "\n".join(printable(line) for line in out) + "\n"
+
+
+def status_counts(ranks: Sequence[RankRecord]) -> dict[str, int]:
+    """How many ranks in each status."""
+    counts: dict[str, int] = {}
+    for rank in ranks:
+        counts[rank.status] = counts.get(rank.status, 0) + 1
+    return counts

@@ -1,0 +1,350 @@
+"""The typed fleet report (pure: no torch). It round-trips through JSON with
+:func:`dlready.model.to_jsonable` / :func:`dlready.model.from_jsonable`.
+
+Units are in names: ``_s`` seconds, ``_bytes``, ``_tflops`` (TFLOP/s), ``_gbps`` (GB/s,
+1e9 bytes per second).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from dlready.model import SnapshotFormatError, from_jsonable
+
+STEP_NAMES = (
+    "rendezvous",
+    "heterogeneity",
+    "health",
+    "collective_correctness",
+    "collective_speed",
+    "point_to_point",
+)
+FINDING_KINDS = (
+    "missing_rank",
+    "lost_rank",
+    "stalled_rank",
+    "terminated",
+    "init_failed",
+    "driver",
+    "gpu_count",
+    "ranks_per_node",
+    "torch",
+    "torch_cuda",
+    "nccl",
+    "python",
+    "dlready",
+    "gpu_model",
+    "gpu_memory",
+    "pcie",
+    "health",
+    "straggler",
+    "below_peak",
+    "collective",
+    "link_speed",
+    "slow_link",
+)
+"""Every ``Finding.kind`` (documented in docs/fleet.md)."""
+STEP_TITLES = {
+    "rendezvous": "rendezvous and inventory",
+    "heterogeneity": "heterogeneity",
+    "health": "per-rank health and speed",
+    "collective_correctness": "collective correctness",
+    "collective_speed": "collective speed",
+    "point_to_point": "point to point between nodes",
+}
+
+
+@dataclass(frozen=True)
+class GpuSummary:
+    """One GPU of a node as its local rank 0 probed it (NVML)."""
+
+    index: int
+    name: str | None
+    uuid: str | None
+    memory_total_bytes: int | None
+    compute_capability: str | None
+    pcie_generation_max: int | None
+    pcie_width_max: int | None
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """One node, probed once by its local rank 0 with ``check``'s probes."""
+
+    node: int
+    hostname: str
+    ranks: tuple[int, ...]
+    driver_version: str | None
+    cuda_driver_version: str | None
+    gpus: tuple[GpuSummary, ...]
+    cpu: str | None
+    nics: tuple[str, ...]
+    """Network links with their speed as ``name speed`` (``ib0 400 Gb/s``), where readable."""
+    nic_gbps: float | None
+    """The fastest network link of the node, in GB/s (None: unknown)."""
+    probe_errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SmokeResult:
+    """One of smoke's checks, run on this rank's device."""
+
+    name: str
+    status: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RankRecord:
+    """One rank: where it runs, its software, its device, what it measured, how it is judged."""
+
+    rank: int
+    local_rank: int
+    node: int
+    hostname: str
+    status: str
+    """``ok``, ``failed``, ``straggler``, ``missing`` (never joined) or ``lost`` (stopped answering)."""
+    device: str | None = None
+    device_name: str | None = None
+    device_uuid: str | None = None
+    memory_total_bytes: int | None = None
+    compute_capability: str | None = None
+    torch_version: str | None = None
+    torch_cuda: str | None = None
+    nccl_version: str | None = None
+    python_version: str | None = None
+    dlready_version: str | None = None
+    threads: int | None = None
+    smoke: tuple[SmokeResult, ...] = ()
+    matmul_dtype: str | None = None
+    matmul_tflops: float | None = None
+    matmul_expected_tflops: float | None = None
+    matmul_percent_of_median: float | None = None
+    memory_gbps: float | None = None
+    memory_expected_gbps: float | None = None
+    memory_percent_of_median: float | None = None
+    expected_source: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One of the six steps: how it ended and how long it took."""
+
+    name: str
+    status: str
+    """``ok``, ``failed``, ``timed_out`` or ``not_run``."""
+    seconds: float | None
+    timeout_s: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CollectiveCheck:
+    """One collective on known values, checked exactly on every rank."""
+
+    op: str
+    status: str
+    """``pass``, ``fail`` or ``error`` (the call itself raised)."""
+    message: str
+    wrong_senders: tuple[int, ...] = ()
+    """Ranks whose contribution arrived wrong (on any receiver)."""
+    wrong_receivers: tuple[int, ...] = ()
+    """Ranks that received a wrong result."""
+
+
+@dataclass(frozen=True)
+class CollectiveSpeed:
+    """``all_reduce`` of one message size in one group, with nccl-tests' formulas.
+
+    ``time_s`` is the average over the group's ranks of the time per call; algbw = size /
+    time; busbw = algbw x 2(n-1)/n (https://github.com/NVIDIA/nccl-tests/blob/master/doc/PERFORMANCE.md).
+    """
+
+    scope: str
+    """``world``, ``intra-node`` or ``inter-node``."""
+    group: str
+    ranks: tuple[int, ...]
+    size_bytes: int
+    iterations: int
+    time_s: float
+    algbw_gbps: float
+    busbw_gbps: float
+
+
+@dataclass(frozen=True)
+class LinkExpectation:
+    """What the link under a scope should carry, and where that figure comes from."""
+
+    scope: str
+    gbps: float | None
+    source: str
+    measured_busbw_gbps: float | None = None
+    percent: float | None = None
+
+
+@dataclass(frozen=True)
+class PointToPoint:
+    """One leg of the ring between nodes: ``src_rank`` sends to ``dst_rank``."""
+
+    src_rank: int
+    dst_rank: int
+    src_node: int
+    dst_node: int
+    src_host: str
+    dst_host: str
+    size_bytes: int
+    gbps: float | None
+    percent_of_median: float | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something that makes the fleet not ready or not uniform, with what to do about it."""
+
+    kind: str
+    message: str
+    fix: str
+    ranks: tuple[int, ...] = ()
+    hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FleetReport:
+    """Everything rank 0 gathered and judged."""
+
+    launcher: str
+    backend: str | None
+    world_size: int
+    timeout_s: float
+    nodes: tuple[NodeRecord, ...]
+    ranks: tuple[RankRecord, ...]
+    steps: tuple[StepRecord, ...]
+    collective_checks: tuple[CollectiveCheck, ...]
+    collective_speeds: tuple[CollectiveSpeed, ...]
+    link_expectations: tuple[LinkExpectation, ...]
+    point_to_point: tuple[PointToPoint, ...]
+    findings: tuple[Finding, ...]
+    notes: tuple[str, ...] = ()
+    seconds: float | None = None
+
+
+@functools.cache
+def _plan(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """Each field's name, resolved type and whether it may be left out (resolved once)."""
+    hints = typing.get_type_hints(cls)
+    return tuple(
+        (
+            f.name,
+            hints[f.name],
+            f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING,
+        )
+        for f in dataclasses.fields(cls)
+    )
+
+
+_SCALARS: dict[Any, tuple[type, ...]] = {
+    int: (int,),
+    float: (int, float),
+    str: (str,),
+    bool: (bool,),
+}
+Loader = typing.Callable[[Any], Any]
+
+
+class _BadValueError(Exception):
+    """A value that does not fit; the path is built on the way out, only when one fails."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(message)
+        self.where = where
+        self.message = message
+
+
+@functools.cache
+def _loader(hint: Any) -> Loader:
+    """A loader for one type of the fleet report, built once per type.
+
+    :func:`dlready.model.from_jsonable` inspects the type hints for every value; the fleet
+    report of 8,000 ranks needs them resolved once to load in about a second.
+    """
+    if hint in _SCALARS:
+        accepted = _SCALARS[hint]
+
+        def scalar(data: Any) -> Any:
+            if not isinstance(data, accepted) or (hint is not bool and isinstance(data, bool)):
+                raise _BadValueError("", f"expected {hint.__name__}, got {data!r}")
+            return float(data) if hint is float else data  # type: ignore[arg-type]
+
+        return scalar
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        load_inner = _loader(inner)
+        return lambda data: None if data is None else load_inner(data)
+    if origin is tuple:
+        load_item = _loader(typing.get_args(hint)[0])
+
+        def sequence(data: Any) -> Any:
+            if not isinstance(data, list):
+                raise _BadValueError("", "expected a list")
+            try:
+                return tuple([load_item(value) for value in data])
+            except _BadValueError as exc:
+                index = next(i for i, value in enumerate(data) if _fails(load_item, value))
+                raise _BadValueError(f"[{index}]{exc.where}", exc.message) from None
+
+        return sequence
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        cls: Any = hint
+        plan = [(name, _loader(field_hint), optional) for name, field_hint, optional in _plan(cls)]
+
+        def record(data: Any) -> Any:
+            if not isinstance(data, dict):
+                raise _BadValueError("", "expected an object")
+            values = {}
+            for name, load, optional in plan:
+                if name in data:
+                    try:
+                        values[name] = load(data[name])
+                    except _BadValueError as exc:
+                        raise _BadValueError(f".{name}{exc.where}", exc.message) from None
+                elif not optional:
+                    raise _BadValueError(f".{name}", "missing")
+            return cls(**values)
+
+        return record
+
+    def other(data: Any) -> Any:
+        try:
+            return from_jsonable(hint, data, "")
+        except SnapshotFormatError as exc:
+            raise _BadValueError("", str(exc).removeprefix(": ")) from None
+
+    return other
+
+
+def _fails(load: Loader, value: Any) -> bool:
+    try:
+        load(value)
+    except _BadValueError:
+        return True
+    return False
+
+
+def report_from_jsonable(data: Any) -> FleetReport:
+    """Rebuild a report from ``fleet --json``'s ``data``.
+
+    Raises:
+        SnapshotFormatError: naming the JSON path of the first value that does not fit.
+    """
+    try:
+        report: FleetReport = _loader(FleetReport)(data)
+    except _BadValueError as exc:
+        raise SnapshotFormatError(f"$.data{exc.where}: {exc.message}") from None
+    return report

@@ -1,0 +1,325 @@
+"""``dlready fleet`` end to end: real gloo ranks on this machine, healthy and broken.
+
+Ranks are started the way torchrun, srun or a person would start them: torchrun for the
+two-rank run, plain ``RANK``/``WORLD_SIZE``/``MASTER_ADDR`` variables elsewhere, so a test holds
+each process and can kill, stop or slow one. Faults inside a rank come from
+``tests/fleet_hooks.py`` (``DLREADY_FLEET_TEST_HOOK``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dlready.fleet.report import report_from_jsonable
+
+TESTS = Path(__file__).parent
+WALL_LIMIT_S = 120
+"""No run may take longer than this (the fleet's own deadlines are far shorter)."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ, NO_COLOR="1", PYTHONPATH=str(TESTS))
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK"):
+        env.pop(name, None)
+    env.pop("DLREADY_FLEET_TEST_HOOK", None)
+    env.update(extra)
+    return env
+
+
+class Fleet:
+    """Ranks started by hand, as a launcher would."""
+
+    def __init__(
+        self,
+        world: int,
+        *,
+        timeout_s: float,
+        hook: str | None = None,
+        skip: tuple[int, ...] = (),
+        ranks_per_node: int | None = None,
+        flags: tuple[str, ...] = ("--json",),
+    ) -> None:
+        port = _free_port()
+        per_node = ranks_per_node or world
+        self.procs: dict[int, subprocess.Popen[str]] = {}
+        for rank in range(world):
+            if rank in skip:
+                continue
+            extra = {
+                "RANK": str(rank),
+                "WORLD_SIZE": str(world),
+                "LOCAL_RANK": str(rank % per_node),
+                "LOCAL_WORLD_SIZE": str(per_node),
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+            }
+            if ranks_per_node is not None:
+                extra["GROUP_RANK"] = str(rank // per_node)
+            if hook:
+                extra["DLREADY_FLEET_TEST_HOOK"] = hook
+            self.procs[rank] = subprocess.Popen(
+                [sys.executable, "-m", "dlready", "fleet", "--timeout", str(timeout_s), *flags],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_env(**extra),
+            )
+
+    def finish_rank0(self) -> tuple[int, str, str]:
+        try:
+            out, err = self.procs[0].communicate(timeout=WALL_LIMIT_S)
+        finally:
+            self.cleanup()
+        return self.procs[0].returncode, out, err
+
+    def cleanup(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.send_signal(signal.SIGCONT)
+                    proc.kill()
+                    proc.wait()
+
+
+def _report(stdout: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(stdout)
+    assert document["command"] == "fleet"
+    report_from_jsonable(document["data"])  # the saved report loads back into the model
+    return document
+
+
+def _findings(document: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [f for f in document["data"]["findings"] if f["kind"] == kind]
+
+
+def _step(document: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in document["data"]["steps"] if s["name"] == name)
+
+
+def test_two_ranks_under_torchrun(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            "-m",
+            "dlready",
+            "fleet",
+            "--json",
+            "--timeout",
+            "30",
+            "--output",
+            str(tmp_path / "saved"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WALL_LIMIT_S,
+        env=_env(),
+        check=False,
+    )
+    document = _report(completed.stdout)  # rank 0 alone prints
+    data = document["data"]
+    assert data["launcher"] == "torchrun"
+    assert data["backend"] == "gloo"
+    assert [r["rank"] for r in data["ranks"]] == [0, 1]
+    assert [s["status"] for s in data["steps"]] == ["ok"] * 6
+    assert {c["op"]: c["status"] for c in data["collective_checks"]} == dict.fromkeys(
+        ("all_reduce", "broadcast", "all_gather", "reduce_scatter"), "pass"
+    )
+    for rank in data["ranks"]:
+        assert rank["matmul_tflops"] > 0
+        assert rank["smoke"]
+        assert all(s["status"] == "pass" for s in rank["smoke"])
+    speeds = data["collective_speeds"]
+    assert {s["scope"] for s in speeds} == {"intra-node"}
+    for speed in speeds:
+        # nccl-tests' all_reduce formulas, n = 2: busbw = algbw x 2(n-1)/n = algbw.
+        assert speed["algbw_gbps"] == pytest.approx(speed["size_bytes"] / speed["time_s"] / 1e9)
+        assert speed["busbw_gbps"] == pytest.approx(speed["algbw_gbps"])
+    # Two CPU ranks share two busy cores: a straggler may be named, nothing else may be.
+    assert {f["kind"] for f in data["findings"]} <= {"straggler"}
+    assert completed.returncode == (1 if data["findings"] else 0), completed.stderr[-2000:]
+    saved = json.loads((tmp_path / "saved" / "fleet.json").read_text())
+    assert saved["data"]["ranks"] == data["ranks"]
+    markdown = (tmp_path / "saved" / "fleet.md").read_text()
+    assert markdown.startswith("## dlready fleet")
+    assert "| all_reduce" not in markdown or "busbw" in markdown
+
+
+def test_four_ranks_on_two_nodes_name_the_rank_whose_contribution_is_wrong() -> None:
+    fleet = Fleet(4, timeout_s=40, hook="fleet_hooks:corrupt_rank_1", ranks_per_node=2)
+    code, out, err = fleet.finish_rank0()
+    document = _report(out)
+    data = document["data"]
+    assert code == 1, err[-2000:]
+    assert [n["ranks"] for n in data["nodes"]] == [[0, 1], [2, 3]]
+    checks = {c["op"]: c for c in data["collective_checks"]}
+    for op in ("all_reduce", "all_gather"):
+        assert checks[op]["status"] == "fail"
+        assert checks[op]["wrong_senders"] == [1], checks[op]
+        assert "rank 1 " in checks[op]["message"]
+    assert checks["broadcast"]["status"] == "pass"
+    assert checks["reduce_scatter"]["status"] == "pass"
+    collective = _findings(document, "collective")
+    assert len(collective) == 2
+    assert all(1 in f["ranks"] for f in collective)
+    # Within each node, across the nodes and over the world, with nccl-tests' busbw.
+    scopes = {(s["scope"], s["group"], len(s["ranks"])) for s in data["collective_speeds"]}
+    assert ("world", "all 4 ranks", 4) in scopes
+    host = socket.gethostname()
+    assert {g for s, g, _ in scopes if s == "intra-node"} == {
+        f"node 0 ({host})",
+        f"node 1 ({host})",
+    }
+    assert {g for s, g, _ in scopes if s == "inter-node"} == {
+        "local rank 0 across nodes",
+        "local rank 1 across nodes",
+    }
+    for speed in data["collective_speeds"]:
+        n = len(speed["ranks"])
+        assert speed["busbw_gbps"] == pytest.approx(speed["algbw_gbps"] * 2 * (n - 1) / n)
+    legs = {(p["src_rank"], p["dst_rank"]) for p in data["point_to_point"]}
+    assert legs == {(0, 2), (1, 3), (2, 0), (3, 1)}
+    assert all(p["gbps"] > 0 for p in data["point_to_point"])
+
+
+def test_a_rank_that_never_starts_is_named_within_the_timeout() -> None:
+    started = time.monotonic()
+    fleet = Fleet(3, timeout_s=4, skip=(2,))
+    code, out, _ = fleet.finish_rank0()
+    elapsed = time.monotonic() - started
+    document = _report(out)
+    assert code == 1
+    (missing,) = _findings(document, "missing_rank")
+    assert missing["ranks"] == [2]
+    assert missing["hosts"] == [socket.gethostname()]  # ranks 0 and 1 share its node
+    assert "never joined within 4 s" in missing["message"]
+    rendezvous = _step(document, "rendezvous")
+    assert rendezvous["status"] == "timed_out"
+    assert rendezvous["seconds"] <= 4 + 2
+    assert elapsed < 4 + 30  # process start-up on a busy machine, then the deadline
+    assert fleet.procs[1].returncode == 1  # rank 1 learned the verdict and left
+
+
+def test_a_rank_killed_mid_run_under_torchrun_is_named() -> None:
+    # torchrun stops every other rank (SIGTERM) as soon as one dies; rank 0 still reports, and
+    # names the rank that neither finished the step nor said it was stopped.
+    # (Without a launcher watching, a dead rank is found by its silent heartbeat: see the
+    # SIGSTOP test, which takes the same path.)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node=2",
+            "-m",
+            "dlready",
+            "fleet",
+            "--json",
+            "--timeout",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=WALL_LIMIT_S,
+        env=_env(DLREADY_FLEET_TEST_HOOK="fleet_hooks:kill_rank_1_in_collectives"),
+        check=False,
+    )
+    assert completed.returncode == 1
+    document = _report(completed.stdout)
+    # Usually torchrun's SIGTERM comes first ("terminated"); on a very busy machine rank 0 may
+    # hear the silent heartbeat first ("lost_rank"). Either way rank 1 is the one named.
+    (named,) = _findings(document, "terminated") or _findings(document, "lost_rank")
+    assert named["ranks"] == [1]
+    assert named["hosts"] == [socket.gethostname()]
+    assert "during collective correctness" in named["message"]
+    step = _step(document, "collective_correctness")
+    assert step["status"] == "failed"
+    assert step["seconds"] <= 10 + 2
+    # torchrun prints its own traceback (ChildFailedError); none may come from dlready.
+    assert "/dlready/" not in "".join(
+        line for line in completed.stderr.splitlines() if line.strip().startswith("File ")
+    )
+
+
+def test_a_rank_stopped_mid_run_is_named_and_leaves_when_continued() -> None:
+    fleet = Fleet(2, timeout_s=10, hook="fleet_hooks:stop_rank_1_in_collectives")
+    try:
+        out, err = fleet.procs[0].communicate(timeout=WALL_LIMIT_S)
+        code = fleet.procs[0].returncode
+        document = _report(out)
+        assert code == 1, err[-2000:]
+        (lost,) = _findings(document, "lost_rank")
+        assert lost["ranks"] == [1]
+        assert "stopped answering" in lost["message"]
+        assert _step(document, "collective_correctness")["seconds"] <= 10 + 2
+        # Continued, the stopped rank leaves: with rank 0's verdict if rank 0's store is still
+        # up, else with 3 and one line saying it lost rank 0; never a hang.
+        fleet.procs[1].send_signal(signal.SIGCONT)
+        assert fleet.procs[1].wait(timeout=30) in (1, 3)
+        if fleet.procs[1].returncode == 3:
+            assert fleet.procs[1].stderr is not None
+            assert "lost contact with rank 0" in fleet.procs[1].stderr.read()
+    finally:
+        fleet.cleanup()
+
+
+def _duty_cycle(pid: int, running: threading.Event) -> None:
+    """Stop the process 40 ms out of every 80 ms while ``running`` is set: half its speed."""
+    try:
+        while running.is_set():
+            os.kill(pid, signal.SIGSTOP)
+            time.sleep(0.04)
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.04)
+    except ProcessLookupError:
+        return
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_a_rank_slowed_from_outside_is_named_as_the_straggler() -> None:
+    fleet = Fleet(2, timeout_s=40)
+    running = threading.Event()
+    running.set()
+    slower = threading.Thread(target=_duty_cycle, args=(fleet.procs[1].pid, running))
+    slower.start()
+    try:
+        code, out, err = fleet.finish_rank0()
+    finally:
+        running.clear()
+        slower.join()
+    document = _report(out)
+    assert code == 1, err[-2000:]
+    ranks = {r["rank"]: r for r in document["data"]["ranks"]}
+    assert ranks[1]["status"] == "straggler", ranks[1]
+    assert ranks[1]["matmul_percent_of_median"] < 90
+    assert ranks[0]["status"] == "ok"
+    (straggler,) = _findings(document, "straggler")
+    assert straggler["ranks"] == [1]
+    assert "rank 1 " in straggler["message"]

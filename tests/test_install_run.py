@@ -1,0 +1,277 @@
+"""``install-cmd --run``, ``--python PATH`` and ``--channel``: never a real install.
+
+The target interpreter is a stand-in script: ``-c CODE`` (dlready reading its version and
+platform) runs the real interpreter, anything else (``-m pip install ...``) is only recorded,
+printed and answered with a chosen exit status. uv is a stand-in on PATH the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import pty
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlready.exitcodes import ExitCode
+from dlready.install.channels import plan_channel
+from dlready.install.errors import PlanError
+from dlready.install.facts import FactOverrides, facts_from_overrides, validate_overrides
+from dlready.install.planner import InstallWishes, plan_install
+from dlready.install.run import (
+    RunError,
+    TargetInterpreter,
+    check_same_machine,
+    confirm,
+    is_interpreter,
+    run_argv,
+)
+from dlready.probes.tools_gateway import ReplayTools
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="stand-ins are shell scripts")
+
+CPU_FLAGS = ["--accelerator", "cpu"]
+
+
+def stand_in_python(folder: Path, exit_code: int = 0) -> tuple[Path, Path]:
+    """A 'python' that answers dlready's probe with the real interpreter and records the rest."""
+    record = folder / "record.txt"
+    script = folder / "python"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "-c" ]; then exec {shlex.quote(sys.executable)} "$@"; fi\n'
+        f'printf "%s\\n" "$@" > {shlex.quote(str(record))}\n'
+        'echo "stand-in pip: $*"\n'
+        'echo "stand-in pip complains" >&2\n'
+        f"exit {exit_code}\n"
+    )
+    script.chmod(0o755)
+    return script, record
+
+
+def dlready(
+    *args: str, env: dict[str, str] | None = None, stdin: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dlready", "install-cmd", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
+        stdin=stdin if stdin is not None else subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_version_or_interpreter() -> None:
+    assert not is_interpreter("3.12")
+    assert not is_interpreter("3.14t")
+    assert is_interpreter("python3.12")
+    assert is_interpreter(".venv/bin/python")
+
+
+def test_run_installs_into_the_named_interpreter_with_pip(tmp_path: Path) -> None:
+    python, record = stand_in_python(tmp_path)
+    result = dlready("--python", str(python), *CPU_FLAGS, "--run", "--yes")
+    assert result.returncode == 0, result.stderr
+    recorded = record.read_text().splitlines()
+    assert recorded[:3] == ["-m", "pip", "install"]
+    assert any(arg.startswith("torch==") for arg in recorded)
+    assert recorded[-2:] == ["--index-url", "https://download.pytorch.org/whl/cpu"]
+    first = result.stdout.splitlines()[0]
+    assert shlex.split(first)[:4] == [str(python), "-m", "pip", "install"]
+    assert "stand-in pip: -m pip install" in result.stdout  # its output streamed through
+    assert "verify it with:" in result.stderr
+    assert "dlready smoke" in result.stderr
+
+
+def stand_in_uv(folder: Path) -> tuple[dict[str, str], Path]:
+    """PATH with a 'uv' that records its arguments and installs nothing."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    uv_record = folder / "uv.txt"
+    uv = bin_dir / "uv"
+    uv.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {shlex.quote(str(uv_record))}\n')
+    uv.chmod(0o755)
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}, uv_record
+
+
+def test_run_with_uv_passes_the_target_interpreter(tmp_path: Path) -> None:
+    python, _ = stand_in_python(tmp_path)
+    env, uv_record = stand_in_uv(tmp_path)
+    result = dlready(
+        "--python", str(python), *CPU_FLAGS, "--manager", "uv", "--run", "--yes", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    recorded = uv_record.read_text().splitlines()
+    assert recorded[:5] == ["pip", "install", "--python", str(python), recorded[4]]
+    assert recorded[4].startswith("torch==")
+
+
+def test_a_failing_install_keeps_its_status_and_output(tmp_path: Path) -> None:
+    python, record = stand_in_python(tmp_path, exit_code=7)
+    result = dlready("--python", str(python), *CPU_FLAGS, "--run", "--yes")
+    assert result.returncode == 7
+    assert "stand-in pip: -m pip install" in result.stdout
+    assert "stand-in pip complains" in result.stderr
+    assert "the install failed (exit 7)" in result.stderr
+    assert record.exists()
+
+
+def test_no_terminal_and_no_yes_refuses(tmp_path: Path) -> None:
+    python, record = stand_in_python(tmp_path)
+    result = dlready("--python", str(python), *CPU_FLAGS, "--run")
+    assert result.returncode == ExitCode.USAGE
+    assert "pass --yes" in result.stderr
+    assert not record.exists()
+
+
+def test_saying_no_at_the_prompt_installs_nothing(tmp_path: Path) -> None:
+    python, record = stand_in_python(tmp_path)
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "dlready",
+                "install-cmd",
+                "--python",
+                str(python),
+                *CPU_FLAGS,
+                "--run",
+            ],
+            stdin=terminal,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        os.write(controller, b"n\n")
+        out, err = process.communicate(timeout=120)
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert process.returncode == ExitCode.NOT_READY
+    assert "Install now? [y/N]" in err
+    assert "not installed" in err
+    assert not record.exists()
+    assert shlex.split(out.splitlines()[0])[:2] == [str(python), "-m"]
+
+
+def test_a_plan_for_another_machine_is_refused(tmp_path: Path) -> None:
+    python, record = stand_in_python(tmp_path)
+    other_os = "windows" if sys.platform != "win32" else "linux"
+    result = dlready("--python", str(python), "--os", other_os, *CPU_FLAGS, "--run", "--yes")
+    assert result.returncode == ExitCode.USAGE
+    assert "another machine" in result.stderr
+    assert not record.exists()
+    # The target is the interpreter running the tests: uv is a stand-in, so even a wrong
+    # acceptance would install nothing.
+    env, uv_record = stand_in_uv(tmp_path)
+    here = f"{sys.version_info[0]}.{sys.version_info[1] + 1}"
+    result = dlready("--python", here, *CPU_FLAGS, "--manager", "uv", "--run", "--yes", env=env)
+    assert result.returncode == ExitCode.USAGE
+    assert f"--python {here}" in result.stderr
+    assert not uv_record.exists()
+
+
+def test_python_path_plans_for_that_interpreter(tmp_path: Path) -> None:
+    python, record = stand_in_python(tmp_path)
+    result = dlready("--python", str(python), *CPU_FLAGS)
+    assert result.returncode == 0
+    assert result.stdout.startswith("pip install torch==")
+    assert f"python {sys.version_info[0]}.{sys.version_info[1]} (given)" in result.stderr
+    assert not record.exists()
+    missing = dlready("--python", str(tmp_path / "nope"), *CPU_FLAGS)
+    assert missing.returncode == ExitCode.USAGE
+    assert "no such interpreter" in missing.stderr
+
+
+def test_run_and_json_do_not_mix(tmp_path: Path) -> None:
+    env, uv_record = stand_in_uv(tmp_path)
+    result = dlready("--run", "--yes", "--json", *CPU_FLAGS, "--manager", "uv", env=env)
+    assert result.returncode == ExitCode.USAGE
+    assert not uv_record.exists()
+
+
+# --- pure parts -------------------------------------------------------------------------------
+
+
+def target(prefix: str = "/opt/env") -> TargetInterpreter:
+    return TargetInterpreter(f"{prefix}/bin/python", "3.12.3", "linux", "x86_64", prefix, True)
+
+
+def test_same_machine_accepts_arm_spellings() -> None:
+    arm = TargetInterpreter("/p", "3.12.3", "macos", "arm64", "/", True)
+    check_same_machine(arm, validate_overrides(FactOverrides(arch="aarch64")), False)
+    with pytest.raises(RunError):
+        check_same_machine(arm, validate_overrides(FactOverrides(arch="x86_64")), False)
+
+
+def test_conda_installs_only_into_the_active_environment() -> None:
+    facts = facts_from_overrides(
+        validate_overrides(
+            FactOverrides(os="linux", arch="x86_64", python="3.12", accelerator="cpu")
+        )
+    )
+    plan = plan_install(facts, InstallWishes(torch="2.5.1", manager="conda"))
+    inactive = ReplayTools(environ={})
+    with pytest.raises(RunError) as refused:
+        run_argv(plan, target(), inactive)
+    assert refused.value.code is ExitCode.USAGE
+    other = ReplayTools(environ={"CONDA_PREFIX": "/opt/other", "CONDA_EXE": "/opt/conda/bin/conda"})
+    with pytest.raises(RunError):
+        run_argv(plan, target(), other)
+    active = ReplayTools(environ={"CONDA_PREFIX": "/opt/env", "CONDA_EXE": "/opt/conda/bin/conda"})
+    argv = run_argv(plan, target(), active)
+    assert argv[:5] == ["/opt/conda/bin/conda", "install", "--prefix", "/opt/env", "--yes"]
+    assert "pytorch==2.5.1" in argv
+
+
+def test_confirm_answers() -> None:
+    import io
+
+    assert confirm(True, None, None)
+    assert confirm(False, io.StringIO("y\n"), io.StringIO(), is_terminal=lambda: True)
+    assert not confirm(False, io.StringIO("\n"), io.StringIO(), is_terminal=lambda: True)
+    with pytest.raises(RunError):
+        confirm(False, io.StringIO("y\n"), io.StringIO(), is_terminal=lambda: False)
+
+
+# --- channels ---------------------------------------------------------------------------------
+
+
+def facts(**values: str) -> object:
+    return facts_from_overrides(validate_overrides(FactOverrides(**values)))  # type: ignore[arg-type]
+
+
+def test_nightly_for_an_nvidia_driver() -> None:
+    plan = plan_channel(
+        facts(os="linux", arch="x86_64", python="3.12", accelerator="cuda", driver="580.65.06"),  # type: ignore[arg-type]
+        InstallWishes(),
+        "nightly",
+    )
+    assert plan.command_line == (
+        "pip install --pre torch torchvision --index-url "
+        "https://download.pytorch.org/whl/nightly/cu132"
+    )
+    assert any("2026-11-27" in warning for warning in plan.warnings)
+    assert any("UNCONFIRMED" in warning for warning in plan.warnings)
+
+
+def test_channel_refusals() -> None:
+    linux_cpu = facts(os="linux", arch="x86_64", python="3.12", accelerator="cpu")
+    with pytest.raises(PlanError):
+        plan_channel(linux_cpu, InstallWishes(torch="2.5.1"), "nightly")  # type: ignore[arg-type]
+    with pytest.raises(PlanError):
+        plan_channel(linux_cpu, InstallWishes(manager="conda"), "test")  # type: ignore[arg-type]
+    with pytest.raises(PlanError) as no_variant:
+        plan_channel(linux_cpu, InstallWishes(variant="cu126"), "nightly")  # type: ignore[arg-type]
+    assert "cu126" in no_variant.value.message
+    uv = plan_channel(linux_cpu, InstallWishes(manager="uv"), "test")  # type: ignore[arg-type]
+    assert uv.command_line.startswith("uv pip install --prerelease allow torch torchvision")
+    assert uv.index_url == "https://download.pytorch.org/whl/test/cpu"
