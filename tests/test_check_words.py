@@ -13,8 +13,8 @@ from rich.console import Console
 from dlready.model import MachineSnapshot, Reading, Source, StackState
 from dlready.probes.nvml_gateway import CLOCK_EVENT_REASONS
 from dlready.render.check_render import render_markdown, render_table
+from dlready.render.smoke_render import rank_label, render_report, split_command
 from dlready.render.text import printable
-from dlready.smoke.render import rank_label, render_report, split_command
 from dlready.smoke.report import CheckResult, CheckStatus, DeviceReport, SmokeReport
 from dlready.spec.profile import load_builtin_profile
 from dlready.spec.verdict import judge
@@ -210,7 +210,7 @@ def test_a_gpu_without_a_readable_name_is_named_in_words() -> None:
 
 
 def test_smoke_heading_says_how_the_build_serves_the_gpu() -> None:
-    from dlready.smoke.render import device_heading
+    from dlready.render.smoke_render import device_heading
 
     info = {"name": "NVIDIA H100", "compute_capability": "9.0", "arch": "sm_90"}
     for support, words in (
@@ -253,7 +253,7 @@ def test_a_spec_title_with_control_characters_is_escaped() -> None:
 
 
 def test_cudnn_version_as_people_write_it() -> None:
-    from dlready.smoke.render import cudnn_version_text
+    from dlready.render.smoke_render import cudnn_version_text
 
     assert cudnn_version_text(91900) == "9.19.0"  # the H100 server's torch 2.11.0+cu130
     assert cudnn_version_text(90100) == "9.1.0"
@@ -278,7 +278,7 @@ def test_the_summary_and_the_table_give_the_same_figures() -> None:
 
 
 def test_smoke_json_says_which_rank_it_is() -> None:
-    from dlready.smoke.render import report_data
+    from dlready.render.smoke_render import report_data
 
     environ = {"RANK": "3", "WORLD_SIZE": "8", "LOCAL_RANK": "3"}
     data = report_data(_smoke_report("x"), environ)

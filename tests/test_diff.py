@@ -26,7 +26,7 @@ runner = CliRunner()
 
 def _check_document(machine: str = "h100-80gb-hbm3", **kwargs: Any) -> dict[str, Any]:
     snapshot = replay_snapshot(machine, **kwargs)
-    report, _ = build_report(snapshot, None, None)
+    report, _build = build_report(snapshot, None, None)
     data = report_jsonable(report, snapshot, "minimum", False)
     return json.loads(json.dumps(envelope("check", ExitCode.OK, data)))
 

@@ -208,7 +208,7 @@ def test_a_hang_is_reported_and_the_report_still_prints() -> None:
 def test_cli_modules_do_not_import_torch() -> None:
     code = (
         "import sys; import dlready.cli, dlready.commands.smoke, dlready.smoke.runner, "
-        "dlready.smoke.judge, dlready.smoke.render; "
+        "dlready.smoke.judge, dlready.render.smoke_render; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     completed = subprocess.run(

@@ -12,9 +12,9 @@ from rich.console import Console
 from conftest import load_capture
 from dlready.commands.smoke import exit_code_for
 from dlready.exitcodes import ExitCode
+from dlready.render.smoke_render import render_report, report_data
 from dlready.smoke.judge import build_report, explain_context, nvidia_gpu_present
 from dlready.smoke.peaks import load_peaks
-from dlready.smoke.render import render_report, report_data
 from dlready.smoke.report import CheckResult, CheckStatus, DeviceReport, SmokeReport, TorchBuild
 from machines import replay_snapshot
 

@@ -149,14 +149,14 @@ def test_minimal_user_spec_judges_only_what_it_names(tmp_path: Path) -> None:
 # --- whole machines ----------------------------------------------------------------------------
 
 
-def _component(report_components: tuple, name: str):  # type: ignore[no-untyped-def,type-arg]
+def judged_component(report_components: tuple, name: str):  # type: ignore[no-untyped-def,type-arg]
     return next(c for c in report_components if c.component == name)
 
 
 def test_h100_server_meets_the_book_recommendation_on_gpu_and_ram() -> None:
     snapshot = replay_snapshot("h100-80gb-hbm3")
     report = judge(snapshot, BOOK)
-    gpu = _component(report.components, "gpu")
+    gpu = judged_component(report.components, "gpu")
     assert gpu.subject == "GPU 0: NVIDIA H100 80GB HBM3"
     assert gpu.status is Status.MEETS_RECOMMENDED
     measured = {c.name: c.measured for c in gpu.criteria}
@@ -167,10 +167,10 @@ def test_h100_server_meets_the_book_recommendation_on_gpu_and_ram() -> None:
         "fp32_tflops": 66.91,
         "pcie_width_lanes": 16.0,
     }
-    assert _component(report.components, "memory").status is Status.MEETS_RECOMMENDED
+    assert judged_component(report.components, "memory").status is Status.MEETS_RECOMMENDED
     # The VM hides its maximum clock: the CPU is judged by its core count, and the clock is
     # listed as not judged (with its reason).
-    cpu = _component(report.components, "cpu")
+    cpu = judged_component(report.components, "cpu")
     assert cpu.status is Status.MEETS_RECOMMENDED
     assert cpu.not_judged == ("max_clock_mhz",)
     assert "maximum clock is unknowable" in cpu.advice
@@ -182,8 +182,8 @@ def test_h100_server_meets_the_book_recommendation_on_gpu_and_ram() -> None:
 
 def test_cpu_only_vm_is_below_minimum_for_cores_and_gpu() -> None:
     report = judge(replay_snapshot("cpu-only-epyc-vm"), BOOK)
-    assert _component(report.components, "cpu").status is Status.BELOW_MINIMUM
-    gpu = _component(report.components, "gpu")
+    assert judged_component(report.components, "cpu").status is Status.BELOW_MINIMUM
+    gpu = judged_component(report.components, "gpu")
     assert gpu.status is Status.BELOW_MINIMUM
     assert "No GPU found" in gpu.advice
     assert report.fails(FailOn.MINIMUM)
@@ -210,7 +210,7 @@ def test_a_vm_is_charged_for_its_vcpus_not_the_hosts_whole_cpu() -> None:
 
 def test_in_a_vm_the_psu_row_gives_the_figure_a_physical_machine_needs() -> None:
     report = judge(replay_snapshot("h100-80gb-hbm3"), BOOK)
-    psu = _component(report.components, "psu")
+    psu = judged_component(report.components, "psu")
     need = report.power_budget.minimum_w
     assert psu.status is Status.UNKNOWN
     assert [c.minimum for c in psu.criteria] == [need]
@@ -227,7 +227,7 @@ def test_in_a_vm_the_psu_row_gives_the_figure_a_physical_machine_needs() -> None
 )
 def test_psu_verdict_on_a_physical_h100_machine(declared_w: float | None, expected: Status) -> None:
     snapshot = _physical(replay_snapshot("h100-80gb-hbm3", psu_watts=declared_w))
-    psu = _component(judge(snapshot, BOOK).components, "psu")
+    psu = judged_component(judge(snapshot, BOOK).components, "psu")
     assert psu.status is expected
     if expected is Status.UNKNOWN:
         assert "needs at least 1,254 W" in psu.advice
@@ -249,7 +249,7 @@ def test_psu_from_dmi_when_not_declared() -> None:
             dmi_capacity_w=Reading.read(2000.0, Source.DMI),
         ),
     )
-    psu = _component(judge(snapshot, BOOK).components, "psu")
+    psu = judged_component(judge(snapshot, BOOK).components, "psu")
     assert psu.status is Status.MEETS_RECOMMENDED
     assert psu.criteria[0].source == "dmi"
 
@@ -284,7 +284,9 @@ def test_failed_reading_keeps_its_reason_in_the_verdict() -> None:
         memory_total_bytes=Reading.failed(Source.NVML, "NVMLError_Unknown: Unknown Error"),
     )
     report = judge(replace(snapshot, gpus=(gpu,)), BOOK)
-    vram = next(c for c in _component(report.components, "gpu").criteria if c.name == "vram_gib")
+    vram = next(
+        c for c in judged_component(report.components, "gpu").criteria if c.name == "vram_gib"
+    )
     assert vram.status is Status.UNKNOWN
     assert "NVMLError_Unknown" in vram.advice
     assert gpu.memory_total_bytes.state is ReadState.FAILED

@@ -309,10 +309,10 @@ any_status = st.sampled_from(list(Status))
 def test_property_any_mix_of_parts_and_criteria(
     parts: list[list[Status]], fail_on: FailOn, strict: bool
 ) -> None:
-    from dlready.spec.verdict import Criterion, _component, power_budget
+    from dlready.spec.verdict import Criterion, judged_component, power_budget
 
     components = tuple(
-        _component(
+        judged_component(
             "part",
             f"part {p}",
             [

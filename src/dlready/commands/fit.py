@@ -238,7 +238,7 @@ def _measure(report: FitReport, timeout_s: float) -> Measurement:
 
 
 def _result(report: FitReport, measurement: Measurement | None) -> CommandResult:
-    from dlready.fit.render import render_markdown, render_text, report_jsonable
+    from dlready.render.fit_render import render_markdown, render_text, report_jsonable
     from dlready.result import CommandResult
 
     return CommandResult(

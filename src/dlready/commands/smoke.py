@@ -245,9 +245,9 @@ def _smoke(
             {"reason": "torch_not_installed", "install_command": line},
         )
 
+    from dlready.render.smoke_render import render_report, report_data
     from dlready.smoke.judge import build_report, explain_context, nvidia_gpu_present
     from dlready.smoke.peaks import load_peaks
-    from dlready.smoke.render import render_report, report_data
     from dlready.smoke.runner import Runner, SmokeOptions, TorchUnusableError
 
     options = SmokeOptions(
@@ -316,7 +316,7 @@ def _smoke(
 
     import os
 
-    from dlready.smoke.render import rank_label
+    from dlready.render.smoke_render import rank_label
 
     def text(streams: Streams) -> None:
         render_report(report, streams.console, rank_label(os.environ))

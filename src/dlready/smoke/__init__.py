@@ -13,5 +13,5 @@ Layout (only this package may import torch, and only the worker side does):
 - ``archcompat``: whether the installed build has kernels for the GPU (no torch).
 - ``explain``: failure -> explanation + fix (no torch).
 - ``burn``: the sustained-load sampler and its cooling verdict (no torch).
-- ``render``: the summary table and the JSON ``data`` (no torch).
+- its renderer (summary table and JSON ``data``) is ``dlready.render.smoke_render`` (no torch).
 """

@@ -26,26 +26,12 @@ from dlready.model import (
 from dlready.spec.bar import FailOn
 from dlready.spec.profile import BuildRule
 from dlready.spec.verdict import (
-    CRITERION_LABELS,
     CheckReport,
     ComponentVerdict,
     Criterion,
     Status,
+    judged_component,  # the one rule for a part
     worst,
-)
-from dlready.spec.verdict import _component as judged_component  # the one rule for a part
-
-# The words people read for this part's criteria, in every table that shows them.
-CRITERION_LABELS.update(
-    {
-        "torch_cuda": "PyTorch's CUDA",
-        "nvcc": "nvcc",
-        "cuda_home": "CUDA_HOME",
-        "host_compiler": "host compiler",
-        "ninja": "ninja",
-        "python_headers": "Python.h",
-        "compile_jobs_ram": "compile jobs / RAM",
-    }
 )
 
 GIB = 1024**3

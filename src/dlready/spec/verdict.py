@@ -189,7 +189,16 @@ CRITERION_LABELS = {
     "pcie_width_lanes": "PCIe width",
     "capacity_w": "PSU rating",
     "cpu_package_c": "CPU package temperature",
+    # The build tools part (spec/build.py).
+    "torch_cuda": "PyTorch's CUDA",
+    "nvcc": "nvcc",
+    "cuda_home": "CUDA_HOME",
+    "host_compiler": "host compiler",
+    "ninja": "ninja",
+    "python_headers": "Python.h",
+    "compile_jobs_ram": "compile jobs / RAM",
 }
+"""The words people read for each criterion, in every table that shows them."""
 
 
 def criterion_label(name: str) -> str:
@@ -259,7 +268,7 @@ def _criterion(
     )
 
 
-def _component(
+def judged_component(
     component: str,
     subject: str,
     criteria: Sequence[Criterion],
@@ -326,7 +335,7 @@ def judge_cpu(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdi
     notes = []
     if cpu.cgroup_cpu_limit_cpus.ok and cpu.cgroup_cpu_limit_cpus.value is not None:
         notes.append(f"cgroup CPU quota: {cpu.cgroup_cpu_limit_cpus.value:g} CPUs")
-    return _component("cpu", str(brand), criteria, notes)
+    return judged_component("cpu", str(brand), criteria, notes)
 
 
 def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict | None:
@@ -387,7 +396,7 @@ def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVe
         notes.append(
             f"cgroup memory limit: {limit.value / GIB:.1f} GiB (judged instead of the host's RAM)"
         )
-    return _component("memory", "RAM", criteria, notes)
+    return judged_component("memory", "RAM", criteria, notes)
 
 
 def _gpu_subject(gpu: GpuInfo) -> str:
@@ -557,7 +566,7 @@ def judge_gpu(gpu: GpuInfo, profile: SpecProfile) -> ComponentVerdict:
     if not criteria:  # the profile only requires a GPU: this one is present and answers
         notes = tuple(_gpu_notes(gpu, profile))
         return ComponentVerdict("gpu", subject, Status.MEETS_RECOMMENDED, (), "", notes)
-    return _component("gpu", subject, criteria, _gpu_notes(gpu, profile))
+    return judged_component("gpu", subject, criteria, _gpu_notes(gpu, profile))
 
 
 _DISPLAY_ONLY_BELOW_BYTES = 2 * GIB
@@ -730,7 +739,7 @@ def judge_psu(snapshot: MachineSnapshot, budget: PowerBudget) -> ComponentVerdic
             f"Software cannot read the PSU rating; this machine needs at least "
             f"{budget.minimum_w:,.0f} W. Declare yours with --psu-watts N (or DLREADY_PSU_WATTS).",
         )
-    return _component("psu", "Power supply", [criterion])
+    return judged_component("psu", "Power supply", [criterion])
 
 
 def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
@@ -804,7 +813,7 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
                 direction=Direction.AT_MOST,
             )
         )
-    return _component(
+    return judged_component(
         "cooling",
         "Cooling",
         criteria,
