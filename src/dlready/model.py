@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import math
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -384,10 +386,16 @@ class MachineSnapshot:
 # Kept generic and driven by the type hints, so a new field needs no serialiser code.
 
 
+_PLAIN_TYPES = (str, int, float, bool, type(None))
+
+
 def to_jsonable(obj: Any) -> Any:
     """Turn a model object into plain JSON types (dicts, lists, str, numbers, bools, None)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, _PLAIN_TYPES) and not isinstance(obj, enum.Enum):
+        return obj
+    names = _field_names(type(obj))
+    if names is not None:
+        return {name: to_jsonable(getattr(obj, name)) for name in names}
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, (list, tuple)):
@@ -397,82 +405,291 @@ def to_jsonable(obj: Any) -> Any:
     return obj
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass's field names, looked up once per class (a report has a million values)."""
+    if cls not in _FIELD_NAMES:
+        is_model = dataclasses.is_dataclass(cls)
+        _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls)) if is_model else None
+    return _FIELD_NAMES[cls]
+
+
 class SnapshotFormatError(ValueError):
     """A JSON document does not match the snapshot model."""
+
+
+_LARGEST_INTEGER = 2**64
+"""No reading needs more than 64 bits (NVML's counters are C integers); a larger integer is
+refused instead of overflowing later arithmetic."""
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+Decoder = Callable[[Any], Any]
+"""Turns one JSON value into a model value; raises :class:`_Mismatch`."""
+
+
+class _Mismatch(Exception):  # noqa: N818  # internal; becomes SnapshotFormatError with its path
+    """A value that does not fit; ``where`` is filled in (innermost first) on the way up."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.where: list[str] = []
 
 
 def from_jsonable(cls: Any, data: Any, path: str = "$") -> Any:
     """Rebuild a model object of type ``cls`` from :func:`to_jsonable` output.
 
+    Strings lose lone UTF-16 surrogates (``"\\ud800"`` is valid JSON but cannot be printed or
+    encoded); they become U+FFFD.
+
     Raises:
         SnapshotFormatError: naming the JSON path of the first value that does not fit.
     """
+    try:
+        return _decoder(cls)(data)
+    except _Mismatch as exc:
+        location = "".join(reversed(exc.where))
+        raise SnapshotFormatError(f"{path}{location}: {exc.message}") from None
+
+
+def clean_text(text: str) -> str:
+    """``text`` with lone surrogates replaced by U+FFFD (they crash every encoder)."""
+    return text if text.isascii() else _LONE_SURROGATE.sub("\ufffd", text)
+
+
+@functools.cache
+def _decoder(cls: Any) -> Decoder:
+    """The decoder of one type, built once: re-judging 10,000 GPUs must not re-read type hints
+    10,000 times."""
     origin = typing.get_origin(cls)
     args = typing.get_args(cls)
     if cls is Any:
-        return data
+        return _identity
     if origin in (typing.Union, types.UnionType):
-        if data is None and type(None) in args:
-            return None
-        non_none = [arg for arg in args if arg is not type(None)]
-        errors = []
-        for arg in non_none:
-            try:
-                return from_jsonable(arg, data, path)
-            except SnapshotFormatError as exc:  # noqa: PERF203  # try each member of the union
-                errors.append(str(exc))
-        raise SnapshotFormatError(errors[0] if errors else f"{path}: unexpected null")
+        return _union_decoder(args)
     if origin is tuple:
-        if not isinstance(data, list):
-            raise SnapshotFormatError(f"{path}: expected a list")
-        item_type = args[0] if args else Any
-        return tuple(from_jsonable(item_type, item, f"{path}[{i}]") for i, item in enumerate(data))
+        return _tuple_decoder(_decoder(args[0]) if args else _identity)
     if origin is dict:
-        if not isinstance(data, dict):
-            raise SnapshotFormatError(f"{path}: expected an object")
-        value_type = args[1] if len(args) == 2 else Any
-        return {k: from_jsonable(value_type, v, f"{path}.{k}") for k, v in data.items()}
+        return _dict_decoder(_decoder(args[1]) if len(args) == 2 else _identity)
     target = origin or cls
+    if target is Reading:
+        return _reading_decoder(_decoder(args[0]) if args else _identity)
     if dataclasses.is_dataclass(target):
-        return _dataclass_from_jsonable(cls, target, data, path)
+        return _dataclass_decoder(cls, target)
     if isinstance(target, type) and issubclass(target, enum.Enum):
-        try:
-            return target(data)
-        except ValueError:
-            allowed = ", ".join(str(m.value) for m in target)
-            raise SnapshotFormatError(f"{path}: {data!r} is not one of {allowed}") from None
+        return _enum_decoder(target)
     if target is float:
-        if isinstance(data, bool) or not isinstance(data, (int, float)):
-            raise SnapshotFormatError(f"{path}: expected a number, got {data!r}")
+        return _float
+    if target is int:
+        return _int
+    if target is str:
+        return _str
+    if target is bool:
+        return _bool
+    raise TypeError(f"cannot read type {cls!r}")  # a model field of a type this module lacks
+
+
+def _identity(data: Any) -> Any:
+    return data
+
+
+def _union_decoder(args: tuple[Any, ...]) -> Decoder:
+    optional = type(None) in args
+    members = [_decoder(arg) for arg in args if arg is not type(None)]
+
+    def decode(data: Any) -> Any:
+        if data is None and optional:
+            return None
+        first: _Mismatch | None = None
+        for member in members:
+            try:
+                return member(data)
+            except _Mismatch as exc:  # noqa: PERF203  # try each member of the union
+                first = first or exc
+        raise first or _Mismatch("unexpected null")
+
+    return decode
+
+
+def _tuple_decoder(item: Decoder) -> Decoder:
+    def decode(data: Any) -> Any:
+        if not isinstance(data, list):
+            raise _Mismatch("expected a list")
+        position = 0
         try:
-            number = float(data)
-        except OverflowError:
-            raise SnapshotFormatError(f"{path}: {data!r} is out of range") from None
-        if not math.isfinite(number):
-            raise SnapshotFormatError(f"{path}: expected a finite number, got {data!r}")
-        return number
-    if target in (int, str, bool):
-        if not isinstance(data, target) or (target is int and isinstance(data, bool)):
-            raise SnapshotFormatError(f"{path}: expected {target.__name__}, got {data!r}")
-        return data
-    raise SnapshotFormatError(f"{path}: cannot read type {cls!r}")
+            result = []
+            for position, value in enumerate(data):  # noqa: B007  # position names the error
+                result.append(item(value))
+            return tuple(result)
+        except _Mismatch as exc:
+            exc.where.append(f"[{position}]")
+            raise
+
+    return decode
 
 
-def _dataclass_from_jsonable(cls: Any, target: Any, data: Any, path: str) -> Any:
-    if not isinstance(data, dict):
-        raise SnapshotFormatError(f"{path}: expected an object")
+def _dict_decoder(value_decoder: Decoder) -> Decoder:
+    def decode(data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise _Mismatch("expected an object")
+        result = {}
+        for key, value in data.items():
+            try:
+                result[clean_text(key)] = value_decoder(value)
+            except _Mismatch as exc:  # noqa: PERF203  # the key names the error
+                exc.where.append(f".{clean_text(key)}")
+                raise
+        return result
+
+    return decode
+
+
+def _dataclass_decoder(cls: Any, target: Any) -> Decoder:
     hints = typing.get_type_hints(target)
-    type_vars = getattr(target, "__parameters__", ())
-    bindings = dict(zip(type_vars, typing.get_args(cls), strict=False))
-    kwargs = {}
-    for f in dataclasses.fields(target):
-        if f.name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise SnapshotFormatError(f"{path}.{f.name}: missing")
-            continue
-        hint = _substitute(hints[f.name], bindings)
-        kwargs[f.name] = from_jsonable(hint, data[f.name], f"{path}.{f.name}")
-    return target(**kwargs)
+    bindings = dict(zip(getattr(target, "__parameters__", ()), typing.get_args(cls), strict=False))
+    fields = [
+        (
+            f.name,
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            _decoder(_substitute(hints[f.name], bindings)),
+        )
+        for f in dataclasses.fields(target)
+    ]
+
+    def decode(data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise _Mismatch("expected an object")
+        kwargs = {}
+        for name, required, field_decoder in fields:
+            if name not in data:
+                if required:
+                    exc = _Mismatch("missing")
+                    exc.where.append(f".{name}")
+                    raise exc
+                continue
+            try:
+                kwargs[name] = field_decoder(data[name])
+            except _Mismatch as exc:
+                exc.where.append(f".{name}")
+                raise
+        return target(**kwargs)
+
+    return decode
+
+
+_SOURCES = {member.value: member for member in Source}
+_STATES = {member.value: member for member in ReadState}
+
+
+def _reading_decoder(value_decoder: Decoder) -> Decoder:
+    """:class:`Reading` is most of a snapshot (about 30 per GPU), so it has its own decoder: a
+    fast path for what ``check --json`` writes, and the careful path (same checks and messages
+    as the generic one) for anything else."""
+    source_decoder = _enum_decoder(Source)
+    state_decoder = _enum_decoder(ReadState)
+
+    def careful(data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise _Mismatch("expected an object")
+        field_name = "value"
+        try:
+            value = data.get("value")
+            if value is not None:
+                value = value_decoder(value)
+            field_name = "source"
+            if "source" not in data:
+                raise _Mismatch("missing")
+            source = source_decoder(data["source"])
+            field_name = "state"
+            state = state_decoder(data.get("state", "read"))
+            field_name = "reason"
+            reason = data.get("reason")
+            if reason is not None:
+                reason = _str(reason)
+        except _Mismatch as exc:
+            exc.where.append(f".{field_name}")
+            raise
+        return Reading(value, source, state, reason)
+
+    def decode(data: Any) -> Any:
+        try:
+            source = _SOURCES[data["source"]]
+            state = _STATES[data["state"]]
+            reason = data["reason"]
+            value = data["value"]
+        except (KeyError, TypeError):  # not an object, a key missing, an unknown or odd value
+            return careful(data)
+        if type(reason) is not str and reason is not None:  # str subclasses differ
+            return careful(data)
+        if value is not None:
+            try:
+                value = value_decoder(value)
+            except _Mismatch as exc:
+                exc.where.append(".value")
+                raise
+        if reason is not None and not reason.isascii():
+            reason = clean_text(reason)
+        return Reading(value, source, state, reason)
+
+    return decode
+
+
+def _enum_decoder(target: type[enum.Enum]) -> Decoder:
+    by_value = {member.value: member for member in target}
+    allowed = ", ".join(str(value) for value in by_value)
+
+    def decode(data: Any) -> Any:
+        try:
+            return by_value[data]
+        except (KeyError, TypeError):  # TypeError: an unhashable list or object
+            raise _Mismatch(f"{_shown(data)} is not one of {allowed}") from None
+
+    return decode
+
+
+def _float(data: Any) -> float:
+    if isinstance(data, bool) or not isinstance(data, (int, float)):
+        raise _Mismatch(f"expected a number, got {_shown(data)}")
+    if isinstance(data, int) and abs(data) >= _LARGEST_INTEGER:
+        raise _Mismatch(f"{_shown(data)} is out of range")
+    number = float(data)
+    if not math.isfinite(number):
+        raise _Mismatch(f"expected a finite number, got {_shown(data)}")
+    return number
+
+
+def _int(data: Any) -> int:
+    if not isinstance(data, int) or isinstance(data, bool):
+        raise _Mismatch(f"expected int, got {_shown(data)}")
+    if abs(data) >= _LARGEST_INTEGER:
+        raise _Mismatch(f"{_shown(data)} is out of range (integers stop at 2^64)")
+    return data
+
+
+def _str(data: Any) -> str:
+    if not isinstance(data, str):
+        raise _Mismatch(f"expected str, got {_shown(data)}")
+    return clean_text(data)
+
+
+def _bool(data: Any) -> bool:
+    if not isinstance(data, bool):
+        raise _Mismatch(f"expected bool, got {_shown(data)}")
+    return data
+
+
+def _shown(data: Any) -> str:
+    """A short, printable description of a JSON value for an error message."""
+    if isinstance(data, int) and not isinstance(data, bool) and abs(data) >= 10**15:
+        return f"a {int(math.log10(abs(data))) + 1}-digit number"
+    if isinstance(data, (dict, list)):
+        return "an object" if isinstance(data, dict) else "a list"
+    if isinstance(data, str):
+        data = clean_text(data)
+        return repr(data if len(data) <= 80 else data[:77] + "...")
+    return repr(data)
 
 
 def _substitute(hint: Any, bindings: dict[Any, Any]) -> Any:
@@ -489,7 +706,9 @@ def _substitute(hint: Any, bindings: dict[Any, Any]) -> Any:
     return origin[new_args] if len(new_args) > 1 else origin[new_args[0]]
 
 
-_CAPABILITY_PATTERN = re.compile(r"\d{1,2}\.\d{1,2}")
+# The form only: "12.0" and "100.100" pass (the latter is then screened as implausible),
+# "sm_90" does not.
+_CAPABILITY_PATTERN = re.compile(r"\d{1,20}\.\d{1,20}")
 
 
 def snapshot_from_jsonable(data: Any) -> MachineSnapshot:
@@ -497,7 +716,11 @@ def snapshot_from_jsonable(data: Any) -> MachineSnapshot:
     snapshot: MachineSnapshot = from_jsonable(MachineSnapshot, data, "$")
     for position, gpu in enumerate(snapshot.gpus):
         capability = gpu.compute_capability.value
-        if capability is not None and not _CAPABILITY_PATTERN.fullmatch(capability):
+        if (
+            gpu.compute_capability.state is ReadState.READ
+            and capability is not None
+            and not _CAPABILITY_PATTERN.fullmatch(capability)
+        ):
             raise SnapshotFormatError(
                 f"$.gpus[{position}].compute_capability.value: expected MAJOR.MINOR like "
                 f'"8.6", got {capability!r}'

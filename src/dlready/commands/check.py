@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dlready.exitcodes import ExitCode
-from dlready.model import MachineSnapshot, SnapshotFormatError, snapshot_from_jsonable
+from dlready.model import MachineSnapshot
+from dlready.snapshot_file import SnapshotFileError, load_snapshot_file
 from dlready.spec.bar import FailOn
 
 if TYPE_CHECKING:
@@ -19,39 +19,6 @@ if TYPE_CHECKING:
     from dlready.spec.verdict import CheckReport
 
 _ENV_PSU = "DLREADY_PSU_WATTS"
-
-
-def load_snapshot_file(path: Path) -> MachineSnapshot:
-    """Read a snapshot from a ``check --json`` report (or a bare snapshot document).
-
-    Raises:
-        ValueError: with a one-line reason when the file is unreadable or malformed.
-    """
-
-    def refuse_constant(name: str) -> Any:
-        raise ValueError(f"{path}: not JSON: {name} is not a JSON number")
-
-    try:
-        document: Any = json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse_constant)
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not JSON: {exc}") from None
-    if isinstance(document, dict) and document.get("command") == "check":
-        version = document.get("schema_version")
-        from dlready.output import READABLE_SCHEMA_VERSIONS
-
-        if version not in READABLE_SCHEMA_VERSIONS:
-            readable = ", ".join(str(v) for v in sorted(READABLE_SCHEMA_VERSIONS))
-            raise ValueError(
-                f"{path}: schema_version {version!r} is not supported (this dlready reads "
-                f"{readable})"
-            )
-        document = (document.get("data") or {}).get("snapshot")
-    try:
-        return snapshot_from_jsonable(document)
-    except SnapshotFormatError as exc:
-        raise ValueError(f"{path}: not a dlready snapshot: {exc}") from None
 
 
 def software_finding(
@@ -203,7 +170,7 @@ def _check(
             )
         try:
             snapshot = load_snapshot_file(snapshot_file)
-        except ValueError as exc:
+        except SnapshotFileError as exc:
             raise CommandError(ExitCode.USAGE, Problem("bad_snapshot", str(exc))) from None
     else:
         snapshot = _probe(psu_watts)

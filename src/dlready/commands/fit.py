@@ -23,7 +23,7 @@ def _machine_snapshot(snapshot_file: Path | None) -> MachineSnapshot:
     from dlready.result import CommandError, Problem
 
     if snapshot_file is not None:
-        from dlready.commands.check import load_snapshot_file
+        from dlready.snapshot_file import load_snapshot_file
 
         try:
             return load_snapshot_file(snapshot_file)

@@ -17,6 +17,7 @@ Source: CUDA C++ Programming Guide, "Binary Compatibility" and "Feature Set Comp
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 
@@ -83,6 +84,7 @@ class ArchTarget:
         return f"sm_{self.major}{self.minor}{self.suffix}"
 
 
+@functools.lru_cache(maxsize=256)  # a few distinct lists (one per wheel), asked per GPU
 def parse_arch_list(text: str) -> tuple[ArchTarget, ...]:
     """``"7.5;8.0;12.0+PTX"`` -> targets; spaces and commas are accepted as separators.
 
@@ -142,6 +144,7 @@ def targets_coverage(
     return max((t.coverage_of(major, minor) for t in targets), default=Coverage.NONE)
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every GPU of a 10,000-GPU snapshot
 def coverage(arch_list: str, compute_capability: str) -> Coverage:
     """How a wheel with ``arch_list`` serves a GPU of ``compute_capability`` (``"8.6"``)."""
     return targets_coverage(parse_arch_list(arch_list), compute_capability_key(compute_capability))

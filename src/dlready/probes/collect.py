@@ -38,6 +38,7 @@ from dlready.model import (
     TorchInstall,
     missing,
 )
+from dlready.plausibility import screen_snapshot
 from dlready.probes.cpu import probe_cpu
 from dlready.probes.host_gateway import HostBackend, RealHost
 from dlready.probes.hostfs import HostFiles, RealHostFiles
@@ -261,7 +262,7 @@ def collect_snapshot(
     gpus: list[GpuInfo] = []
     for _, vendor_gpus in results:
         gpus.extend(vendor_gpus)
-    return MachineSnapshot(
+    snapshot = MachineSnapshot(
         captured_at=_now_iso(),
         dlready_version=__version__,
         platform=platform,
@@ -276,3 +277,5 @@ def collect_snapshot(
         probe_seconds=timed.seconds,
         errors=tuple(timed.errors),
     )
+    # Readings no hardware can produce (driver sentinels, sensor faults) are not judged.
+    return screen_snapshot(snapshot)

@@ -10,10 +10,11 @@ import os
 from collections.abc import Mapping
 from typing import Protocol
 
-# /proc and /sys files are small; a cap protects against a pseudo-file that never ends.
-_MAX_READ_BYTES = 4 * 1024 * 1024
-# Read in page-sized chunks: /proc/sys refuses one large read ("Cannot allocate memory").
-_CHUNK_BYTES = 64 * 1024
+from dlready.bounded_read import read_regular_file
+
+# /proc and /sys files are small, but /proc/cpuinfo grows with the CPU count (about 1.5 KiB
+# per logical CPU: 12 MiB on an 8,192-CPU machine). A larger file is unreadable, not cut short.
+_MAX_READ_BYTES = 32 * 1024 * 1024
 
 
 class HostFiles(Protocol):
@@ -47,20 +48,12 @@ class RealHostFiles:
         return None if raw is None else raw.decode("utf-8", errors="replace")
 
     def read_bytes(self, path: str) -> bytes | None:
-        """The file's raw bytes, or None when it is missing or unreadable."""
-        chunks: list[bytes] = []
-        total = 0
+        """The file's raw bytes, or None when it is missing, unreadable, not a regular file
+        (a FIFO put in its place would block forever) or larger than the bound."""
         try:
-            with open(self._resolve(path), "rb") as handle:
-                while total < _MAX_READ_BYTES:
-                    chunk = handle.read(_CHUNK_BYTES)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    total += len(chunk)
+            return read_regular_file(self._resolve(path), _MAX_READ_BYTES)
         except OSError:
             return None
-        return b"".join(chunks)
 
     def list_dir(self, path: str) -> list[str] | None:
         """Sorted entry names of a directory, or None when it is missing or unreadable."""

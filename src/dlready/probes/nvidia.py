@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from dlready.model import DriverStack, GpuInfo, GpuVendor, Reading, ReadState, Source, StackState
+from dlready.plausibility import DEVICE_COUNT, GPU_RANGES, plausible_or_none, screen
 from dlready.probes.nvml_gateway import (
     ARCHITECTURE_NAMES,
     CLOCK_EVENT_REASONS,
@@ -55,7 +56,11 @@ _LOST_GPU_HINT = (
 
 # Opening one GPU failed for another reason than a lost GPU: error class -> hint.
 _HANDLE_ERROR_HINTS = {
-    "NVMLError_NoPermission": "check the permissions of /dev/nvidia* (in a container: --gpus)",
+    "NVMLError_NoPermission": (
+        "this is a permission problem, not a broken card: run `ls -l /dev/nvidia*`, add your "
+        "user to the group that owns those files (often 'video') and log in again; in a "
+        "container, start it with --gpus all"
+    ),
     "NVMLError_InsufficientPower": "connect the card's external power cables",
     "NVMLError_IrqIssue": "the driver could not set up interrupts; check `dmesg` and reboot",
 }
@@ -149,6 +154,7 @@ def sample_gpu_health(backend: NvmlBackend, index: int) -> GpuHealthSample:
     This call is not bounded by a timeout: a caller sampling a GPU that may hang should call
     it from a worker thread.
     ``nvidia-smi --query-gpu=temperature.gpu,power.draw,clocks.sm,clocks_event_reasons.active``
+    Values outside what hardware produces (``dlready.plausibility``) are None as well.
     """
 
     missing_functions: set[str] = set()
@@ -167,10 +173,12 @@ def sample_gpu_health(backend: NvmlBackend, index: int) -> GpuHealthSample:
     reasons = value("nvmlDeviceGetCurrentClocksEventReasons")
     if "nvmlDeviceGetCurrentClocksEventReasons" in missing_functions:
         reasons = value("nvmlDeviceGetCurrentClocksThrottleReasons")  # drivers before R535
+    draw_w = _milliwatts_to_watts(power_mw) if isinstance(power_mw, int) else None
+    # A sentinel (a temperature of 2^32-5) is no reading: None, like a failed call.
     return GpuHealthSample(
-        temperature_c=_as_float(temperature),
-        power_draw_w=_milliwatts_to_watts(power_mw) if isinstance(power_mw, int) else None,
-        sm_clock_mhz=_as_float(sm_clock),
+        temperature_c=plausible_or_none(_as_float(temperature), GPU_RANGES["temperature_c"]),
+        power_draw_w=plausible_or_none(draw_w, GPU_RANGES["power_draw_w"]),
+        sm_clock_mhz=plausible_or_none(_as_float(sm_clock), GPU_RANGES["max_sm_clock_mhz"]),
         clock_event_reasons=decode_clock_event_reasons(reasons)
         if isinstance(reasons, int)
         else None,
@@ -223,7 +231,8 @@ def _read_stack_and_gpus(backend: NvmlBackend) -> tuple[DriverStack, tuple[GpuIn
     driver_version = system.read("nvmlSystemGetDriverVersion", convert=str)
     cuda_version = system.read("nvmlSystemGetCudaDriverVersion", convert=cuda_version_text)
     library_version = system.read("nvmlSystemGetNVMLVersion", convert=str)
-    device_count = system.read("nvmlDeviceGetCount", convert=int)
+    # A sentinel count (2^32-1) would send the loop below through billions of indices.
+    device_count = screen(system.read("nvmlDeviceGetCount", convert=int), DEVICE_COUNT)
 
     def stack(state: StackState, reason: str | None = None, hint: str | None = None) -> DriverStack:
         return DriverStack(

@@ -10,8 +10,12 @@ import importlib.util
 import re
 from pathlib import Path
 
+from dlready.bounded_read import read_regular_text
 from dlready.install.versions import variant_of_cuda
 from dlready.model import Reading, Source, TorchInstall
+
+# torch/version.py is a few hundred bytes; anything larger is not the generated file.
+_MAX_VERSION_PY_BYTES = 64 * 1024
 
 _VARIANT_PATTERN = re.compile(r"\+((?:cu|rocm)[\d.]+|cpu|xpu)", re.IGNORECASE)
 
@@ -88,8 +92,8 @@ def probe_torch() -> TorchInstall:
         )
     package_dir = Path(next(iter(spec.submodule_search_locations)))
     try:
-        text = (package_dir / "version.py").read_text(encoding="utf-8")
-    except OSError as exc:
+        text = read_regular_text(package_dir / "version.py", _MAX_VERSION_PY_BYTES)
+    except (OSError, UnicodeDecodeError) as exc:
         return TorchInstall(
             installed=True,
             version=Reading.failed(

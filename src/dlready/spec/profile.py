@@ -20,11 +20,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
 
+from dlready.bounded_read import read_regular_text
 from dlready.install.versions import compute_capability_key
 from dlready.model import CpuClass
 
 DEFAULT_PROFILE = "book-2020"
 PROFILE_SCHEMA_VERSION = 1
+MAX_SPEC_FILE_BYTES = 1024 * 1024
+"""The built-in profiles are about 5 KiB; a larger spec file is not a spec table."""
 
 _NUMBER = "non-negative number"
 _FRACTION = "fraction between 0 and 10"
@@ -173,9 +176,11 @@ def load_profile_file(path: Path) -> SpecProfile:
         SpecError: when the file is unreadable, not TOML, or does not fit the schema.
     """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read: {exc}") from None
+        text = read_regular_text(path, MAX_SPEC_FILE_BYTES)
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{path}: cannot read: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror or exc}") from None
     return parse_profile(text, origin=str(path))
 
 
@@ -213,7 +218,8 @@ def _type_ok(expected: str, value: Any) -> bool:
     if expected == _BOOL:
         return isinstance(value, bool)
     if expected == _CAPABILITY:
-        return isinstance(value, str) and re.fullmatch(r"\d+\.\d+", value) is not None
+        # Two digits each: CUDA's compute capabilities go from 1.0 to 12.x.
+        return isinstance(value, str) and re.fullmatch(r"\d{1,2}\.\d{1,2}", value) is not None
     return isinstance(value, str)
 
 
@@ -297,6 +303,12 @@ def parse_profile(text: str, origin: str) -> SpecProfile:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{origin}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(
+            f"{origin}: not a spec table: its tables or arrays nest too deeply"
+        ) from None
+    except ValueError as exc:  # an integer of more digits than Python converts (4,300)
         raise SpecError(f"{origin}: not valid TOML: {exc}") from None
     _validate(data, text, origin)
     _check_consistency(data, text, origin)

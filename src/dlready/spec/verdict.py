@@ -573,20 +573,25 @@ _DISPLAY_ONLY_BELOW_BYTES = 2 * GIB
 _DISCRETE_FROM_BYTES = 4 * GIB
 
 
-def _is_display_only(gpu: GpuInfo, gpus: Sequence[GpuInfo]) -> bool:
-    """An integrated GPU (a BIOS carve-out of a few hundred MiB) beside a real discrete card:
-    it drives the display and is no deep-learning device, so it is listed but not judged."""
-    memory = gpu.memory_total_bytes
-    if gpu.vendor is GpuVendor.APPLE or not memory.ok or memory.value is None:
-        return False
-    if memory.value >= _DISPLAY_ONLY_BELOW_BYTES:
-        return False
-    return any(
-        other.memory_total_bytes.ok
-        and (other.memory_total_bytes.value or 0) >= _DISCRETE_FROM_BYTES
-        for other in gpus
-        if other is not gpu
-    )
+def _display_only_gpus(gpus: Sequence[GpuInfo]) -> list[GpuInfo]:
+    """Integrated GPUs (a BIOS carve-out of a few hundred MiB) beside a real discrete card:
+    they drive the display and are no deep-learning devices, so they are listed but not judged.
+    """
+    discrete = [
+        gpu
+        for gpu in gpus
+        if gpu.memory_total_bytes.ok and (gpu.memory_total_bytes.value or 0) >= _DISCRETE_FROM_BYTES
+    ]
+    if not discrete:
+        return []
+    return [
+        gpu
+        for gpu in gpus
+        if gpu.vendor is not GpuVendor.APPLE
+        and gpu.memory_total_bytes.ok
+        and gpu.memory_total_bytes.value is not None
+        and gpu.memory_total_bytes.value < _DISPLAY_ONLY_BELOW_BYTES
+    ]
 
 
 def _no_gpu_verdict(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
@@ -867,8 +872,9 @@ def judge(
         for part in (judge_cpu(snapshot, profile), judge_memory(snapshot, profile))
         if part is not None
     ]
-    display_only = [gpu for gpu in snapshot.gpus if _is_display_only(gpu, snapshot.gpus)]
-    compute_gpus = [gpu for gpu in snapshot.gpus if gpu not in display_only]
+    display_only = _display_only_gpus(snapshot.gpus)
+    display_only_ids = {id(gpu) for gpu in display_only}  # `in` on a list of GPUs is quadratic
+    compute_gpus = [gpu for gpu in snapshot.gpus if id(gpu) not in display_only_ids]
     if profile.judges_gpus and compute_gpus:
         components.extend(judge_gpu(gpu, profile) for gpu in compute_gpus)
     elif profile.judges_gpus:
