@@ -573,7 +573,7 @@ _DISPLAY_ONLY_BELOW_BYTES = 2 * GIB
 _DISCRETE_FROM_BYTES = 4 * GIB
 
 
-def _display_only_gpus(gpus: Sequence[GpuInfo]) -> list[GpuInfo]:
+def display_only_gpus(gpus: Sequence[GpuInfo]) -> list[GpuInfo]:
     """Integrated GPUs (a BIOS carve-out of a few hundred MiB) beside a real discrete card:
     they drive the display and are no deep-learning devices, so they are listed but not judged.
     """
@@ -872,7 +872,7 @@ def judge(
         for part in (judge_cpu(snapshot, profile), judge_memory(snapshot, profile))
         if part is not None
     ]
-    display_only = _display_only_gpus(snapshot.gpus)
+    display_only = display_only_gpus(snapshot.gpus)
     display_only_ids = {id(gpu) for gpu in display_only}  # `in` on a list of GPUs is quadratic
     compute_gpus = [gpu for gpu in snapshot.gpus if id(gpu) not in display_only_ids]
     if profile.judges_gpus and compute_gpus:
