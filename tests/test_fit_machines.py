@@ -188,6 +188,16 @@ def test_a_lost_gpu_is_left_out_and_the_others_are_used() -> None:
     assert any(line.startswith("GPU 2") and "does not work" in line for line in machine.left_out)
 
 
+def test_apple_gpu_is_judged_against_unified_memory(tmp_path: Path) -> None:
+    from test_scenarios import _apple_m2
+
+    result = _fit("gpt2", "--snapshot", _save(tmp_path, "m2", _apple_m2()))
+    assert result.exit_code == 0
+    assert "unified memory, shared by its Apple GPU and CPU" in result.stdout
+    assert "running on the CPU" not in result.stdout
+    assert "CUDA" not in result.stdout
+
+
 def test_a_machine_without_gpu_is_still_judged_against_ram() -> None:
     machine = machine_from_snapshot(replay_snapshot("cpu-only-epyc-vm"))
     assert machine.device == "cpu"

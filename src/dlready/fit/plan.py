@@ -165,8 +165,10 @@ def machine_from_snapshot(
     for gpu in () if cpu_only else snapshot.gpus:
         label = _label(gpu)
         if gpu.vendor not in (GpuVendor.NVIDIA, GpuVendor.AMD):
-            unified = unified or gpu.vendor is GpuVendor.APPLE
-            notes.append(f"{label}: shares the system memory (unified memory); judged with it")
+            if gpu.vendor is GpuVendor.APPLE:
+                unified = True  # said once, in the plan's notes
+            else:
+                notes.append(f"{label}: shares the system memory; judged with the RAM")
             continue
         if id(gpu) in display_only_ids:
             left_out.append(f"{label}: integrated or display-only GPU")
@@ -481,13 +483,21 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
     host_ok = None if room is None else host_total <= room
     notes = list(machine.notes) + list(asked.notes)
     if machine.device == "cpu":
-        where = "unified memory" if machine.unified_memory else "RAM"
-        notes.append(
-            f"no usable GPU: judged against this machine's {where}; running on the CPU works "
-            "but is far slower than on a GPU"
-        )
+        if machine.unified_memory:
+            notes.append(
+                "the Apple GPU (PyTorch's mps device) and the CPU share this memory: judged "
+                "against what is available of it"
+            )
+        else:
+            notes.append(
+                "no usable GPU: judged against this machine's RAM; running on the CPU works "
+                "but is far slower than on a GPU"
+            )
         if not fits:
-            notes.append("8-bit and 4-bit strategies (bitsandbytes) are left out: they need a GPU")
+            notes.append(
+                "8-bit and 4-bit strategies (bitsandbytes) are left out: they need an NVIDIA "
+                "or AMD GPU"
+            )
     if host_ok is False and machine.device == "cuda":  # on the CPU the weights stay in RAM
         notes.append(
             "loading the checkpoint needs more RAM than is available; safetensors with "
@@ -543,7 +553,7 @@ def _without_bitsandbytes(request: Request, half: str) -> tuple[str, _Step] | No
     asked = " and ".join(what for what, _ in parts)
     reason = (
         f"{asked} need{'s' if len(parts) == 1 else ''} bitsandbytes' GPU kernels, and this "
-        "machine has no usable GPU"
+        "machine has no usable NVIDIA or AMD GPU"
     )
     title = "; ".join(f"{instead} instead of {what}" for what, instead in parts)
     how = "; ".join(f"{instead} (runs on the CPU) instead of {what}" for what, instead in parts)

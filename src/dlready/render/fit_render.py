@@ -121,7 +121,7 @@ def left_out_lines(report: FitReport) -> list[str]:
 def headline(report: FitReport) -> str:
     """The verdict in one sentence."""
     need = report.asked.device_bytes
-    where = "per GPU" if report.machine.gpus else "of RAM"
+    where = "per GPU" if report.machine.gpus else f"of {_budget_column(report)}"
     if report.blocked:
         return f"Does not run as asked: {report.blocked}."
     if report.fits:
@@ -140,7 +140,7 @@ def advice(report: FitReport) -> list[str]:
         lines.append(f"Largest {where} that fits as asked: {report.largest_batch}.")
     elif report.recommended is not None:
         option = report.recommended
-        where = "per GPU" if report.machine.gpus else "of RAM"
+        where = "per GPU" if report.machine.gpus else f"of {_budget_column(report)}"
         goal = "run" if report.blocked else "fit"
         lines.append(
             f"Cheapest way to make it {goal}: {option.title}: "
