@@ -21,8 +21,9 @@ from dlready.exitcodes import EXIT_CODES_HELP, exit_codes_help
 
 
 def _help_keeps_words_whole() -> None:
-    """click wraps help text at hyphens and inside long words, which splits `install-cmd`,
-    `meta-llama/Llama-2-7b-hf` and paths across lines; a help line may run long instead."""
+    """click wraps help text at hyphens, inside long words and inside `commands`, which splits
+    `install-cmd`, `meta-llama/Llama-2-7b-hf`, paths and copyable commands across lines; a
+    help line may run long instead."""
     import textwrap
 
     from typer._click import _textwrap
@@ -33,6 +34,18 @@ def _help_keeps_words_whole() -> None:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.update(break_on_hyphens=False, break_long_words=False)
             super().__init__(*args, **kwargs)
+
+        def _split(self, text: str) -> list[str]:
+            # A `quoted command` is one chunk, spaces and all.
+            merged: list[str] = []
+            open_span = False
+            for chunk in super()._split(text):
+                if open_span:
+                    merged[-1] += chunk
+                else:
+                    merged.append(chunk)
+                open_span ^= chunk.count("`") % 2 == 1
+            return merged
 
     _textwrap.TextWrapper = WholeWords  # type: ignore[misc]
 
