@@ -366,3 +366,82 @@ def test_bad_config_file_code(tmp_path: Path) -> None:
 
 def test_fit_machine_default_is_cpu() -> None:
     assert FitMachine((), 8 * GIB, 8 * GIB).device == "cpu"
+
+
+def _exhaustive_cheapest(spec: Any, request: Request, machine: FitMachine) -> str | None:
+    """docs/fit.md's definition, literally: every combination of the ladder's steps in order
+    of cost (their ranks sorted from high to low, compared as tuples), the first that fits."""
+    from itertools import combinations
+
+    from dlready.fit.estimate import effective_seq, largest_batch, shape_stand_in
+    from dlready.fit.plan import (
+        _BITSANDBYTES_STEPS,
+        _fits,
+        _inference_steps,
+        _longest_context,
+        _training_steps,
+    )
+
+    request = request.with_(device=machine.device)
+    budget = machine.budget_bytes
+    assert budget is not None
+    if request.task == "infer":
+        steps = _inference_steps(
+            request,
+            machine,
+            lambda r: _longest_context(spec, r, budget),
+            effective_seq(spec, request),
+        )
+    else:
+        steps = _training_steps(request, machine, shape_stand_in(spec).is_transformer)
+    if machine.device == "cpu":
+        steps = [s for s in steps if s[0] not in _BITSANDBYTES_STEPS]
+    subsets = [c for n in range(len(steps) + 1) for c in combinations(range(len(steps)), n)]
+    subsets.sort(key=lambda c: sorted(c, reverse=True))
+    for shrink in (False, True):
+        for subset in subsets:
+            trial = request
+            for rank in subset:
+                changed = steps[rank][3](trial)
+                if changed is None or changed == trial:
+                    break
+                trial = changed
+            else:
+                keys = [steps[rank][0] for rank in subset]
+                if shrink:
+                    batch = largest_batch(spec, trial, budget)
+                    if batch < 1:
+                        continue
+                    trial = trial.with_(batch=batch)
+                    keys.append("smaller_batch")
+                if _fits(estimate(spec, trial), budget, machine):
+                    return "+".join(keys)
+    return None
+
+
+ORACLE_CASES = [
+    ("llama-3-70b", Request(task="infer"), 4),
+    ("llama-3-70b", Request(task="infer", batch=16, seq=8192), 4),
+    ("llama-2-7b", Request(task="train"), 4),
+    ("llama-2-13b", Request(task="train", batch=4), 4),
+    ("llama-2-70b", Request(task="train"), 4),
+    ("llama-2-70b", Request(task="lora"), 4),
+    ("llama-2-7b", Request(task="train", dtype="fp32", batch=8), 1),
+    ("llama-2-13b", Request(task="lora", batch=8), 1),
+    ("llama-3-70b", Request(task="infer"), 1),
+    ("mistral-7b", Request(task="infer", batch=32), 1),
+    ("bert-large", Request(task="train", batch=256), 1),
+]
+
+
+@pytest.mark.parametrize(("model", "request_", "gpus"), ORACLE_CASES)
+def test_recommendation_is_the_least_costly_combination(
+    model: str, request_: Request, gpus: int
+) -> None:
+    machine = machine_from_snapshot(_four_4090(), gpus)
+    spec = resolve_model(model)
+    report = plan(spec, request_, machine)
+    if report.fits:
+        return
+    expected = _exhaustive_cheapest(spec, request_, machine)
+    assert (report.recommended.key if report.recommended else None) == expected

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import combinations
 
 from dlready.fit.catalog import ModelSpec
 from dlready.fit.estimate import (
@@ -593,50 +592,62 @@ def _cheapest(
     then the batch is lowered too (training keeps its effective batch by accumulation).
     """
     base = _apply(base, forced)
-    ranks = range(len(steps))
-    subsets = [subset for size in range(len(steps) + 1) for subset in combinations(ranks, size)]
-    subsets.sort(key=lambda subset: sorted(subset, reverse=True))
     everything = _apply(base, steps)
     shrink_batch = not _fits(estimate(model, everything), budget, machine)
     if shrink_batch and (base.batch == 1 or largest_batch(model, everything, budget) < 1):
         return None
-    for subset in subsets:
-        chosen = [steps[rank] for rank in subset]
-        trial = base
-        for step in chosen:
-            changed = step[3](trial)
-            if changed is None or changed == trial:
-                break  # a step that changes nothing: a smaller combination covers it
-            trial = changed
-        else:
-            titles = [step[:3] for step in forced + chosen]
-            if shrink_batch:
-                batch = largest_batch(model, trial, budget)
-                if batch < 1:
-                    continue
-                trial = trial.with_(batch=batch)
-                titles.append(
-                    (
-                        "smaller_batch",
-                        f"batch {batch}",
-                        f"a per-GPU batch of {batch}"
-                        + (" with gradient accumulation" if base.task != "infer" else ""),
-                    )
-                )
-            breakdown = estimate(model, trial)
-            if not _fits(breakdown, budget, machine):
-                continue
-            if not titles:
+
+    def attempt(ranks: set[int]) -> Request | None:
+        """The request with these steps (and the batch lowered if it must be), if it fits."""
+        trial = _apply(base, [steps[rank] for rank in sorted(ranks)])
+        if shrink_batch:
+            batch = largest_batch(model, trial, budget)
+            if batch < 1:
                 return None
-            return Option(
-                "+".join(t[0] for t in titles),
-                " + ".join(t[1] for t in titles),
-                "; ".join(t[2] for t in titles),
-                trial,
-                breakdown,
-                True,
+            trial = trial.with_(batch=batch)
+        return trial if _fits(estimate(model, trial), budget, machine) else None
+
+    # The least costly combination, most costly step first: as every step only lowers the
+    # memory, the most costly step needed is the first j for which steps 0..j together fit;
+    # then the same for the rest, below j. Equal to trying every combination in order of cost
+    # (tests/test_fit_machines.py checks it against that), with O(n log n) estimates, not 2^n.
+    chosen: set[int] = set()
+    upper = len(steps) - 1
+    found = attempt(chosen)
+    while found is None:
+        # Steps 0..upper with those chosen fit (all of them did, checked above): bisect for
+        # the first j that is enough.
+        low, high = 0, upper
+        while low < high:
+            middle = (low + high) // 2
+            if attempt(chosen | set(range(middle + 1))) is not None:
+                high = middle
+            else:
+                low = middle + 1
+        needed = low
+        chosen.add(needed)
+        upper = needed - 1
+        found = attempt(chosen)
+    titles = [step[:3] for step in forced + [steps[rank] for rank in sorted(chosen)]]
+    if shrink_batch:
+        titles.append(
+            (
+                "smaller_batch",
+                f"batch {found.batch}",
+                f"a per-GPU batch of {found.batch}"
+                + (" with gradient accumulation" if base.task != "infer" else ""),
             )
-    return None
+        )
+    if not titles:
+        return None
+    return Option(
+        "+".join(t[0] for t in titles),
+        " + ".join(t[1] for t in titles),
+        "; ".join(t[2] for t in titles),
+        found,
+        estimate(model, found),
+        True,
+    )
 
 
 def _apply(request: Request, steps: list[_Step]) -> Request:
