@@ -245,7 +245,10 @@ def _fit(
         if gpus is not None:
             why = f"--gpus {gpus} asks for one ({has})"
         elif usable > 1:
-            why = f"its GPUs differ and one is planned for; --gpus {usable} uses all {usable}"
+            why = (
+                f"this machine's {usable} GPUs differ and only the largest is planned for; "
+                f"--gpus {usable} uses all of them"
+            )
         else:
             why = has
         raise usage_error(f"--shard {shard} needs several GPUs; {why}")
