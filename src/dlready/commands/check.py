@@ -14,6 +14,7 @@ from dlready.spec.bar import FailOn
 
 if TYPE_CHECKING:
     from dlready.install.judge import TorchFit
+    from dlready.install.plan import InstallPlan
     from dlready.result import CommandResult, Streams
     from dlready.spec.build import BuildPart
     from dlready.spec.verdict import CheckReport
@@ -23,22 +24,26 @@ _ENV_PSU = "DLREADY_PSU_WATTS"
 
 def software_finding(
     snapshot: MachineSnapshot,
-) -> tuple[TorchFit | None, str | None, str | None]:
+) -> tuple[TorchFit | None, InstallPlan | None, str | None]:
     """Ask the install planner whether the installed torch fits, and what to install.
 
-    Returns the finding, the recommended install command, and a note when the planner failed.
+    Returns the finding, the recommended install plan, and a note when the planner failed.
     """
     try:
-        from dlready import install
+        from dlready.install.judge import (
+            explain_no_command,
+            judge_installed_torch,
+            recommended_plan,
+        )
 
-        fit = install.judge_installed_torch(snapshot)
-        command = install.recommended_command_line(snapshot)
-        no_command = install.explain_no_command(snapshot) if command is None else None
+        fit = judge_installed_torch(snapshot)
+        plan = recommended_plan(snapshot)
+        no_command = explain_no_command(snapshot) if plan is None else None
     except Exception as exc:  # noqa: BLE001  # a planner bug must not hide the hardware report
         return None, None, f"install planner failed: {type(exc).__name__}: {exc}"
     return (
         fit,
-        command,
+        plan,
         (f"no PyTorch install command for this machine: {no_command}" if no_command else None),
     )
 
@@ -57,7 +62,7 @@ def build_report(
     """
     from dataclasses import replace
 
-    from dlready.spec.build import fold_build, judge_build_part
+    from dlready.spec.build import InstalledTorchFit, fold_build, judge_build_part
     from dlready.spec.profile import DEFAULT_PROFILE, load_builtin_profile, load_profile_file
     from dlready.spec.verdict import judge
 
@@ -66,11 +71,15 @@ def build_report(
         if spec_file
         else load_builtin_profile(profile_name or DEFAULT_PROFILE)
     )
-    finding, command, planner_note = software_finding(snapshot)
-    report = judge(snapshot, profile, finding, command)
+    finding, plan, planner_note = software_finding(snapshot)
+    report = judge(snapshot, profile, finding, plan.command_line if plan else None)
     if planner_note:
         report = replace(report, notes=(*report.notes, planner_note))
-    build = judge_build_part(snapshot, profile.build, fail_on)
+    torch_fit = InstalledTorchFit(
+        mismatch=finding is not None and finding.status == "mismatch",
+        recommended_variant=plan.variant if plan else None,
+    )
+    build = judge_build_part(snapshot, profile.build, fail_on, torch_fit)
     return fold_build(report, build), build
 
 

@@ -16,7 +16,7 @@ from dlready.install.caveats import arch_list_caveat, caveat_lines, driver_floor
 from dlready.install.cuda_fit import gpu_coverage
 from dlready.install.errors import PlanError
 from dlready.install.facts import UNSUPPORTED_OS_DETAIL, MachineFacts, facts_from_snapshot
-from dlready.install.plan import SUPPORTED_PLATFORMS, InstallWishes
+from dlready.install.plan import SUPPORTED_PLATFORMS, InstallPlan, InstallWishes
 from dlready.install.planner import plan_install
 from dlready.install.release_choice import python_fits
 from dlready.install.table import (
@@ -410,9 +410,9 @@ def _describe(error: PlanError) -> str:
     return error.message + (f" (hint: {error.nearest_valid})" if error.nearest_valid else "")
 
 
-def _recommend(snapshot: MachineSnapshot) -> tuple[str | None, str | None]:
+def _recommend(snapshot: MachineSnapshot) -> tuple[InstallPlan | None, str | None]:
     try:
-        return plan_install(facts_from_snapshot(snapshot), InstallWishes()).command_line, None
+        return plan_install(facts_from_snapshot(snapshot), InstallWishes()), None
     except PlanError as exc:
         return None, _describe(exc)
     except CompatTableError as exc:
@@ -425,6 +425,12 @@ def recommended_command_line(snapshot: MachineSnapshot) -> str | None:
     Convenience for ``check`` and ``smoke``: default wishes (newest torch, pip).
     :func:`explain_no_command` says why it is None.
     """
+    plan = _recommend(snapshot)[0]
+    return plan.command_line if plan else None
+
+
+def recommended_plan(snapshot: MachineSnapshot) -> InstallPlan | None:
+    """The recommended install plan (its command, build variant...), or None if none fits."""
     return _recommend(snapshot)[0]
 
 

@@ -20,7 +20,15 @@ from rich.table import Table
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
 from dlready.render.text import format_number, printable
 from dlready.spec.build import BuildPart
-from dlready.spec.verdict import CheckReport, ComponentVerdict, Criterion, Status, criterion_label
+from dlready.spec.verdict import (
+    AT_MOST_CRITERIA,
+    CheckReport,
+    ComponentVerdict,
+    Criterion,
+    Status,
+    criterion_label,
+    threshold_labels,
+)
 from dlready.words import os_words, stack_state_words, vendor_words
 
 GIB = 1024**3
@@ -46,6 +54,12 @@ def _fmt(value: float | str | None, unit: str = "") -> str:
         return "-"
     text = format_number(float(value)) if isinstance(value, (int, float)) else str(value)
     return printable(f"{text} {unit}".strip())
+
+
+def _threshold(criterion: Criterion, value: float | str | None) -> str:
+    """A threshold in a table cell: a maximum reads ``≤ 90 °C``, not a bare minimum."""
+    text = _fmt(value, criterion.unit)
+    return f"≤ {text}" if value is not None and criterion.name in AT_MOST_CRITERIA else text
 
 
 def _gib(size_bytes: float) -> str:
@@ -323,9 +337,13 @@ def _snapshot_line(snapshot: MachineSnapshot, snapshot_origin: str) -> str:
 # --- the table for people ---------------------------------------------------------------------
 
 
-def _table(parts: Sequence[DisplayPart]) -> Table:
+_HEADERS = ("Part / criterion", "Status", "Measured", "Minimum", "Recommended")
+_BUILD_HEADERS = ("Part / tool", "Status", "Found", "Expected / allowed", "Recommended")
+
+
+def _table(parts: Sequence[DisplayPart], headers: Sequence[str] = _HEADERS) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
-    for header in ("Part / criterion", "Status", "Measured", "Minimum", "Recommended"):
+    for header in headers:
         table.add_column(header, no_wrap=True)
     for part in parts:
         style = _STATUS_STYLES[part.component.status]
@@ -337,8 +355,8 @@ def _table(parts: Sequence[DisplayPart]) -> Table:
                 f"  {escape(printable(label))}",
                 f"[{crit_style}]{STATUS_LABELS[criterion.status]}[/]",
                 escape(_fmt(criterion.measured, criterion.unit)),
-                escape(_fmt(criterion.minimum, criterion.unit)),
-                escape(_fmt(criterion.recommended, criterion.unit)),
+                escape(_threshold(criterion, criterion.minimum)),
+                escape(_threshold(criterion, criterion.recommended)),
             )
     return table
 
@@ -361,9 +379,10 @@ def _print_stacked(parts: Sequence[DisplayPart], console: Console) -> None:
         for label, criterion in part.rows:
             limits = ", ".join(
                 f"{name} {_fmt(value, criterion.unit)}"
-                for name, value in (
-                    ("minimum", criterion.minimum),
-                    ("recommended", criterion.recommended),
+                for name, value in zip(
+                    threshold_labels(criterion.name),
+                    (criterion.minimum, criterion.recommended),
+                    strict=True,
                 )
                 if value is not None
             )
@@ -469,8 +488,8 @@ def render_markdown(
             lines.append(
                 f"| | {_md_cell(label)} | {STATUS_LABELS[criterion.status]} "
                 f"| {_md_cell(_fmt(criterion.measured, criterion.unit))} "
-                f"| {_md_cell(_fmt(criterion.minimum, criterion.unit))} "
-                f"| {_md_cell(_fmt(criterion.recommended, criterion.unit))} |"
+                f"| {_md_cell(_threshold(criterion, criterion.minimum))} "
+                f"| {_md_cell(_threshold(criterion, criterion.recommended))} |"
             )
     findings = [
         f"**{_md_cell(part.label)}**: {_md_cell(text)}"
@@ -512,7 +531,7 @@ def render_build_part(build: BuildPart, console: Console) -> None:
     if verdict.criteria:
         rows = tuple((criterion_label(c.name), c) for c in verdict.criteria)
         parts = [DisplayPart("Build tools", "Build tools", verdict, rows)]
-        table = _table(parts)
+        table = _table(parts, _BUILD_HEADERS)
         if _natural_width(table) <= console.width:
             console.print(table)
         else:
@@ -540,7 +559,7 @@ def render_build_markdown(build: BuildPart) -> str:
     ]
     lines += [
         f"| {criterion_label(c.name)} | {STATUS_LABELS[c.status]} | {_md_cell(_fmt(c.measured))} "
-        f"| {_md_cell(_fmt(c.minimum))} | {_md_cell(c.advice)} |"
+        f"| {_md_cell(_threshold(c, c.minimum))} | {_md_cell(c.advice)} |"
         for c in verdict.criteria
     ]
     if not verdict.criteria and verdict.advice:

@@ -201,6 +201,24 @@ CRITERION_LABELS = {
 """The words people read for each criterion, in every table that shows them."""
 
 
+AT_MOST_CRITERIA = frozenset({"cpu_package_c", "compile_jobs_ram"})
+"""Criteria whose thresholds are maxima (a temperature, a job count): never "minimum"."""
+_EXPECTED_CRITERIA = frozenset({"torch_cuda", "nvcc", "cuda_home", "ninja", "python_headers"})
+_ALLOWED_CRITERIA = frozenset({"host_compiler"})
+
+
+def threshold_labels(name: str) -> tuple[str, str]:
+    """The words for a criterion's two thresholds: ``minimum``/``recommended`` for most,
+    ``≤`` for maxima, ``expected`` / ``allowed`` for the build tools' requirements."""
+    if name in AT_MOST_CRITERIA:
+        return "≤", "recommended ≤"
+    if name in _EXPECTED_CRITERIA:
+        return "expected", "recommended"
+    if name in _ALLOWED_CRITERIA:
+        return "allowed", "recommended"
+    return "minimum", "recommended"
+
+
 def criterion_label(name: str) -> str:
     """The words people read for a criterion name (``gpu2_slowdown_margin_c`` -> ...)."""
     if name in CRITERION_LABELS:
@@ -358,7 +376,9 @@ def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVe
     ]
     criteria = [c for c in criteria if _named(profile.memory, c.name)]
     vram_bytes = sum(
-        g.memory_total_bytes.value or 0 for g in snapshot.gpus if g.memory_total_bytes.ok
+        g.memory_total_bytes.value or 0
+        for g in _compute_gpus(snapshot.gpus)
+        if g.memory_total_bytes.ok
     )
     ratio_min = _num(minimum.get("ratio_to_total_vram"))
     ratio_rec = _num(recommended.get("ratio_to_total_vram"))
@@ -594,6 +614,12 @@ def _display_only_gpus(gpus: Sequence[GpuInfo]) -> list[GpuInfo]:
     ]
 
 
+def _compute_gpus(gpus: Sequence[GpuInfo]) -> list[GpuInfo]:
+    """The GPUs judged, powered and cooled as GPUs: all but the display-only ones."""
+    display_only = {id(gpu) for gpu in _display_only_gpus(gpus)}  # `in` a list is quadratic
+    return [gpu for gpu in gpus if id(gpu) not in display_only]
+
+
 def _no_gpu_verdict(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
     """No usable GPU: say why, as precisely as the probes allow.
 
@@ -655,9 +681,10 @@ def power_budget(snapshot: MachineSnapshot, profile: SpecProfile) -> PowerBudget
     rule = profile.psu
     gpu_w = 0.0
     sources = []
-    for gpu in snapshot.gpus:
-        if gpu.vendor is GpuVendor.APPLE:
-            continue  # part of the SoC, counted in the CPU's figure
+    # Apple GPUs are part of the SoC, and an integrated (display-only) GPU beside a discrete
+    # card is part of the APU: both draw inside the CPU's figure, so neither is a GPU here.
+    powered = [gpu for gpu in _compute_gpus(snapshot.gpus) if gpu.vendor is not GpuVendor.APPLE]
+    for gpu in powered:
         for label, reading in (
             ("enforced limit", gpu.power_limit_enforced_w),
             ("default limit", gpu.power_limit_default_w),
@@ -673,8 +700,7 @@ def power_budget(snapshot: MachineSnapshot, profile: SpecProfile) -> PowerBudget
             sources.append(f"GPU {gpu.index}: {rule.default_gpu_power_w:.0f} W (profile default)")
     cpu_w = _cpu_tdp_w(snapshot, profile)
     parts = gpu_w + cpu_w + rule.base_system_w
-    gpu_count = sum(1 for g in snapshot.gpus if g.vendor is not GpuVendor.APPLE)
-    book_rule = rule.watts_per_gpu * gpu_count
+    book_rule = rule.watts_per_gpu * len(powered)
     return PowerBudget(
         gpu_w=gpu_w,
         gpu_sources=tuple(sources),
@@ -746,7 +772,7 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
     """Thermal throttling, GPU margin to slowdown, CPU package temperature (idle readings)."""
     minimum, recommended = profile.cooling.minimum, profile.cooling.recommended
     criteria = []
-    for gpu in snapshot.gpus:
+    for gpu in _compute_gpus(snapshot.gpus):
         if gpu.error or gpu.vendor is GpuVendor.APPLE:
             continue
         reasons = gpu.clock_event_reasons.value if gpu.clock_event_reasons.ok else None
@@ -873,8 +899,7 @@ def judge(
         if part is not None
     ]
     display_only = _display_only_gpus(snapshot.gpus)
-    display_only_ids = {id(gpu) for gpu in display_only}  # `in` on a list of GPUs is quadratic
-    compute_gpus = [gpu for gpu in snapshot.gpus if id(gpu) not in display_only_ids]
+    compute_gpus = _compute_gpus(snapshot.gpus)
     if profile.judges_gpus and compute_gpus:
         components.extend(judge_gpu(gpu, profile) for gpu in compute_gpus)
     elif profile.judges_gpus:
