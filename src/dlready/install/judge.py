@@ -8,6 +8,7 @@ an AMD GPU. Pure: decided from the snapshot and the packaged compat table.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -406,8 +407,28 @@ def _no_wheel_reason(
     return None
 
 
+def _hint_parts(error: PlanError) -> tuple[list[str], list[str]]:
+    """The hint's choices split into words (``update the NVIDIA driver ...``) and whole
+    ``dlready install-cmd`` commands (the hint's bare flags, ``--torch 2.7.1 --variant cu118``),
+    which ``check`` prints on lines of their own."""
+    words: list[str] = []
+    commands: list[str] = []
+    for choice in re.split(r";\s*or\s+|,\s*or\s+", error.nearest_valid or ""):
+        choice = choice.strip()
+        if choice.startswith("--"):
+            commands.append(f"dlready install-cmd {choice}")
+        elif choice:
+            words.append(choice)
+    return words, commands
+
+
 def _describe(error: PlanError) -> str:
-    return error.message + (f" (hint: {error.nearest_valid})" if error.nearest_valid else "")
+    words, commands = _hint_parts(error)
+    if commands:
+        words.append(
+            "run one of the commands below" if len(commands) > 1 else "run the command below"
+        )
+    return error.message + (f" (hint: {'; or '.join(words)})" if words else "")
 
 
 def _recommend(snapshot: MachineSnapshot) -> tuple[InstallPlan | None, str | None]:
@@ -432,6 +453,18 @@ def recommended_command_line(snapshot: MachineSnapshot) -> str | None:
 def recommended_plan(snapshot: MachineSnapshot) -> InstallPlan | None:
     """The recommended install plan (its command, build variant...), or None if none fits."""
     return _recommend(snapshot)[0]
+
+
+def no_command_alternatives(snapshot: MachineSnapshot) -> tuple[str, ...]:
+    """When no install command fits: the ``dlready install-cmd`` commands that would give one
+    (an older torch, the CPU build...), each whole; empty when a command fits."""
+    try:
+        plan_install(facts_from_snapshot(snapshot), InstallWishes())
+    except PlanError as exc:
+        return tuple(_hint_parts(exc)[1])
+    except CompatTableError:
+        return ()
+    return ()
 
 
 def explain_no_command(snapshot: MachineSnapshot) -> str | None:

@@ -118,6 +118,8 @@ class CheckReport:
     notes: tuple[str, ...] = field(default_factory=tuple)
     unknown_parts: tuple[str, ...] = ()
     """Components that could not be judged; they do not lower ``status`` (see ``--strict``)."""
+    install_alternatives: tuple[str, ...] = ()
+    """When no install command fits: ``dlready install-cmd`` commands that would give one."""
 
     def fails(self, fail_on: FailOn, strict: bool = False) -> bool:
         """Whether ``check`` exits 1.
@@ -126,15 +128,40 @@ class CheckReport:
         verdict is not a pass); and, with ``strict``, when anything could not be judged (a
         whole part, or one criterion of a judged part).
         """
+        return bool(self.failures(fail_on, strict))
+
+    def failures(self, fail_on: FailOn, strict: bool = False) -> list[Failure]:
+        """Each reason behind exit 1 (empty: the check passes), in the order of the parts."""
         bar = Status.MEETS_RECOMMENDED if fail_on is FailOn.RECOMMENDED else Status.MEETS_MINIMUM
         judged = [c for c in self.components if c.status is not Status.UNKNOWN]
-        if any(_SEVERITY[c.status] < _SEVERITY[bar] for c in judged):
-            return True
+        found = [
+            Failure("below_bar", c.subject, (), c.status)
+            for c in judged
+            if _SEVERITY[c.status] < _SEVERITY[bar]
+        ]
         if not judged:
-            return True
+            found.append(Failure("nothing_judged", "", (), Status.UNKNOWN))
         if strict:
-            return len(judged) < len(self.components) or any(c.not_judged for c in judged)
-        return False
+            found += [
+                Failure("not_judged", c.subject, c.not_judged, c.status)
+                for c in self.components
+                if c.status is Status.UNKNOWN or c.not_judged
+            ]
+        return found
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One reason why ``check`` exits 1."""
+
+    code: str
+    """``below_bar`` (a judged part below the ``--fail-on`` bar), ``not_judged`` (under
+    ``--strict``: a part, or criteria of one, could not be judged), ``nothing_judged``."""
+    part: str
+    """The part's subject (``GPU 0: NVIDIA H100 80GB HBM3``); empty for ``nothing_judged``."""
+    criteria: tuple[str, ...]
+    """For ``not_judged`` of a judged part: the criteria that could not be judged."""
+    status: Status
 
 
 # --- generic threshold judgement -------------------------------------------------------------
@@ -523,6 +550,9 @@ def _gpu_readings(gpu: GpuInfo) -> list[Reading[Any]]:
     return [value for value in values if isinstance(value, Reading)]
 
 
+_NO_PERMISSION = "NVMLError_NoPermission"  # the probe keeps NVML's error name in ``error``
+
+
 def broken_gpu_reason(gpu: GpuInfo) -> str | None:
     """Why a GPU that is present does not work, or None when it answers.
 
@@ -547,12 +577,13 @@ def judge_gpu(gpu: GpuInfo, profile: SpecProfile) -> ComponentVerdict:
     subject = _gpu_subject(gpu)
     broken = broken_gpu_reason(gpu)
     if broken is not None:
+        opening = (
+            "This GPU is there, but your user has no permission to use it"
+            if _NO_PERMISSION in broken
+            else "This GPU is installed but does not work"
+        )
         return ComponentVerdict(
-            "gpu",
-            subject,
-            Status.BELOW_MINIMUM,
-            (),
-            _sentences([f"This GPU is installed but does not work: {broken}"]),
+            "gpu", subject, Status.BELOW_MINIMUM, (), _sentences([f"{opening}: {broken}"])
         )
     minimum, recommended = profile.gpu.minimum, profile.gpu.recommended
     candidates = [
@@ -803,13 +834,18 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
         ):
             margin = Reading.read(slowdown.value - temperature.value, temperature.source)
         else:
+            # Described in words (the probes' reasons name sysfs files and NVML calls).
             missing_part = temperature if not temperature.ok else slowdown
-            margin = Reading(
-                None,
-                missing_part.source,
-                missing_part.state,
-                missing_part.reason or "temperature or slowdown threshold unknown",
-            )
+            if missing_part.state is ReadState.FAILED and missing_part.reason:
+                why = missing_part.reason  # a failed or implausible reading says what it was
+            elif temperature.ok and temperature.value is not None:
+                why = (
+                    f"its temperature is {temperature.value:.0f} °C now, but its driver reports "
+                    "no slowdown temperature to compare it with"
+                )
+            else:
+                why = "its temperature could not be read"
+            margin = Reading(None, missing_part.source, missing_part.state, why)
         criteria.append(
             _criterion(
                 f"gpu{gpu.index}_slowdown_margin_c",
@@ -821,10 +857,14 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
                 f"GPU {gpu.index} is close to its slowdown temperature: improve cooling before "
                 "long training runs.",
                 f"GPU {gpu.index} has little thermal margin; under load it may throttle. "
-                "Run `dlready smoke --burn 60` to see.",
+                + _under_load_advice([gpu]),
             )
         )
     package = snapshot.cpu.package_temperature_c
+    if not package.ok:
+        package = Reading(
+            None, package.source, package.state, "no CPU temperature sensor is readable"
+        )
     if _named(profile.cooling, "cpu_package_max_c"):
         criteria.append(
             _criterion(
@@ -839,20 +879,38 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
                 direction=Direction.AT_MOST,
             )
         )
+    gpus = [g for g in _compute_gpus(snapshot.gpus) if not g.error]
+    temperatures_read = package.ok or any(g.temperature_c.ok for g in gpus)
+    vm = snapshot.platform.is_virtual_machine
+    if temperatures_read:
+        empty = "The temperatures read here cannot be judged without their limits."
+    elif vm.ok and vm.value:
+        empty = "No temperature sensor is readable here (typical of a virtual machine)."
+    else:
+        empty = "No temperature sensor is readable here."
     return judged_component(
         "cooling",
         "Cooling",
         criteria,
-        advice_if_empty="No temperature sensors readable here (typical of VMs); run "
-        "`dlready smoke --burn 60` on the GPU to judge cooling under load.",
+        advice_if_empty=f"{empty} {_under_load_advice(gpus)}".strip(),
     )
+
+
+def _under_load_advice(gpus: Sequence[GpuInfo]) -> str:
+    """How to judge cooling under load on these GPUs: ``smoke --burn`` watches NVIDIA GPUs
+    through NVML; for others, their vendor's monitor during a long run."""
+    vendors = {gpu.vendor for gpu in gpus}
+    if GpuVendor.NVIDIA in vendors:
+        return "Run `dlready smoke --burn 60` to judge cooling under load."
+    if GpuVendor.AMD in vendors:
+        return "Watch the GPU's temperature during a long training run (`rocm-smi`)."
+    return ""
 
 
 def _sentences(parts: Sequence[str]) -> str:
-    """Join findings as sentences, each ending with a full stop."""
-    return " ".join(
-        part if part.rstrip().endswith((".", "!", "?")) else f"{part}." for part in parts
-    )
+    """Join findings as sentences, each starting with a capital and ending with a full stop."""
+    sentences = (f"{part[:1].upper()}{part[1:]}".rstrip() for part in parts if part.strip())
+    return " ".join(s if s.endswith((".", "!", "?")) else f"{s}." for s in sentences)
 
 
 _DETECTION_PREFIX = "detection: "
@@ -881,8 +939,24 @@ def judge_software(finding: TorchFit | None) -> ComponentVerdict | None:
         )
     advice = _sentences(finding.problems)
     if finding.fix_command and finding.status != "fits":
-        advice = f"{advice} Reinstall with: {finding.fix_command}".strip()
+        # The command itself is printed once, on a line of its own, below the findings.
+        advice = f"{advice} Reinstall it with the command below.".strip()
     return ComponentVerdict("software", "PyTorch", status, (), advice, tuple(warnings))
+
+
+def _said_once(
+    part: ComponentVerdict, snapshot: MachineSnapshot, earlier: Sequence[ComponentVerdict]
+) -> ComponentVerdict:
+    """``part`` without the NVIDIA driver's reason when an earlier part already gives it
+    (with its fix): each reason is said once."""
+    stack = snapshot.stack(GpuVendor.NVIDIA)
+    reason = stack.reason if stack is not None else None
+    if not reason or reason not in part.advice:
+        return part
+    if not any(reason in c.advice for c in earlier):
+        return part
+    advice = part.advice.replace(f" ({reason})", " (see GPU)").replace(reason, "see GPU")
+    return dataclasses.replace(part, advice=advice)
 
 
 def judge(
@@ -911,7 +985,7 @@ def judge(
         components.append(judge_cooling(snapshot, profile))
     software_verdict = judge_software(software)
     if software_verdict is not None:
-        components.append(software_verdict)
+        components.append(_said_once(software_verdict, snapshot, components))
     notes = tuple(
         f"Reading {probe_words(e.probe)} failed ({e.message}); what it would have shown is "
         "missing from this report"
