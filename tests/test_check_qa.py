@@ -190,6 +190,9 @@ def test_no_fitting_build_is_said_once_with_whole_commands(tmp_path: Path) -> No
     lines = [line.strip() for line in stdout.splitlines()]
     assert "dlready install-cmd --torch 2.7.1 --variant cu118" in lines
     assert "or --torch" not in stdout
+    _, stdout, _ = _check("--snapshot", str(tmp_path / "snapshot.json"), "--json")
+    alternatives = json.loads(stdout)["data"]["install_alternatives"]
+    assert "dlready install-cmd --torch 2.7.1 --variant cu118" in alternatives
 
 
 def test_one_install_command_for_the_gtx_1060(tmp_path: Path) -> None:
