@@ -288,11 +288,7 @@ def _criterion(
     advice_minimum: str,
     direction: Direction = Direction.AT_LEAST,
 ) -> Criterion:
-    scaled: Reading[float] = (
-        Reading(float(reading.value) / scale, reading.source, reading.state, reading.reason)
-        if reading.value is not None
-        else Reading(None, reading.source, reading.state, reading.reason)
-    )
+    scaled: Reading[float] = reading.map(lambda value: float(value) / scale)
     status = judge_number(scaled, minimum, recommended, direction)
     advice = {
         Status.BELOW_MINIMUM: advice_below,
@@ -415,12 +411,7 @@ def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVe
                 memory.effective_total_bytes.value / vram_bytes, memory.effective_total_bytes.source
             )
             if memory.effective_total_bytes.ok and memory.effective_total_bytes.value is not None
-            else Reading(
-                None,
-                memory.effective_total_bytes.source,
-                memory.effective_total_bytes.state,
-                memory.effective_total_bytes.reason,
-            )
+            else memory.effective_total_bytes.without_value()
         )
         criteria.append(
             _criterion(
@@ -467,7 +458,7 @@ def _capability_criterion(gpu: GpuInfo, profile: SpecProfile) -> Criterion:
             "Compute capability is an NVIDIA measure; see the ROCm/Metal support lists for "
             "this GPU.",
         )
-    numeric: Reading[float] = Reading(None, reading.source, reading.state, reading.reason)
+    numeric: Reading[float] = reading.without_value()
     if reading.ok and reading.value is not None:
         try:
             numeric = Reading.read(_capability_value(reading.value), reading.source)
@@ -845,7 +836,7 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
                 )
             else:
                 why = "its temperature could not be read"
-            margin = Reading(None, missing_part.source, missing_part.state, why)
+            margin = missing_part.without_value(why)
         criteria.append(
             _criterion(
                 f"gpu{gpu.index}_slowdown_margin_c",
@@ -861,10 +852,10 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
             )
         )
     package = snapshot.cpu.package_temperature_c
-    if not package.ok:
-        package = Reading(
-            None, package.source, package.state, "no CPU temperature sensor is readable"
-        )
+    vm = snapshot.platform.is_virtual_machine
+    if not package.ok and not (package.state is ReadState.FAILED and package.reason):
+        where = " (typical of a virtual machine)" if vm.ok and vm.value else ""
+        package = package.without_value(f"no CPU temperature sensor is readable{where}")
     if _named(profile.cooling, "cpu_package_max_c"):
         criteria.append(
             _criterion(
@@ -880,19 +871,10 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
             )
         )
     gpus = [g for g in _compute_gpus(snapshot.gpus) if not g.error]
-    temperatures_read = package.ok or any(g.temperature_c.ok for g in gpus)
-    vm = snapshot.platform.is_virtual_machine
-    if temperatures_read:
-        empty = "The temperatures read here cannot be judged without their limits."
-    elif vm.ok and vm.value:
-        empty = "No temperature sensor is readable here (typical of a virtual machine)."
-    else:
-        empty = "No temperature sensor is readable here."
+    # The criteria above say what could not be read, in words; this adds how to judge the
+    # cooling under load, for these GPUs.
     return judged_component(
-        "cooling",
-        "Cooling",
-        criteria,
-        advice_if_empty=f"{empty} {_under_load_advice(gpus)}".strip(),
+        "cooling", "Cooling", criteria, advice_if_empty=_under_load_advice(gpus)
     )
 
 
