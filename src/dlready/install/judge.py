@@ -423,11 +423,11 @@ def _hint_parts(error: PlanError) -> tuple[list[str], list[str]]:
 
 
 def _describe(error: PlanError) -> str:
+    # The flag choices are commands of their own (check prints them whole, on their own
+    # lines; `install-cmd` itself lists them): named here, not inlined as bare flags.
     words, commands = _hint_parts(error)
     if commands:
-        words.append(
-            "run one of the commands below" if len(commands) > 1 else "run the command below"
-        )
+        words.append("another choice that `dlready install-cmd` lists")
     return error.message + (f" (hint: {'; or '.join(words)})" if words else "")
 
 
