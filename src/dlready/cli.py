@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -11,12 +13,6 @@ import typer
 from typer._click.exceptions import ClickException
 
 from dlready import __version__
-from dlready.commands.check import check_command
-from dlready.commands.diff import diff_command
-from dlready.commands.fit import fit_command
-from dlready.commands.fleet import fleet_command
-from dlready.commands.install_cmd import install_cmd_command
-from dlready.commands.smoke import smoke_command
 from dlready.exitcodes import EXIT_CODES_HELP, exit_codes_help
 
 
@@ -52,21 +48,6 @@ def _help_keeps_words_whole() -> None:
 
 _help_keeps_words_whole()
 
-app = typer.Typer(
-    name="dlready",
-    help=(
-        "Is this machine ready for deep learning? `check` judges the hardware, `install-cmd` "
-        "prints the right PyTorch install command, `smoke` proves the installed PyTorch works, "
-        "`fit` says whether a model fits, `fleet` checks a cluster and `diff` compares two "
-        "reports.\n\n" + EXIT_CODES_HELP
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
 
 def _print_version(value: bool) -> None:
     if value:
@@ -74,7 +55,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[
         bool,
@@ -86,43 +66,98 @@ def _root(
     """Root options."""
 
 
-# Short lines for `dlready --help`: click would cut the docstrings mid-sentence ("judge...").
-app.command(
-    "check",
-    help=check_command.__doc__,
-    short_help="Judge CPU, RAM, GPUs, power and cooling against a spec table.",
-    epilog=exit_codes_help("check"),
-)(check_command)
-app.command(
-    "install-cmd",
-    help=install_cmd_command.__doc__,
-    short_help="Print (or run) the right PyTorch install command for this machine.",
-    epilog=exit_codes_help("install-cmd"),
-)(install_cmd_command)
-app.command(
-    "smoke",
-    help=smoke_command.__doc__,
-    short_help="Prove the installed PyTorch works on the device, and how fast.",
-    epilog=exit_codes_help("smoke"),
-)(smoke_command)
-app.command(
-    "fleet",
-    help=fleet_command.__doc__,
-    short_help="Check every node and GPU of a cluster at once; name the weak one.",
-    epilog=exit_codes_help("fleet"),
-)(fleet_command)
-app.command(
-    "diff",
-    help=diff_command.__doc__,
-    short_help="Compare two saved check or fleet reports, field by field.",
-    epilog=exit_codes_help("diff"),
-)(diff_command)
-app.command(
-    "fit",
-    help=fit_command.__doc__,
-    short_help="Will this model train or run here, and what would make it fit.",
-    epilog=exit_codes_help("fit"),
-)(fit_command)
+def _check() -> Callable[..., None]:
+    from dlready.commands.check import check_command
+
+    return check_command
+
+
+def _install_cmd() -> Callable[..., None]:
+    from dlready.commands.install_cmd import install_cmd_command
+
+    return install_cmd_command
+
+
+def _smoke() -> Callable[..., None]:
+    from dlready.commands.smoke import smoke_command
+
+    return smoke_command
+
+
+def _fleet() -> Callable[..., None]:
+    from dlready.commands.fleet import fleet_command
+
+    return fleet_command
+
+
+def _diff() -> Callable[..., None]:
+    from dlready.commands.diff import diff_command
+
+    return diff_command
+
+
+def _fit() -> Callable[..., None]:
+    from dlready.commands.fit import fit_command
+
+    return fit_command
+
+
+# name, the short line for `dlready --help` (click would cut the docstring mid-sentence),
+# and where the command lives: imported only when it is needed.
+COMMANDS: tuple[tuple[str, str, Callable[[], Callable[..., None]]], ...] = (
+    ("check", "Judge CPU, RAM, GPUs, power and cooling against a spec table.", _check),
+    (
+        "install-cmd",
+        "Print (or run) the right PyTorch install command for this machine.",
+        _install_cmd,
+    ),
+    ("smoke", "Prove the installed PyTorch works on the device, and how fast.", _smoke),
+    ("fleet", "Check every node and GPU of a cluster at once; name the weak one.", _fleet),
+    ("diff", "Compare two saved check or fleet reports, field by field.", _diff),
+    ("fit", "Will this model train or run here, and what would make it fit.", _fit),
+)
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The Typer app with every command, or with ``only`` that one.
+
+    Running one command builds only it: reading the other commands' signatures and importing
+    their modules would cost ~15 ms of `check`'s start-up.
+    """
+    app = typer.Typer(
+        name="dlready",
+        help=(
+            "Is this machine ready for deep learning? `check` judges the hardware, `install-cmd` "
+            "prints the right PyTorch install command, `smoke` proves the installed PyTorch "
+            "works, `fit` says whether a model fits, `fleet` checks a cluster and `diff` "
+            "compares two reports.\n\n" + EXIT_CODES_HELP
+        ),
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    for name, short_help, load in COMMANDS:
+        if only is None or name == only:
+            function = load()
+            app.command(
+                name, help=function.__doc__, short_help=short_help, epilog=exit_codes_help(name)
+            )(function)
+    return app
+
+
+@functools.cache
+def _full_app() -> typer.Typer:
+    return build_app()
+
+
+def __getattr__(name: str) -> Any:
+    """``dlready.cli.app``: the app with every command, built on first use (tests, tools)."""
+    if name == "app":
+        return _full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -141,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
     output.prepare_streams()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = typer.main.get_command(app).main(
+        only = args[0] if args and args[0] in {name for name, _, _ in COMMANDS} else None
+        code = typer.main.get_command(build_app(only)).main(
             args=args, prog_name="dlready", standalone_mode=False
         )
     except typer.Abort:
