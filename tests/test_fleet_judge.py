@@ -321,7 +321,7 @@ def test_every_finding_kind_flag_and_step_is_documented() -> None:
     ("env", "args", "message"),
     [
         ({"RANK": "0", "WORLD_SIZE": "2"}, ["--json"], "MASTER_ADDR is not"),
-        ({}, ["--json", "--timeout", "0"], "--timeout 0 must be between"),
+        ({}, ["--json", "--timeout", "0"], "--timeout 0: give more than 0 and at most 86400"),
         ({}, ["--json", "--markdown"], "cannot be combined"),
     ],
 )

@@ -98,7 +98,9 @@ def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, Fle
     from dlready.result import CommandError, Problem, usage_error
 
     if not timeout > 0 or timeout > 86400:
-        raise usage_error(f"--timeout {timeout:g} must be between 0 and 86400 seconds")
+        raise usage_error(
+            f"--timeout {timeout:g}: give more than 0 and at most 86400 seconds (one day)"
+        )
     try:
         launch = read_launch(os.environ)
     except LaunchError as exc:
