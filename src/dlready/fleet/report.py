@@ -108,7 +108,10 @@ class RankRecord:
     node: int
     hostname: str
     status: str
-    """``ok``, ``failed``, ``straggler``, ``missing`` (never joined) or ``lost`` (stopped answering)."""
+    """``ok``, ``failed``, ``straggler``, ``missing`` (never joined), ``lost`` (stopped answering,
+    died or did not say it was stopped when the launcher stopped the run), ``stalled`` (still
+    answering but did not finish a step in time) or ``unknown`` (the run was stopped before
+    rank 0 heard from it)."""
     device: str | None = None
     device_name: str | None = None
     device_uuid: str | None = None
@@ -138,7 +141,8 @@ class StepRecord:
 
     name: str
     status: str
-    """``ok``, ``failed``, ``timed_out`` or ``not_run``."""
+    """``ok``, ``failed``, ``timed_out``, ``skipped`` (nothing to measure: ``message`` says
+    why) or ``not_run``."""
     seconds: float | None
     timeout_s: float
     message: str = ""
@@ -184,6 +188,7 @@ class LinkExpectation:
     scope: str
     gbps: float | None
     source: str
+    """Where ``gbps`` comes from; when it is None, why no figure is known (in words)."""
     measured_busbw_gbps: float | None = None
     percent: float | None = None
 
