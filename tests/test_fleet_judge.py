@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from dlready.fleet.assemble import Gathered, assemble, likely_host
-from dlready.fleet.coordinator import skipped_reason
+from dlready.fleet.coordinator import skipped_reason, stopped_before_start
 from dlready.fleet.launch import DEFAULT_PORT, LaunchError, first_slurm_host, read_launch
 from dlready.fleet.links import probe_nics
 from dlready.fleet.render import render_markdown, render_text
@@ -344,6 +344,16 @@ def test_numbers_and_percents_have_one_format() -> None:
     assert "straggler: matmul 76 % of the median of 16 identical devices" in row
     first = next(line for line in text.splitlines() if line.startswith("0     0 "))
     assert first.endswith("  794.3    100 %")
+
+
+def test_a_run_stopped_before_rank_0_heard_from_anyone_says_so() -> None:
+    code, report = stopped_before_start("torchrun", 2, 15.0)
+    assert code == 1
+    text = render_text(report)
+    assert text.startswith(
+        "dlready fleet: 2 ranks, none heard from, backend not started, launched by torchrun\n"
+    )
+    assert "rendezvous and inventory: failed: stopped by the launcher while rank 0" in text
 
 
 def test_skipped_step_reason() -> None:

@@ -41,8 +41,9 @@ def _percent(value: float | None) -> str:
 
 def _headline(report: FleetReport) -> str:
     """``2 ranks on 1 node, backend gloo, launched by torchrun``."""
+    where = f" on {counted(len(report.nodes), 'node')}" if report.nodes else ", none heard from"
     return (
-        f"{counted(report.world_size, 'rank')} on {counted(len(report.nodes), 'node')}, "
+        f"{counted(report.world_size, 'rank')}{where}, "
         f"backend {report.backend or 'not started'}, "
         f"{_LAUNCHERS.get(report.launcher, f'launched by {report.launcher}')}"
     )
