@@ -15,7 +15,7 @@ from dlready.fleet.launch import DEFAULT_PORT, LaunchError, first_slurm_host, re
 from dlready.fleet.links import probe_nics
 from dlready.fleet.render import render_markdown, render_text
 from dlready.fleet.report import report_from_jsonable
-from dlready.model import to_jsonable
+from dlready.model import SnapshotFormatError, to_jsonable
 from dlready.probes.hostfs import ReplayHostFiles
 from fleet_scenarios import (
     RECORDED_BF16_TFLOPS,
@@ -395,6 +395,13 @@ def test_ranks_rank_0_gave_up_on_show_it_in_their_status(monkeypatch: pytest.Mon
     }
     assert stopped("collective_speed", "timed_out", [2], [])[2] == "stalled"
     assert stopped("health", "lost", [1, 2], [2]) == {0: "ok", 1: "ok", 2: "lost", 3: "ok"}
+
+
+def test_a_saved_report_that_does_not_fit_names_the_value() -> None:
+    data = to_jsonable(assemble(h100_fleet(1)))
+    data["ranks"][3]["rank"] = "x"
+    with pytest.raises(SnapshotFormatError, match=r"^\$\.data\.ranks\[3\]\.rank: expected int"):
+        report_from_jsonable(data)
 
 
 def test_nics_are_read_from_sysfs_physical_links_only() -> None:
