@@ -91,3 +91,16 @@ def test_check_json_keys_are_documented() -> None:
     for section in ("platform", "cpu", "memory", "power_supply", "torch"):
         for key in document["data"]["snapshot"][section]:
             assert f"`{key}`" in schema, f"json-schema.md does not document {section}.{key}"
+
+
+@pytest.mark.parametrize("command", ["check", "install-cmd", "smoke", "fleet", "diff", "fit"])
+def test_each_command_help_states_its_own_exit_codes(command: str) -> None:
+    """fit's and diff's 1 is not "not ready": each --help ends with what its codes mean."""
+    from typer.testing import CliRunner
+
+    from dlready.exitcodes import exit_codes_help
+
+    result = CliRunner().invoke(app, [command, "--help"], terminal_width=2000)
+    assert result.exit_code == 0
+    assert exit_codes_help(command) in result.stdout
+    assert f"- `{command}`" in (REPO / "docs/exit-codes.md").read_text()

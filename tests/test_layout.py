@@ -206,9 +206,10 @@ def test_the_title_does_not_wrap_mid_phrase_at_80_columns(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("command", ["", "check", "install-cmd", "smoke", "fit"])
+@pytest.mark.parametrize("command", ["", "check", "install-cmd", "smoke", "fit", "fleet", "diff"])
 def test_help_never_splits_a_word(command: str, width: int) -> None:
-    """click's wrapper broke `docs/json-schema.md` and `install-cmd` at their hyphens."""
+    """click's wrapper broke `docs/json-schema.md` and `install-cmd` at their hyphens, and
+    `dlready install-cmd | sh` between its words."""
     args = [command, "--help"] if command else ["--help"]
     result = runner.invoke(app, args, env={"COLUMNS": str(width)}, terminal_width=width)
     assert result.exit_code == 0
@@ -216,6 +217,8 @@ def test_help_never_splits_a_word(command: str, width: int) -> None:
     words = set(re.findall(r"\S+", wide.stdout))
     for token in re.findall(r"\S+", result.stdout):
         assert token in words, f"{token!r} at {width} columns is a piece of a word"
+    for line in result.stdout.splitlines():
+        assert line.count("`") % 2 == 0, f"a `command` broken at {width} columns: {line!r}"
 
 
 def test_diff_prints_text_values_whole(tmp_path: Path) -> None:

@@ -310,3 +310,25 @@ def test_ctrl_c_is_interrupted_exit_3(capsys: pytest.CaptureFixture[str]) -> Non
     assert ended.value.code == ExitCode.COULD_NOT_RUN
     document = json.loads(capsys.readouterr().out)
     assert (document["status"], document["errors"][0]["code"]) == ("interrupted", "interrupted")
+
+
+@pytest.mark.parametrize("fmt", [(), ("--json",)])
+def test_stdout_and_stderr_on_one_pipe_whose_reader_went_away_is_exit_3(
+    fmt: tuple[str, ...], h100_report: Path
+) -> None:
+    """`dlready check 2>&1 | head -1`: the error line itself cannot be written either; rich's
+    broken-pipe handler then ended the process with 1 ("not ready")."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "dlready", "check", "--snapshot", str(h100_report), *fmt],
+            stdout=write_end,
+            stderr=write_end,
+            timeout=120,
+            check=False,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+    finally:
+        os.close(write_end)
+    assert result.returncode == ExitCode.COULD_NOT_RUN

@@ -199,6 +199,16 @@ def _h100_report() -> SmokeReport:
     )
 
 
+def test_a_narrow_terminal_gets_one_line_per_check_not_a_folded_table() -> None:
+    buffer = io.StringIO()
+    render_report(_h100_report(), Console(file=buffer, width=60, no_color=True))
+    text = buffer.getvalue()
+    assert re.search(r"^timeout backprop\.training \(\d+\.\d\d s\): ", text, re.MULTILINE)
+    # Soft-wrapped: a line longer than the terminal is one line, not a folded column.
+    assert any(len(line) > 60 for line in text.splitlines())
+    assert "─" not in text  # no table rule
+
+
 def test_rendered_report() -> None:
     buffer = io.StringIO()
     render_report(_h100_report(), Console(file=buffer, width=120, no_color=True))

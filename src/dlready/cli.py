@@ -17,12 +17,13 @@ from dlready.commands.fit import fit_command
 from dlready.commands.fleet import fleet_command
 from dlready.commands.install_cmd import install_cmd_command
 from dlready.commands.smoke import smoke_command
-from dlready.exitcodes import EXIT_CODES_HELP
+from dlready.exitcodes import EXIT_CODES_HELP, exit_codes_help
 
 
 def _help_keeps_words_whole() -> None:
-    """click wraps help text at hyphens and inside long words, which splits `install-cmd`,
-    `meta-llama/Llama-2-7b-hf` and paths across lines; a help line may run long instead."""
+    """click wraps help text at hyphens, inside long words and inside `commands`, which splits
+    `install-cmd`, `meta-llama/Llama-2-7b-hf`, paths and copyable commands across lines; a
+    help line may run long instead."""
     import textwrap
 
     from typer._click import _textwrap
@@ -34,6 +35,18 @@ def _help_keeps_words_whole() -> None:
             kwargs.update(break_on_hyphens=False, break_long_words=False)
             super().__init__(*args, **kwargs)
 
+        def _split(self, text: str) -> list[str]:
+            # A `quoted command` is one chunk, spaces and all.
+            merged: list[str] = []
+            open_span = False
+            for chunk in super()._split(text):
+                if open_span:
+                    merged[-1] += chunk
+                else:
+                    merged.append(chunk)
+                open_span ^= chunk.count("`") % 2 == 1
+            return merged
+
     _textwrap.TextWrapper = WholeWords  # type: ignore[misc]
 
 
@@ -44,7 +57,8 @@ app = typer.Typer(
     help=(
         "Is this machine ready for deep learning? `check` judges the hardware, `install-cmd` "
         "prints the right PyTorch install command, `smoke` proves the installed PyTorch works, "
-        "`fit` says whether a model fits.\n\n" + EXIT_CODES_HELP
+        "`fit` says whether a model fits, `fleet` checks a cluster and `diff` compares two "
+        "reports.\n\n" + EXIT_CODES_HELP
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -77,37 +91,37 @@ app.command(
     "check",
     help=check_command.__doc__,
     short_help="Judge CPU, RAM, GPUs, power and cooling against a spec table.",
-    epilog=EXIT_CODES_HELP,
+    epilog=exit_codes_help("check"),
 )(check_command)
 app.command(
     "install-cmd",
     help=install_cmd_command.__doc__,
     short_help="Print (or run) the right PyTorch install command for this machine.",
-    epilog=EXIT_CODES_HELP,
+    epilog=exit_codes_help("install-cmd"),
 )(install_cmd_command)
 app.command(
     "smoke",
     help=smoke_command.__doc__,
     short_help="Prove the installed PyTorch works on the device, and how fast.",
-    epilog=EXIT_CODES_HELP,
+    epilog=exit_codes_help("smoke"),
 )(smoke_command)
 app.command(
     "fleet",
     help=fleet_command.__doc__,
     short_help="Check every node and GPU of a cluster at once; name the weak one.",
-    epilog=EXIT_CODES_HELP,
+    epilog=exit_codes_help("fleet"),
 )(fleet_command)
 app.command(
     "diff",
     help=diff_command.__doc__,
     short_help="Compare two saved check or fleet reports, field by field.",
-    epilog=EXIT_CODES_HELP,
+    epilog=exit_codes_help("diff"),
 )(diff_command)
 app.command(
     "fit",
     help=fit_command.__doc__,
     short_help="Will this model train or run here, and what would make it fit.",
-    epilog=EXIT_CODES_HELP,
+    epilog=exit_codes_help("fit"),
 )(fit_command)
 
 

@@ -19,6 +19,26 @@ class ExitCode(enum.IntEnum):
 
 
 EXIT_CODES_HELP = (
-    "Exit codes: 0 ok; 1 not ready (check below the bar, or a smoke check failed); "
-    "2 usage or input error; 3 the command could not run."
+    "Exit codes: 0 ok; 1 a judged no (not ready, a failed check, does not fit, different); "
+    "2 usage or input error; 3 the command could not run. Each command's --help says what "
+    "they mean for it."
 )
+
+_COMMAND_EXIT_CODES = {
+    "check": "0 meets the bar; 1 something is below it (or not judged, with --strict)",
+    "install-cmd": "0 a command was printed (with --run: the install's own exit status); "
+    "1 you answered no at the prompt",
+    "smoke": "0 every check passed; 1 a check failed",
+    "fleet": "0 every rank ready and uniform; 1 a finding (straggler, difference, wrong "
+    "collective, missing rank)",
+    "diff": "0 the same; 1 different",
+    "fit": "0 it fits as asked; 1 it does not (the output says what would)",
+}
+
+
+def exit_codes_help(command: str) -> str:
+    """The exit-code line at the end of a command's ``--help`` (docs/exit-codes.md)."""
+    return (
+        f"Exit codes: {_COMMAND_EXIT_CODES[command]}; 2 usage or input error; "
+        "3 the command could not run."
+    )

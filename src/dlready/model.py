@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class StrEnum(str, enum.Enum):
@@ -93,6 +94,19 @@ class Reading(Generic[T]):
     def failed(cls, source: Source, reason: str) -> Reading[T]:
         """Reading the value raised an error or timed out."""
         return cls(value=None, source=source, state=ReadState.FAILED, reason=reason)
+
+    def without_value(self, reason: str | None = None) -> Reading[U]:
+        """No value, with this reading's source, state and reason: why a value derived from
+        this one is missing (the one place a failed reading is carried forward)."""
+        return Reading(
+            value=None, source=self.source, state=self.state, reason=reason or self.reason
+        )
+
+    def map(self, convert: Callable[[T], U]) -> Reading[U]:
+        """``convert`` applied to the value; an absent value keeps its state and reason."""
+        if self.value is None:
+            return self.without_value()
+        return Reading(convert(self.value), self.source, self.state, self.reason)
 
 
 def missing(reason: str = "not probed") -> Reading[Any]:

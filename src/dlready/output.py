@@ -71,13 +71,24 @@ def stdout_console() -> Console:
 
 
 def stderr_console() -> Console:
-    """Console for diagnostics (never hard-wrapped: one message, one line)."""
+    """Console for diagnostics (never hard-wrapped: one message, one line).
+
+    A stderr whose reader went away raises ``BrokenPipeError`` to the caller (which drops the
+    line) instead of rich's own handler, which would end the process with exit 1.
+    """
     from rich.console import Console
+
+    class _StderrConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
 
     width = _columns_override()
     if _no_color():
-        return Console(stderr=True, highlight=False, soft_wrap=True, color_system=None, width=width)
-    return Console(stderr=True, highlight=False, soft_wrap=True, width=width)
+        return _StderrConsole(
+            stderr=True, highlight=False, soft_wrap=True, color_system=None, width=width
+        )
+    return _StderrConsole(stderr=True, highlight=False, soft_wrap=True, width=width)
 
 
 def prepare_streams() -> None:

@@ -182,12 +182,22 @@ def _check(
     return _result(report, build, snapshot, fail_on, strict, origin)
 
 
+def _import_judge() -> None:
+    """Import what judging needs (~30 ms of dataclasses and tables) while probes wait."""
+    import dlready.install.judge
+    import dlready.install.planner
+    import dlready.render.check_json
+    import dlready.spec.build
+    import dlready.spec.profile
+    import dlready.spec.verdict  # noqa: F401
+
+
 def _probe(psu_watts: float | None) -> MachineSnapshot:
     from dlready.probes.collect import collect_snapshot
     from dlready.result import CommandError, Problem, usage_error
 
     try:
-        return collect_snapshot(psu_watts=psu_watts, validate_psu=True)
+        return collect_snapshot(psu_watts=psu_watts, validate_psu=True, meanwhile=_import_judge)
     except ValueError as exc:  # bad DLREADY_PSU_WATTS
         raise usage_error(str(exc)) from None
     except Exception as exc:  # noqa: BLE001  # never a traceback: report and exit 3

@@ -129,7 +129,7 @@ def _read_card(files: HostFiles, index: int, card: str) -> GpuInfo:
             return Reading.unsupported(Source.SYSFS, "the card has no hwmon directory")
         value = _int_reading(text(f"hwmon/{hwmon}/{name}"), name)
         if value.value is None:
-            return Reading(value=None, source=value.source, state=value.state, reason=value.reason)
+            return value.without_value()
         return Reading.read(value.value / scale, Source.SYSFS)
 
     draw = sensor("power1_average", 1e6)
@@ -260,7 +260,5 @@ def _pcie_generation(text: str | None) -> Reading[int]:
 
     reading = _parse_or_fail(text, "link speed", parse)
     if reading.value is None:
-        return Reading(
-            value=None, source=reading.source, state=reading.state, reason=reading.reason
-        )
+        return reading.without_value()
     return Reading.read(int(reading.value), Source.SYSFS)

@@ -92,7 +92,7 @@ def _text(sysctl: Callable[[str], str | None], name: str) -> Reading[str]:
 def _integer(sysctl: Callable[[str], str | None], name: str) -> Reading[int]:
     text = _text(sysctl, name)
     if text.value is None:
-        return Reading(value=None, source=text.source, state=text.state, reason=text.reason)
+        return text.without_value()
     try:
         return Reading.read(int(text.value), Source.SYSCTL)
     except ValueError:

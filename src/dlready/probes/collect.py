@@ -11,6 +11,7 @@ available the NVML probe runs on a thread with the same timeout.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime
 import signal
 import threading
@@ -182,8 +183,13 @@ def collect_snapshot(
     backends: ProbeBackends | None = None,
     psu_watts: float | None = None,
     validate_psu: bool = False,
+    meanwhile: Callable[[], object] | None = None,
 ) -> MachineSnapshot:
     """Probe this machine (or the replayed one in ``backends``).
+
+    ``meanwhile`` runs on this thread while the slow probes (NVML in its child, the build
+    tools' programs) are still out: ``check`` imports its judge there instead of after.
+    Whatever it raises is left for the caller to meet again later.
 
     Raises:
         ValueError: with ``validate_psu``, when ``--psu-watts`` or ``DLREADY_PSU_WATTS`` is
@@ -247,6 +253,9 @@ def collect_snapshot(
                         "apple", lambda: _probe_apple(backends), _failed_stack(GpuVendor.APPLE)
                     )
                 )
+            if meanwhile is not None:
+                with contextlib.suppress(Exception):
+                    meanwhile()
             if isolated is not None:
                 results.insert(
                     0, timed.run("nvidia", isolated.result, _failed_stack(GpuVendor.NVIDIA))

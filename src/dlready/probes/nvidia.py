@@ -385,9 +385,7 @@ def _reading_from_error(function: str, err: NvmlCallError) -> Reading[Any]:
 def _derive(reading: Reading[T], convert: Callable[[T], U]) -> Reading[U]:
     """Apply ``convert`` to a read value; a value of an unexpected shape is a failed reading."""
     if reading.value is None or reading.state is not ReadState.READ:
-        return Reading(
-            value=None, source=reading.source, state=reading.state, reason=reading.reason
-        )
+        return reading.without_value()
     try:
         return Reading(value=convert(reading.value), source=reading.source)
     except (TypeError, ValueError, KeyError, IndexError) as exc:

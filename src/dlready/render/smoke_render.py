@@ -128,6 +128,26 @@ def _rows(checks: tuple[CheckResult, ...]) -> list[tuple[str, CheckResult, int]]
     return rows
 
 
+_NARROW_COLUMNS = 100
+"""Below this the result column would be folded into a narrow strip: one line per check."""
+
+
+def _lines(device: DeviceReport) -> list[str]:
+    """The table's rows as soft-wrapped lines, for narrow terminals and pipes."""
+    lines = []
+    for label, result, count in _rows(device.checks):
+        style = _STYLE[result.status]
+        expected = expected_text(result)
+        message = f"{result.message} · {expected}" if expected else result.message
+        if count > 1:
+            message = f"{count} checks: {message}"
+        lines.append(
+            f"[{style}]{result.status}[/] {escape(printable(label))} "
+            f"({result.duration_s:.2f} s): {escape(printable(message))}"
+        )
+    return lines
+
+
 def _table(device: DeviceReport) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
     table.add_column("check", no_wrap=True)
@@ -184,7 +204,11 @@ def render_report(report: SmokeReport, console: Console, rank: str | None = None
     for device in report.devices:
         console.print()
         console.print(escape(printable(device_heading(report, device))), style="bold")
-        console.print(_table(device))
+        if console.width < _NARROW_COLUMNS:
+            for line in _lines(device):
+                console.print(line, soft_wrap=True)
+        else:
+            console.print(_table(device))
     problems = [
         (device, result)
         for device in report.devices

@@ -243,11 +243,7 @@ def _criterion(
     advice_minimum: str,
     direction: Direction = Direction.AT_LEAST,
 ) -> Criterion:
-    scaled: Reading[float] = (
-        Reading(float(reading.value) / scale, reading.source, reading.state, reading.reason)
-        if reading.value is not None
-        else Reading(None, reading.source, reading.state, reading.reason)
-    )
+    scaled: Reading[float] = reading.map(lambda value: float(value) / scale)
     status = judge_number(scaled, minimum, recommended, direction)
     advice = {
         Status.BELOW_MINIMUM: advice_below,
@@ -368,12 +364,7 @@ def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVe
                 memory.effective_total_bytes.value / vram_bytes, memory.effective_total_bytes.source
             )
             if memory.effective_total_bytes.ok and memory.effective_total_bytes.value is not None
-            else Reading(
-                None,
-                memory.effective_total_bytes.source,
-                memory.effective_total_bytes.state,
-                memory.effective_total_bytes.reason,
-            )
+            else memory.effective_total_bytes.without_value()
         )
         criteria.append(
             _criterion(
@@ -420,7 +411,7 @@ def _capability_criterion(gpu: GpuInfo, profile: SpecProfile) -> Criterion:
             "Compute capability is an NVIDIA measure; see the ROCm/Metal support lists for "
             "this GPU.",
         )
-    numeric: Reading[float] = Reading(None, reading.source, reading.state, reading.reason)
+    numeric: Reading[float] = reading.without_value()
     if reading.ok and reading.value is not None:
         try:
             numeric = Reading.read(_capability_value(reading.value), reading.source)
@@ -778,11 +769,8 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
             margin = Reading.read(slowdown.value - temperature.value, temperature.source)
         else:
             missing_part = temperature if not temperature.ok else slowdown
-            margin = Reading(
-                None,
-                missing_part.source,
-                missing_part.state,
-                missing_part.reason or "temperature or slowdown threshold unknown",
+            margin = missing_part.without_value(
+                missing_part.reason or "temperature or slowdown threshold unknown"
             )
         criteria.append(
             _criterion(
