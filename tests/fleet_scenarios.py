@@ -31,6 +31,8 @@ the two ranks share the VM's two cores and take turns slowing each other."""
 VM_TORCH = "2.13.0+cpu"
 ONE_NODE = "one node: there is no link between nodes to measure"
 """Why every rank of a one-node fleet skips the point-to-point step (runtime.RankRun)."""
+ONE_RANK = "one rank: there is no other rank to exchange data with"
+"""Why a fleet of one rank skips the collective speed step (runtime.RankRun)."""
 
 
 @lru_cache(maxsize=1)
@@ -142,6 +144,8 @@ def h100_fleet(
                 else (("intra-node", 2.5e11),)
             )
         }
+        if world == 1:
+            speed[rank] = {"skipped": ONE_RANK}
         if nodes > 1:
             target = ((node + 1) % nodes) * gpus_per_node + local
             ring[rank] = {"send_to": target, "size_bytes": 256 * 2**20, "gbps": 45.0}
@@ -161,9 +165,13 @@ def h100_fleet(
             "heterogeneity",
             "health",
             "collective_correctness",
-            "collective_speed",
         )
     ]
+    gathered.steps.append(
+        StepRecord("collective_speed", "ok", 1.0, 60.0)
+        if world > 1
+        else StepRecord("collective_speed", "skipped", 0.0, 60.0, ONE_RANK)
+    )
     gathered.steps.append(
         StepRecord("point_to_point", "ok", 1.0, 60.0)
         if nodes > 1

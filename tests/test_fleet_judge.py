@@ -326,6 +326,7 @@ def test_one_process_is_reported_in_words() -> None:
         "  point to point between nodes: skipped: one node: there is no link between nodes" in text
     )
     assert "  all_reduce: pass: exact on the one rank\n" in text
+    assert "  collective speed: skipped: one rank: there is no other rank to exchange" in text
     for internal in ("single", "(s)", "all 1 ranks", "unknown:"):
         assert internal not in text, internal
     markdown = render_markdown(assemble(gathered))

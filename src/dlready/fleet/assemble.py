@@ -307,6 +307,8 @@ def _collective_speeds(gathered: Gathered, numbers: Mapping[int, int]) -> list[C
     }
     hosts = {r: str(j["hostname"]) for r, j in gathered.joins.items()}
     for rank, figures in results.items():
+        if not isinstance(figures, dict) or "skipped" in figures:
+            continue  # nothing timed on this rank (the step says why)
         for scope in figures:
             if scope == "world":
                 label = f"all {gathered.world_size} ranks"

@@ -595,6 +595,8 @@ class RankRun:
         return {"smoke": smoke, **measure_speed(self.device)}
 
     def _collective_speed(self) -> dict[str, Any]:
+        if self.world < 2:
+            return {"skipped": "one rank: there is no other rank to exchange data with"}
         sizes = message_sizes(self.comm_device.type)
         figures: dict[str, Any] = {}
         layout = self.layout
