@@ -204,6 +204,7 @@ def test_cpu_ranks_sharing_one_host_name_no_straggler_and_say_why() -> None:
     text = render_text(report)
     assert "is a straggler" not in text
     assert "Notes\n  - ranks 0, 1 share the CPU cores of vm" in text
+    assert "### Notes\n\n- ranks 0, 1 share the CPU cores of vm" in render_markdown(report)
 
 
 def test_cpu_ranks_on_their_own_hosts_are_judged_with_a_fix_for_cpus() -> None:
