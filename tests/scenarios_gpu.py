@@ -536,6 +536,11 @@ def amd_files(changes: Mapping[str, str | None] | None = None) -> ReplayHostFile
 
 def amd_files_without_driver() -> ReplayHostFiles:
     """The same desktop booted without amdgpu: only the PCI identity files exist."""
+    return ReplayHostFiles(amd_without_driver_file_texts())
+
+
+def amd_without_driver_file_texts() -> dict[str, str]:
+    """The files of :func:`amd_files_without_driver`, to lay over another machine's."""
     kept = {
         path: text
         for path, text in RX_7900_XTX_DESKTOP_FILES.items()
@@ -543,7 +548,7 @@ def amd_files_without_driver() -> ReplayHostFiles:
     }
     kept["/sys/class/drm/card0/device/uevent"] = "PCI_ID=1002:744C\nPCI_SLOT_NAME=0000:03:00.0\n"
     kept["/sys/class/drm/card1/device/uevent"] = "PCI_ID=1002:164E\nPCI_SLOT_NAME=0000:12:00.0\n"
-    return ReplayHostFiles(kept)
+    return kept
 
 
 # --- Apple ------------------------------------------------------------------------------------

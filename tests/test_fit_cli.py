@@ -337,4 +337,4 @@ def test_cpu_only_machine_gets_no_bitsandbytes_strategies() -> None:
     report = plan(resolve_model("llama-2-70b"), Request(task="infer", dtype="bf16"), machine)
     assert not report.fits
     assert not {o.key for o in report.options} & {"int8", "int4", "adamw_8bit", "qlora"}
-    assert any("need a GPU" in note for note in report.notes)
+    assert any("need an NVIDIA or AMD GPU" in note for note in report.notes)

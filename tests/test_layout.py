@@ -22,7 +22,7 @@ from dlready.exitcodes import ExitCode
 from dlready.fleet.assemble import Gathered, assemble
 from dlready.fleet.render import render_markdown, render_text
 from dlready.fleet.report import FleetReport
-from dlready.model import to_jsonable
+from dlready.model import MachineSnapshot, to_jsonable
 from dlready.output import envelope
 from fleet_scenarios import RECORDED_BF16_TFLOPS, h100_fleet
 from machines import replay_snapshot
@@ -100,6 +100,12 @@ class LayoutCase:
     """False where the output holds no command to keep whole (words are still checked)."""
 
 
+def _fit_snapshot_args(tmp_path: Path, snapshot: MachineSnapshot, *args: str) -> list[str]:
+    path = tmp_path / "snapshot.json"
+    path.write_text(json.dumps(to_jsonable(snapshot)))
+    return ["fit", *args, "--snapshot", str(path)]
+
+
 CASES = [
     LayoutCase("check-cpu-vm", _snapshot_args(lambda: replay_snapshot("cpu-only-epyc-vm"))),
     LayoutCase(
@@ -125,6 +131,10 @@ CASES = [
     LayoutCase(
         "fit-70b-train-h100-markdown",
         lambda tmp_path: _fit_args(tmp_path, "llama-2-70b", "--task", "train", "--markdown"),
+    ),
+    LayoutCase(
+        "fit-8b-4x-4090-one-lost",
+        lambda tmp_path: _fit_snapshot_args(tmp_path, _lost_gpu(), "llama-3-8b"),
     ),
     LayoutCase(
         "diff-check-h100-h200",

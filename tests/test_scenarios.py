@@ -260,7 +260,13 @@ def test_a_lost_gpu_is_present_and_broken(failure: Any) -> None:
     for index, part in enumerate(gpu_parts):
         if index in failure.lost_gpu_indices:
             assert part.status is BELOW
-            assert "installed but does not work" in part.advice
+            # A GPU the user may not open works: the words say so (no "does not work").
+            opening = (
+                "your user has no permission to use it"
+                if failure.id == "gpu-handle-no-permission"
+                else "installed but does not work"
+            )
+            assert opening in part.advice
             assert failure.gpu_error_contains in part.advice
             assert part.advice.count(failure.gpu_error_contains) == 1  # the fix, once
         else:

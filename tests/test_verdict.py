@@ -265,7 +265,7 @@ def test_psu_from_dmi_when_not_declared() -> None:
                 fix_command="pip install x",
             ),
             Status.BELOW_MINIMUM,
-            "CPU build on an NVIDIA machine. Reinstall with: pip install x",
+            "CPU build on an NVIDIA machine. Reinstall it with the command below.",
             id="mismatch",
         ),
         pytest.param(None, Status.UNKNOWN, "Not judged", id="planner-missing"),
@@ -301,9 +301,11 @@ def test_problems_read_as_sentences_and_warnings_become_notes() -> None:
     )
     verdict = judge_software(finding)
     assert verdict is not None
+    # Each sentence starts with a capital; the command is printed on its own line, not here.
     assert verdict.advice == (
-        'needs driver >= 580. "no kernel image is available". Reinstall with: pip install y'
+        'Needs driver >= 580. "no kernel image is available". Reinstall it with the command below.'
     )
+    assert "pip install y" not in verdict.advice
     assert verdict.notes == ("only runs on the CPU here",)
 
 

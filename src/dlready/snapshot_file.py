@@ -24,7 +24,9 @@ refuses ``/dev/zero``-like files before they exhaust memory."""
 
 _SNAPSHOT_COMMAND = "check"
 _COMMAND_NAME = re.compile(r"[a-z][a-z-]{0,19}")
-_EXPECTED = "--snapshot reads the output of `dlready check --json` (or its data.snapshot)"
+_EXPECTED = (
+    "--snapshot reads the output of `dlready check --json` (or its data, or its data.snapshot)"
+)
 
 
 class SnapshotFileError(ValueError):
@@ -84,6 +86,14 @@ def _snapshot_document(path: Path, document: Any) -> Any:
             f"{_EXPECTED}"
         )
     if "command" not in document:
+        if "captured_at" not in document and isinstance(document.get("snapshot"), dict):
+            return document["snapshot"]  # the envelope's data saved on its own
+        other = _other_report(document)
+        if other is not None:
+            raise SnapshotFileError(
+                f"{path}: this is the data of a `dlready {other} --json` report, not a machine "
+                f"snapshot; {_EXPECTED}"
+            )
         return document  # a bare snapshot (the envelope's data.snapshot saved on its own)
     command = document["command"]
     if command != _SNAPSHOT_COMMAND:
@@ -116,6 +126,23 @@ def _snapshot_document(path: Path, document: Any) -> Any:
             "keeps the machine's readings there)"
         )
     return data["snapshot"]
+
+
+# The top-level keys of other commands' ``data`` (saved without their envelope, e.g. with
+# ``jq .data``): enough to name the command instead of a missing snapshot field.
+_OTHER_REPORT_KEYS = {
+    "fleet": frozenset({"launcher", "world_size", "ranks", "nodes"}),
+    "fit": frozenset({"model", "request", "machine", "fits"}),
+    "diff": frozenset({"before", "after", "differences"}),
+}
+
+
+def _other_report(document: dict[str, Any]) -> str | None:
+    """The command whose report ``data`` this is (``fleet``, ``fit``, ``diff``), if any."""
+    if "captured_at" in document:
+        return None
+    keys = set(document)
+    return next((name for name, wanted in _OTHER_REPORT_KEYS.items() if wanted <= keys), None)
 
 
 def _json_kind(value: Any) -> str:

@@ -5,6 +5,7 @@ One place, so that no enum value reaches human output; JSON keeps the names them
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 # NVML clock-event reasons (``nvidia-smi -q`` "Clocks Event Reasons"), in plain words.
@@ -87,3 +88,31 @@ _PROBE_WORDS = {
 def probe_words(probe: str) -> str:
     """``nvidia`` -> ``the NVIDIA GPUs``: what a probe reads."""
     return _PROBE_WORDS.get(probe, f"part of the machine ({probe})")
+
+
+# NVML's exception names and messages (``NVMLError_GpuIsLost: GPU is lost``) are kept in the
+# snapshot and the JSON; people read these words instead.
+_NVML_ERROR_WORDS = {
+    "NVMLError_GpuIsLost": "the GPU is lost",
+    "NVMLError_NoPermission": "no permission to open it",
+    "NVMLError_Unknown": "an unknown driver error",
+    "NVMLError_NotSupported": "not supported by this GPU",
+    "NVMLError_FunctionNotFound": "missing from this driver",
+    "NVMLError_LibraryNotFound": "the NVIDIA driver's library was not found",
+    "NVMLError_LibRmVersionMismatch": "the driver and its library differ in version",
+    "NVMLError_DriverNotLoaded": "the driver is not loaded",
+    "NVMLError_InsufficientPower": "not enough power connected to the card",
+    "NVMLError_Timeout": "it did not answer in time",
+}
+# " (NVMLError_X: message)" after words that already say it; "NVMLError_X: message" inline.
+_NVML_IN_BRACKETS = re.compile(r" \(NVMLError_\w+(?::[^()]*(?:\([^()]*\)[^()]*)*)?\)")
+_NVML_INLINE = re.compile(r"(NVMLError_\w+)(?:: ([^;]*))?")
+
+
+def plain_error_text(text: str) -> str:
+    """``... (NVMLError_LibRmVersionMismatch: RM has detected ...)`` -> ``...``, and
+    ``NVMLError_GpuIsLost: GPU is lost`` -> ``the GPU stopped answering``: words for people."""
+    text = _NVML_IN_BRACKETS.sub("", text)
+    return _NVML_INLINE.sub(
+        lambda m: _NVML_ERROR_WORDS.get(m.group(1), m.group(2) or "a driver error"), text
+    )

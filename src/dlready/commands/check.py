@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,32 +14,41 @@ from dlready.spec.bar import FailOn
 
 if TYPE_CHECKING:
     from dlready.install.judge import TorchFit
-    from dlready.result import CommandResult, Streams
+    from dlready.install.plan import InstallPlan
+    from dlready.result import CommandResult, Problem, Streams
     from dlready.spec.build import BuildPart
-    from dlready.spec.verdict import CheckReport
+    from dlready.spec.verdict import CheckReport, Failure
 
 _ENV_PSU = "DLREADY_PSU_WATTS"
 
 
 def software_finding(
     snapshot: MachineSnapshot,
-) -> tuple[TorchFit | None, str | None, str | None]:
+) -> tuple[TorchFit | None, InstallPlan | None, str | None, tuple[str, ...]]:
     """Ask the install planner whether the installed torch fits, and what to install.
 
-    Returns the finding, the recommended install command, and a note when the planner failed.
+    Returns the finding, the recommended install plan, a note when there is none (or the
+    planner failed), and the ``install-cmd`` commands that would give one.
     """
     try:
-        from dlready import install
+        from dlready.install.judge import (
+            explain_no_command,
+            judge_installed_torch,
+            no_command_alternatives,
+            recommended_plan,
+        )
 
-        fit = install.judge_installed_torch(snapshot)
-        command = install.recommended_command_line(snapshot)
-        no_command = install.explain_no_command(snapshot) if command is None else None
+        fit = judge_installed_torch(snapshot)
+        plan = recommended_plan(snapshot)
+        no_command = explain_no_command(snapshot) if plan is None else None
+        alternatives = no_command_alternatives(snapshot) if plan is None else ()
     except Exception as exc:  # noqa: BLE001  # a planner bug must not hide the hardware report
-        return None, None, f"install planner failed: {type(exc).__name__}: {exc}"
+        return None, None, f"install planner failed: {type(exc).__name__}: {exc}", ()
     return (
         fit,
-        command,
+        plan,
         (f"no PyTorch install command for this machine: {no_command}" if no_command else None),
+        alternatives,
     )
 
 
@@ -57,7 +66,7 @@ def build_report(
     """
     from dataclasses import replace
 
-    from dlready.spec.build import fold_build, judge_build_part
+    from dlready.spec.build import InstalledTorchFit, fold_build, judge_build_part
     from dlready.spec.profile import DEFAULT_PROFILE, load_builtin_profile, load_profile_file
     from dlready.spec.verdict import judge
 
@@ -66,12 +75,30 @@ def build_report(
         if spec_file
         else load_builtin_profile(profile_name or DEFAULT_PROFILE)
     )
-    finding, command, planner_note = software_finding(snapshot)
-    report = judge(snapshot, profile, finding, command)
-    if planner_note:
+    finding, plan, planner_note, alternatives = software_finding(snapshot)
+    report = judge(snapshot, profile, finding, plan.command_line if plan else None)
+    report = replace(report, install_alternatives=alternatives)
+    if planner_note and not _said_already(planner_note, snapshot, report):
         report = replace(report, notes=(*report.notes, planner_note))
-    build = judge_build_part(snapshot, profile.build, fail_on)
+    torch_fit = InstalledTorchFit(
+        mismatch=finding is not None and finding.status == "mismatch",
+        recommended_variant=plan.variant if plan else None,
+    )
+    build = judge_build_part(snapshot, profile.build, fail_on, torch_fit)
     return fold_build(report, build), build
+
+
+def _said_already(note: str, snapshot: MachineSnapshot, report: CheckReport) -> bool:
+    """Whether a judged part already says why no install command fits: the PyTorch part
+    (its problems end with it) or the GPU part (a broken driver, with its fix)."""
+    why = note.split(": ", 1)[-1]
+    said = " ".join(c.advice for c in report.components)
+    if why.split(" (hint: ")[0] in said:
+        return True
+    from dlready.model import GpuVendor
+
+    stack = snapshot.stack(GpuVendor.NVIDIA)
+    return bool(stack and stack.reason and stack.reason in why and stack.reason in said)
 
 
 def check_command(
@@ -225,28 +252,32 @@ def _result(
     def text(streams: Streams) -> None:
         from dlready.render.check_render import render_build_part, render_table
 
-        render_table(report, snapshot, streams.console, snapshot_origin)
+        render_table(
+            report, snapshot, streams.console, snapshot_origin, fail_on=fail_on, strict=strict
+        )
         render_build_part(build, streams.console)
 
     def markdown(streams: Streams) -> None:
         from dlready.render.check_render import render_build_markdown, render_markdown
 
         streams.write(
-            render_markdown(report, snapshot, snapshot_origin) + render_build_markdown(build)
+            render_markdown(report, snapshot, snapshot_origin, fail_on=fail_on, strict=strict)
+            + render_build_markdown(build)
         )
 
     data = report_jsonable(report, snapshot, str(fail_on), strict)
     data["build"] = build_jsonable(build)
 
-    exit_code = ExitCode.NOT_READY if report.fails(fail_on, strict) else ExitCode.OK
+    failures = report.failures(fail_on, strict)
+    exit_code = ExitCode.NOT_READY if failures else ExitCode.OK
     return CommandResult(
         "check",
         exit_code,
         data=data,
         status=str(report.status),
-        # Probe failures are part of the report (its notes); in JSON they are listed as
-        # errors too, so that a script sees them without reading the notes.
-        errors=(),
+        # Each reason behind exit 1; the text report says them on its Overall line, and the
+        # emit path prints errors on stderr only from exit 2 on, so nothing is said twice.
+        errors=tuple(_failure_problem(failure, fail_on) for failure in failures),
         warnings=tuple(
             Problem("probe_failed", error.message, detail={"probe": error.probe})
             for error in snapshot.errors
@@ -254,6 +285,24 @@ def _result(
         text=text,
         markdown=markdown,
     )
+
+
+def _failure_problem(failure: Failure, fail_on: FailOn) -> Problem:
+    """One ``errors[]`` entry for a reason behind exit 1."""
+    from dlready.result import Problem
+    from dlready.spec.verdict import criterion_label
+
+    detail: dict[str, Any] = {"part": failure.part, "status": str(failure.status)}
+    if failure.code == "below_bar":
+        bar = "recommended" if fail_on is FailOn.RECOMMENDED else "minimum"
+        message = f"{failure.part} is below the {bar} bar (--fail-on {fail_on})"
+    elif failure.code == "not_judged":
+        detail["criteria"] = list(failure.criteria)
+        what = ", ".join(criterion_label(name) for name in failure.criteria)
+        message = f"{failure.part}: {what or 'the part'} could not be judged (--strict)"
+    else:
+        message = "no part of this machine could be judged"
+    return Problem(failure.code, message, detail=detail)
 
 
 def _list_profiles() -> CommandResult:

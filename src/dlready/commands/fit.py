@@ -48,28 +48,38 @@ def fit_command(
     model: Annotated[
         str,
         typer.Argument(
+            metavar="MODEL",
             help="A known model (llama-3-8b, meta-llama/Llama-2-7b-hf, bert-base, ...), a path "
-            "to a Hugging Face config.json, or a parameter count such as 7B or 110M."
+            "to a Hugging Face config.json, or a parameter count such as 7B or 110M.",
         ),
     ],
     task: Annotated[
-        str, typer.Option("--task", help="infer (default), train, lora or qlora.")
+        str, typer.Option("--task", metavar="TASK", help="infer (default), train, lora or qlora.")
     ] = "infer",
     dtype: Annotated[
         str | None,
         typer.Option(
             "--dtype",
+            metavar="DTYPE",
             help="fp32, bf16, fp16 (training: mixed precision), int8 or int4 (inference). "
             "Default: bf16 (fp16 on GPUs before Ampere).",
         ),
     ] = None,
-    batch: Annotated[int, typer.Option("--batch", help="Batch per GPU.", min=1)] = 1,
+    batch: Annotated[int, typer.Option("--batch", metavar="N", help="Batch per GPU.", min=1)] = 1,
     seq: Annotated[
         int | None,
-        typer.Option("--seq", help="Tokens per sequence (inference: the whole context).", min=1),
+        typer.Option(
+            "--seq",
+            metavar="TOKENS",
+            help="Tokens per sequence (inference: the whole context).",
+            min=1,
+        ),
     ] = None,
     optimizer: Annotated[
-        str, typer.Option("--optimizer", help="adamw (default), adamw-8bit or sgd.")
+        str,
+        typer.Option(
+            "--optimizer", metavar="OPTIMIZER", help="adamw (default), adamw-8bit or sgd."
+        ),
     ] = "adamw",
     gradient_checkpointing: Annotated[
         bool,
@@ -78,14 +88,19 @@ def fit_command(
     attention: Annotated[
         str,
         typer.Option(
-            "--attention", help="sdpa (fused kernels, default) or eager (keeps the scores)."
+            "--attention",
+            metavar="ATTENTION",
+            help="sdpa (fused kernels, default) or eager (keeps the scores).",
         ),
     ] = "sdpa",
-    lora_rank: Annotated[int, typer.Option("--lora-rank", help="LoRA rank.", min=1)] = 16,
+    lora_rank: Annotated[
+        int, typer.Option("--lora-rank", metavar="RANK", help="LoRA rank.", min=1)
+    ] = 16,
     shard: Annotated[
         str,
         typer.Option(
             "--shard",
+            metavar="SHARD",
             help="Training over several GPUs: none (data parallel, default), zero2 or zero3 "
             "(FSDP).",
         ),
@@ -95,11 +110,26 @@ def fit_command(
     ] = False,
     gpus: Annotated[
         int | None,
-        typer.Option("--gpus", help="Use at most this many of the machine's GPUs.", min=1),
+        typer.Option(
+            "--gpus", metavar="N", help="Use at most this many of the machine's GPUs.", min=1
+        ),
     ] = None,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            metavar="DEVICE",
+            help="auto (default): the machine's GPUs; stops when a GPU is there but its driver "
+            "does not work. cpu: judge against the RAM, whatever GPUs there are.",
+        ),
+    ] = "auto",
     snapshot_file: Annotated[
         Path | None,
-        typer.Option("--snapshot", help="Judge a saved `dlready check --json` report instead."),
+        typer.Option(
+            "--snapshot",
+            metavar="FILE",
+            help="Judge a saved `dlready check --json` report instead.",
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the versioned JSON report (docs/json-schema.md).")
@@ -116,7 +146,10 @@ def fit_command(
         ),
     ] = False,
     measure_timeout: Annotated[
-        float, typer.Option("--measure-timeout", help="Seconds --measure may take.", min=1)
+        float,
+        typer.Option(
+            "--measure-timeout", metavar="SECONDS", help="Seconds --measure may take.", min=1
+        ),
     ] = 300.0,
 ) -> None:
     """Will MODEL run on this machine, and how: memory per GPU, item by item, and what would
@@ -132,7 +165,8 @@ def fit_command(
         COMMAND,
         lambda: _fit(
             model, task, dtype, batch, seq, optimizer, gradient_checkpointing, attention,
-            lora_rank, shard, offload, gpus, snapshot_file, run_measure, measure_timeout,
+            lora_rank, shard, offload, gpus, device, snapshot_file, run_measure,
+            measure_timeout,
         ),
         as_json=as_json,
         as_markdown=as_markdown,
@@ -152,13 +186,14 @@ def _fit(
     shard: str,
     offload: bool,
     gpus: int | None,
+    device: str,
     snapshot_file: Path | None,
     run_measure: bool,
     measure_timeout: float,
 ) -> CommandResult:
     from dlready.fit.catalog import ModelLookupError, resolve_model
     from dlready.fit.estimate import SHARDINGS, Request, RequestError
-    from dlready.fit.plan import MachineError, machine_from_snapshot, plan
+    from dlready.fit.plan import GpuUnusableError, MachineError, machine_from_snapshot, plan
     from dlready.result import CommandError, Problem, usage_error
 
     for name, value, allowed in (
@@ -167,33 +202,56 @@ def _fit(
         ("--attention", attention, ("sdpa", "eager")),
         ("--shard", shard, SHARDINGS[:3]),
         ("--dtype", dtype, (None, "fp32", "bf16", "fp16", "int8", "int4")),
+        ("--device", device, ("auto", "cpu")),
     ):
         if value not in allowed:
             raise usage_error(f"{name} {value}: choose one of {', '.join(a for a in allowed if a)}")
     try:
         spec = resolve_model(model)
     except ModelLookupError as exc:
-        if exc.suggestions:
-            problem = Problem(
-                "unknown_model",
-                str(exc),
-                f"did you mean: {', '.join(exc.suggestions)}",
-                detail={"suggestions": list(exc.suggestions)},
-            )
-        else:
-            problem = Problem("bad_model_config", str(exc))
+        problem = Problem(
+            exc.code,
+            str(exc),
+            f"did you mean: {', '.join(exc.suggestions)}" if exc.suggestions else None,
+            detail={"suggestions": list(exc.suggestions)} if exc.suggestions else {},
+        )
         raise CommandError(ExitCode.USAGE, problem) from None
     snapshot = _machine_snapshot(snapshot_file)
+    if device == "cpu" and gpus is not None:
+        raise usage_error("--gpus and --device cpu exclude each other")
     try:
-        machine = machine_from_snapshot(snapshot, gpus)
+        machine = machine_from_snapshot(snapshot, gpus, cpu_only=device == "cpu")
+    except GpuUnusableError as exc:
+        raise CommandError(
+            ExitCode.USAGE,
+            Problem(
+                "gpu_unusable",
+                exc.problem,
+                exc.fix,
+                detail={"evidence": exc.evidence},
+                more=(
+                    f"GPU evidence: {exc.evidence}",
+                    "to judge against the RAM anyway: add --device cpu",
+                ),
+            ),
+        ) from None
     except MachineError as exc:
         if gpus is not None and "--gpus" in str(exc):
             raise usage_error(str(exc)) from None
         raise CommandError(ExitCode.COULD_NOT_RUN, Problem("detection_failed", str(exc))) from None
     if shard != "none" and len(machine.gpus) < 2:
-        raise usage_error(
-            f"--shard {shard} needs several GPUs; this machine offers {len(machine.gpus)}"
-        )
+        usable = machine.usable_gpu_count
+        has = f"this machine has {usable} usable GPU" + ("" if usable == 1 else "s")
+        if gpus is not None:
+            why = f"--gpus {gpus} asks for one ({has})"
+        elif usable > 1:
+            why = (
+                f"this machine's {usable} GPUs differ and only the largest is planned for; "
+                f"--gpus {usable} uses all of them"
+            )
+        else:
+            why = has
+        raise usage_error(f"--shard {shard} needs several GPUs; {why}")
     default_dtype = "bf16" if machine.bf16 else "fp16"
     if task == "qlora" and dtype in (None, "int4"):
         dtype = default_dtype

@@ -18,11 +18,19 @@ FAMILIES = (*TRANSFORMER_FAMILIES, "resnet", "unknown")
 
 
 class ModelLookupError(ValueError):
-    """The model could not be resolved; ``suggestions`` are the closest known names."""
+    """The model could not be resolved; ``suggestions`` are the closest known names.
 
-    def __init__(self, message: str, suggestions: tuple[str, ...] = ()) -> None:
+    ``code`` (the JSON error code, docs/json-schema.md): ``unknown_model`` for a name that is
+    neither known nor a file, ``bad_parameter_count`` for a count that is not above zero,
+    ``bad_model_config`` for a config file that cannot be read or used.
+    """
+
+    def __init__(
+        self, message: str, suggestions: tuple[str, ...] = (), code: str = "bad_model_config"
+    ) -> None:
         super().__init__(message)
         self.suggestions = suggestions
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -251,7 +259,9 @@ def resolve_model(text: str) -> ModelSpec:
     count = parse_parameter_count(text)
     if count is not None:
         if count <= 0:
-            raise ModelLookupError(f"{text!r}: a parameter count must be above zero")
+            raise ModelLookupError(
+                f"{text!r}: a parameter count must be above zero", code="bad_parameter_count"
+            )
         return ModelSpec(
             id=f"{text.strip()} parameters",
             family="unknown",
@@ -268,7 +278,7 @@ def resolve_model(text: str) -> ModelSpec:
             index[name].id for name in difflib.get_close_matches(key, list(index), n=8, cutoff=0.5)
         )
     )[:3]
-    raise ModelLookupError(f"unknown model {text!r}", suggestions)
+    raise ModelLookupError(f"unknown model {text!r}", suggestions, code="unknown_model")
 
 
 # --- Hugging Face config.json ---------------------------------------------------------------

@@ -15,7 +15,8 @@ from dlready.fit.estimate import (
     largest_batch,
     shape_stand_in,
 )
-from dlready.model import GpuVendor, MachineSnapshot
+from dlready.model import GpuInfo, GpuVendor, MachineSnapshot, StackState
+from dlready.words import vendor_words
 
 TIGHT_SHARE = 0.05
 """A fit with less than 5 % of the memory left over is called tight."""
@@ -23,6 +24,17 @@ TIGHT_SHARE = 0.05
 
 class MachineError(ValueError):
     """The machine cannot be judged (nothing readable, or --gpus asks for more than it has)."""
+
+
+class GpuUnusableError(MachineError):
+    """A GPU is evidently here but cannot be used (broken driver, lost card): judging the
+    request against the RAM instead would answer for a machine that is not this one."""
+
+    def __init__(self, problem: str, fix: str, evidence: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+        self.evidence = evidence
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class FitGpu:
     free_bytes: int | None
     bf16: bool | None
     """Whether it computes in bfloat16 (compute capability 8.0 or later); None: unknown."""
+    vendor: GpuVendor = GpuVendor.NVIDIA
 
     @property
     def usable_bytes(self) -> int:
@@ -50,11 +63,23 @@ class FitMachine:
     ram_available_bytes: int | None
     ram_total_bytes: int | None
     notes: tuple[str, ...] = ()
+    unified_memory: bool = False
+    """An Apple GPU: it shares the RAM, which is the budget (judged like the CPU)."""
+    left_out: tuple[str, ...] = ()
+    """GPUs of this machine not planned for, each with why (for people)."""
+    usable_gpu_count: int = 0
+    """Working GPUs of this machine, planned for or not."""
 
     @property
     def device(self) -> str:
-        """``cuda`` when there is a GPU to use, else ``cpu``."""
+        """``cuda`` when there is a GPU to use (ROCm builds of torch call it cuda too), else
+        ``cpu``."""
         return "cuda" if self.gpus else "cpu"
+
+    @property
+    def vendor(self) -> GpuVendor | None:
+        """The vendor of the GPUs used (None on the CPU)."""
+        return self.gpus[0].vendor if self.gpus else None
 
     @property
     def budget_bytes(self) -> int | None:
@@ -69,50 +94,163 @@ class FitMachine:
         return all(gpu.bf16 is not False for gpu in self.gpus)
 
 
-def machine_from_snapshot(snapshot: MachineSnapshot, gpu_limit: int | None = None) -> FitMachine:
-    """The planner's view of a snapshot: GPUs whose memory was read, and the RAM.
+def _label(gpu: GpuInfo) -> str:
+    return f"GPU {gpu.index}" + (f" ({gpu.name.value})" if gpu.name.ok else "")
+
+
+def _fit_gpu(gpu: GpuInfo) -> FitGpu:
+    capability = gpu.compute_capability.value if gpu.compute_capability.ok else None
+    bf16 = None
+    if capability and gpu.vendor is GpuVendor.NVIDIA:
+        try:
+            bf16 = int(str(capability).split(".")[0]) >= 8
+        except ValueError:
+            bf16 = None
+    total_bytes = int(gpu.memory_total_bytes.value or 0)
+    free_value = gpu.memory_free_bytes.value if gpu.memory_free_bytes.ok else None
+    free = int(free_value) if free_value is not None else None
+    name = str(gpu.name.value) if gpu.name.ok else _label(gpu)
+    return FitGpu(gpu.index, name, total_bytes, free, bf16, gpu.vendor)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def _choose_gpus(gpus: list[FitGpu], gpu_limit: int | None) -> list[FitGpu]:
+    """The GPUs to plan for. One model copy is sized by the smallest GPU it uses, so mixing a
+    small card into a group of large ones shrinks every GPU's budget: plan for the group of
+    identical GPUs (same name and memory) with the most memory in all, fewer GPUs on a tie
+    (a single large card beats two small ones that add up to the same). ``--gpus N`` takes N
+    from that group first, then the next largest others."""
+    groups: dict[tuple[GpuVendor, str, int], list[FitGpu]] = {}
+    for gpu in gpus:
+        groups.setdefault((gpu.vendor, gpu.name, gpu.total_bytes), []).append(gpu)
+
+    def richness(group: list[FitGpu]) -> tuple[int, int]:
+        return sum(g.usable_bytes for g in group), -len(group)
+
+    best = max(groups.values(), key=richness)
+    if gpu_limit is None:
+        return best
+    best = sorted(best, key=lambda g: g.usable_bytes, reverse=True)
+    others = sorted((g for g in gpus if g not in best), key=lambda g: g.usable_bytes, reverse=True)
+    return (best + others)[:gpu_limit]
+
+
+def machine_from_snapshot(
+    snapshot: MachineSnapshot, gpu_limit: int | None = None, cpu_only: bool = False
+) -> FitMachine:
+    """The planner's view of a snapshot: the GPUs to plan for, and the RAM.
+
+    Display-only GPUs (an integrated GPU beside a discrete card, as ``check`` leaves them out)
+    and broken ones are left out; of GPUs that differ, the best group of identical ones is
+    used (:func:`_choose_gpus`). ``cpu_only``: judge against the RAM whatever GPUs there are.
 
     Raises:
-        MachineError: ``gpu_limit`` exceeds the usable GPUs.
+        MachineError: ``gpu_limit`` exceeds the usable GPUs, or nothing could be read.
+        GpuUnusableError: a GPU is evidently here, none can be used, and ``cpu_only`` is off.
     """
     notes: list[str] = []
-    gpus: list[FitGpu] = []
-    for gpu in snapshot.gpus:
-        label = f"GPU {gpu.index}" + (f" ({gpu.name.value})" if gpu.name.ok else "")
+    left_out: list[str] = []
+    usable: list[FitGpu] = []
+    unified = False
+    display_only_ids: set[int] = set()
+    if len(snapshot.gpus) > 1:  # a display-only GPU sits beside a discrete card
+        from dlready.spec.verdict import display_only_gpus
+
+        display_only_ids = {id(gpu) for gpu in display_only_gpus(snapshot.gpus)}
+    broken: list[tuple[str, str]] = []
+    for gpu in () if cpu_only else snapshot.gpus:
+        label = _label(gpu)
         if gpu.vendor not in (GpuVendor.NVIDIA, GpuVendor.AMD):
-            notes.append(f"{label}: shares system memory; judged with the RAM instead")
+            if gpu.vendor is GpuVendor.APPLE:
+                unified = True  # said once, in the plan's notes
+            else:
+                notes.append(f"{label}: shares the system memory; judged with the RAM")
+            continue
+        if id(gpu) in display_only_ids:
+            left_out.append(f"{label}: integrated or display-only GPU")
             continue
         if gpu.error or not gpu.memory_total_bytes.ok:
-            reason = gpu.error or gpu.memory_total_bytes.reason or "not read"
-            notes.append(f"{label}: memory could not be read ({reason}); not counted")
+            from dlready.spec.verdict import broken_gpu_reason
+
+            reason = broken_gpu_reason(gpu) or (
+                f"its memory could not be read ({gpu.memory_total_bytes.reason or 'not read'})"
+            )
+            broken.append((label, reason))
+            left_out.append(f"{label}: installed but does not work: {reason}")
             continue
         if gpu.mig_mode_enabled.ok and gpu.mig_mode_enabled.value:
             notes.append(f"{label}: MIG is on; a process sees one MIG slice, which may be smaller")
-        capability = gpu.compute_capability.value if gpu.compute_capability.ok else None
-        bf16 = None
-        if capability and gpu.vendor is GpuVendor.NVIDIA:
-            try:
-                bf16 = int(str(capability).split(".")[0]) >= 8
-            except ValueError:
-                bf16 = None
-        total_bytes = int(gpu.memory_total_bytes.value or 0)
-        free_value = gpu.memory_free_bytes.value if gpu.memory_free_bytes.ok else None
-        free = int(free_value) if free_value is not None else None
-        name = str(gpu.name.value) if gpu.name.ok else label
-        gpus.append(FitGpu(gpu.index, name, total_bytes, free, bf16))
-    if gpu_limit is not None:
-        if gpu_limit > len(gpus):
-            have = f"{len(gpus)} usable GPU" + ("" if len(gpus) == 1 else "s")
-            raise MachineError(f"--gpus {gpu_limit}: this machine has {have}")
-        # Use the GPUs with the most usable memory.
-        gpus = sorted(gpus, key=lambda g: g.usable_bytes, reverse=True)[:gpu_limit]
-        gpus.sort(key=lambda g: g.index)
+        usable.append(_fit_gpu(gpu))
+    if not usable and not cpu_only:
+        _raise_if_gpu_unusable(snapshot, broken)
+    gpus = _choose_gpus(usable, gpu_limit) if usable else []
+    if gpu_limit is not None and gpu_limit > len(gpus):
+        have = _plural(len(usable), "usable GPU")
+        raise MachineError(f"--gpus {gpu_limit}: this machine has {have}")
+    chosen = {gpu.index for gpu in gpus}
+    unchosen = [gpu for gpu in usable if gpu.index not in chosen]
+    if unchosen:
+        why = (
+            f"--gpus {gpu_limit} asked for fewer"
+            if gpu_limit is not None
+            else "another model than the GPUs planned for (one model copy is sized by the "
+            f"smallest GPU it uses; --gpus {len(usable)} plans for all of them)"
+        )
+        left_out += [f"GPU {gpu.index} ({gpu.name}): {why}" for gpu in unchosen]
+    gpus.sort(key=lambda g: g.index)
     memory = snapshot.memory
     available = memory.available_bytes.value if memory.available_bytes.ok else None
     total = memory.effective_total_bytes.value if memory.effective_total_bytes.ok else None
     if not gpus and available is None and total is None:
         raise MachineError("neither GPU memory nor RAM could be read on this machine")
-    return FitMachine(tuple(gpus), available, total, tuple(notes))
+    return FitMachine(
+        tuple(gpus),
+        available,
+        total,
+        tuple(notes),
+        unified and not gpus,
+        tuple(left_out),
+        len(usable),
+    )
+
+
+def _raise_if_gpu_unusable(snapshot: MachineSnapshot, broken: list[tuple[str, str]]) -> None:
+    """No GPU can be used: raise when one is evidently here (its driver fails, it is on the
+    PCI bus without a driver, or it is lost), as ``install-cmd`` refuses a CPU build then."""
+    from dlready.install.facts import facts_from_snapshot
+
+    fault = facts_from_snapshot(snapshot).nvidia_fault
+    if fault is not None:
+        raise GpuUnusableError(
+            f"fix the NVIDIA driver first: {fault.problem}", fault.fix, fault.evidence
+        )
+    for stack in snapshot.driver_stacks:
+        if stack.state in _BROKEN_STACK_STATES:
+            words = vendor_words(stack.vendor.value)
+            raise GpuUnusableError(
+                f"fix the {words} GPU driver first: {stack.reason or 'it does not answer'}",
+                stack.hint or f"install or load the {words} GPU driver, then try again",
+                f"the {words} GPU driver is installed but answered with an error",
+            )
+    if broken:
+        label, reason = broken[0]
+        raise GpuUnusableError(
+            f"fix the GPU first: {label} is installed but does not work",
+            reason,
+            "; ".join(f"{label}: {reason}" for label, reason in broken),
+        )
+
+
+_BROKEN_STACK_STATES = (
+    StackState.DRIVER_NOT_LOADED,
+    StackState.VERSION_MISMATCH,
+    StackState.NO_PERMISSION,
+    StackState.TIMED_OUT,
+    StackState.FAILED,
+)
 
 
 @dataclass(frozen=True)
@@ -150,6 +288,10 @@ class FitReport:
     host_ok: bool | None
     parallelism: str | None
     notes: tuple[str, ...]
+    host_load_processes: int = 1
+    """Processes that each read the whole checkpoint (data parallelism: one per GPU)."""
+    blocked: str | None = None
+    """Why it cannot run as asked whatever the memory (8-/4-bit without a GPU); None: it can."""
 
 
 _Step = tuple[str, str, str, Callable[[Request], Request | None]]
@@ -167,23 +309,36 @@ def _training_steps(request: Request, machine: FitMachine, transformer: bool) ->
         ("mixed_precision", f"{half} mixed precision",
          f"train in {half} autocast (float32 master weights)",
          lambda r: r.with_(dtype=half) if r.dtype == "fp32" else None),
-        ("gradient_checkpointing", "gradient checkpointing",
-         "recompute each block in the backward pass (`model.gradient_checkpointing_enable()`)",
-         lambda r: r.with_(recompute=True) if not r.recompute else None),
-        ("adamw_8bit", "8-bit AdamW",
-         "bitsandbytes 8-bit AdamW (`optim='adamw_bnb_8bit'`)",
-         lambda r: r.with_(optimizer="adamw-8bit") if r.optimizer == "adamw" else None),
     ]  # fmt: skip
     if n > 1 and request.task != "infer":
-        steps += [
+        steps.append(
             ("zero2", f"ZeRO-2 over {n} GPUs",
              f"shard gradients and optimizer states over the {n} GPUs (DeepSpeed ZeRO stage 2, "
              "FSDP SHARD_GRAD_OP)",
-             lambda r: r.with_(sharding="zero2", gpus=n) if r.sharding == "none" else None),
+             lambda r: r.with_(sharding="zero2", gpus=n) if r.sharding == "none" else None)
+        )  # fmt: skip
+    steps.append(
+        ("gradient_checkpointing", "gradient checkpointing",
+         "recompute each block in the backward pass (`model.gradient_checkpointing_enable()`)",
+         lambda r: r.with_(recompute=True) if not r.recompute else None)
+    )  # fmt: skip
+    if n > 1 and request.task != "infer":
+        steps.append(
             ("zero3", f"ZeRO-3 / FSDP over {n} GPUs",
              f"shard weights too (DeepSpeed ZeRO stage 3, FSDP FULL_SHARD) over the {n} GPUs",
-             lambda r: r.with_(sharding="zero3", gpus=n) if r.sharding != "zero3" else None),
-        ]  # fmt: skip
+             lambda r: r.with_(sharding="zero3", gpus=n) if r.sharding != "zero3" else None)
+        )  # fmt: skip
+    steps.append(
+        ("adamw_8bit", "8-bit AdamW",
+         "bitsandbytes 8-bit AdamW (`optim='adamw_bnb_8bit'`)",
+         lambda r: r.with_(optimizer="adamw-8bit") if r.optimizer == "adamw" else None)
+    )  # fmt: skip
+    if machine.device == "cuda":
+        steps.append(
+            ("cpu_offload", "CPU offload",
+             "keep gradients and optimizer states in CPU RAM (DeepSpeed ZeRO-Offload); slower",
+             lambda r: r.with_(offload=True) if not r.offload else None)
+        )  # fmt: skip
     if request.task == "train" and transformer:
         steps.append(
             ("lora", "LoRA", "train low-rank adapters on every linear layer, "
@@ -196,12 +351,6 @@ def _training_steps(request: Request, machine: FitMachine, transformer: bool) ->
             ("qlora", "QLoRA", "4-bit NF4 base weights with LoRA adapters (bitsandbytes "
              "`bnb_4bit_use_double_quant=True`)",
              lambda r: r.with_(task="qlora", dtype=half) if r.task != "qlora" else None)
-        )  # fmt: skip
-    if machine.device == "cuda":
-        steps.append(
-            ("cpu_offload", "CPU offload",
-             "keep gradients and optimizer states in CPU RAM (DeepSpeed ZeRO-Offload); slower",
-             lambda r: r.with_(offload=True) if not r.offload else None)
         )  # fmt: skip
     return steps
 
@@ -217,10 +366,6 @@ def _inference_steps(
     steps: list[_Step] = [
         ("half_precision", f"{half} weights", f"load the weights in {half} (`torch_dtype=torch.{'bfloat16' if half == 'bf16' else 'float16'}`)",
          lambda r: r.with_(dtype=half) if r.dtype == "fp32" else None),
-        ("int8", "8-bit weights", "bitsandbytes `load_in_8bit=True` (LLM.int8())",
-         lambda r: r.with_(dtype="int8") if r.dtype in ("fp32", "bf16", "fp16") else None),
-        ("int4", "4-bit weights", "bitsandbytes `load_in_4bit=True`, NF4 with double quantisation",
-         lambda r: r.with_(dtype="int4") if r.dtype != "int4" else None),
     ]  # fmt: skip
     if n > 1:
         steps.append(
@@ -229,6 +374,12 @@ def _inference_steps(
              "parallelism in vLLM)",
              lambda r: r.with_(sharding="split", gpus=n) if r.sharding != "split" else None)
         )  # fmt: skip
+    steps += [
+        ("int8", "8-bit weights", "bitsandbytes `load_in_8bit=True` (LLM.int8())",
+         lambda r: r.with_(dtype="int8") if r.dtype in ("fp32", "bf16", "fp16") else None),
+        ("int4", "4-bit weights", "bitsandbytes `load_in_4bit=True`, NF4 with double quantisation",
+         lambda r: r.with_(dtype="int4") if r.dtype != "int4" else None),
+    ]  # fmt: skip
 
     def shorter(r: Request) -> Request | None:
         tokens = longest_context(r)
@@ -270,27 +421,38 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
     if budget is None:
         raise MachineError("neither GPU memory nor RAM could be read on this machine")
     asked = estimate(model, request)
-    fits = _fits(asked, budget, machine)
+    blocked: str | None = None
+    forced: list[_Step] = []
+    base = request
+    if machine.device == "cpu":
+        swap = _without_bitsandbytes(request, _half(machine))
+        if swap is not None:
+            blocked, step = swap
+            forced = [step]
+            base = step[3](request) or request
+    fits = blocked is None and _fits(asked, budget, machine)
     margin = budget - asked.device_bytes
-    biggest = largest_batch(model, request, budget)
+    biggest = largest_batch(model, request, budget) if blocked is None else 0
     if request.task == "infer":
 
         def longest_context(r: Request) -> int:
             return _longest_context(model, r, budget)
 
-        steps = _inference_steps(request, machine, longest_context, effective_seq(model, request))
+        steps = _inference_steps(base, machine, longest_context, effective_seq(model, base))
     else:
-        steps = _training_steps(request, machine, shape_stand_in(model).is_transformer)
+        steps = _training_steps(base, machine, shape_stand_in(model).is_transformer)
     if machine.device == "cpu":  # bitsandbytes' 8- and 4-bit kernels need a GPU
         steps = [step for step in steps if step[0] not in _BITSANDBYTES_STEPS]
     options: list[Option] = []
     current = request
-    for key, title, how, change in steps:
-        alone_request = change(request)
+    for key, title, how, change in forced + steps:
+        alone_request = change(base) if forced and key != forced[0][0] else change(request)
         combined = change(current)
-        if combined is None and alone_request is None:
-            continue
-        current = combined or current
+        if combined is None or combined == current:
+            if alone_request is None:
+                continue  # changes nothing here: no row
+            combined = current
+        current = combined
         breakdown = estimate(model, current)
         alone = estimate(model, alone_request) if alone_request else None
         options.append(
@@ -311,7 +473,7 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
                     current, estimate(model, current), True,
                 )
             )  # fmt: skip
-    recommended = _cheapest(model, request, steps, options, budget, machine) if not fits else None
+    recommended = None if fits else _cheapest(model, base, forced, steps, budget, machine)
     recommended_batch = largest_batch(model, recommended.request, budget) if recommended else 0
     n = len(machine.gpus)
     processes = n if (n > 1 and request.sharding == "none" and request.task != "infer") else 1
@@ -320,12 +482,21 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
     host_ok = None if room is None else host_total <= room
     notes = list(machine.notes) + list(asked.notes)
     if machine.device == "cpu":
-        notes.append(
-            "no usable GPU: judged against this machine's RAM; running on the CPU works but is "
-            "far slower than on a GPU"
-        )
+        if machine.unified_memory:
+            notes.append(
+                "the Apple GPU (PyTorch's mps device) and the CPU share this memory: judged "
+                "against what is available of it"
+            )
+        else:
+            notes.append(
+                "no usable GPU: judged against this machine's RAM; running on the CPU works "
+                "but is far slower than on a GPU"
+            )
         if not fits:
-            notes.append("8-bit and 4-bit strategies (bitsandbytes) are left out: they need a GPU")
+            notes.append(
+                "8-bit and 4-bit strategies (bitsandbytes) are left out: they need an NVIDIA "
+                "or AMD GPU"
+            )
     if host_ok is False and machine.device == "cuda":  # on the CPU the weights stay in RAM
         notes.append(
             "loading the checkpoint needs more RAM than is available; safetensors with "
@@ -351,7 +522,41 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
         host_ok=host_ok,
         parallelism=parallelism,
         notes=tuple(notes),
+        host_load_processes=processes,
+        blocked=blocked,
     )
+
+
+def _without_bitsandbytes(request: Request, half: str) -> tuple[str, _Step] | None:
+    """On a machine without a usable GPU: why the request cannot run (bitsandbytes' 8- and
+    4-bit kernels need a GPU), and the step to the nearest request that can; None when it can.
+    """
+    parts: list[tuple[str, str]] = []  # (what was asked, what runs instead)
+    if request.task == "qlora":
+        parts.append(("QLoRA (4-bit base weights)", "LoRA"))
+    if request.dtype in ("int8", "int4"):
+        parts.append((f"{request.dtype[3:]}-bit weights", f"{half} weights"))
+    if request.optimizer == "adamw-8bit":
+        parts.append(("8-bit AdamW", "AdamW"))
+    if not parts:
+        return None
+
+    def change(r: Request) -> Request | None:
+        changed = r.with_(
+            task="lora" if r.task == "qlora" else r.task,
+            dtype=half if r.dtype in ("int8", "int4") else r.dtype,
+            optimizer="adamw" if r.optimizer == "adamw-8bit" else r.optimizer,
+        )
+        return changed if changed != r else None
+
+    asked = " and ".join(what for what, _ in parts)
+    reason = (
+        f"{asked} need{'s' if len(parts) == 1 else ''} bitsandbytes' GPU kernels, and this "
+        "machine has no usable NVIDIA or AMD GPU"
+    )
+    title = "; ".join(f"{instead} instead of {what}" for what, instead in parts)
+    how = "; ".join(f"{instead} (runs on the CPU) instead of {what}" for what, instead in parts)
+    return reason, ("without_bitsandbytes", title, how, change)
 
 
 def _longest_context(model: ModelSpec, request: Request, budget: float) -> int:
@@ -359,6 +564,8 @@ def _longest_context(model: ModelSpec, request: Request, budget: float) -> int:
     if kv_cache_bytes(model, request.with_(seq=1)) == 0:
         return 0
     low, high = 0, effective_seq(model, request)
+    if estimate(model, request.with_(seq=high)).device_bytes <= budget:
+        return high  # it fits as it is: nothing to shorten
     while high - low > 1:
         middle = (low + high) // 2
         if estimate(model, request.with_(seq=middle)).device_bytes <= budget:
@@ -370,31 +577,75 @@ def _longest_context(model: ModelSpec, request: Request, budget: float) -> int:
 
 def _cheapest(
     model: ModelSpec,
-    request: Request,
+    base: Request,
+    forced: list[_Step],
     steps: list[_Step],
-    options: list[Option],
     budget: float,
     machine: FitMachine,
 ) -> Option | None:
-    """The first rung of the ladder that fits, without the earlier rungs it does not need."""
-    first = next((o for o in options if o.fits), None)
-    if first is None or first.key == "smaller_batch":
-        return first
-    applied = [o.key for o in options[: options.index(first) + 1]]
-    chosen = [step for step in steps if step[0] in applied]
-    for step in list(chosen[:-1]):
-        trial = [s for s in chosen if s is not step]
-        trial_request = _apply(request, trial)
-        if _fits(estimate(model, trial_request), budget, machine):
-            chosen = trial
-    final = _apply(request, chosen)
-    breakdown = estimate(model, final)
+    """The least costly combination of strategies that fits (docs/fit.md, "Cheapest way").
+
+    The ladder is ordered from the least to the most costly strategy; a combination costs what
+    its most costly strategy costs, ties broken by the next one, then by fewer strategies (the
+    combinations compared as their step ranks sorted from high to low). Every strategy only
+    lowers the memory, so when all of them together do not fit, none of the combinations does:
+    then the batch is lowered too (training keeps its effective batch by accumulation).
+    """
+    base = _apply(base, forced)
+    everything = _apply(base, steps)
+    shrink_batch = not _fits(estimate(model, everything), budget, machine)
+    if shrink_batch and (base.batch == 1 or largest_batch(model, everything, budget) < 1):
+        return None
+
+    def attempt(ranks: set[int]) -> Request | None:
+        """The request with these steps (and the batch lowered if it must be), if it fits."""
+        trial = _apply(base, [steps[rank] for rank in sorted(ranks)])
+        if shrink_batch:
+            batch = largest_batch(model, trial, budget)
+            if batch < 1:
+                return None
+            trial = trial.with_(batch=batch)
+        return trial if _fits(estimate(model, trial), budget, machine) else None
+
+    # The least costly combination, most costly step first: as every step only lowers the
+    # memory, the most costly step needed is the first j for which steps 0..j together fit;
+    # then the same for the rest, below j. Equal to trying every combination in order of cost
+    # (tests/test_fit_machines.py checks it against that), with O(n log n) estimates, not 2^n.
+    chosen: set[int] = set()
+    upper = len(steps) - 1
+    found = attempt(chosen)
+    while found is None:
+        # Steps 0..upper with those chosen fit (all of them did, checked above): bisect for
+        # the first j that is enough.
+        low, high = 0, upper
+        while low < high:
+            middle = (low + high) // 2
+            if attempt(chosen | set(range(middle + 1))) is not None:
+                high = middle
+            else:
+                low = middle + 1
+        needed = low
+        chosen.add(needed)
+        upper = needed - 1
+        found = attempt(chosen)
+    titles = [step[:3] for step in forced + [steps[rank] for rank in sorted(chosen)]]
+    if shrink_batch:
+        titles.append(
+            (
+                "smaller_batch",
+                f"batch {found.batch}",
+                f"a per-GPU batch of {found.batch}"
+                + (" with gradient accumulation" if base.task != "infer" else ""),
+            )
+        )
+    if not titles:
+        return None
     return Option(
-        "+".join(step[0] for step in chosen),
-        " + ".join(step[1] for step in chosen),
-        "; ".join(step[2] for step in chosen),
-        final,
-        breakdown,
+        "+".join(t[0] for t in titles),
+        " + ".join(t[1] for t in titles),
+        "; ".join(t[2] for t in titles),
+        found,
+        estimate(model, found),
         True,
     )
 

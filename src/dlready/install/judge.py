@@ -8,6 +8,7 @@ an AMD GPU. Pure: decided from the snapshot and the packaged compat table.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from dlready.install.caveats import arch_list_caveat, caveat_lines, driver_floor
 from dlready.install.cuda_fit import gpu_coverage
 from dlready.install.errors import PlanError
 from dlready.install.facts import UNSUPPORTED_OS_DETAIL, MachineFacts, facts_from_snapshot
-from dlready.install.plan import SUPPORTED_PLATFORMS, InstallWishes
+from dlready.install.plan import SUPPORTED_PLATFORMS, InstallPlan, InstallWishes
 from dlready.install.planner import plan_install
 from dlready.install.release_choice import python_fits
 from dlready.install.table import (
@@ -406,13 +407,33 @@ def _no_wheel_reason(
     return None
 
 
+def _hint_parts(error: PlanError) -> tuple[list[str], list[str]]:
+    """The hint's choices split into words (``update the NVIDIA driver ...``) and whole
+    ``dlready install-cmd`` commands (the hint's bare flags, ``--torch 2.7.1 --variant cu118``),
+    which ``check`` prints on lines of their own."""
+    words: list[str] = []
+    commands: list[str] = []
+    for choice in re.split(r";\s*or\s+|,\s*or\s+", error.nearest_valid or ""):
+        choice = choice.strip()
+        if choice.startswith("--"):
+            commands.append(f"dlready install-cmd {choice}")
+        elif choice:
+            words.append(choice)
+    return words, commands
+
+
 def _describe(error: PlanError) -> str:
-    return error.message + (f" (hint: {error.nearest_valid})" if error.nearest_valid else "")
+    # The flag choices are commands of their own (check prints them whole, on their own
+    # lines; `install-cmd` itself lists them): named here, not inlined as bare flags.
+    words, commands = _hint_parts(error)
+    if commands:
+        words.append("another choice that `dlready install-cmd` lists")
+    return error.message + (f" (hint: {'; or '.join(words)})" if words else "")
 
 
-def _recommend(snapshot: MachineSnapshot) -> tuple[str | None, str | None]:
+def _recommend(snapshot: MachineSnapshot) -> tuple[InstallPlan | None, str | None]:
     try:
-        return plan_install(facts_from_snapshot(snapshot), InstallWishes()).command_line, None
+        return plan_install(facts_from_snapshot(snapshot), InstallWishes()), None
     except PlanError as exc:
         return None, _describe(exc)
     except CompatTableError as exc:
@@ -425,7 +446,25 @@ def recommended_command_line(snapshot: MachineSnapshot) -> str | None:
     Convenience for ``check`` and ``smoke``: default wishes (newest torch, pip).
     :func:`explain_no_command` says why it is None.
     """
+    plan = _recommend(snapshot)[0]
+    return plan.command_line if plan else None
+
+
+def recommended_plan(snapshot: MachineSnapshot) -> InstallPlan | None:
+    """The recommended install plan (its command, build variant...), or None if none fits."""
     return _recommend(snapshot)[0]
+
+
+def no_command_alternatives(snapshot: MachineSnapshot) -> tuple[str, ...]:
+    """When no install command fits: the ``dlready install-cmd`` commands that would give one
+    (an older torch, the CPU build...), each whole; empty when a command fits."""
+    try:
+        plan_install(facts_from_snapshot(snapshot), InstallWishes())
+    except PlanError as exc:
+        return tuple(_hint_parts(exc)[1])
+    except CompatTableError:
+        return ()
+    return ()
 
 
 def explain_no_command(snapshot: MachineSnapshot) -> str | None:

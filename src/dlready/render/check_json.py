@@ -31,6 +31,7 @@ def report_jsonable(
         "components": to_jsonable(report.components),
         "power_budget": to_jsonable(report.power_budget),
         "install_command": report.install_command,
+        "install_alternatives": list(report.install_alternatives),
         "notes": list(report.notes),
         "snapshot": to_jsonable(snapshot),
     }

@@ -19,9 +19,18 @@ from rich.table import Table
 
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
 from dlready.render.text import format_number, printable
+from dlready.spec.bar import FailOn
 from dlready.spec.build import BuildPart
-from dlready.spec.verdict import CheckReport, ComponentVerdict, Criterion, Status, criterion_label
-from dlready.words import os_words, stack_state_words, vendor_words
+from dlready.spec.verdict import (
+    AT_MOST_CRITERIA,
+    CheckReport,
+    ComponentVerdict,
+    Criterion,
+    Status,
+    criterion_label,
+    threshold_labels,
+)
+from dlready.words import os_words, plain_error_text, stack_state_words, vendor_words
 
 GIB = 1024**3
 
@@ -46,6 +55,12 @@ def _fmt(value: float | str | None, unit: str = "") -> str:
         return "-"
     text = format_number(float(value)) if isinstance(value, (int, float)) else str(value)
     return printable(f"{text} {unit}".strip())
+
+
+def _threshold(criterion: Criterion, value: float | str | None) -> str:
+    """A threshold in a table cell: a maximum reads ``≤ 90 °C``, not a bare minimum."""
+    text = _fmt(value, criterion.unit)
+    return f"≤ {text}" if value is not None and criterion.name in AT_MOST_CRITERIA else text
 
 
 def _gib(size_bytes: float) -> str:
@@ -120,15 +135,27 @@ def _gpu_groups(gpus: Sequence[GpuInfo]) -> list[list[GpuInfo]]:
     return list(groups.values())
 
 
+def _human(text: str) -> str:
+    """Text from the machine or a finding as people read it: NVML's exception names become
+    words (JSON keeps them), control characters escapes."""
+    return printable(plain_error_text(text))
+
+
 def _driver_text(stack_state: str, version: str | None, cuda: str | None, reason: str) -> str:
     if stack_state != "ok":  # the reason says it in words; the state's words are the fallback
-        return printable(reason) if reason else stack_state_words(stack_state)
+        return _human(reason) if reason else stack_state_words(stack_state)
     text = f"driver {printable(version)}" if version else "driver version unreadable"
     return f"{text}, CUDA {printable(cuda)}" if cuda else text
 
 
-def machine_summary(snapshot: MachineSnapshot) -> list[tuple[str, str]]:
-    """Short "what this machine has" lines, shared by the table and Markdown renderers."""
+def machine_summary(
+    snapshot: MachineSnapshot, report: CheckReport | None = None
+) -> list[tuple[str, str]]:
+    """Short "what this machine has" lines, shared by the table and Markdown renderers.
+
+    A driver whose reason a judged part of ``report`` gives (with its fix) is summed up in a
+    few words here: each reason is said once."""
+    said = " ".join(c.advice for c in report.components) if report is not None else ""
     cpu, memory, plat = snapshot.cpu, snapshot.memory, snapshot.platform
     lines = []
     os_text = printable(plat.os_release.value) if plat.os_release.ok else os_words(plat.os)
@@ -174,7 +201,7 @@ def machine_summary(snapshot: MachineSnapshot) -> list[tuple[str, str]]:
                 stack.state.value,
                 stack.driver_version.value if stack.driver_version.ok else None,
                 stack.cuda_driver_version.value if stack.cuda_driver_version.ok else None,
-                stack.reason or "",
+                "" if stack.reason and stack.reason in said else stack.reason or "",
             )
             vendor = vendor_words(stack.vendor)
             lines.append((f"{vendor} driver", text))
@@ -187,6 +214,8 @@ def machine_summary(snapshot: MachineSnapshot) -> list[tuple[str, str]]:
     if torch.installed and torch.version.ok:
         build = printable(torch.local_variant.value or "unknown build")
         lines.append(("PyTorch", f"{printable(torch.version.value)} ({build})"))
+    elif torch.installed:
+        lines.append(("PyTorch", "installed, version unreadable"))
     else:
         lines.append(("PyTorch", "not installed"))
     return lines
@@ -303,11 +332,24 @@ def not_judged(report: CheckReport) -> list[str]:
     return items
 
 
-def overall_text(report: CheckReport) -> str:
-    """``meets min · not judged: CPU max clock, PSU``."""
-    text = STATUS_LABELS[report.status]
+def overall_text(
+    report: CheckReport, fail_on: FailOn = FailOn.MINIMUM, strict: bool = False
+) -> str:
+    """``meets min · not judged: CPU max clock, PSU``, and why it fails when the status alone
+    does not say it (``· fails --strict: 2 items not judged``)."""
+    bits = [STATUS_LABELS[report.status]]
     missing = not_judged(report)
-    return f"{text} · not judged: {', '.join(missing)}" if missing else text
+    if missing:
+        bits.append(f"not judged: {', '.join(missing)}")
+    codes = {failure.code: failure for failure in report.failures(fail_on, strict)}
+    if "below_bar" in codes and report.status is not Status.BELOW_MINIMUM:
+        bits.append(f"below the recommended bar (--fail-on {fail_on})")
+    if "not_judged" in codes:
+        items = "1 item" if len(missing) == 1 else f"{len(missing)} items"
+        bits.append(f"fails --strict: {items} not judged")
+    if "nothing_judged" in codes:
+        bits.append("fails: nothing could be judged")
+    return " · ".join(bits)
 
 
 def _snapshot_line(snapshot: MachineSnapshot, snapshot_origin: str) -> str:
@@ -323,9 +365,13 @@ def _snapshot_line(snapshot: MachineSnapshot, snapshot_origin: str) -> str:
 # --- the table for people ---------------------------------------------------------------------
 
 
-def _table(parts: Sequence[DisplayPart]) -> Table:
+_HEADERS = ("Part / criterion", "Status", "Measured", "Minimum", "Recommended")
+_BUILD_HEADERS = ("Part / tool", "Status", "Found", "Expected / allowed", "Recommended")
+
+
+def _table(parts: Sequence[DisplayPart], headers: Sequence[str] = _HEADERS) -> Table:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, expand=False)
-    for header in ("Part / criterion", "Status", "Measured", "Minimum", "Recommended"):
+    for header in headers:
         table.add_column(header, no_wrap=True)
     for part in parts:
         style = _STATUS_STYLES[part.component.status]
@@ -337,8 +383,8 @@ def _table(parts: Sequence[DisplayPart]) -> Table:
                 f"  {escape(printable(label))}",
                 f"[{crit_style}]{STATUS_LABELS[criterion.status]}[/]",
                 escape(_fmt(criterion.measured, criterion.unit)),
-                escape(_fmt(criterion.minimum, criterion.unit)),
-                escape(_fmt(criterion.recommended, criterion.unit)),
+                escape(_threshold(criterion, criterion.minimum)),
+                escape(_threshold(criterion, criterion.recommended)),
             )
     return table
 
@@ -361,9 +407,10 @@ def _print_stacked(parts: Sequence[DisplayPart], console: Console) -> None:
         for label, criterion in part.rows:
             limits = ", ".join(
                 f"{name} {_fmt(value, criterion.unit)}"
-                for name, value in (
-                    ("minimum", criterion.minimum),
-                    ("recommended", criterion.recommended),
+                for name, value in zip(
+                    threshold_labels(criterion.name),
+                    (criterion.minimum, criterion.recommended),
+                    strict=True,
                 )
                 if value is not None
             )
@@ -384,6 +431,9 @@ def render_table(
     snapshot: MachineSnapshot,
     console: Console,
     snapshot_origin: str | None = None,
+    *,
+    fail_on: FailOn = FailOn.MINIMUM,
+    strict: bool = False,
 ) -> None:
     """Print the human report. ``snapshot_origin``: the file a saved snapshot came from."""
     console.print(f"[bold]dlready check[/] · profile [bold]{escape(printable(report.profile))}[/]")
@@ -393,7 +443,7 @@ def render_table(
     if snapshot_origin is not None:
         line = escape(_snapshot_line(snapshot, snapshot_origin))
         console.print(f"[yellow]{line}[/]", soft_wrap=True)  # a path: never hard-wrapped
-    for label, text in machine_summary(snapshot):
+    for label, text in machine_summary(snapshot, report):
         console.print(f"  [dim]{escape(label)}:[/] {escape(text)}", soft_wrap=True)
     parts = display_parts(report)
     table = _table(parts)
@@ -407,11 +457,11 @@ def render_table(
         if component.advice:
             style = _STATUS_STYLES[component.status]
             console.print(
-                f"[{style}]•[/] [bold]{label}[/]: {escape(printable(component.advice))}",
+                f"[{style}]•[/] [bold]{label}[/]: {escape(_human(component.advice))}",
                 soft_wrap=True,
             )
         for note in component.notes:
-            console.print(f"[dim]•[/] [bold]{label}[/]: {escape(printable(note))}", soft_wrap=True)
+            console.print(f"[dim]•[/] [bold]{label}[/]: {escape(_human(note))}", soft_wrap=True)
     budget = report.power_budget
     psu = next((c for c in report.components if c.component == "psu"), None)
     if psu is not None and psu.criteria:  # not on a Mac, where there is no PSU to size
@@ -423,16 +473,39 @@ def render_table(
         )
         console.print(f"[dim]Power budget:[/] {budget_text}", soft_wrap=True)
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {escape(printable(note))}", soft_wrap=True)
-    if report.install_command:
-        console.print("[dim]Newest PyTorch for this machine:[/]")
+        console.print(f"[yellow]note:[/] {escape(_human(note))}", soft_wrap=True)
+    heading, commands = install_commands(report)
+    if commands:
+        console.print(f"[dim]{escape(heading)}[/]", soft_wrap=True)
+    for command in commands:
         # On a line of its own and never wrapped: this line is meant to be copied.
-        console.print(f"  {escape(printable(report.install_command))}", soft_wrap=True)
+        console.print(f"  {escape(printable(command))}", soft_wrap=True)
     style = _STATUS_STYLES[report.status]
-    status, _, rest = overall_text(report).partition(" · ")
+    status, _, rest = overall_text(report, fail_on, strict).partition(" · ")
     console.print(
         f"Overall: [{style}]{status}[/]" + (f" · {escape(rest)}" if rest else ""), soft_wrap=True
     )
+
+
+def install_commands(report: CheckReport) -> tuple[str, list[str]]:
+    """The PyTorch command(s) to run, once, with their heading: the one to reinstall with
+    when the installed torch does not fit, else the newest for this machine; when none fits,
+    the ``install-cmd`` commands that would give one."""
+    software = next((c for c in report.components if c.component == "software"), None)
+    if report.install_command:
+        reinstall = software is not None and software.advice.endswith("the command below.")
+        heading = (
+            "Reinstall PyTorch for this machine with:"
+            if reinstall
+            else "Newest PyTorch for this machine:"
+        )
+        return heading, [report.install_command]
+    if report.install_alternatives:
+        heading = (
+            "No PyTorch build fits this machine as it is; each of these prints one that would:"
+        )
+        return heading, list(report.install_alternatives)
+    return "", []
 
 
 # --- Markdown ---------------------------------------------------------------------------------
@@ -443,11 +516,16 @@ def _md_cell(text: str) -> str:
 
 
 def render_markdown(
-    report: CheckReport, snapshot: MachineSnapshot, snapshot_origin: str | None = None
+    report: CheckReport,
+    snapshot: MachineSnapshot,
+    snapshot_origin: str | None = None,
+    *,
+    fail_on: FailOn = FailOn.MINIMUM,
+    strict: bool = False,
 ) -> str:
     """A Markdown report to paste into a bug report."""
     lines = [
-        f"## dlready check: {_md_cell(overall_text(report))}",
+        f"## dlready check: {_md_cell(overall_text(report, fail_on, strict))}",
         "",
         f"Profile `{_md_cell(report.profile)}`: {_md_cell(report.profile_title)}",
         "",
@@ -455,7 +533,8 @@ def render_markdown(
     if snapshot_origin is not None:
         lines += [_md_cell(_snapshot_line(snapshot, snapshot_origin)), ""]
     lines += [
-        f"- **{_md_cell(label)}**: {_md_cell(text)}" for label, text in machine_summary(snapshot)
+        f"- **{_md_cell(label)}**: {_md_cell(text)}"
+        for label, text in machine_summary(snapshot, report)
     ]
     lines += [
         "",
@@ -469,20 +548,20 @@ def render_markdown(
             lines.append(
                 f"| | {_md_cell(label)} | {STATUS_LABELS[criterion.status]} "
                 f"| {_md_cell(_fmt(criterion.measured, criterion.unit))} "
-                f"| {_md_cell(_fmt(criterion.minimum, criterion.unit))} "
-                f"| {_md_cell(_fmt(criterion.recommended, criterion.unit))} |"
+                f"| {_md_cell(_threshold(criterion, criterion.minimum))} "
+                f"| {_md_cell(_threshold(criterion, criterion.recommended))} |"
             )
     findings = [
-        f"**{_md_cell(part.label)}**: {_md_cell(text)}"
+        f"**{_md_cell(part.label)}**: {_md_cell(plain_error_text(text))}"
         for part in display_parts(report)
         for text in ([part.component.advice] if part.component.advice else [])
         + list(part.component.notes)
-    ] + [_md_cell(note) for note in report.notes]
+    ] + [_md_cell(plain_error_text(note)) for note in report.notes]
     if findings:
         lines += ["", "Findings:", ""] + [f"- {finding}" for finding in findings]
-    if report.install_command:
-        command = printable(report.install_command)
-        lines += ["", "Newest PyTorch for this machine:", "", "```", command, "```"]
+    heading, commands = install_commands(report)
+    if commands:
+        lines += ["", heading, "", "```", *(printable(c) for c in commands), "```"]
     lines += [
         "",
         f"<sub>dlready {_md_cell(snapshot.dlready_version)}, captured "
@@ -512,7 +591,7 @@ def render_build_part(build: BuildPart, console: Console) -> None:
     if verdict.criteria:
         rows = tuple((criterion_label(c.name), c) for c in verdict.criteria)
         parts = [DisplayPart("Build tools", "Build tools", verdict, rows)]
-        table = _table(parts)
+        table = _table(parts, _BUILD_HEADERS)
         if _natural_width(table) <= console.width:
             console.print(table)
         else:
@@ -521,7 +600,7 @@ def render_build_part(build: BuildPart, console: Console) -> None:
         [verdict.advice] if verdict.advice else []
     )
     for text in findings:
-        console.print(f"[dim]•[/] [bold]Build[/]: {escape(printable(text))}", soft_wrap=True)
+        console.print(f"[dim]•[/] [bold]Build[/]: {escape(_human(text))}", soft_wrap=True)
     for note in verdict.notes:
         console.print(f"[dim]•[/] [bold]Build[/]: {escape(printable(note))}", soft_wrap=True)
 
@@ -540,7 +619,7 @@ def render_build_markdown(build: BuildPart) -> str:
     ]
     lines += [
         f"| {criterion_label(c.name)} | {STATUS_LABELS[c.status]} | {_md_cell(_fmt(c.measured))} "
-        f"| {_md_cell(_fmt(c.minimum))} | {_md_cell(c.advice)} |"
+        f"| {_md_cell(_threshold(c, c.minimum))} | {_md_cell(c.advice)} |"
         for c in verdict.criteria
     ]
     if not verdict.criteria and verdict.advice:

@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from dlready.fit.catalog import parameter_count
 from dlready.fit.estimate import Breakdown, Request, effective_seq
-from dlready.render.text import printable
+from dlready.model import GpuVendor
+from dlready.render.text import format_number, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,6 +26,7 @@ ITEM_LABELS = {
     "cuda_context": "CUDA context",
     "allocator": "allocator overhead",
 }
+CONTEXT_LABELS = {GpuVendor.NVIDIA: "CUDA context", GpuVendor.AMD: "ROCm (HIP) context"}
 TASK_WORDS = {
     "infer": "inference",
     "train": "full training",
@@ -35,18 +37,43 @@ OPTIMIZER_WORDS = {"adamw": "AdamW", "adamw-8bit": "8-bit AdamW", "sgd": "SGD wi
 
 
 def gib(value: float) -> str:
-    """Bytes as GiB for people (MiB below 1 GiB)."""
+    """Bytes for people: MiB below 1 GiB, GiB, TiB from 1024 GiB on."""
     if abs(value) < GIB and value != 0:
-        return f"{value / 2**20:.0f} MiB"
-    return f"{value / GIB:.1f} GiB"
+        return f"{format_number(round(value / 2**20))} MiB"
+    if abs(value) >= 1024 * GIB:
+        return f"{_one_decimal(value / 2**40)} TiB"
+    return f"{_one_decimal(value / GIB)} GiB"
 
 
-def _count(value: int) -> str:
-    if value >= 1e9:
-        return f"{value / 1e9:.2f} B"
-    if value >= 1e6:
-        return f"{value / 1e6:.1f} M"
-    return f"{value:,}"
+def _one_decimal(value: float) -> str:
+    """One decimal (17.2), thousands separated from 1000 on (the project's number format)."""
+    return format_number(value) if abs(value) >= 1000 else f"{value:.1f}"
+
+
+def count_words(value: int) -> str:
+    """A parameter count for people: 7.0 billion, 124.4 million, 66,000."""
+    for size, word in ((1e12, "trillion"), (1e9, "billion"), (1e6, "million")):
+        if value >= size:
+            return f"{_one_decimal(value / size)} {word}"
+    return format_number(value)
+
+
+def model_line(report: FitReport) -> str:
+    """The model and its size: ``meta-llama/Meta-Llama-3-8B (8.0 billion parameters)``, or
+    ``7.0 billion parameters`` for a bare count (its name says nothing more)."""
+    spec = report.model
+    size = f"{count_words(parameter_count(spec))} parameters"
+    if spec.origin == "count":
+        return size
+    return f"{printable(spec.hf_id or spec.id)} ({size})"
+
+
+def item_label(report: FitReport, name: str) -> str:
+    """An item's name; the context is the GPU vendor's runtime (CUDA, ROCm/HIP)."""
+    vendor = report.machine.vendor
+    if name == "cuda_context" and vendor is not None:
+        return CONTEXT_LABELS.get(vendor, "GPU runtime context")
+    return ITEM_LABELS[name]
 
 
 def describe_request(report: FitReport, request: Request | None = None) -> str:
@@ -74,16 +101,29 @@ def describe_machine(report: FitReport) -> str:
     """One line: the GPUs used (or the RAM)."""
     machine = report.machine
     if not machine.gpus:
+        if machine.unified_memory:
+            return (
+                f"this machine's unified memory, shared by its Apple GPU and CPU "
+                f"({gib(report.budget_bytes)} available)"
+            )
         return f"this machine's CPU and RAM ({gib(report.budget_bytes)} available)"
     names = sorted({printable(gpu.name) for gpu in machine.gpus})
     free = "free" if all(g.free_bytes is not None for g in machine.gpus) else "total"
-    return f"{len(machine.gpus)} x {' / '.join(names)} ({gib(report.budget_bytes)} {free} per GPU)"
+    count = f"{len(machine.gpus)} x " if len(machine.gpus) > 1 else ""
+    return f"{count}{' / '.join(names)} ({gib(report.budget_bytes)} {free} per GPU)"
+
+
+def left_out_lines(report: FitReport) -> list[str]:
+    """The machine's GPUs not planned for, each with why."""
+    return [f"left out: {printable(line)}" for line in report.machine.left_out]
 
 
 def headline(report: FitReport) -> str:
     """The verdict in one sentence."""
     need = report.asked.device_bytes
-    where = "per GPU" if report.machine.gpus else "of RAM"
+    where = "per GPU" if report.machine.gpus else f"of {_budget_column(report)}"
+    if report.blocked:
+        return f"Does not run as asked: {report.blocked}."
     if report.fits:
         word = "Fits, but tight" if report.tight else "Fits"
         return f"{word}: needs {gib(need)} {where}, {gib(report.margin_bytes)} to spare."
@@ -100,9 +140,10 @@ def advice(report: FitReport) -> list[str]:
         lines.append(f"Largest {where} that fits as asked: {report.largest_batch}.")
     elif report.recommended is not None:
         option = report.recommended
-        where = "per GPU" if report.machine.gpus else "of RAM"
+        where = "per GPU" if report.machine.gpus else f"of {_budget_column(report)}"
+        goal = "run" if report.blocked else "fit"
         lines.append(
-            f"Cheapest way to make it fit: {option.title}: "
+            f"Cheapest way to make it {goal}: {option.title}: "
             f"{gib(option.breakdown.device_bytes)} {where}; largest batch then: "
             f"{report.recommended_largest_batch}."
         )
@@ -115,17 +156,27 @@ def advice(report: FitReport) -> list[str]:
         )
     if report.parallelism:
         lines.append(f"Several GPUs: {report.parallelism}.")
-    host = (
-        f"Host RAM to load the checkpoint: {gib(report.host_load_total_bytes)}"
-        f" ({report.model.checkpoint_dtype} files)"
-    )
+    files = f"{report.model.checkpoint_dtype} files"
+    processes = report.host_load_processes
+    if processes > 1:
+        each = gib(report.host_load_total_bytes / processes)
+        files = f"{processes} processes, one per GPU, each reading {each} of {files}"
+    host = f"Host RAM to load the checkpoint: {gib(report.host_load_total_bytes)} ({files})"
     room = report.machine.ram_available_bytes
     lines.append(host + (f"; {gib(room)} available." if room else "."))
     return lines
 
 
-def _breakdown_rows(breakdown: Breakdown) -> list[tuple[str, str]]:
-    return [(ITEM_LABELS[name], gib(value)) for name, value in breakdown.items().items() if value]
+def _breakdown_rows(report: FitReport, breakdown: Breakdown) -> list[tuple[str, str]]:
+    return [
+        (item_label(report, name), gib(value)) for name, value in breakdown.items().items() if value
+    ]
+
+
+def _budget_column(report: FitReport) -> str:
+    if report.machine.gpus:
+        return "per GPU"
+    return "unified memory" if report.machine.unified_memory else "RAM"
 
 
 def render_text(report: FitReport, streams: Streams, measurement: Measurement | None) -> None:
@@ -134,25 +185,25 @@ def render_text(report: FitReport, streams: Streams, measurement: Measurement | 
     from rich.table import Table
 
     console = streams.console
-    spec = report.model
-    title = printable(spec.hf_id or spec.id)
     console.print(
-        f"[bold]{escape(title)}[/] ({_count(parameter_count(spec))} parameters): "
-        f"{escape(describe_request(report))}",
+        f"[bold]{escape(model_line(report))}[/]: {escape(describe_request(report))}",
         soft_wrap=True,
     )
     console.print(f"on {escape(describe_machine(report))}", soft_wrap=True)
+    for line in left_out_lines(report):
+        console.print(escape(line), soft_wrap=True)
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("item")
-    table.add_column("per GPU" if report.machine.gpus else "RAM", justify="right")
-    for label, value in _breakdown_rows(report.asked):
+    table.add_column(_budget_column(report), justify="right")
+    for label, value in _breakdown_rows(report, report.asked):
         table.add_row(label, value)
     table.add_row("[bold]total[/]", f"[bold]{gib(report.asked.device_bytes)}[/]")
     console.print(table)
     style = "green" if report.fits and not report.tight else ("yellow" if report.fits else "red")
     console.print(f"[{style}]{escape(headline(report))}[/]", soft_wrap=True)
     if report.options and not report.fits:
-        console.print("What would make it fit, cheapest first:")
+        goal = "run" if report.blocked else "fit"
+        console.print(f"What would make it {goal}, least costly first (docs/fit.md):")
         options = Table(show_edge=False, pad_edge=False)
         options.add_column("strategy")
         options.add_column("alone", justify="right")
@@ -194,12 +245,13 @@ def render_markdown(report: FitReport, measurement: Measurement | None) -> str:
     lines = [
         f"## dlready fit: {printable(spec.hf_id or spec.id)}",
         "",
-        f"{_count(parameter_count(spec))} parameters; {describe_request(report)}; on "
-        f"{describe_machine(report)}.",
+        f"{model_line(report)}; {describe_request(report)}; on {describe_machine(report)}.",
         "",
-        "| item | bytes |",
+        *(f"- {line}" for line in left_out_lines(report)),
+        *([""] if report.machine.left_out else []),
+        f"| item | {_budget_column(report)} |",
         "|---|---|",
-        *(f"| {label} | {value} |" for label, value in _breakdown_rows(report.asked)),
+        *(f"| {label} | {value} |" for label, value in _breakdown_rows(report, report.asked)),
         f"| **total** | **{gib(report.asked.device_bytes)}** |",
         "",
         f"**{headline(report)}**",
@@ -290,9 +342,12 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
             ],
             "budget_bytes": report.budget_bytes,
             "ram_available_bytes": report.machine.ram_available_bytes,
+            "unified_memory": report.machine.unified_memory,
+            "left_out": list(report.machine.left_out),
         },
         "estimate": _breakdown_jsonable(report.asked),
         "fits": report.fits,
+        "blocked": report.blocked,
         "tight": report.tight,
         "margin_bytes": round(report.margin_bytes),
         "largest_batch": report.largest_batch,
@@ -313,6 +368,7 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
         "recommended_largest_batch": report.recommended_largest_batch,
         "host": {
             "load_bytes": round(report.host_load_total_bytes),
+            "load_processes": report.host_load_processes,
             "ok": report.host_ok,
         },
         "parallelism": report.parallelism,

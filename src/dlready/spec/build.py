@@ -14,13 +14,14 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from typing import Any
 
-from dlready.install.versions import numeric_key
+from dlready.install.versions import compute_capability_key, cuda_of_variant, numeric_key
 from dlready.model import (
     BuildTools,
     GpuVendor,
     HostCompilerLimits,
     MachineSnapshot,
     OperatingSystem,
+    ReadState,
     ToolInfo,
 )
 from dlready.spec.bar import FailOn
@@ -77,6 +78,34 @@ def load_host_compiler_table() -> tuple[HostCompilerEntry, ...]:
         )
         for row in rows
     )
+
+
+@functools.lru_cache(maxsize=1)
+def load_toolkit_arch_table() -> tuple[tuple[tuple[int, ...], tuple[int, ...], str], ...]:
+    """The packaged table of the oldest compute capability each CUDA toolkit compiles for:
+    (from, through, compute capability) rows."""
+    text = (resources.files("dlready.data") / "cuda_toolkit_archs.json").read_text("utf-8")
+    rows: list[dict[str, Any]] = json.loads(text)["releases"]
+    return tuple(
+        (
+            numeric_key(row["cuda_from"]),
+            numeric_key(row["cuda_through"]),
+            row["min_compute_capability"],
+        )
+        for row in rows
+    )
+
+
+def toolkit_min_capability(cuda_version: str) -> str | None:
+    """The oldest compute capability CUDA ``cuda_version``'s nvcc compiles for (13.0 -> 7.5)."""
+    try:
+        key = numeric_key(cuda_version)[:2]
+    except ValueError:
+        return None
+    for first, last, capability in load_toolkit_arch_table():
+        if first <= key <= last:
+            return capability
+    return None
 
 
 def table_limits(cuda_version: str) -> HostCompilerLimits | None:
@@ -144,9 +173,26 @@ def _value(tool: ToolInfo) -> str | None:
 # --- the findings ----------------------------------------------------------------------------
 
 
-def _torch_cuda(snapshot: MachineSnapshot, has_nvidia: bool) -> tuple[Criterion, str | None]:
+@dataclass(frozen=True)
+class InstalledTorchFit:
+    """What ``check``'s PyTorch part found, as the build part needs it."""
+
+    mismatch: bool
+    """The installed torch does not fit this machine (driver too old, no kernels for the GPU)."""
+    recommended_variant: str | None = None
+    """The build ``install-cmd`` recommends (``cu126``), whose CUDA the toolkit must match."""
+
+
+def _torch_cuda(
+    snapshot: MachineSnapshot, has_nvidia: bool, fit: InstalledTorchFit | None
+) -> tuple[Criterion, str | None]:
+    """The installed torch's CUDA, and the CUDA version the toolkit should have (None: any)."""
     torch = snapshot.torch
+    recommended = (
+        cuda_of_variant(fit.recommended_variant) if fit and fit.recommended_variant else None
+    )
     if not torch.installed:
+        wanted = f"CUDA {recommended} build" if recommended else "build for this machine"
         return (
             _criterion(
                 "torch_cuda",
@@ -155,16 +201,50 @@ def _torch_cuda(snapshot: MachineSnapshot, has_nvidia: bool) -> tuple[Criterion,
                 None,
                 "package-metadata",
                 "PyTorch is not installed: extensions are compiled against the installed torch, "
-                "so install it first (`dlready install-cmd --run`).",
+                f"so install it first (its {wanted}: `dlready install-cmd --run`).",
+            ),
+            recommended,
+        )
+    cuda = torch.cuda_version.value if torch.cuda_version.ok else None
+    rocm = torch.hip_version.ok and bool(torch.hip_version.value)
+    variant_read = torch.cuda_version.state is ReadState.READ or torch.local_variant.ok
+    if not cuda and not rocm and not variant_read:
+        # Neither CUDA nor HIP could be read: which build this is was never measured.
+        why = (torch.version.reason if not torch.version.ok else None) or (
+            torch.cuda_version.reason or "not read"
+        )
+        return (
+            _criterion(
+                "torch_cuda",
+                Status.UNKNOWN,
+                None,
+                None,
+                "package-metadata",
+                "Which build of PyTorch is installed (CPU, CUDA or ROCm) could not be read "
+                f"({why}), so whether CUDA extensions can be compiled against it is unknown.",
             ),
             None,
         )
-    cuda = torch.cuda_version.value if torch.cuda_version.ok else None
+    if cuda and fit is not None and fit.mismatch:
+        # Extensions are compiled against the torch that replaces this one: its CUDA counts.
+        return (
+            _criterion(
+                "torch_cuda",
+                Status.BELOW_MINIMUM,
+                cuda,
+                f"a CUDA {recommended} build" if recommended else "a build that fits",
+                "package-metadata",
+                "The installed PyTorch does not fit this machine (see PyTorch above); extensions "
+                "are compiled against the PyTorch that replaces it"
+                + (f", a CUDA {recommended} build." if recommended else "."),
+            ),
+            recommended,
+        )
     if cuda:
         return _criterion(
             "torch_cuda", Status.MEETS_RECOMMENDED, cuda, None, "package-metadata"
         ), cuda
-    kind = "ROCm" if torch.hip_version.ok and torch.hip_version.value else "CPU-only"
+    kind = "ROCm" if rocm else "CPU-only"
     return (
         _criterion(
             "torch_cuda",
@@ -182,13 +262,69 @@ def _torch_cuda(snapshot: MachineSnapshot, has_nvidia: bool) -> tuple[Criterion,
                 "--accelerator cuda --driver <the GPU machine's driver>` prints one)."
             ),
         ),
-        None,
+        recommended,
     )
 
 
-def _nvcc(build: BuildTools, torch_cuda: str | None) -> Criterion:
+def toolkit_problems(snapshot: MachineSnapshot, cuda_version: str) -> list[str]:
+    """Why a CUDA toolkit cannot build extensions for this machine's NVIDIA GPUs: a GPU older
+    than its nvcc compiles for, or a driver too old to run what it compiles (empty: it fits,
+    or nothing to judge it by was read)."""
+    problems = []
+    oldest = toolkit_min_capability(cuda_version)
+    cuda = _major_minor(cuda_version) or cuda_version
+    for gpu in snapshot.gpus:
+        capability = gpu.compute_capability
+        if gpu.vendor is not GpuVendor.NVIDIA or not capability.ok or not capability.value:
+            continue
+        try:
+            too_old = oldest is not None and compute_capability_key(
+                capability.value
+            ) < compute_capability_key(oldest)
+        except ValueError:
+            continue
+        if too_old:
+            problems.append(
+                f"CUDA {cuda}'s nvcc no longer compiles for compute capability "
+                f"{capability.value} (GPU {gpu.index}; it starts at {oldest})"
+            )
+            break  # one GPU says it; the others share the reason
+    from dlready.install.cuda_fit import driver_support  # the install rules, not a copy
+    from dlready.install.plan import DriverSupport
+
+    stack = snapshot.stack(GpuVendor.NVIDIA)
+    driver = stack.driver_version.value if stack and stack.driver_version.ok else None
+    floor = _driver_floor(cuda_version, snapshot)
+    if driver and floor and driver_support(driver, floor, None) is DriverSupport.TOO_OLD:
+        problems.append(
+            f"code compiled with CUDA {cuda} needs NVIDIA driver >= {floor}, and this driver is "
+            f"{driver}"
+        )
+    return problems
+
+
+def _driver_floor(cuda_version: str, snapshot: MachineSnapshot) -> str | None:
+    """The oldest driver that runs code of this CUDA release (minor-version compatibility:
+    the same floor for a whole major release), from the install table."""
+    try:
+        major = numeric_key(cuda_version)[0]
+    except (ValueError, IndexError):
+        return None
+    from dlready.install.table import load_compat_table
+
+    windows = snapshot.platform.os is OperatingSystem.WINDOWS or snapshot.platform.is_wsl.value
+    floors = [
+        (floor.min_windows if windows else floor.min_linux)
+        for floor in load_compat_table().drivers.values()
+        if _major(floor.cuda) == major
+    ]
+    known = [f for f in floors if f]
+    return min(known, key=numeric_key) if known else None
+
+
+def _nvcc(snapshot: MachineSnapshot, build: BuildTools, torch_cuda: str | None) -> Criterion:
     nvcc = build.nvcc
-    wanted = f"CUDA {torch_cuda}" if torch_cuda else "CUDA toolkit"
+    wanted = f"CUDA {torch_cuda}" if torch_cuda else "CUDA"
     if not nvcc.path.ok:
         return _criterion(
             "nvcc",
@@ -208,6 +344,17 @@ def _nvcc(build: BuildTools, torch_cuda: str | None) -> Criterion:
             _major_minor(torch_cuda),
             "program",
             f"nvcc at {nvcc.path.value} did not say its version: {nvcc.version.reason}.",
+        )
+    unfit = toolkit_problems(snapshot, version)
+    if unfit:
+        return _criterion(
+            "nvcc",
+            Status.BELOW_MINIMUM,
+            version,
+            _major_minor(torch_cuda),
+            "program",
+            _sentences(unfit)
+            + f" Install the {wanted} toolkit ({TOOLKIT_ARCHIVE}) and put it first on PATH.",
         )
     if torch_cuda is None:
         return _criterion("nvcc", Status.MEETS_RECOMMENDED, version, None, "program")
@@ -499,7 +646,7 @@ def _compile_jobs(snapshot: MachineSnapshot, build: BuildTools, rule: BuildRule)
         jobs = ninja_default_jobs(math.floor(cpus_reading.value))
         why = "ninja's default"
     measured = f"{jobs} jobs ({why})"
-    expected = f"≤ {allowed} jobs (RAM)"
+    expected = f"{allowed} jobs (RAM)"  # a maximum (AT_MOST_CRITERIA): shown as "at most"
     ram_gib = ram.value / GIB
     if allowed < 1:
         return _criterion(
@@ -540,8 +687,15 @@ def _cudnn_note(build: BuildTools) -> str:
     )
 
 
-def judge_build(snapshot: MachineSnapshot, rule: BuildRule) -> ComponentVerdict:
-    """The build tools part (pure)."""
+def _sentences(parts: list[str]) -> str:
+    return " ".join(f"{part[:1].upper()}{part[1:]}." for part in parts)
+
+
+def judge_build(
+    snapshot: MachineSnapshot, rule: BuildRule, torch_fit: InstalledTorchFit | None = None
+) -> ComponentVerdict:
+    """The build tools part (pure). ``torch_fit``: what the PyTorch part found, so that the
+    toolkit advice follows the build PyTorch should have, not one that does not fit."""
     build = snapshot.build
     if build is None:
         return ComponentVerdict(
@@ -553,7 +707,7 @@ def judge_build(snapshot: MachineSnapshot, rule: BuildRule) -> ComponentVerdict:
             "check` again on that machine to see them.",
         )
     has_nvidia = any(gpu.vendor is GpuVendor.NVIDIA for gpu in snapshot.gpus)
-    torch_criterion, torch_cuda = _torch_cuda(snapshot, has_nvidia)
+    torch_criterion, torch_cuda = _torch_cuda(snapshot, has_nvidia, torch_fit)
     cuda_relevant = snapshot.platform.os is not OperatingSystem.MACOS and (
         torch_cuda is not None or has_nvidia or build.nvcc.path.ok
     )
@@ -562,7 +716,7 @@ def judge_build(snapshot: MachineSnapshot, rule: BuildRule) -> ComponentVerdict:
     notes: list[str] = []
     if cuda_relevant and not rocm:
         criteria.append(torch_criterion)
-        criteria.append(_nvcc(build, torch_cuda))
+        criteria.append(_nvcc(snapshot, build, torch_cuda))
         home, home_notes = _cuda_home(build)
         criteria.append(home)
         notes += home_notes
@@ -591,9 +745,14 @@ def build_counts(rule: BuildRule, fail_on: FailOn) -> bool:
     return rule.required or fail_on is FailOn.BUILD
 
 
-def judge_build_part(snapshot: MachineSnapshot, rule: BuildRule, fail_on: FailOn) -> BuildPart:
+def judge_build_part(
+    snapshot: MachineSnapshot,
+    rule: BuildRule,
+    fail_on: FailOn,
+    torch_fit: InstalledTorchFit | None = None,
+) -> BuildPart:
     """The judged part and whether it counts."""
-    return BuildPart(judge_build(snapshot, rule), build_counts(rule, fail_on))
+    return BuildPart(judge_build(snapshot, rule, torch_fit), build_counts(rule, fail_on))
 
 
 def fold_build(report: CheckReport, part: BuildPart) -> CheckReport:

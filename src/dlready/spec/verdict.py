@@ -118,6 +118,8 @@ class CheckReport:
     notes: tuple[str, ...] = field(default_factory=tuple)
     unknown_parts: tuple[str, ...] = ()
     """Components that could not be judged; they do not lower ``status`` (see ``--strict``)."""
+    install_alternatives: tuple[str, ...] = ()
+    """When no install command fits: ``dlready install-cmd`` commands that would give one."""
 
     def fails(self, fail_on: FailOn, strict: bool = False) -> bool:
         """Whether ``check`` exits 1.
@@ -126,15 +128,40 @@ class CheckReport:
         verdict is not a pass); and, with ``strict``, when anything could not be judged (a
         whole part, or one criterion of a judged part).
         """
+        return bool(self.failures(fail_on, strict))
+
+    def failures(self, fail_on: FailOn, strict: bool = False) -> list[Failure]:
+        """Each reason behind exit 1 (empty: the check passes), in the order of the parts."""
         bar = Status.MEETS_RECOMMENDED if fail_on is FailOn.RECOMMENDED else Status.MEETS_MINIMUM
         judged = [c for c in self.components if c.status is not Status.UNKNOWN]
-        if any(_SEVERITY[c.status] < _SEVERITY[bar] for c in judged):
-            return True
+        found = [
+            Failure("below_bar", c.subject, (), c.status)
+            for c in judged
+            if _SEVERITY[c.status] < _SEVERITY[bar]
+        ]
         if not judged:
-            return True
+            found.append(Failure("nothing_judged", "", (), Status.UNKNOWN))
         if strict:
-            return len(judged) < len(self.components) or any(c.not_judged for c in judged)
-        return False
+            found += [
+                Failure("not_judged", c.subject, c.not_judged, c.status)
+                for c in self.components
+                if c.status is Status.UNKNOWN or c.not_judged
+            ]
+        return found
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One reason why ``check`` exits 1."""
+
+    code: str
+    """``below_bar`` (a judged part below the ``--fail-on`` bar), ``not_judged`` (under
+    ``--strict``: a part, or criteria of one, could not be judged), ``nothing_judged``."""
+    part: str
+    """The part's subject (``GPU 0: NVIDIA H100 80GB HBM3``); empty for ``nothing_judged``."""
+    criteria: tuple[str, ...]
+    """For ``not_judged`` of a judged part: the criteria that could not be judged."""
+    status: Status
 
 
 # --- generic threshold judgement -------------------------------------------------------------
@@ -199,6 +226,24 @@ CRITERION_LABELS = {
     "compile_jobs_ram": "compile jobs / RAM",
 }
 """The words people read for each criterion, in every table that shows them."""
+
+
+AT_MOST_CRITERIA = frozenset({"cpu_package_c", "compile_jobs_ram"})
+"""Criteria whose thresholds are maxima (a temperature, a job count): never "minimum"."""
+_EXPECTED_CRITERIA = frozenset({"torch_cuda", "nvcc", "cuda_home", "ninja", "python_headers"})
+_ALLOWED_CRITERIA = frozenset({"host_compiler"})
+
+
+def threshold_labels(name: str) -> tuple[str, str]:
+    """The words for a criterion's two thresholds: ``minimum``/``recommended`` for most,
+    ``≤`` for maxima, ``expected`` / ``allowed`` for the build tools' requirements."""
+    if name in AT_MOST_CRITERIA:
+        return "≤", "recommended ≤"
+    if name in _EXPECTED_CRITERIA:
+        return "expected", "recommended"
+    if name in _ALLOWED_CRITERIA:
+        return "allowed", "recommended"
+    return "minimum", "recommended"
 
 
 def criterion_label(name: str) -> str:
@@ -354,7 +399,9 @@ def judge_memory(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVe
     ]
     criteria = [c for c in criteria if _named(profile.memory, c.name)]
     vram_bytes = sum(
-        g.memory_total_bytes.value or 0 for g in snapshot.gpus if g.memory_total_bytes.ok
+        g.memory_total_bytes.value or 0
+        for g in _compute_gpus(snapshot.gpus)
+        if g.memory_total_bytes.ok
     )
     ratio_min = _num(minimum.get("ratio_to_total_vram"))
     ratio_rec = _num(recommended.get("ratio_to_total_vram"))
@@ -494,6 +541,9 @@ def _gpu_readings(gpu: GpuInfo) -> list[Reading[Any]]:
     return [value for value in values if isinstance(value, Reading)]
 
 
+_NO_PERMISSION = "NVMLError_NoPermission"  # the probe keeps NVML's error name in ``error``
+
+
 def broken_gpu_reason(gpu: GpuInfo) -> str | None:
     """Why a GPU that is present does not work, or None when it answers.
 
@@ -518,12 +568,13 @@ def judge_gpu(gpu: GpuInfo, profile: SpecProfile) -> ComponentVerdict:
     subject = _gpu_subject(gpu)
     broken = broken_gpu_reason(gpu)
     if broken is not None:
+        opening = (
+            "This GPU is there, but your user has no permission to use it"
+            if _NO_PERMISSION in broken
+            else "This GPU is installed but does not work"
+        )
         return ComponentVerdict(
-            "gpu",
-            subject,
-            Status.BELOW_MINIMUM,
-            (),
-            _sentences([f"This GPU is installed but does not work: {broken}"]),
+            "gpu", subject, Status.BELOW_MINIMUM, (), _sentences([f"{opening}: {broken}"])
         )
     minimum, recommended = profile.gpu.minimum, profile.gpu.recommended
     candidates = [
@@ -564,7 +615,7 @@ _DISPLAY_ONLY_BELOW_BYTES = 2 * GIB
 _DISCRETE_FROM_BYTES = 4 * GIB
 
 
-def _display_only_gpus(gpus: Sequence[GpuInfo]) -> list[GpuInfo]:
+def display_only_gpus(gpus: Sequence[GpuInfo]) -> list[GpuInfo]:
     """Integrated GPUs (a BIOS carve-out of a few hundred MiB) beside a real discrete card:
     they drive the display and are no deep-learning devices, so they are listed but not judged.
     """
@@ -583,6 +634,12 @@ def _display_only_gpus(gpus: Sequence[GpuInfo]) -> list[GpuInfo]:
         and gpu.memory_total_bytes.value is not None
         and gpu.memory_total_bytes.value < _DISPLAY_ONLY_BELOW_BYTES
     ]
+
+
+def _compute_gpus(gpus: Sequence[GpuInfo]) -> list[GpuInfo]:
+    """The GPUs judged, powered and cooled as GPUs: all but the display-only ones."""
+    display_only = {id(gpu) for gpu in display_only_gpus(gpus)}  # `in` a list is quadratic
+    return [gpu for gpu in gpus if id(gpu) not in display_only]
 
 
 def _no_gpu_verdict(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentVerdict:
@@ -646,9 +703,10 @@ def power_budget(snapshot: MachineSnapshot, profile: SpecProfile) -> PowerBudget
     rule = profile.psu
     gpu_w = 0.0
     sources = []
-    for gpu in snapshot.gpus:
-        if gpu.vendor is GpuVendor.APPLE:
-            continue  # part of the SoC, counted in the CPU's figure
+    # Apple GPUs are part of the SoC, and an integrated (display-only) GPU beside a discrete
+    # card is part of the APU: both draw inside the CPU's figure, so neither is a GPU here.
+    powered = [gpu for gpu in _compute_gpus(snapshot.gpus) if gpu.vendor is not GpuVendor.APPLE]
+    for gpu in powered:
         for label, reading in (
             ("enforced limit", gpu.power_limit_enforced_w),
             ("default limit", gpu.power_limit_default_w),
@@ -664,8 +722,7 @@ def power_budget(snapshot: MachineSnapshot, profile: SpecProfile) -> PowerBudget
             sources.append(f"GPU {gpu.index}: {rule.default_gpu_power_w:.0f} W (profile default)")
     cpu_w = _cpu_tdp_w(snapshot, profile)
     parts = gpu_w + cpu_w + rule.base_system_w
-    gpu_count = sum(1 for g in snapshot.gpus if g.vendor is not GpuVendor.APPLE)
-    book_rule = rule.watts_per_gpu * gpu_count
+    book_rule = rule.watts_per_gpu * len(powered)
     return PowerBudget(
         gpu_w=gpu_w,
         gpu_sources=tuple(sources),
@@ -737,7 +794,7 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
     """Thermal throttling, GPU margin to slowdown, CPU package temperature (idle readings)."""
     minimum, recommended = profile.cooling.minimum, profile.cooling.recommended
     criteria = []
-    for gpu in snapshot.gpus:
+    for gpu in _compute_gpus(snapshot.gpus):
         if gpu.error or gpu.vendor is GpuVendor.APPLE:
             continue
         reasons = gpu.clock_event_reasons.value if gpu.clock_event_reasons.ok else None
@@ -768,10 +825,18 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
         ):
             margin = Reading.read(slowdown.value - temperature.value, temperature.source)
         else:
+            # Described in words (the probes' reasons name sysfs files and NVML calls).
             missing_part = temperature if not temperature.ok else slowdown
-            margin = missing_part.without_value(
-                missing_part.reason or "temperature or slowdown threshold unknown"
-            )
+            if missing_part.state is ReadState.FAILED and missing_part.reason:
+                why = missing_part.reason  # a failed or implausible reading says what it was
+            elif temperature.ok and temperature.value is not None:
+                why = (
+                    f"its temperature is {temperature.value:.0f} °C now, but its driver reports "
+                    "no slowdown temperature to compare it with"
+                )
+            else:
+                why = "its temperature could not be read"
+            margin = missing_part.without_value(why)
         criteria.append(
             _criterion(
                 f"gpu{gpu.index}_slowdown_margin_c",
@@ -783,10 +848,14 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
                 f"GPU {gpu.index} is close to its slowdown temperature: improve cooling before "
                 "long training runs.",
                 f"GPU {gpu.index} has little thermal margin; under load it may throttle. "
-                "Run `dlready smoke --burn 60` to see.",
+                + _under_load_advice([gpu]),
             )
         )
     package = snapshot.cpu.package_temperature_c
+    vm = snapshot.platform.is_virtual_machine
+    if not package.ok and not (package.state is ReadState.FAILED and package.reason):
+        where = " (typical of a virtual machine)" if vm.ok and vm.value else ""
+        package = package.without_value(f"no CPU temperature sensor is readable{where}")
     if _named(profile.cooling, "cpu_package_max_c"):
         criteria.append(
             _criterion(
@@ -801,20 +870,29 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
                 direction=Direction.AT_MOST,
             )
         )
+    gpus = [g for g in _compute_gpus(snapshot.gpus) if not g.error]
+    # The criteria above say what could not be read, in words; this adds how to judge the
+    # cooling under load, for these GPUs.
     return judged_component(
-        "cooling",
-        "Cooling",
-        criteria,
-        advice_if_empty="No temperature sensors readable here (typical of VMs); run "
-        "`dlready smoke --burn 60` on the GPU to judge cooling under load.",
+        "cooling", "Cooling", criteria, advice_if_empty=_under_load_advice(gpus)
     )
+
+
+def _under_load_advice(gpus: Sequence[GpuInfo]) -> str:
+    """How to judge cooling under load on these GPUs: ``smoke --burn`` watches NVIDIA GPUs
+    through NVML; for others, their vendor's monitor during a long run."""
+    vendors = {gpu.vendor for gpu in gpus}
+    if GpuVendor.NVIDIA in vendors:
+        return "Run `dlready smoke --burn 60` to judge cooling under load."
+    if GpuVendor.AMD in vendors:
+        return "Watch the GPU's temperature during a long training run (`rocm-smi`)."
+    return ""
 
 
 def _sentences(parts: Sequence[str]) -> str:
-    """Join findings as sentences, each ending with a full stop."""
-    return " ".join(
-        part if part.rstrip().endswith((".", "!", "?")) else f"{part}." for part in parts
-    )
+    """Join findings as sentences, each starting with a capital and ending with a full stop."""
+    sentences = (f"{part[:1].upper()}{part[1:]}".rstrip() for part in parts if part.strip())
+    return " ".join(s if s.endswith((".", "!", "?")) else f"{s}." for s in sentences)
 
 
 _DETECTION_PREFIX = "detection: "
@@ -843,8 +921,24 @@ def judge_software(finding: TorchFit | None) -> ComponentVerdict | None:
         )
     advice = _sentences(finding.problems)
     if finding.fix_command and finding.status != "fits":
-        advice = f"{advice} Reinstall with: {finding.fix_command}".strip()
+        # The command itself is printed once, on a line of its own, below the findings.
+        advice = f"{advice} Reinstall it with the command below.".strip()
     return ComponentVerdict("software", "PyTorch", status, (), advice, tuple(warnings))
+
+
+def _said_once(
+    part: ComponentVerdict, snapshot: MachineSnapshot, earlier: Sequence[ComponentVerdict]
+) -> ComponentVerdict:
+    """``part`` without the NVIDIA driver's reason when an earlier part already gives it
+    (with its fix): each reason is said once."""
+    stack = snapshot.stack(GpuVendor.NVIDIA)
+    reason = stack.reason if stack is not None else None
+    if not reason or reason not in part.advice:
+        return part
+    if not any(reason in c.advice for c in earlier):
+        return part
+    advice = part.advice.replace(f" ({reason})", " (see GPU)").replace(reason, "see GPU")
+    return dataclasses.replace(part, advice=advice)
 
 
 def judge(
@@ -860,9 +954,8 @@ def judge(
         for part in (judge_cpu(snapshot, profile), judge_memory(snapshot, profile))
         if part is not None
     ]
-    display_only = _display_only_gpus(snapshot.gpus)
-    display_only_ids = {id(gpu) for gpu in display_only}  # `in` on a list of GPUs is quadratic
-    compute_gpus = [gpu for gpu in snapshot.gpus if id(gpu) not in display_only_ids]
+    display_only = display_only_gpus(snapshot.gpus)
+    compute_gpus = _compute_gpus(snapshot.gpus)
     if profile.judges_gpus and compute_gpus:
         components.extend(judge_gpu(gpu, profile) for gpu in compute_gpus)
     elif profile.judges_gpus:
@@ -874,7 +967,7 @@ def judge(
         components.append(judge_cooling(snapshot, profile))
     software_verdict = judge_software(software)
     if software_verdict is not None:
-        components.append(software_verdict)
+        components.append(_said_once(software_verdict, snapshot, components))
     notes = tuple(
         f"Reading {probe_words(e.probe)} failed ({e.message}); what it would have shown is "
         "missing from this report"

@@ -1,0 +1,447 @@
+"""``dlready fit`` on machines that are not a row of identical, working GPUs: mixed cards, an
+integrated GPU beside a discrete one, broken drivers, lost GPUs, no GPU; and the words, numbers
+and codes of its output (docs/fit.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from dlready.cli import app
+from dlready.fit.catalog import resolve_model
+from dlready.fit.estimate import Request, estimate
+from dlready.fit.plan import (
+    FitMachine,
+    GpuUnusableError,
+    machine_from_snapshot,
+    plan,
+)
+from dlready.model import MachineSnapshot, to_jsonable
+from dlready.render.fit_render import count_words, gib
+from machines import replay_snapshot
+from scenarios_gpu import (
+    NVML_FAILURES,
+    RTX_2080_TI,
+    RTX_4090,
+    RX_7900_XTX_DESKTOP_FILES,
+    NvidiaScenario,
+    amd_without_driver_file_texts,
+    library_not_found,
+    nvidia_scenario,
+)
+
+runner = CliRunner()
+GIB = 2**30
+
+
+def _rtx_4090_beside_2080_ti() -> MachineSnapshot:
+    # A desktop that kept its old RTX 2080 Ti (11 GB, Turing: no bfloat16) in the second slot
+    # after an RTX 4090 (24 GB, Ada) went into the first.
+    scenario = NvidiaScenario(
+        id="rtx-4090-and-2080-ti",
+        description="An RTX 4090 and the RTX 2080 Ti it replaced, in one desktop",
+        cards=(RTX_4090, RTX_2080_TI),
+        bus_ids=("00000000:01:00.0", "00000000:02:00.0"),
+    )
+    return replay_snapshot("h100-80gb-hbm3", nvml=scenario.replay())
+
+
+def _amd_desktop() -> MachineSnapshot:
+    # The RX 7900 XTX desktop with its Ryzen APU's integrated GPU (512 MiB carve-out).
+    return replay_snapshot(
+        "cpu-only-epyc-vm", nvml=library_not_found(), files_extra=dict(RX_7900_XTX_DESKTOP_FILES)
+    )
+
+
+def _amd_desktop_without_driver() -> MachineSnapshot:
+    return replay_snapshot(
+        "cpu-only-epyc-vm",
+        nvml=library_not_found(),
+        files_extra=dict(amd_without_driver_file_texts()),
+    )
+
+
+def _nvidia_on_bus_without_driver() -> MachineSnapshot:
+    # The H100 server with its driver uninstalled: the card is still on the PCI bus.
+    return replay_snapshot(
+        "h100-80gb-hbm3",
+        nvml=library_not_found(),
+        files_extra={
+            "/sys/bus/pci/devices/0000:00:06.0/class": "0x030200\n",
+            "/sys/bus/pci/devices/0000:00:06.0/vendor": "0x10de\n",
+            "/sys/bus/pci/devices/0000:00:06.0/device": "0x2330\n",
+        },
+    )
+
+
+def _four_4090() -> MachineSnapshot:
+    return replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("4x-rtx-4090").replay())
+
+
+def _save(tmp_path: Path, name: str, snapshot: MachineSnapshot) -> str:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(to_jsonable(snapshot)))
+    return str(path)
+
+
+def _fit(*args: str) -> Any:
+    return runner.invoke(app, ["fit", *args])
+
+
+# --- which GPUs are planned for --------------------------------------------------------------
+
+
+def test_mixed_gpus_plan_for_the_largest_card_not_the_smallest() -> None:
+    machine = machine_from_snapshot(_rtx_4090_beside_2080_ti())
+    assert [gpu.name for gpu in machine.gpus] == ["NVIDIA GeForce RTX 4090"]
+    assert machine.bf16  # the dtype follows the GPU used, not the Turing card left out
+    assert len(machine.left_out) == 1
+    assert machine.left_out[0].startswith("GPU 1 ")
+    assert "--gpus 2" in machine.left_out[0]
+    report = plan(resolve_model("llama-3-8b"), Request(task="infer", dtype="bf16"), machine)
+    assert report.fits
+    assert report.budget_bytes > 20 * GIB
+
+
+def test_mixed_gpus_with_gpus_2_use_both_and_the_smaller_sets_the_budget_and_dtype() -> None:
+    machine = machine_from_snapshot(_rtx_4090_beside_2080_ti(), 2)
+    assert len(machine.gpus) == 2
+    assert not machine.bf16  # the 2080 Ti computes in float16 only
+    assert machine.budget_bytes is not None
+    assert machine.budget_bytes < 12 * GIB
+    assert machine.left_out == ()
+
+
+def test_mixed_gpus_cli_says_which_gpu_was_left_out(tmp_path: Path) -> None:
+    result = _fit("llama-3-8b", "--snapshot", _save(tmp_path, "mixed", _rtx_4090_beside_2080_ti()))
+    assert result.exit_code == 0, result.stdout
+    assert "on NVIDIA GeForce RTX 4090 (24.0 GiB" in result.stdout
+    assert "left out: GPU 1 (NVIDIA GeForce RTX 2080 Ti)" in result.stdout
+    assert "bf16 weights" in result.stdout
+
+
+def test_integrated_gpu_beside_a_discrete_card_is_left_out_as_check_does() -> None:
+    machine = machine_from_snapshot(_amd_desktop())
+    assert len(machine.gpus) == 1
+    assert machine.gpus[0].total_bytes > 20 * GIB
+    assert any("integrated or display-only" in line for line in machine.left_out)
+
+
+def test_amd_output_names_rocm_not_cuda(tmp_path: Path) -> None:
+    result = _fit("llama-3-8b", "--snapshot", _save(tmp_path, "amd", _amd_desktop()))
+    assert "ROCm (HIP) context" in result.stdout
+    assert "CUDA" not in result.stdout
+    assert "512 MiB total per GPU" not in result.stdout
+    assert "left out: GPU 1" in result.stdout
+
+
+# --- a GPU that is there but does not work -----------------------------------------------------
+
+BROKEN_DRIVER = [
+    f for f in NVML_FAILURES if f.gpu_count == 0 and f.expected_state != "not_installed"
+]
+
+
+@pytest.mark.parametrize("failure", BROKEN_DRIVER, ids=lambda f: f.id)
+def test_broken_nvidia_driver_stops_with_its_fix(tmp_path: Path, failure: Any) -> None:
+    path = _save(tmp_path, failure.id, replay_snapshot("h100-80gb-hbm3", nvml=failure.backend()))
+    result = _fit("llama-3-8b", "--snapshot", path, "--json")
+    assert result.exit_code == 2, result.stdout
+    error = json.loads(result.stdout)["errors"][0]
+    assert error["code"] == "gpu_unusable"
+    assert "driver first" in error["message"]
+    if failure.hint_contains:
+        assert failure.hint_contains in error["hint"]
+    human = _fit("llama-3-8b", "--snapshot", path)
+    assert human.exit_code == 2
+    assert "Fits" not in human.stdout
+    assert "--device cpu" in human.stderr
+    on_cpu = _fit("llama-3-8b", "--snapshot", path, "--device", "cpu")
+    assert on_cpu.exit_code == 0
+    assert "of RAM" in on_cpu.stdout
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "words"),
+    [
+        (_nvidia_on_bus_without_driver, "fix the NVIDIA driver first"),
+        (_amd_desktop_without_driver, "fix the AMD GPU driver first"),
+    ],
+)
+def test_gpu_without_a_working_driver_is_not_judged_as_a_cpu_machine(
+    snapshot: Any, words: str
+) -> None:
+    with pytest.raises(GpuUnusableError, match=words) as raised:
+        machine_from_snapshot(snapshot())
+    assert raised.value.fix
+    assert machine_from_snapshot(snapshot(), cpu_only=True).device == "cpu"
+
+
+def test_a_lost_gpu_is_left_out_and_the_others_are_used() -> None:
+    failure = next(f for f in NVML_FAILURES if f.id == "gpu-lost-handle")
+    machine = machine_from_snapshot(replay_snapshot("h100-80gb-hbm3", nvml=failure.backend()))
+    assert [gpu.index for gpu in machine.gpus] == [0, 1, 3]
+    assert any(line.startswith("GPU 2") and "does not work" in line for line in machine.left_out)
+
+
+def test_apple_gpu_is_judged_against_unified_memory(tmp_path: Path) -> None:
+    from test_scenarios import _apple_m2
+
+    result = _fit("gpt2", "--snapshot", _save(tmp_path, "m2", _apple_m2()))
+    assert result.exit_code == 0
+    assert "unified memory, shared by its Apple GPU and CPU" in result.stdout
+    assert "running on the CPU" not in result.stdout
+    assert "CUDA" not in result.stdout
+
+
+def test_a_machine_without_gpu_is_still_judged_against_ram() -> None:
+    machine = machine_from_snapshot(replay_snapshot("cpu-only-epyc-vm"))
+    assert machine.device == "cpu"
+
+
+# --- the least costly combination --------------------------------------------------------------
+
+
+def test_cheapest_is_the_least_lossy_combination_that_fits() -> None:
+    machine = machine_from_snapshot(_four_4090(), 4)
+    report = plan(resolve_model("llama-3-70b"), Request(task="infer", dtype="bf16"), machine)
+    assert not report.fits
+    assert report.recommended is not None
+    assert report.recommended.key == "split+int8"  # 8-bit fits split over 4: no need for 4-bit
+    assert report.recommended.request.dtype == "int8"
+
+
+def test_option_rows_each_change_something() -> None:
+    machine = machine_from_snapshot(_four_4090(), 4)
+    for task in ("infer", "train"):
+        report = plan(resolve_model("llama-3-70b"), Request(task=task, dtype="bf16"), machine)
+        previous = report.asked.device_bytes
+        for option in report.options:
+            assert option.breakdown.device_bytes != previous or option.alone is not None, option
+            previous = option.breakdown.device_bytes
+
+
+def test_cheapest_training_prefers_sharding_to_quantisation() -> None:
+    machine = machine_from_snapshot(_four_4090())
+    report = plan(resolve_model("llama-2-7b"), Request(task="train", dtype="bf16"), machine)
+    assert report.recommended is not None
+    assert "qlora" not in report.recommended.key
+    assert "lora" not in report.recommended.key
+    assert "zero" in report.recommended.key
+
+
+def test_shorter_context_is_not_offered_when_the_context_already_fits() -> None:
+    machine = machine_from_snapshot(_four_4090(), 4)
+    report = plan(resolve_model("llama-3-70b"), Request(task="infer", dtype="bf16"), machine)
+    assert all(o.key != "shorter_context" for o in report.options)
+
+
+# --- 8- and 4-bit without a GPU ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "request_", "instead"),
+    [
+        ("gpt2", Request(task="qlora", dtype="bf16"), {"task": "lora"}),
+        ("bert-base", Request(task="infer", dtype="int4"), {"dtype": "bf16"}),
+        ("bert-base", Request(task="infer", dtype="int8"), {"dtype": "bf16"}),
+        (
+            "gpt2",
+            Request(task="train", dtype="bf16", optimizer="adamw-8bit"),
+            {"optimizer": "adamw"},
+        ),
+    ],
+)
+def test_bitsandbytes_without_gpu_does_not_fit_and_says_what_runs(
+    model: str, request_: Request, instead: dict[str, str]
+) -> None:
+    machine = machine_from_snapshot(replay_snapshot("cpu-only-epyc-vm"))
+    report = plan(resolve_model(model), request_, machine)
+    assert not report.fits
+    assert report.blocked is not None
+    assert "GPU" in report.blocked
+    assert report.recommended is not None
+    for field, value in instead.items():
+        assert getattr(report.recommended.request, field) == value
+
+
+def test_cpu_qlora_cli_exit_1(tmp_path: Path) -> None:
+    path = _save(tmp_path, "cpu", replay_snapshot("cpu-only-epyc-vm"))
+    result = _fit("gpt2", "--task", "qlora", "--snapshot", path)
+    assert result.exit_code == 1
+    assert "Does not run as asked" in result.stdout
+    assert "Cheapest way to make it run: LoRA instead of QLoRA" in result.stdout
+
+
+# --- numbers, labels, flags, codes -------------------------------------------------------------
+
+
+def test_numbers_for_people() -> None:
+    assert count_words(7_000_000_000_000) == "7.0 trillion"
+    assert count_words(7_000_000_000) == "7.0 billion"
+    assert count_words(66_000) == "66,000"
+    assert gib(13038.5 * GIB) == "12.7 TiB"
+    assert gib(1500 * 1024 * GIB) == "1,500 TiB"
+    assert gib(17.2 * GIB) == "17.2 GiB"
+    assert gib(512 * 2**20) == "512 MiB"
+
+
+def test_bare_count_header(tmp_path: Path) -> None:
+    path = _save(tmp_path, "cpu", replay_snapshot("cpu-only-epyc-vm"))
+    result = _fit("7T", "--snapshot", path)
+    assert result.stdout.startswith("7.0 trillion parameters: inference")
+    assert "7000" not in result.stdout
+    assert "TiB" in result.stdout
+
+
+def test_host_load_label_counts_the_processes(tmp_path: Path) -> None:
+    path = _save(tmp_path, "4x4090", _four_4090())
+    result = _fit("llama-3-70b", "--task", "qlora", "--snapshot", path)
+    spec = resolve_model("llama-3-70b")
+    each = gib(estimate(spec, Request(task="qlora", dtype="bf16")).host_load_bytes)
+    assert f"(4 processes, one per GPU, each reading {each} of bfloat16 files)" in result.stdout
+
+
+def test_markdown_header_names_the_unit(tmp_path: Path) -> None:
+    gpu = _fit("gpt2", "--markdown", "--snapshot", _save(tmp_path, "g", _four_4090()))
+    assert "| item | per GPU |" in gpu.stdout
+    cpu = _fit(
+        "gpt2",
+        "--markdown",
+        "--snapshot",
+        _save(tmp_path, "c", replay_snapshot("cpu-only-epyc-vm")),
+    )
+    assert "| item | RAM |" in cpu.stdout
+    assert "bytes |" not in gpu.stdout + cpu.stdout
+
+
+def test_shard_with_one_gpu_asked_says_what_was_asked(tmp_path: Path) -> None:
+    path = _save(tmp_path, "4x4090", _four_4090())
+    result = _fit(
+        "llama-2-7b", "--task", "train", "--shard", "zero2", "--gpus", "1", "--snapshot", path
+    )
+    assert result.exit_code == 2
+    assert "--gpus 1" in result.stderr
+    assert "4 usable GPUs" in result.stderr
+    assert "offers 1" not in result.stderr
+
+
+def test_help_has_named_placeholders() -> None:
+    result = runner.invoke(app, ["fit", "--help"], env={"COLUMNS": "200"})
+    assert "<int range>" not in result.stdout
+    assert "<str>" not in result.stdout
+    assert "--gpus N" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("model", "code"),
+    [
+        ("nosuchmodel", "unknown_model"),
+        ("llama-4", "unknown_model"),
+        ("0B", "bad_parameter_count"),
+    ],
+)
+def test_model_error_codes(tmp_path: Path, model: str, code: str) -> None:
+    path = _save(tmp_path, "cpu", replay_snapshot("cpu-only-epyc-vm"))
+    result = _fit(model, "--json", "--snapshot", path)
+    assert result.exit_code == 2
+    assert json.loads(result.stdout)["errors"][0]["code"] == code
+
+
+def test_bad_config_file_code(tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text('{"model_type": "llama"}')
+    result = _fit(
+        str(config),
+        "--json",
+        "--snapshot",
+        _save(tmp_path, "cpu", replay_snapshot("cpu-only-epyc-vm")),
+    )
+    assert json.loads(result.stdout)["errors"][0]["code"] == "bad_model_config"
+
+
+def test_fit_machine_default_is_cpu() -> None:
+    assert FitMachine((), 8 * GIB, 8 * GIB).device == "cpu"
+
+
+def _exhaustive_cheapest(spec: Any, request: Request, machine: FitMachine) -> str | None:
+    """docs/fit.md's definition, literally: every combination of the ladder's steps in order
+    of cost (their ranks sorted from high to low, compared as tuples), the first that fits."""
+    from itertools import combinations
+
+    from dlready.fit.estimate import effective_seq, largest_batch, shape_stand_in
+    from dlready.fit.plan import (
+        _BITSANDBYTES_STEPS,
+        _fits,
+        _inference_steps,
+        _longest_context,
+        _training_steps,
+    )
+
+    request = request.with_(device=machine.device)
+    budget = machine.budget_bytes
+    assert budget is not None
+    if request.task == "infer":
+        steps = _inference_steps(
+            request,
+            machine,
+            lambda r: _longest_context(spec, r, budget),
+            effective_seq(spec, request),
+        )
+    else:
+        steps = _training_steps(request, machine, shape_stand_in(spec).is_transformer)
+    if machine.device == "cpu":
+        steps = [s for s in steps if s[0] not in _BITSANDBYTES_STEPS]
+    subsets = [c for n in range(len(steps) + 1) for c in combinations(range(len(steps)), n)]
+    subsets.sort(key=lambda c: sorted(c, reverse=True))
+    for shrink in (False, True):
+        for subset in subsets:
+            trial = request
+            for rank in subset:
+                changed = steps[rank][3](trial)
+                if changed is None or changed == trial:
+                    break
+                trial = changed
+            else:
+                keys = [steps[rank][0] for rank in subset]
+                if shrink:
+                    batch = largest_batch(spec, trial, budget)
+                    if batch < 1:
+                        continue
+                    trial = trial.with_(batch=batch)
+                    keys.append("smaller_batch")
+                if _fits(estimate(spec, trial), budget, machine):
+                    return "+".join(keys)
+    return None
+
+
+ORACLE_CASES = [
+    ("llama-3-70b", Request(task="infer"), 4),
+    ("llama-3-70b", Request(task="infer", batch=16, seq=8192), 4),
+    ("llama-2-7b", Request(task="train"), 4),
+    ("llama-2-13b", Request(task="train", batch=4), 4),
+    ("llama-2-70b", Request(task="train"), 4),
+    ("llama-2-70b", Request(task="lora"), 4),
+    ("llama-2-7b", Request(task="train", dtype="fp32", batch=8), 1),
+    ("llama-2-13b", Request(task="lora", batch=8), 1),
+    ("llama-3-70b", Request(task="infer"), 1),
+    ("mistral-7b", Request(task="infer", batch=32), 1),
+    ("bert-large", Request(task="train", batch=256), 1),
+]
+
+
+@pytest.mark.parametrize(("model", "request_", "gpus"), ORACLE_CASES)
+def test_recommendation_is_the_least_costly_combination(
+    model: str, request_: Request, gpus: int
+) -> None:
+    machine = machine_from_snapshot(_four_4090(), gpus)
+    spec = resolve_model(model)
+    report = plan(spec, request_, machine)
+    if report.fits:
+        return
+    expected = _exhaustive_cheapest(spec, request_, machine)
+    assert (report.recommended.key if report.recommended else None) == expected
