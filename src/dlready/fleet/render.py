@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from dlready.fleet.report import STEP_TITLES, CollectiveSpeed, FleetReport, RankRecord
 from dlready.render.text import counted, format_number, format_percent, printable
+from dlready.words import launcher_words
 
 _COLUMNS = (
     "node",
@@ -23,12 +24,6 @@ _COLUMNS = (
     "vs median",
     "notes",
 )
-_LAUNCHERS = {
-    "torchrun": "launched by torchrun",
-    "slurm": "launched by Slurm (srun)",
-    "environment": "launched from RANK and WORLD_SIZE variables",
-    "single": "one process, no launcher",
-}
 
 
 def _number(value: float | None) -> str:
@@ -45,7 +40,7 @@ def _headline(report: FleetReport) -> str:
     return (
         f"{counted(report.world_size, 'rank')}{where}, "
         f"backend {report.backend or 'not started'}, "
-        f"{_LAUNCHERS.get(report.launcher, f'launched by {report.launcher}')}"
+        f"{launcher_words(report.launcher)}"
     )
 
 
