@@ -3,12 +3,15 @@
 The fleet's runtime calls the named function with its :class:`~dlready.fleet.runtime.Hooks`
 and the rank right after torch is imported, so a test can make one rank contribute a wrong
 value, or die or stop itself at a chosen point, inside the real processes.
+:func:`terminate_when_torch_loads` acts earlier, before the runtime exists.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import os
 import signal
+import sys
 from typing import Any
 
 
@@ -45,3 +48,16 @@ def kill_rank_1_in_collectives(hooks: Any, rank: int) -> None:
 def stop_rank_1_in_collectives(hooks: Any, rank: int) -> None:
     """Rank 1 is stopped (SIGSTOP) as the collectives start; the test continues or kills it."""
     _signal_at_collectives(hooks, rank, 1, signal.SIGSTOP)
+
+
+class _SignalAtTorchImport(importlib.abc.MetaPathFinder):
+    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
+        if name == "torch":
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def terminate_when_torch_loads() -> None:
+    """This process gets SIGTERM as ``import torch`` begins, as torchrun sends it to every rank
+    when one dies while the others are still loading torch."""
+    sys.meta_path.insert(0, _SignalAtTorchImport())

@@ -1,5 +1,5 @@
-"""Fleets built from the real H100 recording (tests/fixtures/h100-80gb-hbm3), for the pure
-fleet tests and the scale benchmark.
+"""Fleets built from the real H100 recording (tests/fixtures/h100-80gb-hbm3) and the CPU VM
+recording (tests/fixtures/cpu-only-epyc-vm), for the pure fleet tests and the scale benchmark.
 
 What is taken from the recording: the GPU (name, UUID, VRAM, compute capability, PCIe Gen5
 x16), the driver (580.159.04, CUDA 13.0), torch 2.11.0+cu130, Python 3.12.3, the CPU, and the
@@ -22,6 +22,17 @@ from machines import replay_snapshot
 
 RECORDED_BF16_TFLOPS = 794.3
 RECORDED_TORCH = "2.11.0+cu130"
+VM_FLOAT32_TFLOPS = (0.1121, 0.1106)
+"""The float32 256³ matmul rates of the two ranks of `torchrun --standalone --nproc-per-node 2
+-m dlready fleet` on the recorded CPU VM (one thread each, torch 2.13.0+cpu)."""
+VM_SLOWED_PERCENT = 87.0
+"""What one of those two ranks measured against their median in a QA run, with nothing wrong:
+the two ranks share the VM's two cores and take turns slowing each other."""
+VM_TORCH = "2.13.0+cpu"
+ONE_NODE = "one node: there is no link between nodes to measure"
+"""Why every rank of a one-node fleet skips the point-to-point step (runtime.RankRun)."""
+ONE_RANK = "one rank: there is no other rank to exchange data with"
+"""Why a fleet of one rank skips the collective speed step (runtime.RankRun)."""
 
 
 @lru_cache(maxsize=1)
@@ -133,9 +144,13 @@ def h100_fleet(
                 else (("intra-node", 2.5e11),)
             )
         }
+        if world == 1:
+            speed[rank] = {"skipped": ONE_RANK}
         if nodes > 1:
             target = ((node + 1) % nodes) * gpus_per_node + local
             ring[rank] = {"send_to": target, "size_bytes": 256 * 2**20, "gbps": 45.0}
+        else:
+            ring[rank] = {"skipped": ONE_NODE}
     gathered.results = {
         "init": {key: {"backend": "nccl"} for key in range(world)},
         "health": health,
@@ -150,10 +165,55 @@ def h100_fleet(
             "heterogeneity",
             "health",
             "collective_correctness",
-            "collective_speed",
-            "point_to_point",
         )
     ]
+    gathered.steps.append(
+        StepRecord("collective_speed", "ok", 1.0, 60.0)
+        if world > 1
+        else StepRecord("collective_speed", "skipped", 0.0, 60.0, ONE_RANK)
+    )
+    gathered.steps.append(
+        StepRecord("point_to_point", "ok", 1.0, 60.0)
+        if nodes > 1
+        else StepRecord("point_to_point", "skipped", 0.0, 60.0, ONE_NODE)
+    )
     if change is not None:
         change(gathered)
+    return gathered
+
+
+def cpu_fleet(hosts: int, ranks_per_host: int, tflops: Callable[[int], float]) -> Gathered:
+    """CPU ranks (gloo) on ``hosts`` copies of the recorded CPU VM, every step done;
+    ``tflops(rank)`` is each rank's matmul rate."""
+    snapshot = replay_snapshot("cpu-only-epyc-vm")
+    world = hosts * ranks_per_host
+    gathered = Gathered(launcher="torchrun", world_size=world, timeout_s=60.0, backend="gloo")
+    health: dict[int, Any] = {}
+    for rank in range(world):
+        host, local = divmod(rank, ranks_per_host)
+        probe = {"cpu": snapshot.cpu.brand.value, "gpus": [], "nics": [], "errors": []}
+        gathered.joins[rank] = {
+            "rank": rank,
+            "local_rank": local,
+            "local_world_size": ranks_per_host,
+            "node_rank": host,
+            "hostname": "vm" if hosts == 1 else f"vm-{host:04d}",
+            "device": "cpu",
+            "torch_version": VM_TORCH,
+            "python_version": snapshot.platform.python_version.value,
+            "dlready_version": "0.1.0",
+            "threads": 1,
+            **({"node": probe} if local == 0 else {}),
+        }
+        health[rank] = {
+            "smoke": [{"name": "tensors.create", "status": "pass", "message": "ok"}],
+            "matmul_dtype": "float32",
+            "matmul_tflops": tflops(rank),
+            "memory_gbps": None,
+            "finite": True,
+        }
+    gathered.results = {
+        "init": {key: {"backend": "gloo"} for key in range(world)},
+        "health": health,
+    }
     return gathered

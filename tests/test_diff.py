@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,11 @@ from dlready.exitcodes import ExitCode
 from dlready.fleet.assemble import Gathered, assemble
 from dlready.model import to_jsonable
 from dlready.output import envelope
+from dlready.probes.nvml_gateway import ReplayNvml
 from dlready.render.check_json import report_jsonable
-from dlready.report_diff import diff_reports
+from dlready.report_diff import MAX_REPORT_FILE_BYTES, diff_reports
 from fleet_scenarios import h100_fleet
-from machines import replay_snapshot
+from machines import load_capture, replay_snapshot
 
 runner = CliRunner()
 
@@ -173,3 +176,61 @@ def test_refusals_are_the_json_envelope_too(tmp_path: Path) -> None:
     assert (document["command"], document["exit_code"]) == ("diff", 2)
     assert document["errors"][0]["code"] == "bad_input"
     assert "cannot read" in completed.stderr
+
+
+def test_a_value_derived_from_a_volatile_one_is_left_out_with_it() -> None:
+    # The recorded H100 at 37 °C, then warmer after a job: the same machine, run to run.
+    warm = ReplayNvml.from_capture(load_capture("h100-80gb-hbm3")["nvml"]).with_gpu_overrides(
+        {"nvmlDeviceGetTemperature": 61}
+    )
+    before = _check_document()
+    after = _check_document(nvml=warm)
+    assert diff_reports(before, after) == []
+    paths = {d.path for d in diff_reports(before, after, include_volatile=True)}
+    assert "data.snapshot.gpus[index=0].temperature_c" in paths
+    assert any("gpu0_slowdown_margin_c" in path for path in paths), paths
+
+
+def test_numbers_are_printed_in_the_one_number_format(tmp_path: Path) -> None:
+    def slow(g: Gathered) -> None:
+        g.results["health"][3]["matmul_tflops"] = 600.0
+
+    a = _write(tmp_path, "a.json", _fleet_document(h100_fleet(1)))
+    b = _write(tmp_path, "b.json", _fleet_document(h100_fleet(1, change=slow)))
+    result = runner.invoke(app, ["diff", str(a), str(b)])
+    assert result.exit_code == 1
+    # 600 / 794.3 = 75.5394..., printed with four significant digits like every number.
+    assert "data.ranks[rank=3].matmul_percent_of_median: 100 -> 75.54" in result.stdout
+    assert "data.ranks[rank=3].matmul_tflops: 794.3 -> 600\n" in result.stdout
+
+
+def _invoke_within(args: list[str], seconds: float = 30.0) -> Any:
+    """The CLI's result, or a failure (not a hung test run) when it does not return in time."""
+    outcome: dict[str, Any] = {}
+    worker = threading.Thread(
+        target=lambda: outcome.update(result=runner.invoke(app, args)), daemon=True
+    )
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"diff {args} did not return within {seconds:g} s"
+    return outcome["result"]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "endless device", "directory", "huge file"])
+def test_a_path_that_is_no_small_regular_file_is_refused_at_once(tmp_path: Path, kind: str) -> None:
+    good = _write(tmp_path, "good.json", _check_document())
+    if kind == "fifo":
+        path, message = tmp_path / "pipe.json", "it is a FIFO (named pipe), not a regular file"
+        os.mkfifo(path)  # nobody writes it: a plain open() blocks forever
+    elif kind == "endless device":
+        path, message = Path("/dev/zero"), "it is a character device, not a regular file"
+    elif kind == "directory":
+        path, message = tmp_path, "it is a directory, not a regular file"
+    else:
+        path, message = tmp_path / "huge.json", "it is larger than 512 MiB"
+        with path.open("wb") as sparse:  # sparse: takes no disk, reads as zeros
+            sparse.truncate(MAX_REPORT_FILE_BYTES + 1)
+    result = _invoke_within(["diff", str(good), str(path)])
+    assert result.exit_code == 2
+    assert f"{path}: cannot read: {message}" in result.stderr
+    assert result.stdout == ""

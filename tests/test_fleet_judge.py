@@ -10,13 +10,20 @@ from typing import Any
 import pytest
 
 from dlready.fleet.assemble import Gathered, assemble, likely_host
+from dlready.fleet.coordinator import skipped_reason, stopped_before_start
 from dlready.fleet.launch import DEFAULT_PORT, LaunchError, first_slurm_host, read_launch
 from dlready.fleet.links import probe_nics
 from dlready.fleet.render import render_markdown, render_text
 from dlready.fleet.report import report_from_jsonable
-from dlready.model import to_jsonable
+from dlready.model import SnapshotFormatError, to_jsonable
 from dlready.probes.hostfs import ReplayHostFiles
-from fleet_scenarios import RECORDED_BF16_TFLOPS, h100_fleet
+from fleet_scenarios import (
+    RECORDED_BF16_TFLOPS,
+    VM_FLOAT32_TFLOPS,
+    VM_SLOWED_PERCENT,
+    cpu_fleet,
+    h100_fleet,
+)
 
 TORCHRUN = {
     "RANK": "9",
@@ -181,6 +188,51 @@ def test_a_straggler_is_named_below_ninety_percent_of_its_peers(tflops: float, n
         assert "cuda:3" in finding.message
 
 
+def test_cpu_ranks_sharing_one_host_name_no_straggler_and_say_why() -> None:
+    # The QA run: two ranks on the VM's two cores, one at 87 % of their median, nothing wrong.
+    fast, _ = VM_FLOAT32_TFLOPS
+    slowed = fast * VM_SLOWED_PERCENT / 100
+    report = assemble(cpu_fleet(1, 2, lambda rank: slowed if rank == 0 else fast))
+    assert report.findings == ()
+    assert [r.status for r in report.ranks] == ["ok", "ok"]
+    # The figures are still shown, for information.
+    assert report.ranks[0].matmul_percent_of_median == pytest.approx(
+        100 * slowed / (slowed + fast) * 2
+    )
+    (note,) = report.notes
+    assert note.startswith("ranks 0, 1 share the CPU cores of vm")
+    text = render_text(report)
+    assert "is a straggler" not in text
+    assert "Notes\n  - ranks 0, 1 share the CPU cores of vm" in text
+    assert "### Notes\n\n- ranks 0, 1 share the CPU cores of vm" in render_markdown(report)
+
+
+def test_cpu_ranks_on_their_own_hosts_are_judged_with_a_fix_for_cpus() -> None:
+    fast, _ = VM_FLOAT32_TFLOPS
+    report = assemble(cpu_fleet(3, 1, lambda rank: fast / 2 if rank == 2 else fast))
+    (finding,) = report.findings
+    assert (finding.kind, finding.ranks, finding.hosts) == ("straggler", (2,), ("vm-0002",))
+    assert "matmul 50 % of the median of 3 identical devices" in finding.message
+    assert "nvidia-smi" not in finding.fix
+    assert "`top`" in finding.fix
+
+
+@pytest.mark.parametrize(("gpus", "named"), [(2, False), (3, True)])
+def test_a_straggler_takes_three_identical_devices(gpus: int, named: bool) -> None:
+    def change(g: Gathered) -> None:
+        g.results["health"][1]["matmul_tflops"] = 600.0  # 76 % of 794.3, above 40 % of peak
+
+    report = assemble(h100_fleet(1, gpus_per_node=gpus, change=change))
+    assert [f.kind for f in report.findings] == (["straggler"] if named else [])
+    if named:
+        assert "`nvidia-smi -q -d PERFORMANCE,CLOCK,TEMPERATURE`" in report.findings[0].fix
+        assert report.notes == ()
+    else:
+        (note,) = report.notes
+        assert note.startswith("2 identical devices (NVIDIA H100 80GB HBM3 79.6 GiB)")
+        assert report.ranks[1].matmul_percent_of_median is not None  # shown, not judged
+
+
 def test_far_below_the_spec_sheet_is_named_even_when_every_gpu_is_equally_slow() -> None:
     def change(g: Gathered) -> None:
         for value in g.results["health"].values():
@@ -222,7 +274,11 @@ def test_bus_bandwidth_uses_the_nccl_tests_formula() -> None:
     assert intra.gbps == pytest.approx(63.0, rel=0.05)  # PCIe Gen5 x16 floor from device_peaks
     inter = next(e for e in report.link_expectations if e.scope == "inter-node")
     assert inter.gbps is None
-    assert inter.source.startswith("unknown")
+    assert inter.source == "the network link speed could not be read on every node"
+    assert (
+        "  inter-node link: no expected speed (the network link speed could not be read on "
+        "every node)\n" in render_text(report)
+    )
 
 
 def test_a_slow_link_between_two_nodes_names_both_ends() -> None:
@@ -257,6 +313,97 @@ def test_the_report_round_trips_through_json_and_renders() -> None:
     assert "fix:" in text
     markdown = render_markdown(report)
     assert "| 0 | 3 | h100-0000 |" in markdown
+
+
+def test_one_process_is_reported_in_words() -> None:
+    # `dlready fleet` without a launcher: one rank, one node, nothing between nodes.
+    gathered = h100_fleet(1, gpus_per_node=1)
+    gathered.launcher = "single"
+    text = render_text(assemble(gathered))
+    assert text.startswith(
+        "dlready fleet: 1 rank on 1 node, backend nccl, one process, no launcher\n"
+    )
+    assert (
+        "  point to point between nodes: skipped: one node: there is no link between nodes" in text
+    )
+    assert "  all_reduce: pass: exact on the one rank\n" in text
+    assert "  collective speed: skipped: one rank: there is no other rank to exchange" in text
+    for internal in ("single", "(s)", "all 1 ranks", "unknown:"):
+        assert internal not in text, internal
+    markdown = render_markdown(assemble(gathered))
+    assert "1 rank on 1 node, backend nccl, one process, no launcher." in markdown
+    assert "| point to point between nodes | skipped |" in markdown
+
+
+def test_numbers_and_percents_have_one_format() -> None:
+    def change(g: Gathered) -> None:
+        g.results["health"][11]["matmul_tflops"] = 600.0
+
+    text = render_text(assemble(h100_fleet(2, change=change)))
+    row = next(line for line in text.splitlines() if line.startswith("1     11 "))
+    assert "  600  " in row
+    assert "  76 %  " in row  # 75.54 % of the median, in whole percents like the finding's
+    assert "straggler: matmul 76 % of the median of 16 identical devices" in row
+    first = next(line for line in text.splitlines() if line.startswith("0     0 "))
+    assert first.endswith("  794.3    100 %")
+
+
+def test_a_run_stopped_before_rank_0_heard_from_anyone_says_so() -> None:
+    code, report = stopped_before_start("torchrun", 2, 15.0)
+    assert code == 1
+    text = render_text(report)
+    assert text.startswith(
+        "dlready fleet: 2 ranks, none heard from, backend not started, launched by torchrun\n"
+    )
+    assert "rendezvous and inventory: failed: stopped by the launcher while rank 0" in text
+
+
+def test_skipped_step_reason() -> None:
+    one = "one node: there is no link between nodes to measure"
+    assert skipped_reason({0: {"skipped": one}, 1: {"skipped": one}}) == one
+    assert skipped_reason({0: {"skipped": one}, 1: {"send_to": 0, "gbps": 1.0}}) is None
+    assert skipped_reason({}) is None
+
+
+def test_ranks_rank_0_gave_up_on_show_it_in_their_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What rank 0's deadlines find about a rank is its status in the table, not only a finding."""
+    from types import SimpleNamespace
+
+    from dlready.fleet import coordinator
+
+    monkeypatch.setattr(coordinator, "TERM_GRACE_S", 0.0)
+    recorded = h100_fleet(1, gpus_per_node=4)
+
+    def stopped(step: str, status: str, missing: list[int], lost: list[int]) -> dict[int, str]:
+        board = SimpleNamespace(has=lambda key: key == "term/3")  # rank 3 got the SIGTERM too
+        run = SimpleNamespace(
+            board=board,
+            world=4,
+            options=SimpleNamespace(timeout_s=60.0),
+            launch=SimpleNamespace(launcher="torchrun"),
+        )
+        rank0 = coordinator.Coordinator(run, None, None, 0.0)  # type: ignore[arg-type]
+        rank0.gathered.joins = recorded.joins
+        rank0.gathered.results = {"health": recorded.results["health"]}
+        rank0._stop(step, status, missing, lost)
+        return {r.rank: r.status for r in assemble(rank0.gathered).ranks}
+
+    # torchrun stopped the run: rank 1 neither finished nor said it got the signal: it died.
+    assert stopped("collective_correctness", "terminated", [1, 3], []) == {
+        0: "ok",
+        1: "lost",
+        2: "ok",
+        3: "ok",
+    }
+    assert stopped("collective_speed", "timed_out", [2], [])[2] == "stalled"
+    assert stopped("health", "lost", [1, 2], [2]) == {0: "ok", 1: "ok", 2: "lost", 3: "ok"}
+
+
+def test_a_saved_report_that_does_not_fit_names_the_value() -> None:
+    data = to_jsonable(assemble(h100_fleet(1)))
+    data["ranks"][3]["rank"] = "x"
+    with pytest.raises(SnapshotFormatError, match=r"^\$\.data\.ranks\[3\]\.rank: expected int"):
+        report_from_jsonable(data)
 
 
 def test_nics_are_read_from_sysfs_physical_links_only() -> None:
@@ -321,7 +468,7 @@ def test_every_finding_kind_flag_and_step_is_documented() -> None:
     ("env", "args", "message"),
     [
         ({"RANK": "0", "WORLD_SIZE": "2"}, ["--json"], "MASTER_ADDR is not"),
-        ({}, ["--json", "--timeout", "0"], "--timeout 0 must be between"),
+        ({}, ["--json", "--timeout", "0"], "--timeout 0: give more than 0 and at most 86400"),
         ({}, ["--json", "--markdown"], "cannot be combined"),
     ],
 )

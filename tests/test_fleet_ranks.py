@@ -8,14 +8,12 @@ each process and can kill, stop or slow one. Faults inside a rank come from
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -145,7 +143,8 @@ def test_two_ranks_under_torchrun(tmp_path: Path) -> None:
     assert data["launcher"] == "torchrun"
     assert data["backend"] == "gloo"
     assert [r["rank"] for r in data["ranks"]] == [0, 1]
-    assert [s["status"] for s in data["steps"]] == ["ok"] * 6
+    assert [s["status"] for s in data["steps"]] == ["ok"] * 5 + ["skipped"]
+    assert data["point_to_point"] == []  # one node: nothing was measured between nodes
     assert {c["op"]: c["status"] for c in data["collective_checks"]} == dict.fromkeys(
         ("all_reduce", "broadcast", "all_gather", "reduce_scatter"), "pass"
     )
@@ -159,9 +158,10 @@ def test_two_ranks_under_torchrun(tmp_path: Path) -> None:
         # nccl-tests' all_reduce formulas, n = 2: busbw = algbw x 2(n-1)/n = algbw.
         assert speed["algbw_gbps"] == pytest.approx(speed["size_bytes"] / speed["time_s"] / 1e9)
         assert speed["busbw_gbps"] == pytest.approx(speed["algbw_gbps"])
-    # Two CPU ranks share two busy cores: a straggler may be named, nothing else may be.
-    assert {f["kind"] for f in data["findings"]} <= {"straggler"}
-    assert completed.returncode == (1 if data["findings"] else 0), completed.stderr[-2000:]
+    # Two CPU ranks share two busy cores: their speeds are information, never a straggler.
+    assert data["findings"] == []
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert data["notes"][0].startswith("ranks 0, 1 share the CPU cores of")
     saved = json.loads((tmp_path / "saved" / "fleet.json").read_text())
     assert saved["data"]["ranks"] == data["ranks"]
     markdown = (tmp_path / "saved" / "fleet.md").read_text()
@@ -259,6 +259,8 @@ def test_a_rank_killed_mid_run_under_torchrun_is_named() -> None:
     assert "during collective correctness" in named["message"]
     step = _step(document, "collective_correctness")
     assert step["status"] == "failed"
+    # The table says it too, not only the finding.
+    assert [r["status"] for r in document["data"]["ranks"]] == ["ok", "lost"]
     assert step["seconds"] <= 10 + 2
     # torchrun prints its own traceback (ChildFailedError); none may come from dlready.
     assert "/dlready/" not in "".join(
@@ -288,38 +290,28 @@ def test_a_rank_stopped_mid_run_is_named_and_leaves_when_continued() -> None:
         fleet.cleanup()
 
 
-def _duty_cycle(pid: int, running: threading.Event) -> None:
-    """Stop the process 40 ms out of every 80 ms while ``running`` is set: half its speed."""
-    try:
-        while running.is_set():
-            os.kill(pid, signal.SIGSTOP)
-            time.sleep(0.04)
-            os.kill(pid, signal.SIGCONT)
-            time.sleep(0.04)
-    except ProcessLookupError:
-        return
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)
-
-
-def test_a_rank_slowed_from_outside_is_named_as_the_straggler() -> None:
-    fleet = Fleet(2, timeout_s=40)
-    running = threading.Event()
-    running.set()
-    slower = threading.Thread(target=_duty_cycle, args=(fleet.procs[1].pid, running))
-    slower.start()
-    try:
-        code, out, err = fleet.finish_rank0()
-    finally:
-        running.clear()
-        slower.join()
-    document = _report(out)
-    assert code == 1, err[-2000:]
-    ranks = {r["rank"]: r for r in document["data"]["ranks"]}
-    assert ranks[1]["status"] == "straggler", ranks[1]
-    assert ranks[1]["matmul_percent_of_median"] < 90
-    assert ranks[0]["status"] == "ok"
-    (straggler,) = _findings(document, "straggler")
-    assert straggler["ranks"] == [1]
-    assert "rank 1 " in straggler["message"]
+def test_a_launcher_stop_while_torch_loads_still_gives_rank_0_report() -> None:
+    # torchrun's SIGTERM when another rank died in its first seconds, while this one was still
+    # importing torch (tests/fleet_hooks.py sends it at `import torch`, every time).
+    run = (
+        "import runpy, sys, fleet_hooks; fleet_hooks.terminate_when_torch_loads(); "
+        "sys.argv = ['dlready', 'fleet', '--json', '--timeout', '5']; "
+        "runpy.run_module('dlready', run_name='__main__', alter_sys=True)"
+    )
+    launcher = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2"}
+    completed = subprocess.run(
+        [sys.executable, "-c", run],
+        capture_output=True,
+        text=True,
+        timeout=WALL_LIMIT_S,
+        env=_env(**launcher, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port())),
+        check=False,
+    )
+    assert completed.returncode == 1, completed.stderr[-2000:]
+    document = _report(completed.stdout)
+    (terminated,) = _findings(document, "terminated")
+    assert "while rank 0 was still starting" in terminated["message"]
+    assert _step(document, "rendezvous")["status"] == "failed"
+    # Nothing was heard from any rank: unknown, never "ok" and never "never joined".
+    assert [r["status"] for r in document["data"]["ranks"]] == ["unknown", "unknown"]
+    assert "Traceback" not in completed.stderr

@@ -39,10 +39,13 @@ def read_regular_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     descriptor = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
     try:
-        mode = os.fstat(descriptor).st_mode
+        status = os.fstat(descriptor)
         for is_kind, kind in _NOT_REGULAR:
-            if is_kind(mode):
+            if is_kind(status.st_mode):
                 raise UnreadableFileError(f"it is {kind}, not a regular file")
+        # Refused before reading, not after reading max_bytes of it (/proc files say 0 here).
+        if status.st_size > max_bytes:
+            raise UnreadableFileError(f"it is larger than {_size_text(max_bytes)}")
         chunks: list[bytes] = []
         total = 0
         while total <= max_bytes:

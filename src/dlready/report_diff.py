@@ -8,16 +8,20 @@
 - Measured speeds (``_tflops``, ``_gbps``, times, percentages) vary from run to run; they count
   as changed only beyond :data:`MEASURED_TOLERANCE`.
 - Values that change on every run (time stamps, durations, process ids, free memory,
-  temperatures, power draw) are left out unless ``include_volatile`` is set.
+  temperatures, power draw), and what is computed from them (a GPU's margin to its slowdown
+  temperature), are left out unless ``include_volatile`` is set.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from dlready.bounded_read import read_regular_text
 
 COMPARABLE_COMMANDS = ("check", "fleet")
 MEASURED_TOLERANCE = 0.10
@@ -39,6 +43,10 @@ VOLATILE_KEYS = frozenset(
         "iterations",
     }
 )
+DERIVED_FROM_VOLATILE = re.compile(r"gpu\d+_slowdown_margin_c|cpu_package_c")
+"""``check``'s criteria computed from a volatile reading (spec/verdict.py): a GPU's slowdown
+margin is its slowdown threshold minus ``temperature_c``, ``cpu_package_c`` is
+``package_temperature_c``. They change with their source and are left out with it."""
 _MEASURED_SUFFIXES = ("_tflops", "_gbps", "time_s", "percent", "percent_of_median")
 _LIST_KEYS: tuple[tuple[str, ...], ...] = (
     ("rank",),
@@ -56,6 +64,9 @@ _LIST_KEYS: tuple[tuple[str, ...], ...] = (
     ("message",),
 )
 _READING_KEYS = frozenset({"value", "source", "state", "reason"})
+MAX_REPORT_FILE_BYTES = 512 * 1024 * 1024
+"""A fleet report of 8,000 ranks takes about 40 MiB: this reads far larger fleets and refuses
+``/dev/zero``-like files before they exhaust memory (as ``--snapshot`` does)."""
 
 
 class ReportError(ValueError):
@@ -85,10 +96,19 @@ def load_report(path: Path) -> dict[str, Any]:
         raise ReportError(f"{path}: not JSON: {name} is not a JSON number")
 
     try:
-        document = json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse_constant)
+        # Never a plain read: a FIFO would block it forever, /dev/zero would never end.
+        text = read_regular_text(path, MAX_REPORT_FILE_BYTES)
+    except UnicodeDecodeError as exc:
+        raise ReportError(f"{path}: not JSON: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    try:
+        document = json.loads(text, parse_constant=refuse_constant)
+    except ReportError:
+        raise
+    except RecursionError:
+        raise ReportError(f"{path}: not JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
         raise ReportError(f"{path}: not JSON: {exc}") from None
     from dlready.output import READABLE_SCHEMA_VERSIONS
 
@@ -109,6 +129,14 @@ def load_report(path: Path) -> dict[str, Any]:
 
 def _is_reading(value: Any) -> bool:
     return isinstance(value, dict) and "state" in value and set(value) <= _READING_KEYS
+
+
+def _derived_from_volatile(value: Any) -> bool:
+    """A criterion (its measure, status and advice) computed from a volatile reading."""
+    if not isinstance(value, dict) or "measured" not in value:
+        return False
+    name = value.get("name")
+    return isinstance(name, str) and DERIVED_FROM_VOLATILE.fullmatch(name) is not None
 
 
 def _measured(key: str) -> bool:
@@ -149,7 +177,9 @@ class _Walker:
         self.found: list[Difference] = []
 
     def walk(self, path: str, key: str, before: Any, after: Any) -> None:
-        if not self.include_volatile and key in VOLATILE_KEYS:
+        if not self.include_volatile and (
+            key in VOLATILE_KEYS or _derived_from_volatile(before) or _derived_from_volatile(after)
+        ):
             return
         if before == after and type(before) is type(after):
             return  # equal subtrees compare in C, far faster than walking them

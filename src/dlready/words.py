@@ -116,3 +116,17 @@ def plain_error_text(text: str) -> str:
     return _NVML_INLINE.sub(
         lambda m: _NVML_ERROR_WORDS.get(m.group(1), m.group(2) or "a driver error"), text
     )
+
+
+# How `dlready fleet` was started (``fleet.launch.Launch.launcher``).
+_LAUNCHER_WORDS = {
+    "torchrun": "launched by torchrun",
+    "slurm": "launched by Slurm (srun)",
+    "environment": "launched from RANK and WORLD_SIZE variables",
+    "single": "one process, no launcher",
+}
+
+
+def launcher_words(launcher: str) -> str:
+    """``single`` -> ``one process, no launcher``; ``torchrun`` -> ``launched by torchrun``."""
+    return _LAUNCHER_WORDS.get(launcher, f"launched by {launcher.replace('_', ' ')}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -84,24 +85,28 @@ def _diff(before: Path, after: Path, include_volatile: bool) -> CommandResult:
 def _lines(
     before: Path, after: Path, differences: list[Difference], counts: dict[str, int]
 ) -> list[str]:
-    from dlready.render.text import printable
+    from dlready.render.text import format_number, printable
     from dlready.report_diff import short
+
+    def shown(value: object) -> str:
+        # A number people read goes through the one number format; the rest as JSON.
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return format_number(value)
+        return printable(short(value))
 
     lines = []
     for d in differences:
         path = printable(d.path)
         if d.kind == "changed":
-            lines.append(
-                f"changed         {path}: {printable(short(d.before))} -> {printable(short(d.after))}"
-            )
+            lines.append(f"changed         {path}: {shown(d.before)} -> {shown(d.after)}")
         elif d.kind == "appeared":
-            lines.append(f"appeared        {path}: {printable(short(d.after))}")
+            lines.append(f"appeared        {path}: {shown(d.after)}")
         elif d.kind == "disappeared":
-            lines.append(f"disappeared     {path}: {printable(short(d.before))}")
+            lines.append(f"disappeared     {path}: {shown(d.before)}")
         else:
             # What was read on the other side is shown, never hidden by the side that failed.
             read = [
-                f"{side}: {printable(short(value))}"
+                f"{side}: {shown(value)}"
                 for side, value in (("before", d.before), ("after", d.after))
                 if value is not None
             ]

@@ -94,11 +94,13 @@ def fleet_command(
 
 
 def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, FleetReport | None]:
-    from dlready.fleet.launch import LaunchError, read_launch
+    from dlready.fleet.launch import LaunchError, install_stop_handler, read_launch
     from dlready.result import CommandError, Problem, usage_error
 
     if not timeout > 0 or timeout > 86400:
-        raise usage_error(f"--timeout {timeout:g} must be between 0 and 86400 seconds")
+        raise usage_error(
+            f"--timeout {timeout:g}: give more than 0 and at most 86400 seconds (one day)"
+        )
     try:
         launch = read_launch(os.environ)
     except LaunchError as exc:
@@ -109,6 +111,8 @@ def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, Fle
     # torch's C++ store and process-group warnings print stack frames when a peer goes away;
     # the fleet reports that itself, in words.
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
+    # Before torch loads: a launcher's SIGTERM during those seconds must still leave a report.
+    terminated = install_stop_handler()
     try:
         from dlready.fleet import runtime
     except ImportError as exc:
@@ -124,7 +128,7 @@ def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, Fle
         backend=backend.value if backend else None, timeout_s=timeout, smoke=smoke
     )
     try:
-        return runtime.run_rank(launch, options)
+        return runtime.run_rank(launch, options, terminated)
     except runtime.AbortedError as exc:
         code = "usage" if exc.code == ExitCode.USAGE else "could_not_run"
         raise CommandError(ExitCode(exc.code), Problem(code, str(exc))) from None

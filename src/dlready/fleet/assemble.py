@@ -88,6 +88,11 @@ class Gathered:
     findings: list[Finding] = field(default_factory=list)
     """Findings about the run itself (missing, lost or stalled ranks), found by rank 0."""
     lost: set[int] = field(default_factory=set)
+    """Ranks that stopped answering, or died when the launcher stopped the run."""
+    stalled: set[int] = field(default_factory=set)
+    """Ranks that still answered but did not finish a step within the timeout."""
+    stopped_early: bool = False
+    """The launcher stopped the run before rank 0 could hear from any rank."""
     notes: list[str] = field(default_factory=list)
     seconds: float | None = None
 
@@ -147,6 +152,13 @@ def nodes_from(gathered: Gathered, numbers: Mapping[int, int]) -> list[NodeRecor
     return nodes
 
 
+def _run_status(gathered: Gathered, rank: int) -> str:
+    """``lost``, ``stalled`` or ``ok``: what rank 0's deadlines found about a joined rank."""
+    if rank in gathered.lost:
+        return "lost"
+    return "stalled" if rank in gathered.stalled else "ok"
+
+
 def rank_records(
     gathered: Gathered, numbers: Mapping[int, int], nodes: Sequence[NodeRecord]
 ) -> list[RankRecord]:
@@ -163,8 +175,12 @@ def rank_records(
                     local_rank=-1,
                     node=-1,
                     hostname=host or "unknown",
-                    status="missing",
-                    notes=("never joined",),
+                    status="unknown" if gathered.stopped_early else "missing",
+                    notes=(
+                        ("the run was stopped before rank 0 heard from it",)
+                        if gathered.stopped_early
+                        else ("never joined",)
+                    ),
                 )
             )
             continue
@@ -175,7 +191,7 @@ def rank_records(
             local_rank=int(join.get("local_rank", 0)),
             node=node,
             hostname=str(join["hostname"]),
-            status="lost" if rank in gathered.lost else "ok",
+            status=_run_status(gathered, rank),
             device=device or None,
             device_name=join.get("device_name")
             or (cpu_of_node.get(node) if device == "cpu" else None),
@@ -251,9 +267,8 @@ def _collective_checks(gathered: Gathered) -> list[CollectiveCheck]:
             # A rank whose own input was already wrong explains every wrong slot.
             senders = bad_inputs
         if not receivers:
-            checks.append(
-                CollectiveCheck(op=op, status="pass", message=f"exact on all {len(results)} ranks")
-            )
+            everyone = "the one rank" if len(results) == 1 else f"all {len(results)} ranks"
+            checks.append(CollectiveCheck(op=op, status="pass", message=f"exact on {everyone}"))
             continue
         if senders:
             message = (
@@ -292,6 +307,8 @@ def _collective_speeds(gathered: Gathered, numbers: Mapping[int, int]) -> list[C
     }
     hosts = {r: str(j["hostname"]) for r, j in gathered.joins.items()}
     for rank, figures in results.items():
+        if not isinstance(figures, dict) or "skipped" in figures:
+            continue  # nothing timed on this rank (the step says why)
         for scope in figures:
             if scope == "world":
                 label = f"all {gathered.world_size} ranks"
@@ -360,7 +377,7 @@ def assemble(gathered: Gathered) -> FleetReport:
     if gathered.joins:
         findings += judge.heterogeneity_findings(nodes, ranks)
     findings += judge.smoke_findings(ranks)
-    ranks, speed_findings = judge.judge_speed(ranks)
+    ranks, speed_findings, speed_notes = judge.judge_speed(ranks)
     findings += speed_findings
     checks = _collective_checks(gathered)
     findings += judge.collective_findings(checks, ranks)
@@ -381,6 +398,6 @@ def assemble(gathered: Gathered) -> FleetReport:
         link_expectations=tuple(expectations),
         point_to_point=tuple(legs),
         findings=tuple(findings),
-        notes=tuple(gathered.notes),
+        notes=(*gathered.notes, *speed_notes),
         seconds=gathered.seconds,
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlready.fleet.assemble import Gathered, assemble, layout_from_joins, likely_host
 from dlready.fleet.report import STEP_TITLES, Finding, FleetReport, StepRecord
+from dlready.render.text import counted
 
 if TYPE_CHECKING:
     from dlready.fleet.runtime import RankRun, WorkThread
@@ -28,12 +29,51 @@ def lost_after_s(timeout_s: float) -> float:
     return min(5.0, max(2.5, timeout_s / 4))
 
 
+def skipped_reason(results: dict[int, Any]) -> str | None:
+    """Why every rank skipped a step (``{"skipped": reason}``), or None when one measured."""
+    reasons = {v.get("skipped") if isinstance(v, dict) else None for v in results.values()}
+    if not results or None in reasons:
+        return None
+    return "; ".join(sorted(str(reason) for reason in reasons))
+
+
 POLL_S = 0.1
 PENDING_CHECK_S = 0.5
 TERM_GRACE_S = 1.5
 GOODBYE_S = 2.0
 """How long rank 0 keeps its store up for the others to read the verdict."""
 """After the launcher's SIGTERM, how long rank 0 waits for the others to say they got it too."""
+
+
+def stopped_before_start(launcher: str, world: int, timeout_s: float) -> tuple[int, FleetReport]:
+    """Rank 0's report when the launcher stopped the job before rank 0 met any rank (while
+    torch was still loading): nothing about the others is known, and it says so."""
+    from dlready.fleet.judge import exit_code
+
+    gathered = Gathered(
+        launcher=launcher, world_size=world, timeout_s=timeout_s, stopped_early=True
+    )
+    gathered.steps.append(
+        StepRecord(
+            name="rendezvous",
+            status="failed",
+            seconds=None,
+            timeout_s=timeout_s,
+            message="stopped by the launcher while rank 0 was starting",
+        )
+    )
+    gathered.findings.append(
+        Finding(
+            kind="terminated",
+            message=f"the launcher stopped the run during {STEP_TITLES['rendezvous']}, while "
+            "rank 0 was still starting: no rank had reported yet, so the one that failed is "
+            "not known here",
+            fix="torchrun stops every rank when one exits: read the failing rank's output "
+            "above torchrun's summary, fix it and run the fleet again",
+        )
+    )
+    report = assemble(gathered)
+    return int(exit_code(report)), report
 
 
 class Coordinator:
@@ -138,7 +178,8 @@ class Coordinator:
                 f"{lost_after_s(self.timeout_s):g} s (the process died, was stopped or its host hangs)"
             )
             if waiting:
-                message += f"; {len(waiting)} other rank(s) were left waiting for it"
+                verb = "was" if len(waiting) == 1 else "were"
+                message += f"; {counted(len(waiting), 'other rank')} {verb} left waiting for it"
             return Finding(
                 kind="lost_rank",
                 message=message,
@@ -184,6 +225,10 @@ class Coordinator:
             # Give the others a moment to say they got the signal too; the rest died.
             time.sleep(TERM_GRACE_S)
             missing = [r for r in missing if r != 0 and not self.board.has(f"term/{r}")]
+            # Neither finished the step nor said it got the signal: it died first.
+            self.gathered.lost.update(r for r in missing if r in self.gathered.joins)
+        elif status == "timed_out" and step != "join":
+            self.gathered.stalled.update(missing)
         self.gathered.lost.update(lost)
         self.gathered.findings.append(self._finding_for(step, status, missing, lost))
 
@@ -264,11 +309,12 @@ class Coordinator:
             if errors:
                 first = min(errors)
                 message = f"rank {first}: {errors[first]}"
+            skipped = skipped_reason(results)
             self._record(
                 name,
-                "failed" if errors else "ok",
+                "failed" if errors else ("skipped" if skipped else "ok"),
                 self.started if step == "init" else begun,
-                message,
+                message or skipped or "",
             )
             if step == "init":
                 self._heterogeneity()
@@ -315,5 +361,5 @@ class Coordinator:
             "heterogeneity",
             "ok",
             begun,
-            f"{len(findings)} difference(s)" if findings else "every node and GPU matches",
+            counted(len(findings), "difference") if findings else "every node and GPU matches",
         )

@@ -21,10 +21,14 @@ from dlready.fleet.report import (
     PointToPoint,
     RankRecord,
 )
+from dlready.render.text import format_number, format_percent
 from dlready.smoke.peaks import expectation_for, find_peaks, load_peaks, pcie_bandwidth_gbps
 
 STRAGGLER_BELOW_MEDIAN_PERCENT = 90.0
 """A rank more than 10 % below the median of identical devices is a straggler."""
+MEDIAN_MIN_PEERS = 3
+"""The median of two devices (or links) is their mean: either may be the slow one. From three
+on, the median is one of them and a straggler or a slow link stands out from it."""
 SLOW_LINK_BELOW_MEDIAN_PERCENT = 80.0
 """A ring leg below 80 % of the median leg is a slow link (network figures vary more)."""
 LINK_BELOW_EXPECTED_PERCENT = 50.0
@@ -222,9 +226,19 @@ def _pcie_findings(nodes: Sequence[NodeRecord]) -> list[Finding]:
 
 def device_class(rank: RankRecord) -> str:
     """Ranks with the same class are expected to run at the same speed."""
-    if rank.device and rank.device.startswith("cpu"):
+    if _on_cpu(rank):
         return f"cpu {rank.device_name or '?'} x{rank.threads or '?'} threads"
     return f"{rank.device_name or '?'} {_gib(rank.memory_total_bytes) or '?'}"
+
+
+def _on_cpu(rank: RankRecord) -> bool:
+    return bool(rank.device and rank.device.startswith("cpu"))
+
+
+def _nvidia(rank: RankRecord) -> bool:
+    """A CUDA device of an NVIDIA build (ROCm builds of torch also call their GPUs ``cuda``)."""
+    on_cuda = bool(rank.device and rank.device.startswith("cuda"))
+    return on_cuda and (rank.torch_cuda is not None or "NVIDIA" in (rank.device_name or "").upper())
 
 
 def _percent(value: float | None, reference: float | None) -> float | None:
@@ -233,19 +247,65 @@ def _percent(value: float | None, reference: float | None) -> float | None:
     return 100.0 * value / reference
 
 
-def judge_speed(ranks: Sequence[RankRecord]) -> tuple[list[RankRecord], list[Finding]]:
-    """Percent of the median of identical devices, expected peaks, stragglers."""
+def _look_at_device(rank: RankRecord) -> str:
+    """What slows this kind of device, and the vendor's own tool that shows it."""
+    if _nvidia(rank):
+        return (
+            "`nvidia-smi -q -d PERFORMANCE,CLOCK,TEMPERATURE` on that node shows throttling and "
+            "its reasons; other processes on that GPU or a power cap slow it too"
+        )
+    if _on_cpu(rank):
+        return (
+            "other processes on that host (`top`), CPU frequency scaling and a lower thread "
+            "count (OMP_NUM_THREADS) slow it"
+        )
+    return (
+        "its vendor's tool (`rocm-smi` for AMD GPUs) shows its clocks, temperature and power "
+        "cap; other processes on it slow it too"
+    )
+
+
+def _sharing_cores(ranks: Sequence[RankRecord]) -> dict[str, list[int]]:
+    """CPU ranks by host, for hosts that run more than one: they share that host's cores."""
+    by_host: dict[str, list[int]] = defaultdict(list)
+    for rank in ranks:
+        if _on_cpu(rank) and rank.matmul_tflops is not None:
+            by_host[rank.hostname].append(rank.rank)
+    return {host: members for host, members in by_host.items() if len(members) > 1}
+
+
+def judge_speed(
+    ranks: Sequence[RankRecord],
+) -> tuple[list[RankRecord], list[Finding], list[str]]:
+    """Percent of the median of identical devices, expected peaks, stragglers; and notes on
+    the ranks whose figures are shown for information only."""
     groups: dict[str, list[RankRecord]] = defaultdict(list)
     for rank in ranks:
         groups[device_class(rank)].append(rank)
     medians: dict[str, tuple[float | None, float | None]] = {}
+    measured: dict[str, int] = {}
     for key, members in groups.items():
         tflops = [r.matmul_tflops for r in members if r.matmul_tflops is not None]
         gbps = [r.memory_gbps for r in members if r.memory_gbps is not None]
+        measured[key] = len(tflops)
         medians[key] = (
             statistics.median(tflops) if len(tflops) >= 2 else None,
             statistics.median(gbps) if len(gbps) >= 2 else None,
         )
+    shared = _sharing_cores(ranks)
+    sharing = {r for members in shared.values() for r in members}
+    notes = [
+        f"ranks {_ranks_text(members)} share the CPU cores of {host}: their speeds vary with "
+        "each other's load, so they are shown for information and name no straggler"
+        for host, members in sorted(shared.items())
+    ]
+    notes += [
+        f"{count} identical devices ({key}): a median of two is their mean, so no straggler is "
+        f"named among them (it takes {MEDIAN_MIN_PEERS}); each is still compared with "
+        "its spec sheet where it has one"
+        for key, count in sorted(measured.items())
+        if count == 2 and not {r.rank for r in groups[key]} <= sharing
+    ]
     table = load_peaks()
     judged: list[RankRecord] = []
     findings: list[Finding] = []
@@ -253,7 +313,8 @@ def judge_speed(ranks: Sequence[RankRecord]) -> tuple[list[RankRecord], list[Fin
         if rank.matmul_tflops is None and rank.memory_gbps is None:
             judged.append(rank)
             continue
-        median_tflops, median_gbps = medians[device_class(rank)]
+        key = device_class(rank)
+        median_tflops, median_gbps = medians[key]
         info = {"device": rank.device, "name": rank.device_name}
         matmul = expectation_for(f"speed.matmul.{rank.matmul_dtype}", info, None, table)
         memory = expectation_for("speed.memory_copy", info, None, table)
@@ -266,26 +327,20 @@ def judge_speed(ranks: Sequence[RankRecord]) -> tuple[list[RankRecord], list[Fin
             memory_expected_gbps=memory.value if memory else None,
             expected_source=peaks.source if peaks else (matmul.source if matmul else None),
         )
-        notes = list(rank.notes)
+        notes_of_rank = list(rank.notes)
         # The matmul rate decides: it is the device's own. Memory bandwidth is reported too,
-        # but CPU ranks of one host share their memory bus, so it names no straggler.
+        # but ranks of one host share their memory bus, so it names no straggler.
         percent = rank.matmul_percent_of_median
-        slow = []
-        if percent is not None and percent < STRAGGLER_BELOW_MEDIAN_PERCENT:
-            slow.append(
-                f"matmul {percent:.0f} % of the median of {len(groups[device_class(rank)])} "
-                "identical devices"
-            )
-        if slow:
-            notes.append("straggler: " + "; ".join(slow))
+        judged_by_median = measured[key] >= MEDIAN_MIN_PEERS and rank.rank not in sharing
+        if judged_by_median and percent is not None and percent < STRAGGLER_BELOW_MEDIAN_PERCENT:
+            slow = f"matmul {format_percent(percent)} of the median of {measured[key]} identical devices"
+            notes_of_rank.append(f"straggler: {slow}")
             findings.append(
                 Finding(
                     kind="straggler",
-                    message=f"{rank_label(rank)} on node {rank.node} is a straggler: "
-                    + "; ".join(slow),
-                    fix="look at that device: `nvidia-smi -q -d PERFORMANCE,CLOCK,TEMPERATURE` "
-                    "shows throttling; other processes on it, a power cap or a CPU thread "
-                    "limit slow it too; `dlready smoke --full` on that node measures it alone",
+                    message=f"{rank_label(rank)} on node {rank.node} is a straggler: {slow}",
+                    fix=f"look at that device: {_look_at_device(rank)}; `dlready smoke --full` "
+                    "on that node measures it alone",
                     ranks=(rank.rank,),
                     hosts=(rank.hostname,),
                 )
@@ -294,22 +349,23 @@ def judge_speed(ranks: Sequence[RankRecord]) -> tuple[list[RankRecord], list[Fin
                 rank = replace(rank, status="straggler")
         percent_of_peak = _percent(rank.matmul_tflops, rank.matmul_expected_tflops)
         if percent_of_peak is not None and percent_of_peak < PEAK_WARN_PERCENT:
-            notes.append(f"matmul at {percent_of_peak:.0f} % of the spec-sheet peak")
+            notes_of_rank.append(
+                f"matmul at {format_percent(percent_of_peak)} of the spec-sheet peak"
+            )
             findings.append(
                 Finding(
                     kind="below_peak",
-                    message=f"{rank_label(rank)} computes {rank.matmul_tflops:.4g} TFLOP/s "
-                    f"{rank.matmul_dtype}, {percent_of_peak:.0f} % of the "
-                    f"{rank.matmul_expected_tflops:g} its spec sheet gives",
-                    fix="check clocks, power cap and temperature with "
-                    "`nvidia-smi -q -d PERFORMANCE,POWER,TEMPERATURE`, then run "
-                    "`dlready smoke --full` on that node",
+                    message=f"{rank_label(rank)} computes {format_number(rank.matmul_tflops or 0)} "
+                    f"TFLOP/s {rank.matmul_dtype}, {format_percent(percent_of_peak)} of the "
+                    f"{format_number(rank.matmul_expected_tflops or 0)} its spec sheet gives",
+                    fix=f"check it: {_look_at_device(rank)}; then run `dlready smoke --full` on "
+                    "that node",
                     ranks=(rank.rank,),
                     hosts=(rank.hostname,),
                 )
             )
-        judged.append(replace(rank, notes=tuple(notes)))
-    return judged, findings
+        judged.append(replace(rank, notes=tuple(notes_of_rank)))
+    return judged, findings, notes
 
 
 def smoke_findings(ranks: Sequence[RankRecord]) -> list[Finding]:
@@ -380,14 +436,17 @@ def link_expectations(
                     "is not probed)"
                 )
             else:
-                source = "unknown: processes on one host talk through shared memory or loopback"
+                source = (
+                    "processes on one host talk through shared memory or loopback, which has "
+                    "no rated speed"
+                )
         else:
             nic = [n.nic_gbps for n in nodes]
             if nic and all(v is not None for v in nic):
                 gbps = min(v for v in nic if v is not None)
                 source = "the slowest node's fastest network link (/sys/class/net, /sys/class/infiniband)"
             else:
-                source = "unknown: the network link speed could not be read on every node"
+                source = "the network link speed could not be read on every node"
         expectations.append(
             LinkExpectation(
                 scope=scope,
@@ -407,8 +466,9 @@ def link_findings(
     findings = [
         Finding(
             kind="link_speed",
-            message=f"{e.scope} all_reduce reaches {e.measured_busbw_gbps:.3g} GB/s bus "
-            f"bandwidth, {e.percent:.0f} % of the {e.gbps:.3g} GB/s the link should carry",
+            message=f"{e.scope} all_reduce reaches {format_number(e.measured_busbw_gbps or 0)} "
+            f"GB/s bus bandwidth, {format_percent(e.percent)} of the "
+            f"{format_number(e.gbps or 0)} GB/s the link should carry",
             fix="check the NCCL transport (NCCL_DEBUG=INFO shows it), the network cards' link "
             "state and that NCCL_IB_DISABLE / NCCL_P2P_DISABLE are not set",
         )
@@ -416,7 +476,7 @@ def link_findings(
         if e.percent is not None and e.percent < LINK_BELOW_EXPECTED_PERCENT
     ]
     figures = [leg.gbps for leg in legs if leg.gbps is not None]
-    median = statistics.median(figures) if len(figures) >= 2 else None
+    median = statistics.median(figures) if len(figures) >= MEDIAN_MIN_PEERS else None
     judged = []
     for leg in legs:
         percent = _percent(leg.gbps, median)
@@ -426,8 +486,8 @@ def link_findings(
                 Finding(
                     kind="slow_link",
                     message=f"the link from node {leg.src_node} ({leg.src_host}) to node "
-                    f"{leg.dst_node} ({leg.dst_host}) carries {leg.gbps:.3g} GB/s, "
-                    f"{percent:.0f} % of the median link",
+                    f"{leg.dst_node} ({leg.dst_host}) carries {format_number(leg.gbps or 0)} "
+                    f"GB/s, {format_percent(percent)} of the median link",
                     fix="check the cables, switch ports and network cards between these two "
                     "nodes (`ibstat`, `ethtool`), then run the fleet again",
                     ranks=(leg.src_rank, leg.dst_rank),

@@ -17,8 +17,11 @@ Without any of them the fleet is this one process (world size 1).
 from __future__ import annotations
 
 import re
+import signal
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 DEFAULT_PORT = 29500
 """torchrun's default ``MASTER_PORT``; also used under Slurm when ``MASTER_PORT`` is unset."""
@@ -133,3 +136,20 @@ def read_launch(env: Mapping[str, str]) -> Launch:
     if launch.rank >= launch.world_size:
         raise LaunchError(f"rank {launch.rank} is not below the world size {launch.world_size}")
     return launch
+
+
+def install_stop_handler() -> threading.Event:
+    """Catch the launcher's SIGTERM (and Ctrl-C) from now on; the event says it came.
+
+    Installed before torch is imported: torchrun stops every rank with SIGTERM as soon as one
+    dies, possibly while torch is still loading (seconds), and rank 0 must still report.
+    """
+    stopped = threading.Event()
+
+    def handler(_signum: int, _frame: Any) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+    return stopped

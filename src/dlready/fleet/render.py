@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dlready.fleet.report import STEP_TITLES, CollectiveSpeed, FleetReport, RankRecord
-from dlready.render.text import printable
+from dlready.render.text import counted, format_number, format_percent, printable
+from dlready.words import launcher_words
 
 _COLUMNS = (
     "node",
@@ -20,13 +21,42 @@ _COLUMNS = (
     "torch",
     "status",
     "TFLOP/s",
-    "% median",
+    "vs median",
     "notes",
 )
 
 
-def _number(value: float | None, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}g}"
+def _number(value: float | None) -> str:
+    return "-" if value is None else format_number(value)
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else format_percent(value)
+
+
+def _headline(report: FleetReport) -> str:
+    """``2 ranks on 1 node, backend gloo, launched by torchrun``."""
+    where = f" on {counted(len(report.nodes), 'node')}" if report.nodes else ", none heard from"
+    return (
+        f"{counted(report.world_size, 'rank')}{where}, "
+        f"backend {report.backend or 'not started'}, "
+        f"{launcher_words(report.launcher)}"
+    )
+
+
+def _step_text(status: str, seconds: float | None, message: str) -> str:
+    """``ok (1.20 s)``, ``skipped: one node: ...``, ``failed (3.00 s): rank 2: ...``."""
+    if status == "skipped":
+        return f"skipped: {message}" if message else "skipped"
+    took = "" if seconds is None else f" ({seconds:.2f} s)"
+    return f"{status.replace('_', ' ')}{took}" + (f": {message}" if message else "")
+
+
+def _expectation_text(scope: str, gbps: float | None, percent: float | None, source: str) -> str:
+    if gbps is None:
+        return f"{scope} link: no expected speed ({source})"
+    reached = "" if percent is None else f", reached {format_percent(percent)}"
+    return f"{scope} link: expected {format_number(gbps)} GB/s{reached} ({source})"
 
 
 def _size(size_bytes: int) -> str:
@@ -53,7 +83,7 @@ def _rank_rows(report: FleetReport) -> list[tuple[str, ...]]:
                 rank.torch_version or "-",
                 rank.status,
                 _number(rank.matmul_tflops),
-                _number(rank.matmul_percent_of_median, 3),
+                _percent(rank.matmul_percent_of_median),
                 "; ".join(rank.notes),
             )
         )
@@ -86,17 +116,14 @@ def _largest(speeds: Sequence[CollectiveSpeed]) -> list[CollectiveSpeed]:
 def render_text(report: FleetReport) -> str:
     """The terminal report: steps, fleet table, collective figures, findings."""
     out: list[str] = []
-    node_count = len(report.nodes)
-    out.append(
-        f"dlready fleet: {report.world_size} rank(s) on {node_count} node(s), backend "
-        f"{report.backend or 'not started'}, launched by {report.launcher}"
-    )
+    out.append(f"dlready fleet: {_headline(report)}")
     out.append("")
     out.append("Steps")
-    for step in report.steps:
-        seconds = "-" if step.seconds is None else f"{step.seconds:.2f} s"
-        text = f"  {STEP_TITLES.get(step.name, step.name)}: {step.status.replace('_', ' ')} ({seconds})"
-        out.append(text + (f": {step.message}" if step.message else ""))
+    out.extend(
+        f"  {STEP_TITLES.get(step.name, step.name)}: "
+        + _step_text(step.status, step.seconds, step.message)
+        for step in report.steps
+    )
     out.append("")
     out.extend(_aligned(_COLUMNS, _rank_rows(report)))
     if report.collective_checks:
@@ -114,9 +141,9 @@ def render_text(report: FleetReport) -> str:
                 s.group,
                 str(len(s.ranks)),
                 _size(s.size_bytes),
-                f"{s.time_s * 1e3:.3g} ms",
-                f"{s.algbw_gbps:.3g}",
-                f"{s.busbw_gbps:.3g}",
+                f"{format_number(s.time_s * 1e3)} ms",
+                format_number(s.algbw_gbps),
+                format_number(s.busbw_gbps),
             )
             for s in _largest(report.collective_speeds)
         ]
@@ -126,25 +153,27 @@ def render_text(report: FleetReport) -> str:
                 ("scope", "group", "ranks", "size", "time", "algbw GB/s", "busbw GB/s"), rows
             )
         )
-        for expectation in report.link_expectations:
-            expected = "unknown" if expectation.gbps is None else f"{expectation.gbps:.3g} GB/s"
-            percent = "" if expectation.percent is None else f" ({expectation.percent:.0f} %)"
-            out.append(
-                f"  {expectation.scope} link: expected {expected}{percent}; {expectation.source}"
-            )
+        out.extend(
+            "  " + _expectation_text(e.scope, e.gbps, e.percent, e.source)
+            for e in report.link_expectations
+        )
     if report.point_to_point:
         out.append("")
         out.append("Point to point between nodes")
         out.extend(
             f"  node {leg.src_node} ({leg.src_host}) -> node {leg.dst_node} ({leg.dst_host}): "
-            f"{_number(leg.gbps, 3)} GB/s"
+            f"{_number(leg.gbps)} GB/s"
             + (
                 ""
                 if leg.percent_of_median is None
-                else f" ({leg.percent_of_median:.0f} % of median)"
+                else f" ({format_percent(leg.percent_of_median)} of the median)"
             )
             for leg in report.point_to_point
         )
+    if report.notes:
+        out.append("")
+        out.append("Notes")
+        out.extend(f"  - {note}" for note in report.notes)
     out.append("")
     out.extend(_findings_text(report))
     # Host and device names come from other machines: never let one repaint the terminal.
@@ -170,14 +199,13 @@ def render_markdown(report: FleetReport) -> str:
     out = [
         "## dlready fleet",
         "",
-        f"{report.world_size} rank(s) on {len(report.nodes)} node(s), backend "
-        f"{report.backend or 'not started'}, launched by {report.launcher}.",
+        f"{_headline(report)}.",
         "",
         "| step | status | seconds | note |",
         "|---|---|---|---|",
     ]
     out.extend(
-        f"| {STEP_TITLES.get(s.name, s.name)} | {s.status} | "
+        f"| {STEP_TITLES.get(s.name, s.name)} | {s.status.replace('_', ' ')} | "
         f"{'-' if s.seconds is None else f'{s.seconds:.2f}'} | {_md_cell(s.message)} |"
         for s in report.steps
     )
@@ -191,9 +219,12 @@ def render_markdown(report: FleetReport) -> str:
         ]
         out.extend(
             f"| {s.scope} | {_md_cell(s.group)} | {len(s.ranks)} | {_size(s.size_bytes)} | "
-            f"{s.algbw_gbps:.3g} | {s.busbw_gbps:.3g} |"
+            f"{format_number(s.algbw_gbps)} | {format_number(s.busbw_gbps)} |"
             for s in _largest(report.collective_speeds)
         )
+    if report.notes:
+        out += ["", "### Notes", ""]
+        out.extend(f"- {note}" for note in report.notes)
     out += ["", "### Findings", ""]
     if not report.findings:
         out.append("None: every rank answered, matched its peers and computed correctly.")

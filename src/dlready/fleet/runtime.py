@@ -595,6 +595,8 @@ class RankRun:
         return {"smoke": smoke, **measure_speed(self.device)}
 
     def _collective_speed(self) -> dict[str, Any]:
+        if self.world < 2:
+            return {"skipped": "one rank: there is no other rank to exchange data with"}
         sizes = message_sizes(self.comm_device.type)
         figures: dict[str, Any] = {}
         layout = self.layout
@@ -612,7 +614,9 @@ class RankRun:
         layout = self.layout
         assert layout is not None
         if layout.node_count < 2 or not layout.uniform():
-            return {"skipped": "one node" if layout.node_count < 2 else "nodes differ in ranks"}
+            if layout.node_count < 2:
+                return {"skipped": "one node: there is no link between nodes to measure"}
+            return {"skipped": "the nodes run different numbers of ranks: the ring has no pairs"}
         node = layout.node_of[self.rank]
         index = layout.local_index(self.rank)
         send_to = layout.ranks_of_node((node + 1) % layout.node_count)[index]
@@ -649,19 +653,19 @@ class WorkThread:
                 return  # the process group is unusable; rank 0 decides what happens next
 
 
-def _install_term_handler(flag: threading.Event) -> None:
-    def handler(_signum: int, _frame: Any) -> None:
-        flag.set()
+def run_rank(launch: Launch, options: Options, terminated: threading.Event) -> tuple[int, Any]:
+    """Run this rank. Returns (exit code, the report for rank 0; None elsewhere).
 
-    signal.signal(signal.SIGTERM, handler)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
+    ``terminated`` is set by the stop handler installed before torch was imported
+    (:func:`dlready.fleet.launch.install_stop_handler`).
+    """
+    from dlready.fleet.coordinator import Coordinator, stopped_before_start
 
-
-def run_rank(launch: Launch, options: Options) -> tuple[int, Any]:
-    """Run this rank. Returns (exit code, the report for rank 0; None elsewhere)."""
-    from dlready.fleet.coordinator import Coordinator
-
+    started = time.monotonic()
+    if terminated.is_set():  # the launcher stopped the job while torch was loading
+        if launch.rank == 0:
+            return stopped_before_start(launch.launcher, launch.world_size, options.timeout_s)
+        return 128 + signal.SIGTERM, None
     if options.backend == "nccl" and not torch.cuda.is_available():
         raise AbortedError(
             int(ExitCode.USAGE),
@@ -685,11 +689,8 @@ def run_rank(launch: Launch, options: Options) -> tuple[int, Any]:
         )
     )
     run = RankRun(launch, options, board)
-    terminated = threading.Event()
-    _install_term_handler(terminated)
     _set_threads(launch)
     run.device = _device(launch)
-    started = time.monotonic()
     board.post(f"join/{launch.rank}", inventory(launch, run.device))
     board.add("count/join", 1)
     threading.Thread(target=run.heartbeat, name="dlready-fleet-heartbeat", daemon=True).start()

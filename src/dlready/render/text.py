@@ -39,3 +39,14 @@ def format_number(value: float) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.4g}"
+
+
+def format_percent(value: float) -> str:
+    """One way for every percentage people read: whole percents, a space before the sign
+    (87 %, 103 %), as smoke's expected-speed column writes them."""
+    return f"{format_number(round(value))} %"
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """``1 rank``, ``2 ranks``: a count and its noun in the right number."""
+    return f"{format_number(count)} {noun if count == 1 else plural or noun + 's'}"
