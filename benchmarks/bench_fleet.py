@@ -161,10 +161,10 @@ def scale() -> dict[str, Any]:
     sys.path.insert(0, str(REPO / "tests"))
     from dlready.exitcodes import ExitCode
     from dlready.fleet.assemble import assemble
-    from dlready.fleet.render import render_text
     from dlready.fleet.report import report_from_jsonable
     from dlready.model import to_jsonable
     from dlready.output import dump_json, envelope
+    from dlready.render.fleet_render import render_text
     from dlready.report_diff import diff_reports
     from fleet_scenarios import h100_fleet
 

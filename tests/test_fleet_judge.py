@@ -13,10 +13,10 @@ from dlready.fleet.assemble import Gathered, assemble, likely_host
 from dlready.fleet.coordinator import skipped_reason, stopped_before_start
 from dlready.fleet.launch import DEFAULT_PORT, LaunchError, first_slurm_host, read_launch
 from dlready.fleet.links import probe_nics
-from dlready.fleet.render import render_markdown, render_text
 from dlready.fleet.report import report_from_jsonable
 from dlready.model import SnapshotFormatError, to_jsonable
 from dlready.probes.hostfs import ReplayHostFiles
+from dlready.render.fleet_render import render_markdown, render_text
 from fleet_scenarios import (
     RECORDED_BF16_TFLOPS,
     VM_FLOAT32_TFLOPS,
@@ -424,7 +424,7 @@ def test_nics_are_read_from_sysfs_physical_links_only() -> None:
 def test_fleet_and_diff_modules_do_not_import_torch() -> None:
     code = (
         "import sys; import dlready.cli, dlready.commands.fleet, dlready.commands.diff, "
-        "dlready.fleet.assemble, dlready.fleet.coordinator, dlready.fleet.render, "
+        "dlready.fleet.assemble, dlready.fleet.coordinator, dlready.render.fleet_render, "
         "dlready.report_diff; assert 'torch' not in sys.modules, 'torch imported'"
     )
     completed = subprocess.run(

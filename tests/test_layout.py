@@ -20,10 +20,10 @@ from typer.testing import CliRunner
 from dlready.cli import app
 from dlready.exitcodes import ExitCode
 from dlready.fleet.assemble import Gathered, assemble
-from dlready.fleet.render import render_markdown, render_text
 from dlready.fleet.report import FleetReport
 from dlready.model import MachineSnapshot, to_jsonable
 from dlready.output import envelope
+from dlready.render.fleet_render import render_markdown, render_text
 from fleet_scenarios import RECORDED_BF16_TFLOPS, h100_fleet
 from machines import replay_snapshot
 from scenarios_gpu import nvidia_scenario, nvml_error

@@ -135,9 +135,9 @@ def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, Fle
 
 
 def _result(report: FleetReport, exit_code: ExitCode, output: Path | None) -> CommandResult:
-    from dlready.fleet.render import render_markdown, render_text
     from dlready.model import to_jsonable
     from dlready.output import dump_json
+    from dlready.render.fleet_render import render_markdown, render_text
     from dlready.result import CommandResult, Problem, Streams, envelope_of
 
     data = to_jsonable(report)
