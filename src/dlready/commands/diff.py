@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,7 +10,6 @@ import typer
 from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
-    from dlready.report_diff import Difference
     from dlready.result import CommandResult, Streams
 
 
@@ -68,10 +66,11 @@ def _diff(before: Path, after: Path, include_volatile: bool) -> CommandResult:
             for d in differences
         ],
     }
-    lines = _lines(before, after, differences, counts)
 
     def text(streams: Streams) -> None:
-        streams.write("\n".join(lines) + "\n")
+        from dlready.render.diff_render import diff_lines
+
+        streams.write("\n".join(diff_lines(before, after, differences, counts)) + "\n")
 
     return CommandResult(
         "diff",
@@ -80,40 +79,3 @@ def _diff(before: Path, after: Path, include_volatile: bool) -> CommandResult:
         status="different" if differences else "same",
         text=text,
     )
-
-
-def _lines(
-    before: Path, after: Path, differences: list[Difference], counts: dict[str, int]
-) -> list[str]:
-    from dlready.render.text import format_number, printable
-    from dlready.report_diff import short
-
-    def shown(value: object) -> str:
-        # A number people read goes through the one number format; the rest as JSON.
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return format_number(value)
-        return printable(short(value))
-
-    lines = []
-    for d in differences:
-        path = printable(d.path)
-        if d.kind == "changed":
-            lines.append(f"changed         {path}: {shown(d.before)} -> {shown(d.after)}")
-        elif d.kind == "appeared":
-            lines.append(f"appeared        {path}: {shown(d.after)}")
-        elif d.kind == "disappeared":
-            lines.append(f"disappeared     {path}: {shown(d.before)}")
-        else:
-            # What was read on the other side is shown, never hidden by the side that failed.
-            read = [
-                f"{side}: {shown(value)}"
-                for side, value in (("before", d.before), ("after", d.after))
-                if value is not None
-            ]
-            lines.append(f"not comparable  {path}: {'; '.join([printable(d.reason), *read])}")
-    if differences:
-        summary = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in sorted(counts.items()))
-        lines.append(f"{before} and {after} differ: {summary}")
-    else:
-        lines.append(f"{before} and {after} are the same (measured speeds within 10 %)")
-    return lines
