@@ -508,3 +508,13 @@ def test_nccl_without_a_gpu_is_a_usage_error() -> None:
     assert completed.returncode == 2
     document = json.loads(completed.stdout)
     assert "--backend nccl needs CUDA GPUs" in document["errors"][0]["message"]
+
+
+def test_with_two_identical_gpus_one_far_below_the_other_is_still_named() -> None:
+    def change(g: Gathered) -> None:
+        g.results["health"][1]["matmul_tflops"] = 450.0  # 57 % of its peer, 45 % of peak
+
+    report = assemble(h100_fleet(1, gpus_per_node=2, change=change))
+    (finding,) = report.findings
+    assert (finding.kind, finding.ranks) == ("straggler", (1,))
+    assert "of its fastest identical peer" in finding.message

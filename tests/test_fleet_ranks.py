@@ -8,12 +8,14 @@ each process and can kill, stop or slow one. Faults inside a rank come from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -315,3 +317,50 @@ def test_a_launcher_stop_while_torch_loads_still_gives_rank_0_report() -> None:
     # Nothing was heard from any rank: unknown, never "ok" and never "never joined".
     assert [r["status"] for r in document["data"]["ranks"]] == ["unknown", "unknown"]
     assert "Traceback" not in completed.stderr
+
+
+def _pin(pid: int, cpu: int, running: threading.Event) -> None:
+    """Keep every thread of ``pid`` (torch starts its own as it goes) on one CPU."""
+    while running.is_set():
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{pid}/task"):
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(int(tid), {cpu})
+        time.sleep(0.05)
+
+
+def test_a_rank_slowed_from_outside_is_named_as_the_straggler() -> None:
+    """Rank 1 shares its CPU with a busy process from outside, rank 0 has one to itself: rank 1
+    computes at about half speed the whole time. Two CPU ranks on one host name nobody by the
+    median, so this checks the far-below-its-peer rule (judge.FAR_BELOW_FASTEST_PERCENT)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    assert len(cpus) >= 2, "this test needs two CPUs (CI has two)"
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    os.sched_setaffinity(hog.pid, {cpus[1]})
+    fleet = Fleet(2, timeout_s=40)
+    running = threading.Event()
+    running.set()
+    pinners = [
+        threading.Thread(target=_pin, args=(fleet.procs[0].pid, cpus[0], running)),
+        threading.Thread(target=_pin, args=(fleet.procs[1].pid, cpus[1], running)),
+    ]
+    for pinner in pinners:
+        pinner.start()
+    try:
+        code, out, _err = fleet.finish_rank0()
+    finally:
+        running.clear()
+        for pinner in pinners:
+            pinner.join()
+        hog.kill()
+        hog.wait()
+    document = _report(out)
+    ranks = {r["rank"]: r for r in document["data"]["ranks"]}
+    speeds = {n: (r["matmul_tflops"], r["matmul_percent_of_median"]) for n, r in ranks.items()}
+    assert code == 1, speeds
+    assert ranks[1]["status"] == "straggler", ranks[1]
+    assert ranks[0]["status"] == "ok"
+    (straggler,) = _findings(document, "straggler")
+    assert straggler["ranks"] == [1]
+    assert "rank 1 " in straggler["message"]
+    assert "fastest identical peer" in straggler["message"]
