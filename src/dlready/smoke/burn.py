@@ -34,6 +34,7 @@ from dlready.probes.nvml_gateway import (
     RealNvml,
     preload,
 )
+from dlready.render.text import format_percent
 from dlready.smoke.report import CheckStatus
 from dlready.words import clock_event_words
 
@@ -218,7 +219,7 @@ def burn_verdict(
     if drop is not None and drop > THROUGHPUT_DROP_WARN:
         return BurnVerdict(
             CheckStatus.WARN,
-            f"throughput fell {drop:.0%} during the burn ({heat}{power}): the GPU is throttling",
+            f"throughput fell {format_percent(100 * drop)} during the burn ({heat}{power}): the GPU is throttling",
             summary,
         )
     capped = (

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from dlready.render.text import format_percent
 from dlready.smoke.archcompat import ArchSupport, cuda_arch_support, rocm_arch_support, sm_name
 from dlready.smoke.outcome import CheckFailedError, Outcome, expect, passed, skipped
 
@@ -298,7 +299,7 @@ def _linear_in(ctx: DeviceContext, key: str) -> Outcome:
         **measured,
     )
     return passed(
-        f"16x5 result: largest error {largest_error:.2g}, {ratio:.0%} of what {key} rounding "
+        f"16x5 result: largest error {largest_error:.2g}, {format_percent(100 * ratio)} of what {key} rounding "
         "allows",
         **measured,
     )
@@ -536,7 +537,7 @@ def check_modes_dropout(ctx: DeviceContext) -> Outcome:
     # 6400 draws with p = 0.5: the fraction is 0.5 ± 0.00625 (one sd); 0.4-0.6 is 16 sd wide.
     expect(
         0.4 <= zero_fraction <= 0.6,
-        f"dropout(0.5) in train mode zeroed {zero_fraction:.1%} of values",
+        f"dropout(0.5) in train mode zeroed {100 * zero_fraction:.1f} % of values",
         zero_fraction=zero_fraction,
     )
     expect(
@@ -554,7 +555,7 @@ def check_modes_dropout(ctx: DeviceContext) -> Outcome:
     model.train()
     expect(all(m.training for m in model.modules()), "train() did not restore training mode")
     return passed(
-        f"train: {zero_fraction:.0%} dropped, kept x2; eval: identity",
+        f"train: {format_percent(100 * zero_fraction)} dropped, kept x2; eval: identity",
         zero_fraction=zero_fraction,
     )
 
@@ -653,7 +654,7 @@ def _autocast_check(ctx: DeviceContext, key: str) -> Outcome:
         **measured,
     )
     return passed(
-        f"{key} output: largest error {largest_error:.2g}, {ratio:.0%} of what {key} rounding "
+        f"{key} output: largest error {largest_error:.2g}, {format_percent(100 * ratio)} of what {key} rounding "
         f"allows; {drift:.2g} from float32",
         **measured,
     )
