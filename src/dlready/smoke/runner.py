@@ -271,8 +271,10 @@ def _signal_name(number: int | None) -> str | None:
         return f"signal {number}"
 
 
-def _synthetic(name: str, status: CheckStatus, message: str, **extra: Any) -> CheckResult:
-    return CheckResult(name=name, status=status, duration_s=0.0, message=message, **extra)
+def _synthetic(
+    name: str, status: CheckStatus, message: str, duration_s: float = 0.0, **extra: Any
+) -> CheckResult:
+    return CheckResult(name=name, status=status, duration_s=duration_s, message=message, **extra)
 
 
 class Runner:
@@ -466,6 +468,7 @@ class Runner:
                             current,
                             CheckStatus.TIMEOUT,
                             f"no result within {limit:g} s; the worker was killed",
+                            duration_s=limit,  # it ran until the limit
                             measured={"timeout_s": limit},
                         )
                     )
