@@ -22,53 +22,15 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from cold_runs import imports_torch, measure
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_S = 0.3
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def run_cold(argv: list[str]) -> tuple[float, int]:
-    """Wall seconds and exit code of one fresh process."""
-    started = time.perf_counter()
-    result = subprocess.run(argv, capture_output=True, check=False, timeout=60, env=CHILD_ENV)
-    return time.perf_counter() - started, result.returncode
-
-
-def measure(argv: list[str], runs: int) -> dict[str, float | int]:
-    """Median and spread of ``runs`` cold runs, after one unmeasured warm-up."""
-    run_cold(argv)
-    times = []
-    codes = set()
-    for _ in range(runs):
-        elapsed, code = run_cold(argv)
-        times.append(elapsed)
-        codes.add(code)
-    return {
-        "median_s": round(statistics.median(times), 4),
-        "min_s": round(min(times), 4),
-        "max_s": round(max(times), 4),
-        "runs": runs,
-        "exit_code": max(codes),
-    }
-
-
-def imports_torch(argv: list[str]) -> bool:
-    """Whether the command imports torch (``-X importtime`` lists every imported module)."""
-    result = subprocess.run(
-        [argv[0], "-X", "importtime", *argv[1:]],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=CHILD_ENV,
-    )
-    return any(line.rstrip().endswith("| torch") for line in result.stderr.splitlines())
 
 
 def h100_snapshot(folder: Path) -> Path:
