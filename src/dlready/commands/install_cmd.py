@@ -202,8 +202,6 @@ def _install_cmd(
             facts = install_run.facts_for(facts, target)
         plan = _plan(facts, wishes, run_args.channel)
         table = load_compat_table()
-    except install_run.RunError as exc:
-        raise CommandError(exc.code, Problem("run_refused", exc.message, exc.hint)) from None
     except PlanError as exc:
         raise CommandError(
             ExitCode.USAGE,
@@ -261,22 +259,17 @@ def _run_plan(
     from dlready.render.install_render import short_lines
     from dlready.result import CommandError, Problem
 
-    try:
-        argv = install_run.run_argv(plan, target)
-        with output.stdout_guard():
-            sys.stdout.write(command_line(argv) + "\n")
-        output.stderr_line("\n".join(short_lines(plan, table)))
-        confirmed = install_run.confirm(assume_yes, sys.stdin, sys.stderr)
-        if not confirmed:
-            raise CommandError(
-                ExitCode.NOT_READY,
-                Problem(
-                    "declined", "not installed: you answered no", "--yes installs without asking"
-                ),
-            )
-        status = install_run.execute(argv)
-    except install_run.RunError as exc:
-        raise CommandError(exc.code, Problem("run_refused", exc.message, exc.hint)) from None
+    argv = install_run.run_argv(plan, target)
+    with output.stdout_guard():
+        sys.stdout.write(command_line(argv) + "\n")
+    output.stderr_line("\n".join(short_lines(plan, table)))
+    confirmed = install_run.confirm(assume_yes, sys.stdin, sys.stderr)
+    if not confirmed:
+        raise CommandError(
+            ExitCode.NOT_READY,
+            Problem("declined", "not installed: you answered no", "--yes installs without asking"),
+        )
+    status = install_run.execute(argv)
     if status == 0:
         output.stderr_line(
             f"# installed into {target.executable}; {install_run.verify_hint(target)}"

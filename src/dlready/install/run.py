@@ -25,6 +25,7 @@ from dlready.exitcodes import ExitCode
 from dlready.install.facts import GIVEN, Fact, FactOverrides, MachineFacts
 from dlready.install.plan import InstallPlan
 from dlready.probes.tools_gateway import RealTools, ToolBackend, command_line, run_streaming
+from dlready.result import CommandError, Problem
 
 INTERPRETER_PROBE = (
     "import json, platform, sys; print(json.dumps({'version': '%d.%d.%d' % sys.version_info[:3], "
@@ -45,14 +46,19 @@ _ARCHS = {
 }
 
 
-class RunError(Exception):
-    """``--run`` cannot go ahead: a one-line message, a hint and the exit code."""
+class RunError(CommandError):
+    """``--run`` cannot go ahead: a one-line message, a hint and the exit code.
+
+    A :class:`CommandError`, so the command's emit path reports it as it stands.
+    """
 
     def __init__(self, code: ExitCode, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.hint = hint
+        super().__init__(code, Problem("run_refused", message, hint))
+
+    @property
+    def code(self) -> ExitCode:
+        """The exit code the refusal ends with."""
+        return self.exit_code
 
 
 @dataclass(frozen=True)
