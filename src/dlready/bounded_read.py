@@ -10,8 +10,10 @@ regular files (of size 0 in ``stat``), so they pass.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
+from typing import Any
 
 # Read in page-sized chunks: /proc/sys refuses one large read ("Cannot allocate memory").
 _CHUNK_BYTES = 64 * 1024
@@ -69,6 +71,30 @@ def read_regular_text(path: str | os.PathLike[str], max_bytes: int) -> str:
         UnicodeDecodeError: the file is not UTF-8.
     """
     return read_regular_file(path, max_bytes).decode("utf-8").removeprefix("\ufeff")
+
+
+def read_json_file(path: str | os.PathLike[str], max_bytes: int, error: type[ValueError]) -> Any:
+    """A JSON document from a bounded regular file, every failure one line through ``error``.
+
+    NaN and Infinity are refused (they are not JSON). A document nested deeper than Python can
+    parse raises ``RecursionError``, which the caller words for what it expected.
+    """
+
+    def refuse_constant(name: str) -> Any:
+        raise error(f"{path}: not JSON: {name} is not a JSON number")
+
+    try:
+        text = read_regular_text(path, max_bytes)
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not JSON: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return json.loads(text, parse_constant=refuse_constant)
+    except error:
+        raise
+    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
+        raise error(f"{path}: not JSON: {exc}") from None
 
 
 def _size_text(size_bytes: int) -> str:

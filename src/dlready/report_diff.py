@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dlready.bounded_read import read_regular_text
+from dlready.bounded_read import read_json_file
 
 COMPARABLE_COMMANDS = ("check", "fleet")
 MEASURED_TOLERANCE = 0.10
@@ -91,25 +91,11 @@ def load_report(path: Path) -> dict[str, Any]:
     Raises:
         ReportError: with a one-line reason.
     """
-
-    def refuse_constant(name: str) -> Any:
-        raise ReportError(f"{path}: not JSON: {name} is not a JSON number")
-
     try:
         # Never a plain read: a FIFO would block it forever, /dev/zero would never end.
-        text = read_regular_text(path, MAX_REPORT_FILE_BYTES)
-    except UnicodeDecodeError as exc:
-        raise ReportError(f"{path}: not JSON: not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise ReportError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        document = json.loads(text, parse_constant=refuse_constant)
-    except ReportError:
-        raise
+        document = read_json_file(path, MAX_REPORT_FILE_BYTES, ReportError)
     except RecursionError:
         raise ReportError(f"{path}: not JSON: nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
-        raise ReportError(f"{path}: not JSON: {exc}") from None
     from dlready.output import READABLE_SCHEMA_VERSIONS
 
     if not isinstance(document, dict) or "command" not in document or "data" not in document:

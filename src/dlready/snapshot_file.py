@@ -9,12 +9,11 @@ are (:mod:`dlready.plausibility`), so a hand-edited report is never judged on th
 from __future__ import annotations
 
 import gc
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from dlready.bounded_read import read_regular_text
+from dlready.bounded_read import read_json_file
 from dlready.model import MachineSnapshot, SnapshotFormatError, clean_text, snapshot_from_jsonable
 from dlready.plausibility import screen_snapshot
 
@@ -59,23 +58,10 @@ def load_snapshot_file(path: Path) -> MachineSnapshot:
 
 
 def _read_json(path: Path) -> Any:
-    def refuse_constant(name: str) -> Any:
-        raise SnapshotFileError(f"{path}: not JSON: {name} is not a JSON number")
-
     try:
-        text = read_regular_text(path, MAX_SNAPSHOT_FILE_BYTES)
-    except UnicodeDecodeError as exc:
-        raise SnapshotFileError(f"{path}: not JSON: not UTF-8 text ({exc.reason})") from None
-    except OSError as exc:
-        raise SnapshotFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    try:
-        return json.loads(text, parse_constant=refuse_constant)
-    except json.JSONDecodeError as exc:
-        raise SnapshotFileError(f"{path}: not JSON: {exc}") from None
+        return read_json_file(path, MAX_SNAPSHOT_FILE_BYTES, SnapshotFileError)
     except RecursionError:
         raise SnapshotFileError(f"{path}: not a dlready snapshot: nested too deeply") from None
-    except ValueError as exc:  # an integer of more than 4,300 digits
-        raise SnapshotFileError(f"{path}: not JSON: {exc}") from None
 
 
 def _snapshot_document(path: Path, document: Any) -> Any:
