@@ -117,8 +117,9 @@ def _step(document: dict[str, Any], name: str) -> dict[str, Any]:
     return next(s for s in document["data"]["steps"] if s["name"] == name)
 
 
-def test_two_ranks_under_torchrun(tmp_path: Path) -> None:
-    completed = subprocess.run(
+def _torchrun_fleet(*flags: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`torchrun --standalone --nproc-per-node 2 -m dlready fleet --json FLAGS`, as a user runs it."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -129,17 +130,18 @@ def test_two_ranks_under_torchrun(tmp_path: Path) -> None:
             "dlready",
             "fleet",
             "--json",
-            "--timeout",
-            "30",
-            "--output",
-            str(tmp_path / "saved"),
+            *flags,
         ],
         capture_output=True,
         text=True,
         timeout=WALL_LIMIT_S,
-        env=_env(),
+        env=_env(**env),
         check=False,
     )
+
+
+def test_two_ranks_under_torchrun(tmp_path: Path) -> None:
+    completed = _torchrun_fleet("--timeout", "30", "--output", str(tmp_path / "saved"))
     document = _report(completed.stdout)  # rank 0 alone prints
     data = document["data"]
     assert data["launcher"] == "torchrun"
@@ -231,25 +233,8 @@ def test_a_rank_killed_mid_run_under_torchrun_is_named() -> None:
     # names the rank that neither finished the step nor said it was stopped.
     # (Without a launcher watching, a dead rank is found by its silent heartbeat: see the
     # SIGSTOP test, which takes the same path.)
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node=2",
-            "-m",
-            "dlready",
-            "fleet",
-            "--json",
-            "--timeout",
-            "10",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=WALL_LIMIT_S,
-        env=_env(DLREADY_FLEET_TEST_HOOK="fleet_hooks:kill_rank_1_in_collectives"),
-        check=False,
+    completed = _torchrun_fleet(
+        "--timeout", "10", DLREADY_FLEET_TEST_HOOK="fleet_hooks:kill_rank_1_in_collectives"
     )
     assert completed.returncode == 1
     document = _report(completed.stdout)
