@@ -26,7 +26,6 @@ import platform
 import signal
 import socket
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -49,6 +48,7 @@ from dlready.fleet.report import (
     SmokeResult,
     StepRecord,
 )
+from dlready.output import stderr_line
 
 HEARTBEAT_INTERVAL_S = 0.5
 RANK0_SILENT_S = 5.0
@@ -714,13 +714,13 @@ def _follow(run: RankRun, worker: WorkThread, terminated: threading.Event) -> in
             control = board.read("control")
             rank0_beat = board.add("hb/0", 0)
         except Exception:  # noqa: BLE001  # rank 0's store is gone
-            _say(f"rank {run.rank}: lost contact with rank 0; its output has the report")
+            stderr_line(f"rank {run.rank}: lost contact with rank 0; its output has the report")
             return int(ExitCode.COULD_NOT_RUN)
         now = time.monotonic()
         if rank0_beat != last_seen[0]:
             last_seen = (rank0_beat, now)
         elif now - last_seen[1] > RANK0_SILENT_S + run.options.timeout_s:
-            _say(f"rank {run.rank}: rank 0 stopped answering; giving up")
+            stderr_line(f"rank {run.rank}: rank 0 stopped answering; giving up")
             return int(ExitCode.COULD_NOT_RUN)
         if isinstance(control, dict):
             state = control.get("state")
@@ -740,12 +740,6 @@ def _follow(run: RankRun, worker: WorkThread, terminated: threading.Event) -> in
 def _quietly(action: Callable[[], object]) -> None:
     with contextlib.suppress(Exception):  # best effort while shutting down
         action()
-
-
-def _say(message: str) -> None:
-    if sys.stderr is not None:
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
 
 
 def step_record(
