@@ -354,6 +354,24 @@ def test_ctrl_c_during_a_hung_nvml_is_acted_on_at_once(tmp_path: Path) -> None:
     assert _left_behind(env) == []
 
 
+def test_a_usage_error_ends_the_head_start_and_its_hung_nvml_probe(tmp_path: Path) -> None:
+    """`check` forks its probes before parsing; a refusal must not leave them behind."""
+    env = _env(_fake_pynvml(tmp_path, "hang-init"))
+    started = time.monotonic()
+    result = subprocess.run(
+        [*DLREADY, "check", "--profile", "current", "--spec", "mine.toml", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert time.monotonic() - started < 5  # not the hung NVML's 10 s timeout
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["errors"][0]["code"] == "usage"
+    time.sleep(0.2)
+    assert _left_behind(env) == []
+
+
 @pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP"])
 @pytest.mark.parametrize("args", [["check", "--json"], ["install-cmd", "--json"]])
 def test_a_stop_signal_during_a_hung_nvml_is_interrupted_not_silent(

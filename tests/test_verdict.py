@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dlready.install.judge import FitStatus, TorchFit
+from dlready.install.torch_fit import FitStatus, TorchFit
 from dlready.model import MachineSnapshot, PowerSupplyInfo, Reading, ReadState, Source
 from dlready.spec.profile import (
     SpecError,

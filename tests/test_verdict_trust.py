@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from dlready.cli import app
 from dlready.exitcodes import ExitCode
-from dlready.install.judge import FitStatus, TorchFit
+from dlready.install.torch_fit import FitStatus, TorchFit
 from dlready.model import MachineSnapshot, Reading, ReadState, Source, to_jsonable
 from dlready.spec.profile import load_builtin_profile, parse_profile
 from dlready.spec.verdict import (

@@ -1,6 +1,6 @@
 """``python -m dlready``."""
 
-from dlready.cli import main
+from dlready.launch import main
 
 if __name__ == "__main__":
     main()

@@ -9,47 +9,14 @@ import typer
 
 from dlready.exitcodes import ExitCode
 from dlready.model import MachineSnapshot
-from dlready.snapshot_file import SnapshotFileError, load_snapshot_file
 from dlready.spec.bar import FailOn
 
 if TYPE_CHECKING:
-    from dlready.install.judge import TorchFit
-    from dlready.install.plan import InstallPlan
     from dlready.result import CommandResult, Problem, Streams
     from dlready.spec.build import BuildPart
     from dlready.spec.verdict import CheckReport, Failure
 
 _ENV_PSU = "DLREADY_PSU_WATTS"
-
-
-def software_finding(
-    snapshot: MachineSnapshot,
-) -> tuple[TorchFit | None, InstallPlan | None, str | None, tuple[str, ...]]:
-    """Ask the install planner whether the installed torch fits, and what to install.
-
-    Returns the finding, the recommended install plan, a note when there is none (or the
-    planner failed), and the ``install-cmd`` commands that would give one.
-    """
-    try:
-        from dlready.install.judge import (
-            explain_no_command,
-            judge_installed_torch,
-            no_command_alternatives,
-            recommended_plan,
-        )
-
-        fit = judge_installed_torch(snapshot)
-        plan = recommended_plan(snapshot)
-        no_command = explain_no_command(snapshot) if plan is None else None
-        alternatives = no_command_alternatives(snapshot) if plan is None else ()
-    except Exception as exc:  # noqa: BLE001  # a planner bug must not hide the hardware report
-        return None, None, f"install planner failed: {type(exc).__name__}: {exc}", ()
-    return (
-        fit,
-        plan,
-        (f"no PyTorch install command for this machine: {no_command}" if no_command else None),
-        alternatives,
-    )
 
 
 def build_report(
@@ -66,6 +33,7 @@ def build_report(
     """
     from dataclasses import replace
 
+    from dlready.install.torch_fit import find_software
     from dlready.spec.build import InstalledTorchFit, fold_build, judge_build_part
     from dlready.spec.profile import DEFAULT_PROFILE, load_builtin_profile, load_profile_file
     from dlready.spec.verdict import judge
@@ -75,14 +43,15 @@ def build_report(
         if spec_file
         else load_builtin_profile(profile_name or DEFAULT_PROFILE)
     )
-    finding, plan, planner_note, alternatives = software_finding(snapshot)
-    report = judge(snapshot, profile, finding, plan.command_line if plan else None)
-    report = replace(report, install_alternatives=alternatives)
-    if planner_note and not _said_already(planner_note, snapshot, report):
-        report = replace(report, notes=(*report.notes, planner_note))
+    software = find_software(snapshot)
+    finding = software.torch_fit
+    report = judge(snapshot, profile, finding, software.command_line)
+    report = replace(report, install_alternatives=software.alternatives)
+    if software.note and not _said_already(software.note, snapshot, report):
+        report = replace(report, notes=(*report.notes, software.note))
     torch_fit = InstalledTorchFit(
         mismatch=finding is not None and finding.status == "mismatch",
-        recommended_variant=plan.variant if plan else None,
+        recommended_variant=software.variant,
     )
     build = judge_build_part(snapshot, profile.build, fail_on, torch_fit)
     return fold_build(report, build), build
@@ -190,6 +159,8 @@ def _check(
     if profile and spec:
         raise usage_error("--profile and --spec cannot be combined")
     if snapshot_file is not None:
+        from dlready.snapshot_file import SnapshotFileError, load_snapshot_file
+
         if psu_watts is not None:
             raise usage_error(
                 "--psu-watts cannot change a saved snapshot; re-run `dlready check --psu-watts` "
@@ -210,9 +181,8 @@ def _check(
 
 
 def _import_judge() -> None:
-    """Import what judging needs (~30 ms of dataclasses and tables) while probes wait."""
+    """Import what judging needs (~30 ms of dataclasses and tables) while the probes run."""
     import dlready.install.judge
-    import dlready.install.planner
     import dlready.render.check_json
     import dlready.spec.build
     import dlready.spec.profile
@@ -220,11 +190,14 @@ def _import_judge() -> None:
 
 
 def _probe(psu_watts: float | None) -> MachineSnapshot:
-    from dlready.probes.collect import collect_snapshot
+    from dlready import head_start
     from dlready.result import CommandError, Problem, usage_error
 
+    snapshot = head_start.take(psu_watts, meanwhile=_import_judge)
+    if snapshot is not None:
+        return snapshot
     try:
-        return collect_snapshot(psu_watts=psu_watts, validate_psu=True, meanwhile=_import_judge)
+        return head_start.probe_this_machine(psu_watts, meanwhile=_import_judge)
     except ValueError as exc:  # bad DLREADY_PSU_WATTS
         raise usage_error(str(exc)) from None
     except Exception as exc:  # noqa: BLE001  # never a traceback: report and exit 3

@@ -16,7 +16,7 @@ import typer
 from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
-    from dlready.install.judge import TorchFit
+    from dlready.install.torch_fit import TorchFit
     from dlready.model import MachineSnapshot
     from dlready.result import CommandError, CommandResult, Streams
     from dlready.smoke.report import CheckResult, SmokeReport

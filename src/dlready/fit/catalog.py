@@ -9,9 +9,10 @@ import math
 import re
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from dlready.package_data import read_data_text
 
 TRANSFORMER_FAMILIES = ("encoder", "gpt2", "decoder", "vit")
 FAMILIES = (*TRANSFORMER_FAMILIES, "resnet", "unknown")
@@ -215,14 +216,14 @@ def _spec_from_entry(entry: dict[str, Any]) -> ModelSpec:
 @cache
 def builtin_models() -> tuple[ModelSpec, ...]:
     """Every model of the built-in table."""
-    text = resources.files("dlready").joinpath("data/models.json").read_text(encoding="utf-8")
+    text = read_data_text("models.json")
     return tuple(_spec_from_entry(entry) for entry in json.loads(text)["models"])
 
 
 @cache
 def _name_index() -> dict[str, ModelSpec]:
     index: dict[str, ModelSpec] = {}
-    text = resources.files("dlready").joinpath("data/models.json").read_text(encoding="utf-8")
+    text = read_data_text("models.json")
     entries = json.loads(text)["models"]
     for spec, entry in zip(builtin_models(), entries, strict=True):
         for name in (spec.id, spec.hf_id, *entry.get("aliases", ())):

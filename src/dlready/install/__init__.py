@@ -31,7 +31,6 @@ if TYPE_CHECKING:
         validate_overrides,
     )
     from dlready.install.judge import (
-        TorchFit,
         explain_no_command,
         judge_installed_torch,
         recommended_command_line,
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from dlready.install.plan import Candidate, InstallPlan, InstallWishes, PinnedPackage
     from dlready.install.planner import plan_install
     from dlready.install.table import CompatTable, CompatTableError, load_compat_table
+    from dlready.install.torch_fit import TorchFit
 
 # Loaded on first use, with plain imports (PEP 562), so ``install-cmd`` (which imports the
 # submodules it needs) does not pay for the judge, and ``check`` (which imports
@@ -52,7 +52,7 @@ _FACTS = {
     "facts_from_snapshot",
     "validate_overrides",
 }
-_JUDGE = {"TorchFit", "explain_no_command", "judge_installed_torch", "recommended_command_line"}
+_JUDGE = {"explain_no_command", "judge_installed_torch", "recommended_command_line"}
 _PLAN = {"Candidate", "InstallPlan", "InstallWishes", "PinnedPackage"}
 _TABLE = {"CompatTable", "CompatTableError", "load_compat_table"}
 
@@ -71,6 +71,8 @@ def __getattr__(name: str) -> Any:
         from dlready.install import planner as module  # type: ignore[no-redef]
     elif name in _TABLE:
         from dlready.install import table as module  # type: ignore[no-redef]
+    elif name == "TorchFit":
+        from dlready.install import torch_fit as module  # type: ignore[no-redef]
     else:
         raise AttributeError(f"module 'dlready.install' has no attribute {name!r}")
     value = module.__dict__[name]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from dlready.install.errors import PlanError
@@ -27,6 +26,7 @@ from dlready.install.plan import (
 )
 from dlready.install.table import CompatTable, load_compat_table
 from dlready.install.versions import compare_numeric, variant_kind, variant_sort_key
+from dlready.package_data import read_data_text
 
 CHANNELS = ("stable", "test", "nightly")
 PRE_RELEASE_CHANNELS = ("test", "nightly")
@@ -54,7 +54,7 @@ class Channel:
 
 @functools.lru_cache(maxsize=1)
 def _data() -> dict[str, Any]:
-    text = (resources.files("dlready.data") / "pytorch_channels.json").read_text("utf-8")
+    text = read_data_text("pytorch_channels.json")
     data: dict[str, Any] = json.loads(text)
     return data
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from dlready.install.archs import Coverage, arch_labels
 from dlready.install.caveats import arch_list_caveat, caveat_lines, driver_floor_caveats
@@ -28,58 +27,18 @@ from dlready.install.table import (
     Release,
     load_compat_table,
 )
+from dlready.install.torch_fit import FitStatus, TorchFit
 from dlready.install.versions import (
     compare_numeric,
     variant_kind,
 )
-from dlready.model import MachineSnapshot, StrEnum
+from dlready.model import MachineSnapshot
 from dlready.probes.torch_meta import build_variant
-
-
-class FitStatus(StrEnum):
-    """Whether the installed torch fits this machine."""
-
-    FITS = "fits"
-    MISMATCH = "mismatch"
-    UNKNOWN = "unknown"
-    NOT_INSTALLED = "not_installed"
-
 
 FITS = FitStatus.FITS
 MISMATCH = FitStatus.MISMATCH
 UNKNOWN = FitStatus.UNKNOWN
 NOT_INSTALLED = FitStatus.NOT_INSTALLED
-
-
-@dataclass(frozen=True)
-class TorchFit:
-    """The verdict on the installed torch; ``check`` judges its PyTorch part from it."""
-
-    status: FitStatus
-    version: str | None = None
-    variant: str | None = None
-    """The build: ``cu130``, ``cpu``, ``rocm6.4``, ``default`` (macOS), or None if unknown."""
-    variant_source: str | None = None
-    """How the build was known: ``local version``, ``cuda_version``, ``PyPI default`` ..."""
-    problems: list[str] = field(default_factory=list)
-    """Why it does not fit (status ``mismatch``) or what could not be checked (``unknown``)."""
-    warnings: list[str] = field(default_factory=list)
-    """Soft issues: PTX-only GPUs, minor-version compatibility, what the table could not
-    confirm."""
-    fix_command: str | None = None
-    """The install command that fixes a mismatch (or installs torch); None when it fits."""
-
-    def to_jsonable(self) -> dict[str, Any]:
-        """All fields as JSON."""
-        return {
-            "status": self.status,
-            "version": self.version,
-            "variant": self.variant,
-            "variant_source": self.variant_source,
-            "problems": list(self.problems),
-            "warnings": list(self.warnings),
-            "fix_command": self.fix_command,
-        }
 
 
 def _installed_variant(

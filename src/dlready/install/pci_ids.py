@@ -7,7 +7,8 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from importlib import resources
+
+from dlready.package_data import read_data_text
 
 PCI_TABLE_RESOURCE = "nvidia_pci_devices.json"
 
@@ -23,7 +24,7 @@ class PciGpu:
 
 @functools.cache
 def _devices() -> dict[str, PciGpu]:
-    text = resources.files("dlready").joinpath("data", PCI_TABLE_RESOURCE).read_text("utf-8")
+    text = read_data_text(PCI_TABLE_RESOURCE)
     return {
         device_id: PciGpu(device_id, entry["name"], entry["compute_capability"])
         for device_id, entry in json.loads(text)["devices"].items()

@@ -11,10 +11,10 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 from dlready.install.versions import numeric_key
+from dlready.package_data import read_data_text
 
 TABLE_RESOURCE = "pytorch_compat.json"
 SUPPORTED_SCHEMA = 1
@@ -344,9 +344,7 @@ def load_compat_table() -> CompatTable:
         CompatTableError: if the package data is missing or malformed.
     """
     try:
-        text = (
-            resources.files("dlready").joinpath("data").joinpath(TABLE_RESOURCE).read_text("utf-8")
-        )
+        text = read_data_text(TABLE_RESOURCE)
     except (FileNotFoundError, ModuleNotFoundError, OSError) as exc:
         raise CompatTableError(f"cannot read the packaged compat table: {exc}") from exc
     try:

@@ -10,9 +10,7 @@ available the NVML probe runs on a thread with the same timeout.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import datetime
 import signal
 import threading
 import time
@@ -21,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from dlready import __version__
+from dlready.background import Background
 from dlready.model import (
     BuildTools,
     CpuInfo,
@@ -76,7 +75,8 @@ class ProbeBackends:
 
 
 def _now_iso() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    # What datetime.now(timezone.utc).isoformat(timespec="seconds") says, without importing it.
+    return time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
 
 
 def _probe_nvidia(backends: ProbeBackends) -> GpuProbeResult:
@@ -216,53 +216,47 @@ def collect_snapshot(
         # Forked before any thread of ours starts (see _IsolatedNvidiaProbe).
         isolated = _IsolatedNvidiaProbe(backends)
     try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-            # The build tools probe waits on programs (nvcc, gcc): overlap it with the file
-            # probes.
-            build_future = pool.submit(
-                timed.run, "build", lambda: _probe_build(backends, os_family), BuildTools()
+        # The build tools probe waits on programs (nvcc, gcc): overlap it with the file
+        # probes.
+        build_future = Background(
+            lambda: timed.run("build", lambda: _probe_build(backends, os_family), BuildTools())
+        )
+        nvidia_future: Background[GpuProbeResult] | None = None
+        if os_family is not OperatingSystem.MACOS and isolated is None:
+            nvidia_future = Background(
+                lambda: timed.run(
+                    "nvidia", lambda: _probe_nvidia(backends), _failed_stack(GpuVendor.NVIDIA)
+                )
             )
-            nvidia_future: concurrent.futures.Future[GpuProbeResult] | None = None
-            if os_family is not OperatingSystem.MACOS and isolated is None:
-                nvidia_future = pool.submit(
-                    timed.run,
-                    "nvidia",
-                    lambda: _probe_nvidia(backends),
-                    _failed_stack(GpuVendor.NVIDIA),
-                )
-            platform = timed.run(
-                "platform",
-                lambda: probe_platform(backends.files, backends.host),
-                PlatformInfo(os=os_family),
+        platform = timed.run(
+            "platform",
+            lambda: probe_platform(backends.files, backends.host),
+            PlatformInfo(os=os_family),
+        )
+        cpu = timed.run("cpu", lambda: probe_cpu(backends.files, backends.host), CpuInfo())
+        memory = timed.run(
+            "memory", lambda: probe_memory(backends.files, backends.host), MemoryInfo()
+        )
+        torch = timed.run("torch", backends.torch, TorchInstall(installed=False))
+        results: list[GpuProbeResult] = []
+        pci = missing("PCI devices are read on Linux only")
+        if os_family is OperatingSystem.LINUX:
+            pci = timed.run("pci", lambda: probe_pci_display_devices(backends.files), pci)
+            results.append(
+                timed.run("amd", lambda: _probe_amd(backends), _failed_stack(GpuVendor.AMD))
             )
-            cpu = timed.run("cpu", lambda: probe_cpu(backends.files, backends.host), CpuInfo())
-            memory = timed.run(
-                "memory", lambda: probe_memory(backends.files, backends.host), MemoryInfo()
+        if os_family is OperatingSystem.MACOS:
+            results.append(
+                timed.run("apple", lambda: _probe_apple(backends), _failed_stack(GpuVendor.APPLE))
             )
-            torch = timed.run("torch", backends.torch, TorchInstall(installed=False))
-            results: list[GpuProbeResult] = []
-            pci = missing("PCI devices are read on Linux only")
-            if os_family is OperatingSystem.LINUX:
-                pci = timed.run("pci", lambda: probe_pci_display_devices(backends.files), pci)
-                results.append(
-                    timed.run("amd", lambda: _probe_amd(backends), _failed_stack(GpuVendor.AMD))
-                )
-            if os_family is OperatingSystem.MACOS:
-                results.append(
-                    timed.run(
-                        "apple", lambda: _probe_apple(backends), _failed_stack(GpuVendor.APPLE)
-                    )
-                )
-            if meanwhile is not None:
-                with contextlib.suppress(Exception):
-                    meanwhile()
-            if isolated is not None:
-                results.insert(
-                    0, timed.run("nvidia", isolated.result, _failed_stack(GpuVendor.NVIDIA))
-                )
-            if nvidia_future is not None:
-                results.insert(0, nvidia_future.result())
-            build = build_future.result()
+        if meanwhile is not None:
+            with contextlib.suppress(Exception):
+                meanwhile()
+        if isolated is not None:
+            results.insert(0, timed.run("nvidia", isolated.result, _failed_stack(GpuVendor.NVIDIA)))
+        if nvidia_future is not None:
+            results.insert(0, nvidia_future.result())
+        build = build_future.result()
     finally:
         if isolated is not None:  # Ctrl-C or a bug above: the child must not outlive us
             isolated.child.kill()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -100,7 +99,7 @@ class RealHost:
     def hostname(self) -> str | None:
         """The host name, or None."""
         try:
-            return socket.gethostname() or None
+            return platform.node() or None
         except OSError:
             return None
 

@@ -159,13 +159,23 @@ class ChildProbe(Generic[T]):
     from the start. Call :meth:`kill` (idempotent) if the result will not be collected.
     """
 
-    def __init__(self, probe: Callable[[], T], timeout_s: float) -> None:
+    def __init__(self, probe: Callable[[], T], timeout_s: float, own_group: bool = False) -> None:
+        """``own_group``: the child leads a process group of its own, and :meth:`kill` ends
+        the whole group, so that children of the probe (a probe that forks probes) die with it
+        (Ctrl-C at the terminal then reaches only the parent, which kills the group)."""
         self.timeout_s = timeout_s
         self._deadline = time.monotonic() + timeout_s
         read_fd, write_fd = os.pipe()
         self._pid = os.fork()
         if self._pid == 0:  # pragma: no cover  # the child never returns
+            if own_group:
+                os.setpgid(0, 0)
             _child(probe, read_fd, write_fd)
+        self._group = 0
+        if own_group:  # here too: the group exists whichever process runs first
+            self._group = self._pid
+            with contextlib.suppress(OSError):
+                os.setpgid(self._pid, self._pid)
         _LIVE.add(self._pid)
         os.close(write_fd)
         self._read_fd: int | None = read_fd
@@ -205,6 +215,10 @@ class ChildProbe(Generic[T]):
         if self._read_fd is not None:
             os.close(self._read_fd)
             self._read_fd = None
+        if self._group:  # whatever became of the child, nothing it started may stay behind
+            with contextlib.suppress(OSError):
+                os.killpg(self._group, signal.SIGKILL)
+            self._group = 0
         if self._pid:
             pid = self._pid
             self._forget()

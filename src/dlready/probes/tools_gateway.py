@@ -9,7 +9,7 @@ The one long run is :func:`run_streaming` (``install-cmd --run``), which the use
 
 from __future__ import annotations
 
-import concurrent.futures
+import functools
 import os
 import re
 import shutil
@@ -19,6 +19,8 @@ import sysconfig
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from dlready.background import run_all as run_all_at_once
 
 TOOL_TIMEOUT_S = 5.0
 """``nvcc --version`` answers in ~5 ms warm; a cold network home directory can take a second."""
@@ -153,12 +155,9 @@ class RealTools:
 
     def run_all(self, commands: Sequence[Sequence[str]]) -> list[ToolRun]:
         """Run every command on its own thread; total time is the slowest one's."""
-        if not commands:
-            return []
-        if len(commands) == 1:
-            return [run_tool(commands[0], self._timeout_s)]
-        with concurrent.futures.ThreadPoolExecutor(max_workers=len(commands)) as pool:
-            return list(pool.map(lambda argv: run_tool(argv, self._timeout_s), commands))
+        return run_all_at_once(
+            [functools.partial(run_tool, argv, self._timeout_s) for argv in commands]
+        )
 
     def is_file(self, path: str) -> bool:
         """:func:`os.path.isfile`."""

@@ -28,7 +28,7 @@ from dlready.smoke.report import (
 )
 
 if TYPE_CHECKING:
-    from dlready.install.judge import TorchFit
+    from dlready.install.torch_fit import TorchFit
 
 
 def nvidia_gpu_present(snapshot: MachineSnapshot | None) -> bool | None:

@@ -19,10 +19,10 @@ import json
 import math
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from dlready.model import GpuInfo
+from dlready.package_data import read_data_text
 from dlready.smoke.report import CheckResult, CheckStatus, Expectation
 
 DATA_FILE = "device_peaks.json"
@@ -119,7 +119,7 @@ def parse_peaks(data: dict[str, Any]) -> PeaksTable:
 @lru_cache(maxsize=1)
 def load_peaks() -> PeaksTable:
     """The packaged ``dlready/data/device_peaks.json``."""
-    text = resources.files("dlready").joinpath("data", DATA_FILE).read_text(encoding="utf-8")
+    text = read_data_text(DATA_FILE)
     return parse_peaks(json.loads(text))
 
 

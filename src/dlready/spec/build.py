@@ -11,7 +11,6 @@ import functools
 import json
 import math
 from dataclasses import dataclass, replace
-from importlib import resources
 from typing import Any
 
 from dlready.install.versions import compute_capability_key, cuda_of_variant, numeric_key
@@ -24,6 +23,7 @@ from dlready.model import (
     ReadState,
     ToolInfo,
 )
+from dlready.package_data import read_data_text
 from dlready.spec.bar import FailOn
 from dlready.spec.profile import BuildRule
 from dlready.spec.verdict import (
@@ -61,7 +61,7 @@ class HostCompilerEntry:
 @functools.lru_cache(maxsize=1)
 def load_host_compiler_table() -> tuple[HostCompilerEntry, ...]:
     """The packaged table of the host compilers each CUDA release accepts."""
-    text = (resources.files("dlready.data") / "cuda_host_compilers.json").read_text("utf-8")
+    text = read_data_text("cuda_host_compilers.json")
     rows: list[dict[str, Any]] = json.loads(text)["releases"]
     return tuple(
         HostCompilerEntry(
@@ -84,7 +84,7 @@ def load_host_compiler_table() -> tuple[HostCompilerEntry, ...]:
 def load_toolkit_arch_table() -> tuple[tuple[tuple[int, ...], tuple[int, ...], str], ...]:
     """The packaged table of the oldest compute capability each CUDA toolkit compiles for:
     (from, through, compute capability) rows."""
-    text = (resources.files("dlready.data") / "cuda_toolkit_archs.json").read_text("utf-8")
+    text = read_data_text("cuda_toolkit_archs.json")
     rows: list[dict[str, Any]] = json.loads(text)["releases"]
     return tuple(
         (

@@ -11,7 +11,6 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ else:  # pragma: no cover - exercised only on Python 3.10
 from dlready.bounded_read import read_regular_text
 from dlready.install.versions import compute_capability_key
 from dlready.model import CpuClass
+from dlready.package_data import package_file
 
 DEFAULT_PROFILE = "book-2020"
 PROFILE_SCHEMA_VERSION = 1
@@ -152,7 +152,7 @@ class SpecProfile:
 
 def builtin_profile_names() -> list[str]:
     """Names of the profiles shipped with dlready."""
-    folder = resources.files("dlready.spec") / "profiles"
+    folder = package_file("spec", "profiles")
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -165,7 +165,7 @@ def load_builtin_profile(name: str) -> SpecProfile:
     names = builtin_profile_names()
     if name not in names:
         raise SpecError(f"unknown profile {name!r}; choose one of: {', '.join(names)}")
-    resource = resources.files("dlready.spec") / "profiles" / f"{name}.toml"
+    resource = package_file("spec", "profiles", f"{name}.toml")
     return parse_profile(resource.read_text(encoding="utf-8"), origin=f"built-in:{name}")
 
 

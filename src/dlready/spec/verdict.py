@@ -29,7 +29,7 @@ from dlready.spec.profile import SpecProfile
 
 if TYPE_CHECKING:
     # Only the type: the install planner is imported by check, not by the verdict.
-    from dlready.install.judge import TorchFit
+    from dlready.install.torch_fit import TorchFit
 from dlready.words import clock_event_words, probe_words, vendor_words
 
 GIB = 1024**3

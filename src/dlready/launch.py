@@ -1,0 +1,27 @@
+"""The ``dlready`` console script: give ``check`` its head start, then run the command line.
+
+Kept apart from :mod:`dlready.cli` because that module imports typer (about 25 ms), and the
+head start (:mod:`dlready.head_start`) has to begin before it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+_NO_HEAD_START = frozenset({"--snapshot", "--list-profiles", "--psu-watts", "--help", "-h"})
+"""``check`` options under which it does not probe, or probes with other settings: a head
+start would be wasted (``check`` would not take it)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point (see :func:`dlready.cli.main`)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["check"] and not _NO_HEAD_START.intersection(
+        arg.split("=", 1)[0] for arg in args
+    ):
+        from dlready import head_start
+
+        head_start.start()
+    from dlready.cli import main as cli_main
+
+    cli_main(args)
