@@ -122,6 +122,7 @@ def test_json_output_is_the_versioned_envelope(tmp_path: Path) -> None:
         ('{"a": 1}', "not a dlready report"),
         ('{"command": "smoke", "data": {}, "schema_version": 1}', "a `smoke` report"),
         ('{"command": "check", "data": {}, "schema_version": 99}', "schema_version 99"),
+        ('{"command": "check", "data": {}, "schema_version": true}', "schema_version True"),
         ('{"command": "check", "data": {"x": NaN}, "schema_version": 1}', "NaN"),
     ],
 )

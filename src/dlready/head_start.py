@@ -21,12 +21,11 @@ import atexit
 import contextlib
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+# Imported before the fork on purpose: the parent needs the model anyway, and the child then
+# inherits it instead of importing it a second time on the other core (~9 ms of dataclasses).
+from dlready.model import MachineSnapshot
 from dlready.probes.isolated import ChildProbe, Finished, can_isolate
-
-if TYPE_CHECKING:
-    from dlready.model import MachineSnapshot
 
 HEAD_START_TIMEOUT_S = 60.0
 """Generous on purpose: the probes inside bound themselves (NVML, the build tools' programs);

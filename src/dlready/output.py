@@ -30,6 +30,22 @@ READABLE_SCHEMA_VERSIONS = frozenset({1, 2})
 """Envelope versions whose ``data.snapshot`` a ``--snapshot`` reader accepts (unchanged in 2)."""
 
 
+def unreadable_schema_version(document: dict[str, Any]) -> str | None:
+    """Why a saved report's ``schema_version`` cannot be read back, or None when it can.
+
+    The one rule for every reader of saved reports (``check --snapshot``, ``diff``): an
+    integer among :data:`READABLE_SCHEMA_VERSIONS` (``true`` is not ``1``).
+    """
+    version = document.get("schema_version")
+    is_integer = isinstance(version, int) and not isinstance(version, bool)
+    if is_integer and version in READABLE_SCHEMA_VERSIONS:
+        return None
+    shown = repr(version)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    readable = ", ".join(str(v) for v in sorted(READABLE_SCHEMA_VERSIONS))
+    return f"schema_version {shown} is not supported (this dlready reads {readable})"
+
+
 def _no_color() -> bool:
     # https://no-color.org: set and not empty. rich alone would still emit bold and dim.
     return bool(os.environ.get("NO_COLOR"))

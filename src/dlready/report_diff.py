@@ -96,7 +96,7 @@ def load_report(path: Path) -> dict[str, Any]:
         document = read_json_file(path, MAX_REPORT_FILE_BYTES, ReportError)
     except RecursionError:
         raise ReportError(f"{path}: not JSON: nested too deeply") from None
-    from dlready.output import READABLE_SCHEMA_VERSIONS
+    from dlready.output import unreadable_schema_version
 
     if not isinstance(document, dict) or "command" not in document or "data" not in document:
         raise ReportError(f"{path}: not a dlready report (save one with `dlready check --json`)")
@@ -104,12 +104,9 @@ def load_report(path: Path) -> dict[str, Any]:
         raise ReportError(
             f"{path}: a `{document.get('command')}` report; diff compares check and fleet reports"
         )
-    if document.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
-        readable = ", ".join(str(v) for v in sorted(READABLE_SCHEMA_VERSIONS))
-        raise ReportError(
-            f"{path}: schema_version {document.get('schema_version')!r} is not supported "
-            f"(this dlready reads {readable})"
-        )
+    unreadable = unreadable_schema_version(document)
+    if unreadable is not None:
+        raise ReportError(f"{path}: {unreadable}")
     return document
 
 

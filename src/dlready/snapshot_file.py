@@ -89,16 +89,11 @@ def _snapshot_document(path: Path, document: Any) -> Any:
             else "a JSON document of another program"
         )
         raise SnapshotFileError(f"{path}: this is {what}, not a machine snapshot; {_EXPECTED}")
-    from dlready.output import READABLE_SCHEMA_VERSIONS
+    from dlready.output import unreadable_schema_version
 
-    version = document.get("schema_version")
-    readable_version = isinstance(version, int) and not isinstance(version, bool)
-    if not readable_version or version not in READABLE_SCHEMA_VERSIONS:
-        readable = ", ".join(str(v) for v in sorted(READABLE_SCHEMA_VERSIONS))
-        raise SnapshotFileError(
-            f"{path}: schema_version {_short(repr(version))} is not supported (this dlready reads "
-            f"{readable})"
-        )
+    unreadable = unreadable_schema_version(document)
+    if unreadable is not None:
+        raise SnapshotFileError(f"{path}: {unreadable}")
     data = document.get("data")
     if not isinstance(data, dict) or "snapshot" not in data:
         failure = _first_error_message(document)
