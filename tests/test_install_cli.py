@@ -139,7 +139,7 @@ def test_uv_manager() -> None:
         pytest.param(
             ("--torch", "2.5.1.1"),
             "not in the compatibility table",
-            "--torch 2.5.1 (the nearest older release)",
+            "--torch 2.5.1  # the nearest older release",
             id="nearest-older-release-labelled-truthfully",
         ),
         pytest.param(
@@ -197,11 +197,29 @@ def test_impossible_request_is_one_error_line_exit_2_nothing_on_stdout(
     code, out, err = invoke(*flags, *args)
     assert code == ExitCode.USAGE
     assert out == ""
-    first, second = err.splitlines()[:2]
+    first, second, *commands = err.splitlines()
     assert first.startswith("error: ")
     assert message in first
     assert second.startswith("hint: ")
-    assert hint in second
+    assert hint in "\n".join([second, *commands])
+    for line in commands:  # suggestions are whole commands that keep the other flags given
+        if line.startswith("dlready install-cmd "):
+            kept = [flag for flag in flags if flag.startswith("--") and flag not in line]
+            assert not kept or set(kept) <= set(line.split("#")[0].split()), (line, kept)
+
+
+def test_a_suggested_command_is_whole_and_runs() -> None:
+    """The hint's commands keep every flag given and change only what it names."""
+    code, _, err = invoke(*H100_FLAGS, "--manager", "uv", "--torch", "9.9")
+    assert code == ExitCode.USAGE
+    suggestions = [line for line in err.splitlines() if line.startswith("dlready install-cmd ")]
+    assert len(suggestions) == 1
+    argv = shlex.split(suggestions[0].split("  # ")[0])[2:]
+    assert argv[-2:] == ["--torch", "2.14.1"]
+    assert set(H100_FLAGS) | {"--manager", "uv"} <= set(argv)
+    code, out, _ = invoke(*argv)
+    assert code == ExitCode.OK
+    assert out.startswith("uv pip install torch==2.14.1")
 
 
 def test_conda_refusal_offers_pip_and_the_labelled_community_package() -> None:
@@ -217,7 +235,10 @@ def test_json_error_is_an_envelope_with_exit_2() -> None:
     assert document["exit_code"] == 2
     assert document["data"] is None
     assert document["errors"][0]["code"] == "impossible_request"
-    assert document["errors"][0]["hint"] == "--torch 2.14.1 (newest known)"
+    assert document["errors"][0]["hint"] == "run this:"
+    assert document["errors"][0]["more"] == [
+        "dlready install-cmd " + " ".join(H100_FLAGS) + " --json --torch 2.14.1  # newest known"
+    ]
     assert document["errors"][0]["detail"] == {"nearest_valid": "--torch 2.14.1 (newest known)"}
 
 
@@ -361,7 +382,8 @@ def test_unwritable_stdout_is_one_error_line_and_exit_3(
     assert lines[-1] == error
     assert "Traceback" not in result.stderr
     # A refusal (--torch 9.9) is told before stdout fails, so it is not lost.
-    assert len(lines) == (3 if "9.9" in args else 1)  # error, hint, then the stdout failure
+    # error, hint, the suggested command, then the stdout failure
+    assert len(lines) == (4 if "9.9" in args else 1)
 
 
 def test_vanished_reader_is_exit_3_without_a_traceback() -> None:

@@ -129,6 +129,36 @@ def install_cmd_command(
     )
 
 
+def command_with(flags: str) -> str:
+    """This ``dlready install-cmd`` run's command line with ``flags`` given instead of the
+    same flags it had (``--os linux --arch x86_64``): a whole command to copy."""
+    import shlex
+
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+
+    changes = shlex.split(flags)
+    words = ["dlready", COMMAND]
+    context = get_current_context(silent=True)
+    for param in context.command.params if context is not None else ():
+        name = param.name or ""
+        if context is None or context.get_parameter_source(name) is not ParameterSource.COMMANDLINE:
+            continue
+        long_names = [opt for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")]
+        if not long_names or set(long_names) & set(changes):
+            continue
+        value = context.params.get(name)
+        if isinstance(value, bool):
+            if value:
+                words.append(long_names[0])
+        elif isinstance(value, (tuple, list)):  # a repeatable flag: once per value
+            for item in value:
+                words += [long_names[0], str(item)]
+        elif value is not None:
+            words += [long_names[0], str(value)]
+    return shlex.join([*words, *changes])
+
+
 class RunArgs(NamedTuple):
     """``--channel``, ``--run``, ``--yes`` (and ``--json``, which ``--run`` excludes)."""
 
@@ -203,14 +233,18 @@ def _install_cmd(
         plan = _plan(facts, wishes, run_args.channel)
         table = load_compat_table()
     except PlanError as exc:
+        words, flag_choices = exc.choices()
+        commands = tuple(choice.command(command_with(choice.flags)) for choice in flag_choices)
+        if commands:
+            words.append("run this:" if len(commands) == 1 else "run one of these:")
         raise CommandError(
             ExitCode.USAGE,
             Problem(
                 "impossible_request",
                 exc.message,
-                exc.nearest_valid,
+                "; or ".join(words) or None,
                 detail={"nearest_valid": exc.nearest_valid},
-                more=tuple(f"# {line}" for line in exc.hints),
+                more=(*commands, *(f"# {line}" for line in exc.hints)),
             ),
         ) from None
     except CompatTableError as exc:

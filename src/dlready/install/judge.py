@@ -8,7 +8,6 @@ an AMD GPU. Pure: decided from the snapshot and the packaged compat table.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from dlready.install.archs import Coverage, arch_labels
@@ -367,18 +366,10 @@ def _no_wheel_reason(
 
 
 def _hint_parts(error: PlanError) -> tuple[list[str], list[str]]:
-    """The hint's choices split into words (``update the NVIDIA driver ...``) and whole
-    ``dlready install-cmd`` commands (the hint's bare flags, ``--torch 2.7.1 --variant cu118``),
+    """The hint's words, and its flag choices as whole ``dlready install-cmd`` commands,
     which ``check`` prints on lines of their own."""
-    words: list[str] = []
-    commands: list[str] = []
-    for choice in re.split(r";\s*or\s+|,\s*or\s+", error.nearest_valid or ""):
-        choice = choice.strip()
-        if choice.startswith("--"):
-            commands.append(f"dlready install-cmd {choice}")
-        elif choice:
-            words.append(choice)
-    return words, commands
+    words, flag_choices = error.choices()
+    return words, [choice.command(f"dlready install-cmd {choice.flags}") for choice in flag_choices]
 
 
 def _describe(error: PlanError) -> str:
