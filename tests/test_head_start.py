@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import time
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork and proces
 @pytest.fixture(autouse=True)
 def _no_pending_head_start() -> Iterator[None]:
     yield
+    gc.enable()  # launch.main turns it off for the short-lived check process
     pending = head_start._pending
     head_start._pending = None
     if pending is not None:
@@ -73,6 +75,7 @@ def test_launch_gives_a_head_start_only_to_a_check_that_probes(
     monkeypatch.setattr("dlready.cli.main", lambda args: calls.append(f"cli {args}"))
     launch.main(argv)
     assert calls == (["start"] if started else []) + [f"cli {argv}"]
+    assert gc.isenabled() is not started
 
 
 def test_the_head_start_brings_what_check_would_probe() -> None:
