@@ -264,3 +264,17 @@ def test_fleet_report_keeps_commands_whole(render: Callable[[FleetReport], str])
     assert any(finding.fix in line for line in lines)
     assert "…" not in text
     assert len(lines) > 16  # every rank has its row
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_fleet_text_fits_the_terminal_without_splitting_words(width: int) -> None:
+    """What every rank shares is said once; a rank table wider than the terminal loses its
+    notes column (the notes follow it) or becomes one line per rank; prose wraps at words."""
+    report = assemble(h100_fleet(2, 8, change=_slow_rank))
+    wide = render_text(report)
+    narrow = render_text(report, width)
+    assert all(len(line) <= width for line in narrow.splitlines()), width
+    assert not split_words(narrow, wide)
+    assert not broken_commands(narrow, report.findings[0].fix)
+    assert "Every rank: NVIDIA H100 80GB HBM3, driver 580.159.04" in narrow.replace("\n  ", " ")
+    assert "rank 11: straggler: matmul 75 % of the median" in narrow.replace("\n    ", " ")

@@ -24,24 +24,10 @@ def _help_keeps_words_whole() -> None:
 
     from typer._click import _textwrap
 
-    class WholeWords(_textwrap.TextWrapper):
+    from dlready.render.text import WholeWordsWrapper
+
+    class WholeWords(WholeWordsWrapper, _textwrap.TextWrapper):
         _handle_long_word = textwrap.TextWrapper._handle_long_word
-
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.update(break_on_hyphens=False, break_long_words=False)
-            super().__init__(*args, **kwargs)
-
-        def _split(self, text: str) -> list[str]:
-            # A `quoted command` is one chunk, spaces and all.
-            merged: list[str] = []
-            open_span = False
-            for chunk in super()._split(text):
-                if open_span:
-                    merged[-1] += chunk
-                else:
-                    merged.append(chunk)
-                open_span ^= chunk.count("`") % 2 == 1
-            return merged
 
     _textwrap.TextWrapper = WholeWords  # type: ignore[misc]
 

@@ -157,7 +157,7 @@ def _result(report: FleetReport, exit_code: ExitCode, output: Path | None) -> Co
             )
 
     def text(streams: Streams) -> None:
-        streams.write(render_text(report))
+        streams.write(render_text(report, streams.console.width))
 
     def markdown(streams: Streams) -> None:
         streams.write(render_markdown(report))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from dlready.fleet.report import STEP_TITLES, CollectiveSpeed, FleetReport, RankRecord
-from dlready.render.text import counted, format_number, format_percent, printable
+from dlready.render.text import counted, format_number, format_percent, printable, wrap_line
 from dlready.words import launcher_words
 
 _COLUMNS = (
@@ -113,8 +113,67 @@ def _largest(speeds: Sequence[CollectiveSpeed]) -> list[CollectiveSpeed]:
     return list(best.values())
 
 
-def render_text(report: FleetReport) -> str:
-    """The terminal report: steps, fleet table, collective figures, findings."""
+_SHARED_COLUMNS = {"driver": "driver {}", "torch": "torch {}"}
+"""Columns said once, above the table, when every rank has the same value."""
+
+
+def _fits(lines: Sequence[str], width: int | None) -> bool:
+    return width is None or all(len(line) <= width for line in lines)
+
+
+def _rank_section(report: FleetReport, width: int | None) -> list[str]:
+    """The rank table, with what every rank shares said once above it; one line per rank
+    when the table is wider than the terminal."""
+    header = list(_COLUMNS)
+    rows = [list(row) for row in _rank_rows(report)]
+    shared: list[str] = []
+    names = {rank.device_name for rank in report.ranks}
+    if len(rows) > 1 and len(names) == 1 and None not in names:
+        shared.append(printable(str(next(iter(names)))))
+        device = header.index("device")
+        for row, rank in zip(rows, report.ranks, strict=True):
+            row[device] = rank.device or "-"
+    for column, words in _SHARED_COLUMNS.items():
+        index = header.index(column)
+        values = {row[index] for row in rows}
+        if len(rows) > 1 and len(values) == 1 and "-" not in values:
+            shared.append(words.format(values.pop()))
+            del header[index]
+            for row in rows:
+                del row[index]
+    lines = [f"Every rank: {', '.join(shared)}"] if shared else []
+    table = _aligned(header, rows)
+    if _fits(table, width):
+        return [*lines, *table]
+    without_notes = _aligned(header[:-1], [row[:-1] for row in rows])
+    if _fits(without_notes, width):  # the notes under the table, one line per rank that has one
+        rank_column = header.index("rank")
+        notes = [f"  rank {row[rank_column]}: {row[-1]}" for row in rows if row[-1]]
+        return [*lines, *without_notes, *(["Notes on ranks", *notes] if notes else [])]
+    return [*lines, *(_rank_line(header, row) for row in rows)]
+
+
+def _rank_line(header: Sequence[str], row: Sequence[str]) -> str:
+    """``rank 11: node 1, h100-0001, cuda:3, ok, 600 TFLOP/s, 76 % of the median; notes``."""
+    cell = dict(zip(header, row, strict=True))
+    where = ", ".join(
+        cell[name] for name in ("node", "host", "device", "driver", "torch") if name in cell
+    )
+    speed = "" if cell["TFLOP/s"] == "-" else f", {cell['TFLOP/s']} TFLOP/s"
+    if cell["vs median"] != "-":
+        speed += f", {cell['vs median']} of the median"
+    notes = f"; {cell['notes']}" if cell["notes"] else ""
+    node = "node " if cell["node"] != "-" else ""
+    return f"  rank {cell['rank']}: {node}{where}, {cell['status']}{speed}{notes}"
+
+
+def render_text(report: FleetReport, width: int | None = None) -> str:
+    """The terminal report: steps, fleet table, collective figures, findings.
+
+    ``width``: the terminal's columns. What every rank shares (GPU model, driver, torch) is
+    said once above the table, and a table still wider than the terminal becomes one line
+    per rank (or per group), so that nothing wraps mid-cell. None: never narrowed.
+    """
     out: list[str] = []
     out.append(f"dlready fleet: {_headline(report)}")
     out.append("")
@@ -125,7 +184,7 @@ def render_text(report: FleetReport) -> str:
         for step in report.steps
     )
     out.append("")
-    out.extend(_aligned(_COLUMNS, _rank_rows(report)))
+    out.extend(_rank_section(report, width))
     if report.collective_checks:
         out.append("")
         out.append("Collective correctness")
@@ -135,6 +194,7 @@ def render_text(report: FleetReport) -> str:
         out.append(
             "all_reduce speed (largest message; algbw = size / time, busbw = algbw x 2(n-1)/n)"
         )
+        largest = _largest(report.collective_speeds)
         rows = [
             (
                 s.scope,
@@ -145,14 +205,23 @@ def render_text(report: FleetReport) -> str:
                 format_number(s.algbw_gbps),
                 format_number(s.busbw_gbps),
             )
-            for s in _largest(report.collective_speeds)
+            for s in largest
         ]
-        out.extend(
+        table = [
             "  " + line
             for line in _aligned(
                 ("scope", "group", "ranks", "size", "time", "algbw GB/s", "busbw GB/s"), rows
             )
-        )
+        ]
+        if _fits(table, width):
+            out.extend(table)
+        else:
+            out.extend(
+                f"  {s.scope}, {s.group}: {counted(len(s.ranks), 'rank')}, {_size(s.size_bytes)}, "
+                f"{format_number(s.time_s * 1e3)} ms: algbw {format_number(s.algbw_gbps)} "
+                f"GB/s, busbw {format_number(s.busbw_gbps)} GB/s"
+                for s in largest
+            )
         out.extend(
             "  " + _expectation_text(e.scope, e.gbps, e.percent, e.source)
             for e in report.link_expectations
@@ -161,8 +230,8 @@ def render_text(report: FleetReport) -> str:
         out.append("")
         out.append("Point to point between nodes")
         out.extend(
-            f"  node {leg.src_node} ({leg.src_host}) -> node {leg.dst_node} ({leg.dst_host}): "
-            f"{_number(leg.gbps)} GB/s"
+            f"  rank {leg.src_rank} (node {leg.src_node}, {leg.src_host}) -> rank {leg.dst_rank} "
+            f"(node {leg.dst_node}, {leg.dst_host}): {_number(leg.gbps)} GB/s"
             + (
                 ""
                 if leg.percent_of_median is None
@@ -177,7 +246,8 @@ def render_text(report: FleetReport) -> str:
     out.append("")
     out.extend(_findings_text(report))
     # Host and device names come from other machines: never let one repaint the terminal.
-    return "\n".join(printable(line) for line in out) + "\n"
+    lines = [piece for line in out for piece in wrap_line(printable(line), width)]
+    return "\n".join(lines) + "\n"
 
 
 def _findings_text(report: FleetReport) -> list[str]:

@@ -1,4 +1,5 @@
-"""Text helpers shared by every human renderer (check, smoke): control characters and numbers.
+"""Text helpers shared by every human renderer (check, smoke, fleet): control characters,
+numbers, and wrapping that keeps words and `commands` whole.
 
 Strings in a report come from the machine (GPU names from NVML, /proc/cpuinfo model names),
 from saved snapshots of other hosts and from spec files. Printed raw, an ESC sequence or a
@@ -7,6 +8,8 @@ renderer passes such strings through :func:`printable` (and rich's ``escape`` fo
 """
 
 from __future__ import annotations
+
+import textwrap
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
 
@@ -50,3 +53,38 @@ def format_percent(value: float) -> str:
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """``1 rank``, ``2 ranks``: a count and its noun in the right number."""
     return f"{format_number(count)} {noun if count == 1 else plural or noun + 's'}"
+
+
+class WholeWordsWrapper(textwrap.TextWrapper):
+    """A wrapper that never splits a word (not at a hyphen, not inside a long path or model
+    id) nor a `quoted command` (spaces and all); a line may run long instead.
+
+    ``dlready --help`` (click's wrapper, with this mixed in) and the plain-text renderers use it.
+    """
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.update(break_on_hyphens=False, break_long_words=False)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def _split(self, text: str) -> list[str]:
+        merged: list[str] = []
+        open_span = False
+        for chunk in super()._split(text):
+            if open_span:
+                merged[-1] += chunk
+            else:
+                merged.append(chunk)
+            open_span ^= chunk.count("`") % 2 == 1
+        return merged
+
+
+def wrap_line(line: str, width: int | None) -> list[str]:
+    """``line`` wrapped to ``width`` columns (None: as it is), each continuation indented two
+    more than the line itself, words and `commands` whole."""
+    if width is None or len(line) <= width:
+        return [line]
+    indent = line[: len(line) - len(line.lstrip())]
+    wrapper = WholeWordsWrapper(
+        width=width, initial_indent=indent, subsequent_indent=indent + "  ", drop_whitespace=True
+    )
+    return wrapper.wrap(line.strip()) or [line]
