@@ -23,6 +23,7 @@ ITEM_LABELS = {
     "optimizer": "optimizer states",
     "activations": "activations",
     "kv_cache": "KV cache",
+    "transient": "peak temporaries",
     "cuda_context": "CUDA context",
     "allocator": "allocator overhead",
 }
