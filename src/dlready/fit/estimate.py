@@ -275,16 +275,23 @@ def transformer_layer_activation_bytes(spec: ModelSpec, request: Request, seq: i
     return total
 
 
+def loss_head_activation_bytes(spec: ModelSpec, request: Request, seq: int) -> float:
+    """A decoder's final norm input, output projection input and the float32 log-softmax over
+    the vocabulary (Korthikanti et al., section 4.3)."""
+    sbh = seq * request.batch * spec.hidden_size
+    value = _activation_bytes_per_value(request)
+    out = (norm_input_bytes(spec, request) + value) * sbh
+    return out + LOG_SOFTMAX_BYTES * seq * request.batch * spec.vocab_size
+
+
 def _outside_layers_bytes(spec: ModelSpec, request: Request, seq: int) -> float:
     value = _activation_bytes_per_value(request)
     mask = 1.0 if request.device == "cuda" else value
     b, h = request.batch, spec.hidden_size
     sbh = seq * b * h
     if spec.family in ("decoder", "gpt2"):
-        # final norm input, output projection input, float32 log-softmax over the vocabulary
-        out = (norm_input_bytes(spec, request) + value) * sbh
-        out += LOG_SOFTMAX_BYTES * seq * b * spec.vocab_size
-        return out + (sbh * mask if spec.dropout > 0 else 0)
+        out = loss_head_activation_bytes(spec, request, seq)
+        return out + (sbh * mask if spec.dropout > 0 else 0)  # the embeddings' dropout
     if spec.family == "encoder":  # embedding LayerNorm input and dropout mask; pooler
         return value * sbh + (sbh * mask if spec.dropout > 0 else 0) + value * 2 * b * h
     # vit: the image kept by the patch convolution, the final norm input
@@ -414,25 +421,31 @@ def block_backward_transient_bytes(spec: ModelSpec, request: Request, seq: int) 
     steps.append(value * (3 if spec.gated_mlp else 2) * sbi)
     dropout = spec.dropout > 0 and request.task != "infer"
     fallback = request.attention != "eager" and dropout and request.device == "cpu"
+    # The attention's backward runs after the MLP's, whose intermediates are freed by then.
+    mlp_freed = value * (4 if spec.gated_mlp else 2) * sbi
     if request.attention == "eager" or fallback:
         # the gradients of the probabilities and of the scores, one value per head and pair
         inner_value = 4.0 if fallback else value
-        steps.append(inner_value * 2 * spec.num_heads * s * s * b)
+        steps.append(inner_value * 2 * spec.num_heads * s * s * b - mlp_freed)
     else:  # fused attention's backward: the gradients of Q, K and V
-        steps.append(value * 3 * s * b * spec.num_heads * spec.attention_head_dim)
+        steps.append(value * 3 * s * b * spec.num_heads * spec.attention_head_dim - mlp_freed)
     return value * s * b * h + max(steps)
 
 
-def _loss_backward_transient_bytes(spec: ModelSpec, request: Request, seq: int) -> float:
+def loss_backward_transient_bytes(spec: ModelSpec, request: Request, seq: int) -> float:
     """Decoders at the start of backward: the logits (held by the model's output) and two
-    float32 gradients over the vocabulary (of the log-softmax's output and input); then the
-    output head's backward with the logits' gradient and the head's weight gradient."""
+    float32 gradients over the vocabulary (of the log-softmax's output and input); then, with
+    the log-softmax's kept output freed, the output head's backward: the logits and their
+    gradient, and the head's weight gradient."""
     if spec.family not in ("decoder", "gpt2"):
         return 0.0
     value = _activation_bytes_per_value(request)
     sbv = seq * request.batch * spec.vocab_size
     head_gradient = value * spec.vocab_size * spec.hidden_size if request.task == "train" else 0
-    return max((value + 2 * FLOAT32_BYTES) * sbv, 2 * value * sbv + head_gradient)
+    return max(
+        (value + 2 * FLOAT32_BYTES) * sbv,
+        max(2 * value - LOG_SOFTMAX_BYTES, 0) * sbv + head_gradient,
+    )
 
 
 def _largest_parameters(spec: ModelSpec, whole_model: bool = True) -> tuple[int, int]:
@@ -489,7 +502,7 @@ def backward_transient_bytes(spec: ModelSpec, request: Request) -> float:
     seq = effective_seq(spec, request)
     return max(
         block_backward_transient_bytes(spec, request, seq),
-        _loss_backward_transient_bytes(spec, request, seq),
+        loss_backward_transient_bytes(spec, request, seq),
     )
 
 

@@ -26,6 +26,8 @@ from dlready.fit.estimate import (
     effective_seq,
     estimate,
     kv_cache_bytes,
+    loss_backward_transient_bytes,
+    loss_head_activation_bytes,
     optimizer_step_transient_bytes,
     peak_transient_bytes,
     transformer_layer_activation_bytes,
@@ -138,6 +140,7 @@ def _job(spec: ModelSpec, request: Request, device: str) -> dict[str, Any]:
         "batch": request.batch,
         "seq": effective_seq(spec, request),
         "kv_cache": spec.family in ("decoder", "gpt2"),
+        "vocab_size": spec.vocab_size,
         "device": device,
     }
 
@@ -186,6 +189,8 @@ def block_estimate(spec: ModelSpec, request: Request) -> dict[str, float]:
         "transient": peak_transient_bytes(activations, backward, step),
         "backward": backward,
         "step": step,
+        "loss_activations": loss_head_activation_bytes(spec, request, seq),
+        "loss_transient": loss_backward_transient_bytes(spec, request, seq),
     }
 
 
@@ -266,6 +271,16 @@ def measure(
                 "peak (all items)",
                 sum(expected[name] for name in PEAK_ITEMS),
                 kept + transient,
+            ),
+        ]
+    if "loss_peak_bytes" in raw:  # a decoder's output head and loss, built beside the block
+        head_kept = float(raw["loss_activations_bytes"])
+        items += [
+            MeasuredItem("loss and head: activations", expected["loss_activations"], head_kept),
+            MeasuredItem(
+                "loss and head: transient",
+                expected["loss_transient"],
+                raw["loss_peak_bytes"] - head_kept,
             ),
         ]
     notes = (

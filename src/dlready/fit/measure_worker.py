@@ -388,9 +388,54 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     phases = live.peaks()
     result["peak_forward_backward_bytes"] = max(phases["start"], phases["backward"])
     result["peak_step_bytes"] = phases["step"]
+    if job["family"] in ("decoder", "gpt2") and job.get("vocab_size"):
+        result.update(measure_loss_head(job, device, dtype))
     if cuda:
         result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
     return result
+
+
+def measure_loss_head(
+    job: dict[str, Any], device: torch.device, dtype: torch.dtype
+) -> dict[str, int]:
+    """A decoder's end: the final norm, the output head and the loss over the vocabulary, as
+    Hugging Face computes it (logits in the compute dtype, held by the model's output; cross
+    entropy in float32). Returns what it keeps for backward and its forward and backward peak
+    beyond that, with the head's gradient already in memory."""
+    b, s, h, vocab = job["batch"], job["seq"], job["hidden_size"], job["vocab_size"]
+    norm = (_RMSNorm(h) if job["family"] == "decoder" else nn.LayerNorm(h)).to(device, dtype)
+    head = nn.Linear(h, vocab, bias=False).to(device, dtype)
+    labels = torch.randint(0, vocab, (b * s,), device=device)
+    weights = {p.untyped_storage().data_ptr() for p in (*norm.parameters(), *head.parameters())}
+
+    def loss_of(hidden: torch.Tensor, saved: dict[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() and storage.data_ptr() not in weights:
+                saved[storage.data_ptr()] = storage.nbytes()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            logits = head(norm(hidden))
+            loss = F.cross_entropy(logits.float().view(-1, vocab), labels)
+        return logits, loss
+
+    def hidden_state() -> torch.Tensor:
+        return torch.randn(b, s, h, device=device, dtype=dtype, requires_grad=True)
+
+    torch.autograd.backward(loss_of(hidden_state(), {})[1])  # the head's gradient exists
+    saved: dict[int, int] = {}
+    with _LiveBytes(device) as live:
+        hidden = hidden_state()
+        logits, loss = loss_of(hidden, saved)
+        live.mark("backward")
+        torch.autograd.backward(loss)
+        del logits, loss, hidden
+    phases = live.peaks()
+    return {
+        "loss_activations_bytes": sum(saved.values()),
+        "loss_peak_bytes": max(phases["start"], phases["backward"]),
+    }
 
 
 def main() -> int:
