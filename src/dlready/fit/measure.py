@@ -278,7 +278,7 @@ def measure(
         items += [
             MeasuredItem("loss and head: activations", expected["loss_activations"], head_kept),
             MeasuredItem(
-                "loss and head: transient",
+                "loss and head: temporaries",
                 expected["loss_transient"],
                 raw["loss_peak_bytes"] - head_kept,
             ),
