@@ -296,11 +296,6 @@ def measure(
             f"measured on this machine's {'GPU' if measured_on == 'cuda' else 'CPU'}; the "
             "per-block figures here are estimated for that device"
         )
-    if "peak_allocated_bytes" in raw:
-        total = sum(expected[name] for name in PEAK_ITEMS if name in expected)
-        items.append(
-            MeasuredItem("peak allocated (all tensors)", total, float(raw["peak_allocated_bytes"]))
-        )
     if "cuda_used_before_bytes" in raw:
         notes.append(
             f"GPU memory in use before allocating (this process's CUDA context and any other "

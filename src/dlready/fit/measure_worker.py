@@ -309,8 +309,6 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         result["kv_cache_bytes"] = _bytes(cache)
         # the working set: the forward's peak with its input, less the keys and values kept
         result["activations_bytes"] = live.peaks()["start"] - result["kv_cache_bytes"]
-        if cuda:
-            result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
         return result
     parameter_storages = {p.untyped_storage().data_ptr() for p in block.parameters()}
     params: list[torch.Tensor] = list(block.parameters())
@@ -390,8 +388,6 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     result["peak_step_bytes"] = phases["step"]
     if job["family"] in ("decoder", "gpt2") and job.get("vocab_size"):
         result.update(measure_loss_head(job, device, dtype))
-    if cuda:
-        result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
     return result
 
 
