@@ -290,3 +290,23 @@ def test_the_loss_gradient_over_the_vocabulary() -> None:
     assert backward_transient_bytes(spec, request) == 12 * sbv
     # encoders have no vocabulary head in fine-tuning
     assert loss_backward_transient_bytes(resolve_model("bert-base"), request, 128) == 0
+
+
+@pytest.mark.parametrize(
+    ("model", "request_"),
+    [
+        ("llama-2-7b", Request(task="train", dtype="bf16", seq=2048)),
+        ("llama-2-7b", Request(task="train", dtype="bf16", seq=2048, recompute=True)),
+        ("llama-2-7b", Request(task="qlora", dtype="bf16", seq=2048, recompute=True)),
+        ("gpt2", Request(task="train", dtype="fp32", attention="eager", device="cpu")),
+        ("bert-base", Request(task="train", dtype="fp32", attention="eager", seq=512)),
+        ("resnet-50", Request(task="train", dtype="bf16")),
+        ("llama-3-8b", Request(task="infer", dtype="bf16")),
+    ],
+)
+def test_the_peak_never_falls_as_the_batch_grows(model: str, request_: Request) -> None:
+    # largest_batch bisects; the step's temporaries counted beyond the activations must not
+    # make a larger batch look smaller
+    spec = resolve_model(model)
+    totals = [estimate(spec, request_.with_(batch=b)).device_bytes for b in range(1, 65)]
+    assert totals == sorted(totals)
