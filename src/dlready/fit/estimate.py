@@ -459,9 +459,8 @@ def _largest_parameters(spec: ModelSpec, whole_model: bool = True) -> tuple[int,
         (size, 0 if biased else previous)
         for previous, size in zip([0, *shapes], shapes, strict=False)
     ]
-    if (
-        spec.vocab_size and whole_model
-    ):  # token embeddings (first) and output head (after the final norm)
+    if spec.vocab_size and whole_model:
+        # the token embeddings (the first parameter) and the output head (after a norm)
         pairs.append((spec.vocab_size * spec.hidden_size, spec.hidden_size))
     return max(pairs, key=lambda pair: 2 * pair[0] + pair[1])
 
