@@ -253,7 +253,7 @@ def test_measure_on_the_cpu_agrees_with_the_estimate(
     assert result.exit_code in (0, 1), result.stderr
     measurement = json.loads(result.stdout)["data"]["measurement"]
     ratios = {item["name"]: item["ratio"] for item in measurement["items"]}
-    for name in MEASURED_ITEMS:
+    for name in (*MEASURED_ITEMS, "transient", "peak (all items)"):
         assert ratios[name] == pytest.approx(1.0, abs=0.15), (name, ratios)
 
 
@@ -264,6 +264,7 @@ def test_measure_inference_kv_cache(snapshots: dict[str, Path]) -> None:
     items = {i["name"]: i for i in json.loads(result.stdout)["data"]["measurement"]["items"]}
     assert items["kv_cache"]["ratio"] == pytest.approx(1.0, abs=0.01)
     assert items["weights"]["ratio"] == pytest.approx(1.0, abs=0.01)
+    assert items["activations"]["ratio"] == pytest.approx(1.0, abs=0.15)  # the working set
 
 
 def test_measure_refuses_what_it_cannot_build(snapshots: dict[str, Path]) -> None:
@@ -278,7 +279,9 @@ def test_measure_resnet_50_whole_network(snapshots: dict[str, Path]) -> None:
                   "--measure", "--json", "--snapshot", str(snapshots["cpu-only-epyc-vm"]))  # fmt: skip
     assert result.exit_code == 0, result.stderr
     items = {i["name"]: i for i in json.loads(result.stdout)["data"]["measurement"]["items"]}
-    for name in MEASURED_ITEMS:
+    # the transient alone is 0.72 (oneDNN's convolution backward holds a second weight-sized
+    # buffer, docs/fit.md); the peak it is part of is within 15 %
+    for name in (*MEASURED_ITEMS, "peak (all items)"):
         assert items[name]["ratio"] == pytest.approx(1.0, abs=0.15), (name, items[name])
 
 

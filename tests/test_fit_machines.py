@@ -231,7 +231,11 @@ def test_cheapest_training_prefers_sharding_to_quantisation() -> None:
     assert report.recommended is not None
     assert "qlora" not in report.recommended.key
     assert "lora" not in report.recommended.key
-    assert "zero" in report.recommended.key
+    # ZeRO-3 with 8-bit AdamW misses by the float32 gradients the mixed-precision step makes
+    # (docs/fit.md, "The peak: temporaries"); keeping the states in CPU RAM moves the step there.
+    assert report.recommended.request.task == "train"
+    assert report.recommended.request.dtype == "bf16"
+    assert any(key in report.recommended.key for key in ("zero", "cpu_offload"))
 
 
 def test_shorter_context_is_not_offered_when_the_context_already_fits() -> None:

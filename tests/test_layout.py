@@ -126,7 +126,9 @@ CASES = [
         ),
     ),
     LayoutCase(
-        "fit-7b-train-4090", lambda tmp_path: _fit_args(tmp_path, "llama-2-7b", "--task", "train")
+        # batch 4: the recommendation then includes gradient checkpointing (a quoted call)
+        "fit-7b-train-4090",
+        lambda tmp_path: _fit_args(tmp_path, "llama-2-7b", "--task", "train", "--batch", "4"),
     ),
     LayoutCase(
         "fit-70b-train-h100-markdown",

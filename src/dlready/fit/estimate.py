@@ -37,6 +37,8 @@ ALLOCATOR_OVERHEAD = 0.05
 """Caching-allocator rounding and fragmentation, as a share of the tensors (assumption)."""
 LOG_SOFTMAX_BYTES = 4
 """The loss is computed in float32 (Korthikanti et al.: 4sbv for the cross entropy)."""
+FLOAT32_BYTES = 4.0
+"""Optimizer states and master weights are float32; so are the loss's gradients."""
 DEFAULT_LORA_RANK = 16
 MIB = 2**20
 GIB = 2**30
@@ -80,6 +82,8 @@ class Breakdown:
     optimizer_bytes: float
     activations_bytes: float
     kv_cache_bytes: float
+    transient_bytes: float
+    """What exists only for a moment at the peak, beyond the kept items (docs/fit.md)."""
     context_bytes: float
     allocator_bytes: float
     host_load_bytes: float
@@ -99,6 +103,7 @@ class Breakdown:
             + self.optimizer_bytes
             + self.activations_bytes
             + self.kv_cache_bytes
+            + self.transient_bytes
             + self.context_bytes
             + self.allocator_bytes
         )
@@ -111,6 +116,7 @@ class Breakdown:
             "optimizer": self.optimizer_bytes,
             "activations": self.activations_bytes,
             "kv_cache": self.kv_cache_bytes,
+            "transient": self.transient_bytes,
             "cuda_context": self.context_bytes,
             "allocator": self.allocator_bytes,
         }
@@ -269,16 +275,23 @@ def transformer_layer_activation_bytes(spec: ModelSpec, request: Request, seq: i
     return total
 
 
+def loss_head_activation_bytes(spec: ModelSpec, request: Request, seq: int) -> float:
+    """A decoder's final norm input, output projection input and the float32 log-softmax over
+    the vocabulary (Korthikanti et al., section 4.3)."""
+    sbh = seq * request.batch * spec.hidden_size
+    value = _activation_bytes_per_value(request)
+    out = (norm_input_bytes(spec, request) + value) * sbh
+    return out + LOG_SOFTMAX_BYTES * seq * request.batch * spec.vocab_size
+
+
 def _outside_layers_bytes(spec: ModelSpec, request: Request, seq: int) -> float:
     value = _activation_bytes_per_value(request)
     mask = 1.0 if request.device == "cuda" else value
     b, h = request.batch, spec.hidden_size
     sbh = seq * b * h
     if spec.family in ("decoder", "gpt2"):
-        # final norm input, output projection input, float32 log-softmax over the vocabulary
-        out = (norm_input_bytes(spec, request) + value) * sbh
-        out += LOG_SOFTMAX_BYTES * seq * b * spec.vocab_size
-        return out + (sbh * mask if spec.dropout > 0 else 0)
+        out = loss_head_activation_bytes(spec, request, seq)
+        return out + (sbh * mask if spec.dropout > 0 else 0)  # the embeddings' dropout
     if spec.family == "encoder":  # embedding LayerNorm input and dropout mask; pooler
         return value * sbh + (sbh * mask if spec.dropout > 0 else 0) + value * 2 * b * h
     # vit: the image kept by the patch convolution, the final norm input
@@ -310,13 +323,34 @@ def _resnet_feature_maps(spec: ModelSpec) -> list[tuple[int, int]]:
     return maps
 
 
+def _resnet_inference_working_elements(spec: ModelSpec) -> int:
+    """The most values alive at once in inference (per image): the image (the caller holds
+    it) and, in a bottleneck, its input (kept for the residual add), the downsample's output,
+    the 3x3 stage's output, and the last convolution's output beside its BatchNorm's; or the
+    stem's convolution and BatchNorm outputs."""
+    image = 3 * spec.image_size**2
+    side = spec.image_size // 2
+    working = 2 * 64 * side * side
+    side //= 2
+    channels = 64
+    for stage, blocks in enumerate(spec.stage_blocks):
+        width = 64 * 2**stage
+        for block in range(blocks):
+            out_side = side // 2 if (block == 0 and stage > 0) else side
+            outputs = 4 * width * out_side * out_side
+            downsample = outputs if block == 0 else 0
+            block_input = channels * side * side
+            working = max(working, block_input + downsample + width * out_side**2 + 2 * outputs)
+            side, channels = out_side, 4 * width
+    return image + working
+
+
 def resnet_activation_bytes(spec: ModelSpec, request: Request) -> float:
-    """Training: every conv and BatchNorm output is kept; inference: the largest two maps."""
+    """Training: every conv and BatchNorm output is kept; inference: the working set."""
     value = _activation_bytes_per_value(request)
     maps = _resnet_feature_maps(spec)
     if request.task == "infer":
-        largest = sorted((elements for elements, _ in maps), reverse=True)[:2]
-        return value * request.batch * sum(largest)
+        return value * request.batch * _resnet_inference_working_elements(spec)
     kept = sum(elements * times for elements, times in maps)
     pool_indices = 64 * (spec.image_size // 4) ** 2 * 8  # max pool keeps int64 indices
     return request.batch * (value * kept + pool_indices)
@@ -365,6 +399,127 @@ def kv_cache_bytes(spec: ModelSpec, request: Request) -> float:
     return 2 * spec.num_layers * spec.num_kv_heads * spec.attention_head_dim * tokens * value
 
 
+# --- transients: what exists only for a moment at the peak --------------------------------
+
+
+def block_backward_transient_bytes(spec: ModelSpec, request: Request, seq: int) -> float:
+    """The largest set of gradients one block's backward pass holds at once, beyond what it
+    keeps: the gradient handed down from above plus the largest step inside (docs/fit.md)."""
+    value = _activation_bytes_per_value(request)
+    b, s, h = request.batch, seq, spec.hidden_size
+    routed = spec.experts_per_token if spec.num_experts > 1 else 1
+    sbi = s * b * spec.intermediate_size * routed
+    full = request.task == "train"
+    steps = []
+    for fan_in, fan_out in set(layer_linear_shapes(spec)):
+        # a linear layer's backward: the gradient of its input and of its weight (added into
+        # the kept gradient afterwards); a frozen 4-bit weight is dequantised to 16 bits
+        weight = fan_in * fan_out * (value if full else 2.0 if request.task == "qlora" else 0)
+        steps.append(value * s * b * fan_in + weight)
+    # the MLP's element-wise step: GELU's gradient beside its input's, or the gated product's
+    # gradient beside those of both factors
+    steps.append(value * (3 if spec.gated_mlp else 2) * sbi)
+    dropout = spec.dropout > 0 and request.task != "infer"
+    fallback = request.attention != "eager" and dropout and request.device == "cpu"
+    # The attention's backward runs after the MLP's, whose intermediates are freed by then.
+    mlp_freed = value * (4 if spec.gated_mlp else 2) * sbi
+    if request.attention == "eager" or fallback:
+        # the gradients of the probabilities and of the scores, one value per head and pair
+        inner_value = 4.0 if fallback else value
+        steps.append(inner_value * 2 * spec.num_heads * s * s * b - mlp_freed)
+    else:  # fused attention's backward: the gradients of Q, K and V
+        steps.append(value * 3 * s * b * spec.num_heads * spec.attention_head_dim - mlp_freed)
+    return value * s * b * h + max(steps)
+
+
+def loss_backward_transient_bytes(spec: ModelSpec, request: Request, seq: int) -> float:
+    """Decoders at the start of backward: the logits (held by the model's output) and two
+    float32 gradients over the vocabulary (of the log-softmax's output and input); then, with
+    the log-softmax's kept output freed, the output head's backward: the logits and their
+    gradient, and the head's weight gradient."""
+    if spec.family not in ("decoder", "gpt2"):
+        return 0.0
+    value = _activation_bytes_per_value(request)
+    sbv = seq * request.batch * spec.vocab_size
+    head_gradient = value * spec.vocab_size * spec.hidden_size if request.task == "train" else 0
+    return max(
+        (value + 2 * FLOAT32_BYTES) * sbv,
+        max(2 * value - LOG_SOFTMAX_BYTES, 0) * sbv + head_gradient,
+    )
+
+
+def _largest_parameters(spec: ModelSpec, whole_model: bool = True) -> tuple[int, int]:
+    """The largest parameter and the one PyTorch registers just before it (elements)."""
+    if spec.family == "resnet":  # convolutions alternate with BatchNorm parameters
+        widest = 64 * 2 ** max(len(spec.stage_blocks) - 1, 0)
+        return max(widest * widest * 9, 4 * widest * spec.num_classes), 4 * widest
+    shapes = [i * o for i, o in layer_linear_shapes(spec)]
+    biased = spec.family != "decoder"
+    pairs = [
+        (size, 0 if biased else previous)
+        for previous, size in zip([0, *shapes], shapes, strict=False)
+    ]
+    if spec.vocab_size and whole_model:
+        # the token embeddings (the first parameter) and the output head (after a norm)
+        pairs.append((spec.vocab_size * spec.hidden_size, spec.hidden_size))
+    return max(pairs, key=lambda pair: 2 * pair[0] + pair[1])
+
+
+def optimizer_step_transient_bytes(
+    spec: ModelSpec, request: Request, parameters: int, whole_model: bool = True
+) -> float:
+    """What the optimizer step allocates for ``parameters`` trainable parameters beyond the
+    kept states (before sharding): PyTorch's AdamW on CUDA (foreach) takes the square root of
+    every second-moment state at once; on the CPU (one parameter at a time) the root and the
+    denominator of the largest parameter, while the previous one's denominator still lives.
+    SGD with momentum and bitsandbytes' 8-bit AdamW update in place. Mixed precision first
+    makes float32 gradients for the float32 master weights. ``whole_model`` False: one block."""
+    if request.task == "infer":
+        return 0.0
+    temporaries = 0.0
+    if request.optimizer == "adamw":
+        if request.device == "cuda":
+            temporaries = FLOAT32_BYTES * parameters
+        elif request.task == "train":
+            largest, previous = _largest_parameters(shape_stand_in(spec), whole_model)
+            temporaries = FLOAT32_BYTES * min(2 * largest + previous, parameters)
+        else:  # LoRA on the CPU: the adapters' largest matrix, rank x the wider side
+            widest = max(max(shape) for shape in layer_linear_shapes(shape_stand_in(spec)))
+            temporaries = FLOAT32_BYTES * min(3 * request.lora_rank * widest, parameters)
+    if request.task == "train" and request.dtype in ("bf16", "fp16"):
+        temporaries += FLOAT32_BYTES * parameters
+    return temporaries
+
+
+def backward_transient_bytes(spec: ModelSpec, request: Request) -> float:
+    """The forward and backward passes' transient peak for the whole model (training)."""
+    spec = shape_stand_in(spec)
+    if request.task == "infer":
+        return 0.0
+    if spec.family == "resnet":
+        return resnet_backward_transient_bytes(spec, request)
+    seq = effective_seq(spec, request)
+    return max(
+        block_backward_transient_bytes(spec, request, seq),
+        loss_backward_transient_bytes(spec, request, seq),
+    )
+
+
+def resnet_backward_transient_bytes(spec: ModelSpec, request: Request) -> float:
+    """A BatchNorm's backward: the gradients of its output and input of the largest feature
+    map; or a convolution's: the largest weight's gradient."""
+    value = _activation_bytes_per_value(request)
+    largest_map = max(elements for elements, _ in _resnet_feature_maps(spec)[1:])
+    largest_weight, _ = _largest_parameters(spec)
+    return value * max(2 * request.batch * largest_map, largest_weight)
+
+
+def peak_transient_bytes(activations: float, backward: float, step: float) -> float:
+    """Peak over the phases, beyond the kept items: the backward pass (activations held) or
+    the optimizer step (activations freed)."""
+    return max(backward, step - activations, 0.0)
+
+
 # --- one request ----------------------------------------------------------------------------
 
 
@@ -375,6 +530,7 @@ def estimate(spec: ModelSpec, request: Request) -> Breakdown:
     weights = _weight_bytes(spec, request)
     gradients, optimizer, trainable = _state_bytes(spec, request)
     activations = activation_bytes(spec, request)
+    step = optimizer_step_transient_bytes(spec, request, trainable)
     kv_cache = kv_cache_bytes(spec, request)
     notes: list[str] = []
     if spec.family == "unknown":
@@ -387,6 +543,7 @@ def estimate(spec: ModelSpec, request: Request) -> Breakdown:
     if request.sharding in ("zero2", "zero3") and request.task != "infer":
         gradients /= shards
         optimizer /= shards
+        step /= shards  # each GPU steps its own part
         if request.sharding == "zero3":
             # ZeRO-3 / FSDP keeps 1/N of the weights and gathers whole blocks as they run
             # (this one and the one prefetched).
@@ -404,9 +561,10 @@ def estimate(spec: ModelSpec, request: Request) -> Breakdown:
         else:
             # ZeRO-Offload (Ren et al. 2021): gradients and optimizer states live in CPU RAM.
             host_offload = (gradients + optimizer) * (shards if request.sharding != "none" else 1)
-            gradients = optimizer = 0.0
+            gradients = optimizer = step = 0.0  # the step runs on the CPU
+    transient = peak_transient_bytes(activations, backward_transient_bytes(spec, request), step)
     on_gpu = request.device == "cuda"
-    tensors = weights + gradients + optimizer + activations + kv_cache
+    tensors = weights + gradients + optimizer + activations + kv_cache + transient
     host_load = params * CHECKPOINT_DTYPE_BYTES.get(spec.checkpoint_dtype, 4)
     return Breakdown(
         weights_bytes=weights,
@@ -414,6 +572,7 @@ def estimate(spec: ModelSpec, request: Request) -> Breakdown:
         optimizer_bytes=optimizer,
         activations_bytes=activations,
         kv_cache_bytes=kv_cache,
+        transient_bytes=transient,
         context_bytes=CUDA_CONTEXT_BYTES if on_gpu else 0.0,
         allocator_bytes=ALLOCATOR_OVERHEAD * tensors if on_gpu else 0.0,
         host_load_bytes=host_load,

@@ -19,15 +19,24 @@ from typing import Any
 
 from dlready.fit.catalog import ModelSpec, layer_parameters, parameter_count
 from dlready.fit.estimate import (
+    LOG_SOFTMAX_BYTES,
     Request,
+    backward_transient_bytes,
+    block_backward_transient_bytes,
     effective_seq,
     estimate,
     kv_cache_bytes,
+    loss_backward_transient_bytes,
+    loss_head_activation_bytes,
+    optimizer_step_transient_bytes,
+    peak_transient_bytes,
     transformer_layer_activation_bytes,
 )
 
 WORKER_MODULE = "dlready.fit.measure_worker"
 DEFAULT_TIMEOUT_S = 300.0
+NEGLIGIBLE_BYTES = 64 * 2**10
+PEAK_ITEMS = ("weights", "gradients", "optimizer", "activations", "transient")
 
 
 class MeasureError(Exception):
@@ -48,7 +57,10 @@ class MeasuredItem:
 
     @property
     def ratio(self) -> float | None:
-        """Estimate divided by measurement (None when nothing was measured)."""
+        """Estimate divided by measurement (None when both are next to nothing: an SGD step's
+        temporaries, a KV cache an encoder does not have)."""
+        if max(self.estimate_bytes, self.measured_bytes) < NEGLIGIBLE_BYTES:
+            return None
         return self.estimate_bytes / self.measured_bytes if self.measured_bytes else None
 
 
@@ -128,39 +140,65 @@ def _job(spec: ModelSpec, request: Request, device: str) -> dict[str, Any]:
         "batch": request.batch,
         "seq": effective_seq(spec, request),
         "kv_cache": spec.family in ("decoder", "gpt2"),
+        "vocab_size": spec.vocab_size,
         "device": device,
     }
 
 
 def block_estimate(spec: ModelSpec, request: Request) -> dict[str, float]:
-    """The estimate's figures for one block (what the child builds)."""
+    """The estimate's figures for one block (what the child builds), with the optimizer
+    step's temporaries on their own (``step``) and the transient (the peak beyond the rest)."""
     whole = estimate(spec, request.with_(sharding="none", gpus=1, offload=False))
     if spec.family == "resnet":  # the whole network is built
-        items = {
+        if request.task != "train":
+            return {"weights": whole.weights_bytes, "activations": whole.activations_bytes}
+        return {
             "weights": whole.weights_bytes,
             "gradients": whole.gradients_bytes,
             "optimizer": whole.optimizer_bytes,
             "activations": whole.activations_bytes,
+            "transient": whole.transient_bytes,
+            "backward": backward_transient_bytes(spec, request),
+            "step": optimizer_step_transient_bytes(spec, request, whole.trainable_parameters),
         }
-        return items if request.task == "train" else {"weights": whole.weights_bytes}
     share = layer_parameters(spec) / parameter_count(spec)
     seq = effective_seq(spec, request)
     if request.task == "infer":
+        logits = LOG_SOFTMAX_BYTES * request.batch * spec.vocab_size
         return {
             "weights": whole.weights_bytes * share,
+            # the working set of one block (the next-token logits are outside the blocks)
+            "activations": whole.activations_bytes
+            - (logits if spec.family in ("decoder", "gpt2") else 0),
             "kv_cache": kv_cache_bytes(spec, request) / spec.num_layers,
         }
-    if request.recompute:  # a checkpointed block keeps only its input
+    layer = transformer_layer_activation_bytes(spec, request, seq)
+    backward = block_backward_transient_bytes(spec, request, seq)
+    if request.recompute:  # a checkpointed block keeps its input; backward rebuilds the rest
         value = 4 if request.dtype == "fp32" else 2
         activations = float(value * request.batch * seq * spec.hidden_size)
+        backward += layer
     else:
-        activations = transformer_layer_activation_bytes(spec, request, seq)
+        activations = layer
+    step = optimizer_step_transient_bytes(spec, request, layer_parameters(spec), whole_model=False)
     return {
         "weights": whole.weights_bytes * share,
         "gradients": whole.gradients_bytes * share,
         "optimizer": whole.optimizer_bytes * share,
         "activations": activations,
+        "transient": peak_transient_bytes(activations, backward, step),
+        "backward": backward,
+        "step": step,
+        "loss_activations": loss_head_activation_bytes(spec, request, seq),
+        "loss_transient": loss_backward_transient_bytes(spec, request, seq),
     }
+
+
+def measured_backward_transient_bytes(raw: dict[str, Any]) -> float:
+    """The forward and backward passes' peak beyond the activations and beyond the block's
+    output (which stands for the next block's input, one of its activations)."""
+    peak = raw["peak_forward_backward_bytes"]
+    return float(peak - raw["activations_bytes"] - raw["block_output_bytes"])
 
 
 def run_worker(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
@@ -219,6 +257,32 @@ def measure(
         for name in ("weights", "gradients", "optimizer", "activations", "kv_cache")
         if name in expected and f"{name}_bytes" in raw
     ]
+    if "transient" in expected and "peak_step_bytes" in raw:
+        backward = measured_backward_transient_bytes(raw)
+        step = float(raw["peak_step_bytes"])
+        # composed as the estimate's: the step's peak counts beyond the freed activations
+        transient = peak_transient_bytes(raw["activations_bytes"], backward, step)
+        kept = sum(item.measured_bytes for item in items)
+        items += [
+            MeasuredItem("transient", expected["transient"], transient),
+            MeasuredItem("- in the backward pass", expected["backward"], backward),
+            MeasuredItem("- in the optimizer step", expected["step"], step),
+            MeasuredItem(
+                "peak (all items)",
+                sum(expected[name] for name in PEAK_ITEMS),
+                kept + transient,
+            ),
+        ]
+    if "loss_peak_bytes" in raw:  # a decoder's output head and loss, built beside the block
+        head_kept = float(raw["loss_activations_bytes"])
+        items += [
+            MeasuredItem("loss and head: activations", expected["loss_activations"], head_kept),
+            MeasuredItem(
+                "loss and head: temporaries",
+                expected["loss_transient"],
+                raw["loss_peak_bytes"] - head_kept,
+            ),
+        ]
     notes = (
         ["the whole network was built"]
         if spec.family == "resnet"
@@ -232,29 +296,11 @@ def measure(
             f"measured on this machine's {'GPU' if measured_on == 'cuda' else 'CPU'}; the "
             "per-block figures here are estimated for that device"
         )
-    if "peak_rss_growth_bytes" in raw and measured_on == "cpu":
-        total = sum(expected.values())
-        items.append(
-            MeasuredItem(
-                "peak RSS growth (cross-check)", total, float(raw["peak_rss_growth_bytes"])
-            )
-        )
-        notes.append(
-            "peak RSS growth also holds transient buffers and memory the C library keeps; it "
-            "is a cross-check of the total, not of one item"
-        )
-    if "peak_allocated_bytes" in raw:
-        total = sum(expected.values())
-        items.append(
-            MeasuredItem("peak allocated (all tensors)", total, float(raw["peak_allocated_bytes"]))
-        )
     if "cuda_used_before_bytes" in raw:
         notes.append(
             f"GPU memory in use before allocating (this process's CUDA context and any other "
             f"process): {raw['cuda_used_before_bytes'] / 2**20:.0f} MiB"
         )
-    if request.task == "infer" and measured_on == "cpu":
-        notes.append("inference activations are measured on a GPU only (peak allocated)")
     shape = (
         f"the whole network, batch {request.batch} at {spec.image_size}x{spec.image_size}"
         if spec.family == "resnet"

@@ -7,24 +7,24 @@ torch, runs it as asked, and writes what it measured (JSON) on stdout. The only 
 What is measured, per block:
 
 - weights, gradients: the bytes of the parameters and of their ``.grad`` after backward;
-- optimizer: the bytes of every optimizer state tensor after one step, plus the float32 master
+- optimizer: the bytes of every optimizer state tensor after a first step, plus the float32 master
   copy when training in bf16/fp16 (kept by hand here, as DeepSpeed and Megatron do);
 - activations: the bytes of every tensor autograd saves for the backward pass, counted once per
   storage through ``torch.autograd.graph.saved_tensors_hooks`` (parameters excluded). This sees
   exactly what the estimate counts, on the CPU as on a GPU, which neither ``tracemalloc`` (blind
   to torch's allocator) nor RSS (noisy, page-granular) does;
 - KV cache (inference): the bytes of the keys and values one block keeps;
-- on CUDA: ``torch.cuda.max_memory_allocated`` (peak of all tensors) and the memory the
-  process's CUDA context took (``mem_get_info`` before allocating, minus what the allocator holds);
-- on the CPU: the growth of the process's peak RSS (``resource.getrusage``), a coarse
-  cross-check that includes transient buffers.
+- the peak: live tensor bytes per phase (forward, backward, optimizer step; ``_LiveBytes``),
+  from which the parent takes the transient (what exists only for a moment beyond the rest);
+  inference: the forward's working set;
+- on CUDA also the memory the process's CUDA context took (``mem_get_info`` before allocating,
+  minus what the allocator holds).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import resource
 import sys
 import traceback
 from typing import Any
@@ -188,10 +188,83 @@ def _bytes(tensors: Any) -> int:
     return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
 
-def _peak_rss_bytes() -> int:
-    # ru_maxrss is KiB on Linux (bytes on macOS).
-    scale = 1 if sys.platform == "darwin" else 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+class _LiveBytes:
+    """The peak of live tensor bytes per phase, above the level when it started.
+
+    On the CPU: the profiler's allocation and free events (``profile_memory=True``), every one
+    of the CPU allocator, added up in order; exact to the byte. On CUDA: the caching
+    allocator's ``max_memory_allocated``, reset at each phase.
+    """
+
+    _MARK = "dlready_phase:"
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.cuda = device.type == "cuda"
+        self.names = ["start"]
+        self.cuda_peaks: dict[str, int] = {}
+        self.profiler: torch.profiler.profile | None = None
+
+    def __enter__(self) -> _LiveBytes:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            self.profiler = torch.profiler.profile(
+                activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
+            )
+            self.profiler.__enter__()  # type: ignore[no-untyped-call]  # unannotated in torch
+        return self
+
+    def _close_phase(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device) - self.base
+            self.cuda_peaks[self.names[-1]] = peak
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def mark(self, name: str) -> None:
+        """A new phase starts here."""
+        self._close_phase()
+        self.names.append(name)
+        if not self.cuda:
+            with torch.profiler.record_function(self._MARK + name):
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        self._close_phase()
+        if self.profiler is not None:
+            self.profiler.__exit__(None, None, None)  # type: ignore[no-untyped-call]
+
+    def peaks(self) -> dict[str, int]:
+        """Peak bytes above the starting level, per phase."""
+        if self.cuda:
+            return self.cuda_peaks
+        assert self.profiler is not None
+        assert self.profiler.profiler is not None
+        results: Any = self.profiler.profiler.kineto_results
+        events: list[Any] = list(results.events())
+        starts = {
+            e.name()[len(self._MARK) :]: e.start_ns()
+            for e in events
+            if e.name().startswith(self._MARK)
+        }
+        memory = sorted(
+            (e.start_ns(), e.nbytes())
+            for e in events
+            if e.name() == "[memory]" and e.device_type().name == "CPU"
+        )
+        peaks = dict.fromkeys(self.names, 0)
+        live, phase = 0, 0
+        for time_ns, nbytes in memory:
+            while phase + 1 < len(self.names) and time_ns >= starts[self.names[phase + 1]]:
+                phase += 1
+                peaks[self.names[phase]] = live
+            live += nbytes
+            name = self.names[phase]
+            peaks[name] = max(peaks[name], live)
+        return peaks
 
 
 def run(job: dict[str, Any]) -> dict[str, Any]:
@@ -215,78 +288,150 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         result["cuda_used_before_bytes"] = total - free - torch.cuda.memory_reserved(device)
         result["device"] = torch.cuda.get_device_name(device)
         torch.cuda.reset_peak_memory_stats(device)
-    rss_before = _peak_rss_bytes()
     dtype = _DTYPES[job["dtype"]]
     train = job["task"] == "train"
     torch.manual_seed(0)
     block = (resnet(job) if job["family"] == "resnet" else Block(job)).to(device, dtype)
     block.train(train)
     result["weights_bytes"] = _bytes(block.parameters())
-    if job["family"] == "resnet":
-        side = job["image_size"]
-        x = torch.randn(job["batch"], 3, side, side, device=device, dtype=dtype)
-    else:
-        b, s, h = job["batch"], job["seq"], job["hidden_size"]
-        x = torch.randn(b, s, h, device=device, dtype=dtype, requires_grad=train)
     if not train:
         cache: list[torch.Tensor] = []
-        allocated_before = torch.cuda.memory_allocated(device) if cuda else 0
-        with torch.no_grad():
+        with _LiveBytes(device) as live, torch.no_grad():
+            # the input counts: the caller holds it (the batch, or the previous block's output)
             if job["family"] == "resnet":
+                side = job["image_size"]
+                x = torch.randn(job["batch"], 3, side, side, device=device, dtype=dtype)
                 block(x)
             else:
+                b, s, h = job["batch"], job["seq"], job["hidden_size"]
+                x = torch.randn(b, s, h, device=device, dtype=dtype)
                 block(x, cache if job["kv_cache"] else None)
         result["kv_cache_bytes"] = _bytes(cache)
-        if cuda:
-            peak = torch.cuda.max_memory_allocated(device) - allocated_before
-            result["activations_bytes"] = peak - result["kv_cache_bytes"]
-            result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
-        result["peak_rss_growth_bytes"] = _peak_rss_bytes() - rss_before
+        # the working set: the forward's peak with its input, less the keys and values kept
+        result["activations_bytes"] = live.peaks()["start"] - result["kv_cache_bytes"]
         return result
     parameter_storages = {p.untyped_storage().data_ptr() for p in block.parameters()}
-    saved: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        pointer = storage.data_ptr()
-        if pointer and pointer not in parameter_storages:
-            saved[pointer] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        if job["recompute"]:
-            from torch.utils.checkpoint import checkpoint
-
-            out = checkpoint(block, x, use_reentrant=False)
-        else:
-            out = block(x)
-    result["activations_bytes"] = sum(saved.values())
-    out.float().square().mean().backward()
     params: list[torch.Tensor] = list(block.parameters())
-    result["gradients_bytes"] = _bytes(p.grad for p in params)
     mixed = dtype != torch.float32
-    if mixed:  # float32 master weights, updated by the optimizer, copied back
-        masters = [p.detach().float().clone().requires_grad_(True) for p in params]
-        for master, p in zip(masters, params, strict=True):
-            master.grad = None if p.grad is None else p.grad.float()
-    else:
-        masters = params
+    # float32 master weights, updated by the optimizer and copied back (kept by hand, as
+    # DeepSpeed and Megatron do)
+    masters = [p.detach().float().clone().requires_grad_(True) for p in params] if mixed else params
     if job["optimizer"] == "adamw":
         optimizer: torch.optim.Optimizer = torch.optim.AdamW(masters, lr=1e-4)
     elif job["optimizer"] == "sgd":
         optimizer = torch.optim.SGD(masters, lr=1e-4, momentum=0.9)
     else:
         raise RuntimeError("the 8-bit optimizer needs bitsandbytes and a GPU; not measured")
-    optimizer.step()
+
+    def new_input() -> torch.Tensor:
+        if job["family"] == "resnet":
+            side = job["image_size"]
+            return torch.randn(job["batch"], 3, side, side, device=device, dtype=dtype)
+        b, s, h = job["batch"], job["seq"], job["hidden_size"]
+        return torch.randn(b, s, h, device=device, dtype=dtype, requires_grad=True)
+
+    def forward(x: torch.Tensor, saved: dict[int, int]) -> torch.Tensor:
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            storage = tensor.untyped_storage()
+            pointer = storage.data_ptr()
+            if pointer and pointer not in parameter_storages:
+                saved[pointer] = storage.nbytes()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            if job["recompute"]:
+                from torch.utils.checkpoint import checkpoint
+
+                out: torch.Tensor = checkpoint(block, x, use_reentrant=False)
+            else:
+                out = block(x)
+        return out
+
+    def step() -> None:
+        if mixed:  # the optimizer updates the float32 masters from float32 gradients
+            for master, p in zip(masters, params, strict=True):
+                master.grad = None if p.grad is None else p.grad.float()
+        optimizer.step()
+        if mixed:
+            with torch.no_grad():
+                for master, p in zip(masters, params, strict=True):
+                    p.copy_(master)
+                    master.grad = None
+
+    # A first iteration creates the gradients and the optimizer states; the measured one then
+    # runs as every later step does, with them in memory (gradients zeroed in place, as with
+    # gradient accumulation or zero_grad(set_to_none=False)).
+    warm = forward(new_input(), {})
+    torch.autograd.backward(warm, torch.ones_like(warm))
+    del warm
+    step()
+    result["gradients_bytes"] = _bytes(p.grad for p in params)
     states = [t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
     result["optimizer_bytes"] = _bytes(states) + (_bytes(masters) if mixed else 0)
-    if mixed:
-        for master in masters:
-            master.grad = None
-    if cuda:
-        result["peak_allocated_bytes"] = torch.cuda.max_memory_allocated(device)
-    result["peak_rss_growth_bytes"] = _peak_rss_bytes() - rss_before
+    for p in params:
+        if p.grad is not None:
+            p.grad.zero_()
+    saved: dict[int, int] = {}
+    with _LiveBytes(device) as live:
+        x = new_input()
+        out = forward(x, saved)
+        result["block_output_bytes"] = _bytes([out])
+        live.mark("backward")
+        # the gradient of the block's output, as the block above (or the loss) hands it down
+        torch.autograd.backward(out, torch.ones_like(out))
+        del out, x
+        live.mark("step")
+        step()
+    result["activations_bytes"] = sum(saved.values())
+    phases = live.peaks()
+    result["peak_forward_backward_bytes"] = max(phases["start"], phases["backward"])
+    result["peak_step_bytes"] = phases["step"]
+    if job["family"] in ("decoder", "gpt2") and job.get("vocab_size"):
+        result.update(measure_loss_head(job, device, dtype))
     return result
+
+
+def measure_loss_head(
+    job: dict[str, Any], device: torch.device, dtype: torch.dtype
+) -> dict[str, int]:
+    """A decoder's end: the final norm, the output head and the loss over the vocabulary, as
+    Hugging Face computes it (logits in the compute dtype, held by the model's output; cross
+    entropy in float32). Returns what it keeps for backward and its forward and backward peak
+    beyond that, with the head's gradient already in memory."""
+    b, s, h, vocab = job["batch"], job["seq"], job["hidden_size"], job["vocab_size"]
+    norm = (_RMSNorm(h) if job["family"] == "decoder" else nn.LayerNorm(h)).to(device, dtype)
+    head = nn.Linear(h, vocab, bias=False).to(device, dtype)
+    labels = torch.randint(0, vocab, (b * s,), device=device)
+    weights = {p.untyped_storage().data_ptr() for p in (*norm.parameters(), *head.parameters())}
+
+    def loss_of(hidden: torch.Tensor, saved: dict[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            storage = tensor.untyped_storage()
+            if storage.data_ptr() and storage.data_ptr() not in weights:
+                saved[storage.data_ptr()] = storage.nbytes()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            logits = head(norm(hidden))
+            loss = F.cross_entropy(logits.float().view(-1, vocab), labels)
+        return logits, loss
+
+    def hidden_state() -> torch.Tensor:
+        return torch.randn(b, s, h, device=device, dtype=dtype, requires_grad=True)
+
+    torch.autograd.backward(loss_of(hidden_state(), {})[1])  # the head's gradient exists
+    saved: dict[int, int] = {}
+    with _LiveBytes(device) as live:
+        hidden = hidden_state()
+        logits, loss = loss_of(hidden, saved)
+        live.mark("backward")
+        torch.autograd.backward(loss)
+        del logits, loss, hidden
+    phases = live.peaks()
+    return {
+        "loss_activations_bytes": sum(saved.values()),
+        "loss_peak_bytes": max(phases["start"], phases["backward"]),
+    }
 
 
 def main() -> int:

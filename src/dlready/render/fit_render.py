@@ -23,6 +23,7 @@ ITEM_LABELS = {
     "optimizer": "optimizer states",
     "activations": "activations",
     "kv_cache": "KV cache",
+    "transient": "peak temporaries",
     "cuda_context": "CUDA context",
     "allocator": "allocator overhead",
 }
@@ -233,7 +234,8 @@ def render_measurement(measurement: Measurement, console: Console) -> None:
         table.add_column(column, justify="left" if column == "item" else "right")
     for item in measurement.items:
         ratio = f"{item.ratio:.2f}" if item.ratio is not None else "-"
-        table.add_row(item.name, gib(item.estimate_bytes), gib(item.measured_bytes), ratio)
+        label = ITEM_LABELS.get(item.name, item.name)
+        table.add_row(label, gib(item.estimate_bytes), gib(item.measured_bytes), ratio)
     console.print(table)
     for note in measurement.notes:
         console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
@@ -281,7 +283,8 @@ def render_markdown(report: FitReport, measurement: Measurement | None) -> str:
         for item in measurement.items:
             ratio = f"{item.ratio:.2f}" if item.ratio is not None else "-"
             lines.append(
-                f"| {item.name} | {gib(item.estimate_bytes)} | {gib(item.measured_bytes)} | "
+                f"| {ITEM_LABELS.get(item.name, item.name)} | {gib(item.estimate_bytes)} | "
+                f"{gib(item.measured_bytes)} | "
                 f"{ratio} |"
             )
     lines += [f"- note: {printable(note)}" for note in report.notes]
