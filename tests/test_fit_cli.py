@@ -341,3 +341,24 @@ def test_cpu_only_machine_gets_no_bitsandbytes_strategies() -> None:
     assert not report.fits
     assert not {o.key for o in report.options} & {"int8", "int4", "adamw_8bit", "qlora"}
     assert any("need an NVIDIA or AMD GPU" in note for note in report.notes)
+
+
+def test_measure_refuses_a_job_larger_than_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before allocating anything: a swap storm or the OOM killer would say far less, later."""
+    from dlready.fit import measure as measure_module
+
+    pytest.importorskip("torch")
+    gpt2 = resolve_model("gpt2")
+    request = Request(task="train", dtype="fp32", batch=2, seq=128, device="cpu")
+    needed = measure_module.job_peak_bytes(gpt2, request)
+    assert needed > 100 * 2**20  # a block, its states, and GPT-2's 50,257-word head
+    monkeypatch.setattr(measure_module, "_host_available_bytes", lambda: round(needed / 2))
+    with pytest.raises(measure_module.MeasureError) as refused:
+        measure_module.measure(gpt2, request, "cpu")
+    assert str(refused.value).startswith("cannot measure: measuring needs about 0.")
+    assert "GiB of RAM available" in str(refused.value)
+    # with room, the same job runs, and its peak is about what was expected of it
+    monkeypatch.setattr(measure_module, "_host_available_bytes", lambda: round(needed * 2))
+    measured = measure_module.measure(gpt2, request, "cpu")
+    peak = next(item for item in measured.items if item.name == "peak (all items)")
+    assert peak.measured_bytes < needed

@@ -52,9 +52,9 @@ def _lost_gpu() -> object:
     return replay_snapshot("h100-80gb-hbm3", nvml=nvml, psu_watts=1200)
 
 
-def _fit_args(tmp_path: Path, *args: str) -> list[str]:
+def _fit_args(tmp_path: Path, machine: str, *args: str) -> list[str]:
     """``dlready fit`` against the 4x RTX 4090 workstation (one card) or the H100 server."""
-    nvml = nvidia_scenario("4x-rtx-4090").replay() if "4090" in str(tmp_path) else None
+    nvml = nvidia_scenario("4x-rtx-4090").replay() if machine == "4x-rtx-4090" else None
     path = tmp_path / "snapshot.json"
     path.write_text(json.dumps(to_jsonable(replay_snapshot("h100-80gb-hbm3", nvml=nvml))))
     return ["fit", *args, "--snapshot", str(path), "--gpus", "1"]
@@ -128,11 +128,15 @@ CASES = [
     LayoutCase(
         # batch 4: the recommendation then includes gradient checkpointing (a quoted call)
         "fit-7b-train-4090",
-        lambda tmp_path: _fit_args(tmp_path, "llama-2-7b", "--task", "train", "--batch", "4"),
+        lambda tmp_path: _fit_args(
+            tmp_path, "4x-rtx-4090", "llama-2-7b", "--task", "train", "--batch", "4"
+        ),
     ),
     LayoutCase(
         "fit-70b-train-h100-markdown",
-        lambda tmp_path: _fit_args(tmp_path, "llama-2-70b", "--task", "train", "--markdown"),
+        lambda tmp_path: _fit_args(
+            tmp_path, "h100-80gb-hbm3", "llama-2-70b", "--task", "train", "--markdown"
+        ),
     ),
     LayoutCase(
         "fit-8b-4x-4090-one-lost",

@@ -201,6 +201,24 @@ def measured_backward_transient_bytes(raw: dict[str, Any]) -> float:
     return float(peak - raw["activations_bytes"] - raw["block_output_bytes"])
 
 
+def _host_available_bytes() -> int | None:
+    """RAM this machine has free now (for a measurement on the CPU), or None if unknown."""
+    from dlready.probes.host_gateway import RealHost
+    from dlready.probes.hostfs import RealHostFiles
+    from dlready.probes.memory import probe_memory
+
+    try:
+        memory = probe_memory(RealHostFiles(), RealHost())
+    except Exception:  # noqa: BLE001  # unknown: the child then does not check
+        return None
+    known = [
+        int(reading.value)
+        for reading in (memory.available_bytes, memory.effective_total_bytes)
+        if reading.ok and reading.value is not None
+    ]
+    return min(known) if known else None  # a container's limit caps what the host has free
+
+
 def run_worker(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Run the child and return its result.
 
@@ -230,11 +248,25 @@ def run_worker(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     except json.JSONDecodeError:
         result = {}
     if "error" in result:
-        raise MeasureError(f"the measurement failed: {result['error']}")
+        said = "cannot measure" if result.get("refused") else "the measurement failed"
+        raise MeasureError(f"{said}: {result['error']}")
     if process.returncode != 0 or not result:
         last = (stderr.strip().splitlines() or ["no output"])[-1]
         raise MeasureError(f"the measurement process ended with code {process.returncode}: {last}")
     return result
+
+
+def job_peak_bytes(spec: ModelSpec, request: Request) -> float:
+    """What the child will hold at most, by the estimate: the block (or ResNet) at its peak,
+    then, for a decoder, the output head beside it (its weight and gradient, the logits and
+    the loss). The child refuses to start when the device has less free (see measure_worker)."""
+    expected = block_estimate(spec, request)
+    total = sum(expected.get(name, 0.0) for name in (*PEAK_ITEMS, "kv_cache"))
+    if "loss_activations" in expected and spec.vocab_size:
+        value = 4 if request.dtype == "fp32" else 2
+        head_weight = value * spec.vocab_size * spec.hidden_size
+        total += 2 * head_weight + expected["loss_activations"] + expected["loss_transient"]
+    return total
 
 
 def measure(
@@ -249,7 +281,12 @@ def measure(
     reason = measurable(spec, request)
     if reason:
         raise MeasureError(reason)
-    raw = run_worker(_job(spec, request, device), timeout_s)
+    job = _job(spec, request, device)
+    job["expected_peak_bytes"] = {
+        kind: round(job_peak_bytes(spec, request.with_(device=kind))) for kind in ("cpu", "cuda")
+    }
+    job["host_available_bytes"] = _host_available_bytes()
+    raw = run_worker(job, timeout_s)
     measured_on = str(raw.get("device_type", "cpu"))
     expected = block_estimate(spec, request.with_(device=measured_on))
     items = [

@@ -267,6 +267,34 @@ class _LiveBytes:
         return peaks
 
 
+_FREE_SHARE = 0.9
+"""Of the free memory, what the measurement may plan to use (the rest for torch itself)."""
+
+
+class DoesNotFitError(Exception):
+    """The measurement would need more memory than the device has free."""
+
+
+def _refuse_when_it_cannot_fit(job: dict[str, Any], device: torch.device) -> None:
+    """Refuse before allocating anything when the estimate says the job cannot fit: a swap
+    storm or the out-of-memory killer would tell the user far less, far later."""
+    expected = (job.get("expected_peak_bytes") or {}).get(device.type)
+    if device.type == "cuda":
+        free: int | None = torch.cuda.mem_get_info(device)[0]
+        where = f"free on {torch.cuda.get_device_name(device)}"
+    else:
+        free = job.get("host_available_bytes")
+        where = "of RAM available"
+    if expected is None or free is None or expected <= _FREE_SHARE * free:
+        return
+    gib = 2**30
+    raise DoesNotFitError(
+        f"measuring needs about {expected / gib:.1f} GiB and this machine has "
+        f"{free / gib:.1f} GiB {where}; measure a smaller --batch or --seq (the estimate "
+        "scales from it), or on a machine with more memory"
+    )
+
+
 def run(job: dict[str, Any]) -> dict[str, Any]:
     """Build, run and measure one block."""
     wanted = job["device"]
@@ -288,6 +316,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         result["cuda_used_before_bytes"] = total - free - torch.cuda.memory_reserved(device)
         result["device"] = torch.cuda.get_device_name(device)
         torch.cuda.reset_peak_memory_stats(device)
+    _refuse_when_it_cannot_fit(job, device)
     dtype = _DTYPES[job["dtype"]]
     train = job["task"] == "train"
     torch.manual_seed(0)
@@ -439,6 +468,9 @@ def main() -> int:
     try:
         job = json.loads(sys.stdin.read())
         result = run(job)
+    except DoesNotFitError as exc:
+        print(json.dumps({"error": str(exc), "refused": True}))
+        return 1
     except Exception as exc:  # noqa: BLE001  # reported to the parent, never a traceback
         traceback.print_exc(file=sys.stderr)
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
