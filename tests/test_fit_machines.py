@@ -449,3 +449,24 @@ def test_recommendation_is_the_least_costly_combination(
         return
     expected = _exhaustive_cheapest(spec, request_, machine)
     assert (report.recommended.key if report.recommended else None) == expected
+
+
+def test_gpus_left_out_alike_are_named_once_as_a_range() -> None:
+    four = replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("4x-rtx-4090").replay())
+    machine = machine_from_snapshot(four, 1)
+    assert machine.left_out == ("GPU 1-3 (NVIDIA GeForce RTX 4090): --gpus 1 asked for fewer",)
+
+
+def test_a_peak_in_the_optimizer_step_says_what_lowers_it() -> None:
+    """7B mixed-precision AdamW on one GPU: the step's float32 gradients and square roots
+    come when the activations are freed, so recomputation alone changes nothing."""
+    spec = resolve_model("llama-2-7b")
+    asked = Request(task="train", dtype="bf16", batch=1, seq=1024)
+    breakdown = estimate(spec, asked)
+    (note,) = [n for n in breakdown.notes if "optimizer step" in n]
+    assert "gradient checkpointing" in note
+    assert "8-bit AdamW" in note
+    recomputed = estimate(spec, asked.with_(recompute=True))
+    assert recomputed.device_bytes == pytest.approx(breakdown.device_bytes)
+    small = estimate(resolve_model("gpt2"), Request(task="train", dtype="fp32", batch=8, seq=1024))
+    assert not [n for n in small.notes if "optimizer step" in n]  # its peak is in backward

@@ -562,7 +562,14 @@ def estimate(spec: ModelSpec, request: Request) -> Breakdown:
             # ZeRO-Offload (Ren et al. 2021): gradients and optimizer states live in CPU RAM.
             host_offload = (gradients + optimizer) * (shards if request.sharding != "none" else 1)
             gradients = optimizer = step = 0.0  # the step runs on the CPU
-    transient = peak_transient_bytes(activations, backward_transient_bytes(spec, request), step)
+    backward = backward_transient_bytes(spec, request)
+    transient = peak_transient_bytes(activations, backward, step)
+    if step - activations > backward and step > 0:
+        notes.append(
+            "the peak comes in the optimizer step, after the activations are freed: fewer "
+            "activations (gradient checkpointing, a smaller batch) do not lower it; fewer "
+            "optimizer bytes (8-bit AdamW, sharding, offload) do"
+        )
     on_gpu = request.device == "cuda"
     tensors = weights + gradients + optimizer + activations + kv_cache + transient
     host_load = params * CHECKPOINT_DTYPE_BYTES.get(spec.checkpoint_dtype, 4)

@@ -16,6 +16,7 @@ from dlready.fit.estimate import (
     shape_stand_in,
 )
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot, StackState
+from dlready.render.text import gpu_range_label
 from dlready.words import vendor_words
 
 TIGHT_SHARE = 0.05
@@ -199,7 +200,12 @@ def machine_from_snapshot(
             else "another model than the GPUs planned for (one model copy is sized by the "
             f"smallest GPU it uses; --gpus {len(usable)} plans for all of them)"
         )
-        left_out += [f"GPU {gpu.index} ({gpu.name}): {why}" for gpu in unchosen]
+        by_name: dict[str, list[int]] = {}
+        for left in unchosen:
+            by_name.setdefault(left.name, []).append(left.index)
+        left_out += [
+            f"{gpu_range_label(indices)} ({name}): {why}" for name, indices in by_name.items()
+        ]
     gpus.sort(key=lambda g: g.index)
     memory = snapshot.memory
     available = memory.available_bytes.value if memory.available_bytes.ok else None

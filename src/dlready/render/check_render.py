@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
-from dlready.render.text import format_number, printable
+from dlready.render.text import format_number, gpu_range_label, printable
 from dlready.spec.bar import FailOn
 from dlready.spec.build import BuildPart
 from dlready.spec.verdict import (
@@ -66,14 +66,6 @@ def _threshold(criterion: Criterion, value: float | str | None) -> str:
 def _gib(size_bytes: float) -> str:
     """Bytes as GiB, rounded as the verdict rounds them, so the summary and the table agree."""
     return f"{format_number(round(size_bytes / GIB, 2))} GiB"
-
-
-def gpu_range_label(indices: Sequence[int]) -> str:
-    """``GPU 0-3`` for a contiguous run, ``GPU 0, 2, 5`` otherwise, ``GPU 1`` for one."""
-    ordered = sorted(indices)
-    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
-        return f"GPU {ordered[0]}-{ordered[-1]}"
-    return "GPU " + ", ".join(str(index) for index in ordered)
 
 
 # --- what this machine has --------------------------------------------------------------------

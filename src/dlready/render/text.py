@@ -10,6 +10,7 @@ renderer passes such strings through :func:`printable` (and rich's ``escape`` fo
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
 
@@ -53,6 +54,14 @@ def format_percent(value: float) -> str:
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """``1 rank``, ``2 ranks``: a count and its noun in the right number."""
     return f"{format_number(count)} {noun if count == 1 else plural or noun + 's'}"
+
+
+def gpu_range_label(indices: Sequence[int]) -> str:
+    """``GPU 0-3`` for a contiguous run, ``GPU 0, 2, 5`` otherwise, ``GPU 1`` for one."""
+    ordered = sorted(indices)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"GPU {ordered[0]}-{ordered[-1]}"
+    return "GPU " + ", ".join(str(index) for index in ordered)
 
 
 class WholeWordsWrapper(textwrap.TextWrapper):
