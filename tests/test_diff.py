@@ -235,3 +235,26 @@ def test_a_path_that_is_no_small_regular_file_is_refused_at_once(tmp_path: Path,
     assert result.exit_code == 2
     assert f"{path}: cannot read: {message}" in result.stderr
     assert result.stdout == ""
+
+
+def test_more_gpus_pair_parts_by_kind_not_by_position() -> None:
+    """One H100 against four RTX 4090s: GPU 0 is compared with GPU 0, the power supply with
+    the power supply; three GPU parts appeared (positions would pair the PSU with a GPU)."""
+    from scenarios_gpu import nvidia_scenario
+
+    before = _check_document()
+    after = _check_document(nvml=nvidia_scenario("4x-rtx-4090").replay())
+    found = diff_reports(before, after)
+    paths = {d.path: d for d in found}
+    appeared = sorted(d.path for d in found if d.kind == "appeared" and d.path.endswith("]"))
+    assert [p for p in appeared if p.startswith("data.components[component=gpu")] == [
+        "data.components[component=gpu#2]",
+        "data.components[component=gpu#3]",
+        "data.components[component=gpu#4]",
+    ]
+    subject = paths["data.components[component=gpu].subject"]
+    assert (subject.before, subject.after) == (
+        "GPU 0: NVIDIA H100 80GB HBM3",
+        "GPU 0: NVIDIA GeForce RTX 4090",
+    )
+    assert not [d for d in found if d.path.endswith("].component")]  # no part became another

@@ -137,10 +137,15 @@ def _close(before: Any, after: Any) -> bool:
     )
 
 
-def _list_key(before: list[Any], after: list[Any]) -> tuple[str, ...] | None:
+def _list_key(before: list[Any], after: list[Any]) -> tuple[tuple[str, ...], bool] | None:
+    """The fields that pair up the items of two lists, and whether they need a count: the
+    first of :data:`_LIST_KEYS` that names each item once, else the first that every item
+    has, with the items counted within each value (check's several ``gpu`` components: the
+    first GPU part before with the first after, and so on), never their positions."""
     items = [*before, *after]
     if not items or not all(isinstance(item, dict) for item in items):
         return None
+    shared: tuple[str, ...] | None = None
     for fields in _LIST_KEYS:
         if not all(all(f in item for f in fields) for item in items):
             continue
@@ -150,8 +155,20 @@ def _list_key(before: list[Any], after: list[Any]) -> tuple[str, ...] | None:
         if len(set(values[: len(before)])) == len(before) and len(
             set(values[len(before) :])
         ) == len(after):
-            return fields
-    return None
+            return fields, False
+        shared = shared or fields
+    return (shared, True) if shared else None
+
+
+def _labels(items: list[dict[str, Any]], fields: tuple[str, ...], counted: bool) -> list[str]:
+    """``component=gpu`` (or ``component=gpu#2`` for the second such item, when counted)."""
+    seen: dict[str, int] = {}
+    labels = []
+    for item in items:
+        label = ",".join(f"{f}={item[f]}" for f in fields)
+        seen[label] = seen.get(label, 0) + 1
+        labels.append(f"{label}#{seen[label]}" if counted and seen[label] > 1 else label)
+    return labels
 
 
 class _Walker:
@@ -203,8 +220,8 @@ class _Walker:
             )
 
     def _list(self, path: str, key: str, before: list[Any], after: list[Any]) -> None:
-        fields = _list_key(before, after)
-        if fields is None:
+        keyed = _list_key(before, after)
+        if keyed is None:
             if all(not isinstance(v, (dict, list)) for v in [*before, *after]):
                 if before != after:
                     self.found.append(Difference(path, "changed", before=before, after=after))
@@ -219,11 +236,9 @@ class _Walker:
                     self.walk(child, key, before[index], after[index])
             return
 
-        def label(item: dict[str, Any]) -> str:
-            return ",".join(f"{f}={item[f]}" for f in fields)
-
-        before_by = {label(item): item for item in before}
-        after_by = {label(item): item for item in after}
+        fields, counted = keyed
+        before_by = dict(zip(_labels(before, fields, counted), before, strict=True))
+        after_by = dict(zip(_labels(after, fields, counted), after, strict=True))
         for name, item in before_by.items():
             child = f"{path}[{name}]"
             if name in after_by:
