@@ -250,3 +250,22 @@ def test_maxima_are_not_called_minimum(tmp_path: Path) -> None:
     assert "minimum ≤" not in result.stdout
     assert "≤ 90 °C, recommended ≤ 80 °C" in result.stdout  # CPU package temperature
     assert "≤ 5 jobs (RAM)" in result.stdout
+
+
+def test_an_amd_card_without_its_driver_is_below_minimum_with_the_fix() -> None:
+    """sysfs lists the RX 7900 XTX, but the amdgpu module is not loaded: the card cannot be
+    used, so its part is below minimum and says how to load the driver (not "not judged")."""
+    from scenarios_gpu import amd_without_driver_file_texts, library_not_found
+
+    snapshot = replay_snapshot(
+        "cpu-only-epyc-vm",
+        nvml=library_not_found(),
+        files_extra=dict(amd_without_driver_file_texts()),
+    )
+    report = judge(snapshot, load_builtin_profile("book-2020"))
+    gpus = [c for c in report.components if c.component == "gpu"]
+    assert gpus
+    for part in gpus:
+        assert part.status is Status.BELOW_MINIMUM
+        assert "amdgpu kernel module is not loaded" in part.advice
+        assert "`sudo modprobe amdgpu`" in part.advice

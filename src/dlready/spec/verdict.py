@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlready.install.versions import compute_capability_key
 from dlready.model import (
+    DriverStack,
     GpuInfo,
     GpuVendor,
     MachineSnapshot,
@@ -562,11 +563,31 @@ def broken_gpu_reason(gpu: GpuInfo) -> str | None:
     return None
 
 
-def judge_gpu(gpu: GpuInfo, profile: SpecProfile) -> ComponentVerdict:
+_UNUSABLE_STACK_STATES = frozenset(
+    {
+        StackState.DRIVER_NOT_LOADED,
+        StackState.VERSION_MISMATCH,
+        StackState.NO_PERMISSION,
+        StackState.TIMED_OUT,
+        StackState.FAILED,
+    }
+)
+"""A driver stack in one of these states cannot run the GPUs it lists (an AMD card that sysfs
+shows while the amdgpu module is not loaded)."""
+
+
+def judge_gpu(
+    gpu: GpuInfo, profile: SpecProfile, stack: DriverStack | None = None
+) -> ComponentVerdict:
     """One GPU: VRAM, compute capability, FP32 throughput, PCIe width (those the profile
-    names). A GPU that is present but broken is below minimum, with its fix."""
+    names). A GPU that is present but broken, or whose driver (``stack``, its vendor's) does
+    not work, is below minimum, with its fix."""
     subject = _gpu_subject(gpu)
     broken = broken_gpu_reason(gpu)
+    if broken is None and stack is not None and stack.state in _UNUSABLE_STACK_STATES:
+        broken = (stack.reason or "its driver does not work") + (
+            f". Fix: {stack.hint}" if stack.hint else ""
+        )
     if broken is not None:
         opening = (
             "This GPU is there, but your user has no permission to use it"
@@ -957,7 +978,9 @@ def judge(
     display_only = display_only_gpus(snapshot.gpus)
     compute_gpus = _compute_gpus(snapshot.gpus)
     if profile.judges_gpus and compute_gpus:
-        components.extend(judge_gpu(gpu, profile) for gpu in compute_gpus)
+        components.extend(
+            judge_gpu(gpu, profile, snapshot.stack(gpu.vendor)) for gpu in compute_gpus
+        )
     elif profile.judges_gpus:
         components.append(_no_gpu_verdict(snapshot, profile))
     budget = power_budget(snapshot, profile)
