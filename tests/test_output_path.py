@@ -332,3 +332,16 @@ def test_stdout_and_stderr_on_one_pipe_whose_reader_went_away_is_exit_3(
     finally:
         os.close(write_end)
     assert result.returncode == ExitCode.COULD_NOT_RUN
+
+
+def test_an_unknown_command_points_to_the_list_of_commands() -> None:
+    """`dlready chek --json`: the envelope names no command that does not exist, and the hint
+    is a help command that works."""
+    result = _run("chek", "--json")
+    assert result.returncode == ExitCode.USAGE
+    document = json.loads(result.stdout)
+    assert document["command"] == "dlready"
+    assert document["errors"][0]["hint"] == "see `dlready --help`"
+    assert "Did you mean 'check'?" in document["errors"][0]["message"]
+    known = json.loads(_run("check", "--bogus", "--json").stdout)
+    assert known["errors"][0]["hint"] == "see `dlready check --help`"

@@ -196,8 +196,11 @@ def _parser_error(exc: ClickException, args: list[str]) -> int:
 
     options = args[: args.index("--")] if "--" in args else args
     if "--json" in options:
-        command = next((arg for arg in options if not arg.startswith("-")), "dlready")
-        problem = Problem("usage", exc.format_message(), f"see `dlready {command} --help`")
+        named = next((arg for arg in options if not arg.startswith("-")), None)
+        known = named in {name for name, _, _ in COMMANDS}
+        command = named if known and named else "dlready"
+        help_command = f"dlready {command} --help" if known else "dlready --help"
+        problem = Problem("usage", exc.format_message(), f"see `{help_command}`")
         result = CommandResult(command, ExitCode.USAGE, errors=(problem,))
         return int(emit(result, OutputFormat.JSON))
     with contextlib.suppress(OSError, ValueError):  # stderr refuses: the exit code still tells
