@@ -369,3 +369,13 @@ def test_gpu_check_digest_of_a_report_it_cannot_read_is_one_line(
     assert completed.returncode == 0
     assert says in completed.stdout
     assert "Traceback" not in completed.stdout + completed.stderr
+
+
+def test_a_device_that_does_not_exist_is_one_error_line_not_a_report() -> None:
+    result = runner.invoke(app, ["smoke", "--device", "cuda"])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""  # no report of 25 skipped checks that reads as a failure
+    first, hint = result.stderr.splitlines()[:2]
+    assert first.startswith("error: --device cuda: no such device on this machine: ")
+    assert "no NVIDIA GPU" in first
+    assert hint.startswith("hint: leave --device out")

@@ -323,9 +323,14 @@ def _smoke(
         if check.failed
     ]
     if code is ExitCode.USAGE:
-        device_fix = next((c.fix for c in report.all_checks if c.name == "device" and c.fix), None)
+        device_check = next((c for c in report.all_checks if c.name == "device"), None)
+        why = device_check.explanation if device_check else None
         errors = [
-            Problem("usage", f"--device {device}: no such device on this machine", device_fix)
+            Problem(
+                "usage",
+                f"--device {device}: no such device on this machine" + (f": {why}" if why else ""),
+                device_check.fix if device_check else None,
+            )
         ]
 
     import os
@@ -340,7 +345,9 @@ def _smoke(
         code,
         data=report_data(report, os.environ),
         errors=tuple(errors),
-        text=text,
+        # A device that does not exist is a usage error: its one error line and hint say it
+        # all (a report of 25 skipped checks would read as a judged failure).
+        text=None if code is ExitCode.USAGE else text,
     )
 
 
