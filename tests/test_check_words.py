@@ -284,3 +284,18 @@ def test_smoke_json_says_which_rank_it_is() -> None:
     data = report_data(_smoke_report("x"), environ)
     assert data["rank"] == {"rank": 3, "world_size": 8, "local_rank": 3}
     assert report_data(_smoke_report("x"))["rank"] is None
+
+
+def test_the_overall_line_names_an_unjudged_cooling_criterion_once() -> None:
+    """Cooling's criteria say what they measure: "CPU package temperature", not "Cooling CPU
+    package temperature"; other parts keep their name before the criterion."""
+    from dlready.render.check_render import not_judged
+    from dlready.spec.profile import load_builtin_profile
+    from dlready.spec.verdict import judge
+    from machines import replay_snapshot
+
+    report = judge(replay_snapshot("h100-80gb-hbm3"), load_builtin_profile("book-2020"))
+    items = not_judged(report)
+    assert "CPU package temperature" in items
+    assert "CPU max clock" in items
+    assert not [item for item in items if item.startswith("Cooling ")]

@@ -320,7 +320,9 @@ def not_judged(report: CheckReport) -> list[str]:
         if part.component.status is Status.UNKNOWN:
             items.append(part.label)
         else:
-            items += [f"{part.label} {criterion_label(n)}" for n in part.component.not_judged]
+            # Cooling's criteria name their own subject ("CPU package temperature").
+            prefix = "" if part.component.component == "cooling" else f"{part.label} "
+            items += [f"{prefix}{criterion_label(n)}" for n in part.component.not_judged]
     return items
 
 
