@@ -269,3 +269,12 @@ def test_an_amd_card_without_its_driver_is_below_minimum_with_the_fix() -> None:
         assert part.status is Status.BELOW_MINIMUM
         assert "amdgpu kernel module is not loaded" in part.advice
         assert "`sudo modprobe amdgpu`" in part.advice
+
+
+def test_a_snapshot_that_lists_one_gpu_twice_is_refused(tmp_path: Path) -> None:
+    document = to_jsonable(replay_snapshot("h100-80gb-hbm3"))
+    document["gpus"] = document["gpus"] * 3  # an edited file: 3 copies of GPU 0
+    path = tmp_path / "repeated.json"
+    path.write_text(json.dumps(document))
+    with pytest.raises(SnapshotFileError, match=r"gpus\[1\] repeats nvidia GPU 0"):
+        load_snapshot_file(path)

@@ -54,7 +54,22 @@ def load_snapshot_file(path: Path) -> MachineSnapshot:
     finally:
         if collecting:
             gc.enable()
+    _refuse_repeated_gpus(path, snapshot)
     return screen_snapshot(snapshot)
+
+
+def _refuse_repeated_gpus(path: Path, snapshot: MachineSnapshot) -> None:
+    """No machine lists one GPU twice: an edited or merged file would be judged as several
+    cards (and powered and cooled as them)."""
+    seen: set[tuple[str, int]] = set()
+    for position, gpu in enumerate(snapshot.gpus):
+        key = (str(gpu.vendor), gpu.index)
+        if key in seen:
+            raise SnapshotFileError(
+                f"{path}: not a dlready snapshot: gpus[{position}] repeats {gpu.vendor} GPU "
+                f"{gpu.index}; each GPU is listed once"
+            )
+        seen.add(key)
 
 
 def _read_json(path: Path) -> Any:
