@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from dlready.render.text import format_percent
+from dlready.render.text import format_number, format_percent
 from dlready.smoke.archcompat import ArchSupport, cuda_arch_support, rocm_arch_support, sm_name
 from dlready.smoke.outcome import CheckFailedError, Outcome, expect, passed, skipped
 
@@ -431,7 +431,8 @@ def check_module_state_dict(ctx: DeviceContext) -> Outcome:
             "the reloaded module gives different outputs for the same input",
         )
     return passed(
-        f"{len(state)} tensors restored exactly ({saved_bytes} bytes)", saved_bytes=saved_bytes
+        f"{len(state)} tensors restored exactly ({format_number(saved_bytes)} bytes)",
+        saved_bytes=saved_bytes,
     )
 
 
