@@ -584,3 +584,15 @@ def test_saved_snapshots_are_re_judged_with_the_build_part(tmp_path: Path) -> No
     document = json.loads(result.stdout)
     assert document["data"]["build"]["verdict"]["status"] == "unknown"
     assert document["data"]["snapshot"]["build"] is None
+
+
+def test_a_missing_ninja_meets_the_minimum_and_says_what_is_recommended() -> None:
+    """Not found and "meets min" side by side read as a contradiction unless the row says
+    that ninja is what is recommended."""
+    missing = judge_build(h100(linux_tools(ninja=False)), BuildRule())
+    ninja = next(c for c in missing.criteria if c.name == "ninja")
+    assert (ninja.status, ninja.measured, ninja.recommended) == (
+        Status.MEETS_MINIMUM,
+        "not found",
+        "installed",
+    )

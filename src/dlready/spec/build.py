@@ -161,9 +161,11 @@ def _criterion(
     expected: str | None,
     source: str,
     advice: str = "",
+    recommended: str | None = None,
 ) -> Criterion:
-    # What is expected is the bar to meet; there is no better "recommended" tool.
-    return Criterion(name, status, measured, "", expected, None, source, advice)
+    # What is expected is the bar to meet; ``recommended`` only for a tool that is not needed
+    # but better had (ninja).
+    return Criterion(name, status, measured, "", expected, recommended, source, advice)
 
 
 def _value(tool: ToolInfo) -> str | None:
@@ -573,7 +575,12 @@ def _judge_msvc(
 def _ninja(build: BuildTools) -> Criterion:
     if build.ninja.path.ok:
         return _criterion(
-            "ninja", Status.MEETS_RECOMMENDED, _value(build.ninja) or "found", None, "program"
+            "ninja",
+            Status.MEETS_RECOMMENDED,
+            _value(build.ninja) or "found",
+            None,
+            "program",
+            recommended="installed",
         )
     return _criterion(
         "ninja",
@@ -583,6 +590,7 @@ def _ninja(build: BuildTools) -> Criterion:
         "program",
         "No ninja: torch.utils.cpp_extension falls back to a slow one-file-at-a-time build, and "
         "some projects (flash-attn) will not build without it: `python -m pip install ninja`.",
+        recommended="installed",
     )
 
 
