@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dlready import head_start, launch
+from dlready.model import GpuVendor
 from dlready.probes.isolated import ChildProbe, Finished
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork and process groups")
@@ -143,3 +144,17 @@ def test_killing_a_group_leading_child_ends_what_it_started(tmp_path: Path) -> N
 def test_a_group_leading_child_still_returns_its_result() -> None:
     outcome = ChildProbe(lambda: os.getpgid(0) == os.getpid(), 10, own_group=True).result()
     assert outcome == Finished(True)
+
+
+def test_no_process_to_spare_means_probing_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """fork fails (a process limit): no head start, and the NVML probe runs on a thread; the
+    report is the same."""
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert not head_start.start()
+    snapshot = head_start.probe_this_machine(None)
+    assert snapshot.stack(GpuVendor.NVIDIA) is not None
+    assert not snapshot.errors

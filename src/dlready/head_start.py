@@ -52,9 +52,12 @@ def start(psu_watts: float | None = None) -> bool:
     global _pending
     if _pending is not None or not can_isolate() or _usable_cpus() < 2:
         return False
-    child: ChildProbe[MachineSnapshot] = ChildProbe(
-        lambda: probe_this_machine(psu_watts), HEAD_START_TIMEOUT_S, own_group=True
-    )
+    try:
+        child: ChildProbe[MachineSnapshot] = ChildProbe(
+            lambda: probe_this_machine(psu_watts), HEAD_START_TIMEOUT_S, own_group=True
+        )
+    except OSError:  # no process to spare (a process limit, a full pipe table): no head start
+        return False
     _pending = (psu_watts, child)
     atexit.register(child.kill)  # a usage error or --help: the child must not outlive us
     return True

@@ -214,7 +214,8 @@ def collect_snapshot(
     isolated: _IsolatedNvidiaProbe | None = None
     if os_family is not OperatingSystem.MACOS and backends.isolate_nvml and can_isolate():
         # Forked before any thread of ours starts (see _IsolatedNvidiaProbe).
-        isolated = _IsolatedNvidiaProbe(backends)
+        with contextlib.suppress(OSError):  # no process to spare: NVML runs on a thread below
+            isolated = _IsolatedNvidiaProbe(backends)
     try:
         # The build tools probe waits on programs (nvcc, gcc): overlap it with the file
         # probes.
