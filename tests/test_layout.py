@@ -284,3 +284,33 @@ def test_fleet_text_fits_the_terminal_without_splitting_words(width: int) -> Non
     assert not broken_commands(narrow, report.findings[0].fix)
     assert "Every rank: NVIDIA H100 80GB HBM3, driver 580.159.04" in narrow.replace("\n  ", " ")
     assert "rank 11: straggler: matmul 75 % of the median" in narrow.replace("\n    ", " ")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("machine", ["cpu-only-epyc-vm", "h100-80gb-hbm3"])
+def test_check_prose_wraps_at_words_on_a_terminal(width: int, machine: str) -> None:
+    """On a terminal, check's prose is wrapped at words to the width (a pipe gets whole
+    lines: the other tests); only a line holding a whole command may run longer."""
+    import io
+
+    from rich.console import Console
+
+    from dlready.commands.check import build_report
+    from dlready.render.check_render import render_build_part, render_table
+
+    snapshot = replay_snapshot(machine)
+    report, build = build_report(snapshot, None, None)
+
+    def rendered(columns: int, terminal: bool) -> str:
+        buffer = io.StringIO()
+        console = Console(file=buffer, force_terminal=terminal, width=columns, color_system=None)
+        render_table(report, snapshot, console)
+        render_build_part(build, console)
+        return buffer.getvalue()
+
+    wide = rendered(UNWRAPPED, False)
+    narrow = rendered(width, True)
+    assert not split_words(narrow, wide)
+    assert not broken_commands(narrow, wide)
+    for line in narrow.splitlines():
+        assert len(line) <= width or _commands(line), (width, line)

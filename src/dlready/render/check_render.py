@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
-from dlready.render.text import format_number, gpu_range_label, printable
+from dlready.render.text import format_number, gpu_range_label, print_prose, printable
 from dlready.spec.bar import FailOn
 from dlready.spec.build import BuildPart
 from dlready.spec.verdict import (
@@ -431,14 +431,14 @@ def render_table(
 ) -> None:
     """Print the human report. ``snapshot_origin``: the file a saved snapshot came from."""
     console.print(f"[bold]dlready check[/] · profile [bold]{escape(printable(report.profile))}[/]")
-    # Prose is soft-wrapped (the terminal folds it, a pipe gets whole lines): no phrase or
-    # command is broken by a hard line end.
-    console.print(f"  {escape(printable(report.profile_title))}", soft_wrap=True)
+    # Prose is wrapped at words on a terminal, `commands` and paths kept whole (print_prose);
+    # a pipe gets whole lines.
+    print_prose(console, "  ", "  ", printable(report.profile_title))
     if snapshot_origin is not None:
         line = escape(_snapshot_line(snapshot, snapshot_origin))
         console.print(f"[yellow]{line}[/]", soft_wrap=True)  # a path: never hard-wrapped
     for label, text in machine_summary(snapshot, report):
-        console.print(f"  [dim]{escape(label)}:[/] {escape(text)}", soft_wrap=True)
+        print_prose(console, f"  [dim]{escape(label)}:[/] ", f"  {label}: ", text)
     parts = display_parts(report)
     table = _table(parts)
     if _natural_width(table) <= console.width:
@@ -450,12 +450,14 @@ def render_table(
         label = escape(part.label)
         if component.advice:
             style = _STATUS_STYLES[component.status]
-            console.print(
-                f"[{style}]•[/] [bold]{label}[/]: {escape(_human(component.advice))}",
-                soft_wrap=True,
+            print_prose(
+                console,
+                f"[{style}]•[/] [bold]{label}[/]: ",
+                f"• {part.label}: ",
+                _human(component.advice),
             )
         for note in component.notes:
-            console.print(f"[dim]•[/] [bold]{label}[/]: {escape(_human(note))}", soft_wrap=True)
+            print_prose(console, f"[dim]•[/] [bold]{label}[/]: ", f"• {part.label}: ", _human(note))
     budget = report.power_budget
     psu = next((c for c in report.components if c.component == "psu"), None)
     if psu is not None and psu.criteria:  # not on a Mac, where there is no PSU to size
@@ -465,9 +467,9 @@ def render_table(
             f"PSU minimum {format_number(budget.minimum_w)} W"
             + (f" (book rule {format_number(budget.book_rule_w)} W)" if budget.book_rule_w else "")
         )
-        console.print(f"[dim]Power budget:[/] {budget_text}", soft_wrap=True)
+        print_prose(console, "[dim]Power budget:[/] ", "Power budget: ", budget_text)
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {escape(_human(note))}", soft_wrap=True)
+        print_prose(console, "[yellow]note:[/] ", "note: ", _human(note))
     heading, commands = install_commands(report)
     if commands:
         console.print(f"[dim]{escape(heading)}[/]", soft_wrap=True)
@@ -476,8 +478,11 @@ def render_table(
         console.print(f"  {escape(printable(command))}", soft_wrap=True)
     style = _STATUS_STYLES[report.status]
     status, _, rest = overall_text(report, fail_on, strict).partition(" · ")
-    console.print(
-        f"Overall: [{style}]{status}[/]" + (f" · {escape(rest)}" if rest else ""), soft_wrap=True
+    print_prose(
+        console,
+        f"Overall: [{style}]{status}[/]" + (" · " if rest else ""),
+        f"Overall: {status}" + (" · " if rest else ""),
+        rest,
     )
 
 
@@ -573,14 +578,13 @@ def render_build_part(build: BuildPart, console: Console) -> None:
     if build.counts:
         return
     verdict = build.verdict
-    console.print(
-        "[dim]"
-        + escape(
-            "Compiling extensions (flash-attn, apex, DeepSpeed ops): not part of the verdict "
-            "unless the profile's [build] required = true or --fail-on build."
-        )
-        + "[/]",
-        soft_wrap=True,
+    print_prose(
+        console,
+        "",
+        "",
+        "Compiling extensions (flash-attn, apex, DeepSpeed ops): not part of the verdict "
+        "unless the profile's [build] required = true or --fail-on build.",
+        style="dim",
     )
     if verdict.criteria:
         rows = tuple((criterion_label(c.name), c) for c in verdict.criteria)
@@ -594,9 +598,9 @@ def render_build_part(build: BuildPart, console: Console) -> None:
         [verdict.advice] if verdict.advice else []
     )
     for text in findings:
-        console.print(f"[dim]•[/] [bold]Build[/]: {escape(_human(text))}", soft_wrap=True)
+        print_prose(console, "[dim]•[/] [bold]Build[/]: ", "• Build: ", _human(text))
     for note in verdict.notes:
-        console.print(f"[dim]•[/] [bold]Build[/]: {escape(printable(note))}", soft_wrap=True)
+        print_prose(console, "[dim]•[/] [bold]Build[/]: ", "• Build: ", printable(note))
 
 
 def render_build_markdown(build: BuildPart) -> str:

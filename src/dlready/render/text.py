@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\x1b"}
 
@@ -97,3 +101,22 @@ def wrap_line(line: str, width: int | None) -> list[str]:
         width=width, initial_indent=indent, subsequent_indent=indent + "  ", drop_whitespace=True
     )
     return wrapper.wrap(line.strip()) or [line]
+
+
+def print_prose(
+    console: Console, head_markup: str, head_plain: str, body: str, style: str | None = None
+) -> None:
+    """``head`` and ``body`` (plain text) as prose: on a terminal wrapped at words to its width,
+    continuation lines indented, words and `commands` whole; on a pipe one whole line (for
+    grep). ``head_plain`` is ``head_markup`` without its markup; ``style`` styles the body."""
+    from rich.markup import escape
+
+    def styled(text: str) -> str:
+        return f"[{style}]{escape(text)}[/]" if style else escape(text)
+
+    lines = wrap_line(head_plain + body, console.width if console.is_terminal else None)
+    if not lines[0].startswith(head_plain):  # a head too long to wrap after: print it whole
+        lines = [head_plain + body]
+    console.print(head_markup + styled(lines[0][len(head_plain) :]), soft_wrap=True)
+    for line in lines[1:]:
+        console.print(styled(line), soft_wrap=True)
