@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dlready.model import to_jsonable
-from dlready.render.text import format_number, printable
+from dlready.render.text import format_number, print_prose, printable
 from dlready.smoke.report import CheckResult, CheckStatus, DeviceReport, SmokeReport
 from dlready.words import arch_support_words
 
@@ -132,8 +132,9 @@ _NARROW_COLUMNS = 100
 """Below this the result column would be folded into a narrow strip: one line per check."""
 
 
-def _lines(device: DeviceReport) -> list[str]:
-    """The table's rows as soft-wrapped lines, for narrow terminals and pipes."""
+def _lines(device: DeviceReport) -> list[tuple[str, str, str]]:
+    """The table's rows as lines for narrow terminals and pipes: (styled head, plain head,
+    the rest), for :func:`print_prose`."""
     lines = []
     for label, result, count in _rows(device.checks):
         style = _STYLE[result.status]
@@ -141,10 +142,8 @@ def _lines(device: DeviceReport) -> list[str]:
         message = f"{result.message} · {expected}" if expected else result.message
         if count > 1:
             message = f"{count} checks: {message}"
-        lines.append(
-            f"[{style}]{result.status}[/] {escape(printable(label))} "
-            f"({result.duration_s:.2f} s): {escape(printable(message))}"
-        )
+        rest = printable(f"{label} ({result.duration_s:.2f} s): {message}")
+        lines.append((f"[{style}]{result.status}[/] ", f"{result.status} ", rest))
     return lines
 
 
@@ -205,8 +204,8 @@ def render_report(report: SmokeReport, console: Console, rank: str | None = None
         console.print()
         console.print(escape(printable(device_heading(report, device))), style="bold")
         if console.width < _NARROW_COLUMNS:
-            for line in _lines(device):
-                console.print(line, soft_wrap=True)
+            for head_markup, head_plain, rest in _lines(device):
+                print_prose(console, head_markup, head_plain, rest)
         else:
             console.print(_table(device))
     problems = [
@@ -221,20 +220,21 @@ def render_report(report: SmokeReport, console: Console, rank: str | None = None
         for device, result in problems:
             on = device.device or device.requested
             style = _STYLE[result.status]
-            # Soft-wrapped: the terminal folds long lines, a pipe or a copy gets them whole.
-            console.print(
-                f"[{style}]{result.status}[/] {escape(printable(result.name))} on "
-                f"{escape(printable(on))}: {escape(printable(result.explanation or result.message))}",
-                soft_wrap=True,
+            # Wrapped at words on a terminal, whole on a pipe (print_prose).
+            print_prose(
+                console,
+                f"[{style}]{result.status}[/] ",
+                f"{result.status} ",
+                printable(f"{result.name} on {on}: {result.explanation or result.message}"),
             )
             if result.fix:
                 # A command on a line of its own, never hard-wrapped, so that it copies whole.
                 words, command = split_command(result.fix)
-                console.print(f"  fix: {escape(printable(words))}", soft_wrap=True)
+                print_prose(console, "  fix: ", "  fix: ", printable(words))
                 if command:
                     console.print(f"    {escape(printable(command))}", soft_wrap=True)
     for note in report.notes:
-        console.print(f"note: {escape(printable(note))}", soft_wrap=True)
+        print_prose(console, "note: ", "note: ", printable(note))
     counts = report.counts
     total = sum(counts.values())
     summary = ", ".join(f"{counts[s.value]} {s.value}" for s in CheckStatus if counts[s.value])
