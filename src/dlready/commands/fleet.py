@@ -157,7 +157,9 @@ def _result(report: FleetReport, exit_code: ExitCode, output: Path | None) -> Co
             )
 
     def text(streams: Streams) -> None:
-        streams.write(render_text(report, streams.console.width))
+        # Fitted to a terminal's width; a pipe or a file gets the full table and whole lines.
+        console = streams.console
+        streams.write(render_text(report, console.width if console.is_terminal else None))
 
     def markdown(streams: Streams) -> None:
         streams.write(render_markdown(report))
