@@ -275,3 +275,50 @@ def test_channel_refusals() -> None:
     uv = plan_channel(linux_cpu, InstallWishes(manager="uv"), "test")  # type: ignore[arg-type]
     assert uv.command_line.startswith("uv pip install --prerelease allow torch torchvision")
     assert uv.index_url == "https://download.pytorch.org/whl/test/cpu"
+
+
+@pytest.mark.parametrize("channel", ["test", "nightly"])
+@pytest.mark.parametrize("driver", [None, "580.65.06"])
+def test_a_pre_release_channel_never_picks_a_cuda_13_build_for_a_pascal_gpu(
+    channel: str, driver: str | None
+) -> None:
+    """CUDA 13 cannot compile for sm_61 (data/cuda_toolkit_archs.json), and every CUDA build
+    on the pre-release indexes is CUDA 13: refused, naming the stable command that works."""
+    given = {"driver": driver} if driver else {}
+    gtx_1060 = facts(
+        os="linux", arch="x86_64", python="3.12", compute_capabilities=("6.1",), **given
+    )
+    with pytest.raises(PlanError) as refused:
+        plan_channel(gtx_1060, InstallWishes(), channel)  # type: ignore[arg-type]
+    assert "no CUDA build on the" in refused.value.message
+    assert "compute capability 6.1" in refused.value.message
+    assert "7.5 and newer" in refused.value.message
+    _, (choice,) = refused.value.choices()
+    assert choice.flags == "--channel stable"
+    assert choice.drop == ("--variant",)
+    assert refused.value.hints == (
+        "the stable command: pip install torch==2.14.1 torchvision==0.29.1 "
+        "--index-url https://download.pytorch.org/whl/cu126",
+    )
+    with pytest.raises(PlanError):  # a forced CUDA 13 variant alike
+        plan_channel(gtx_1060, InstallWishes(variant="cu130"), channel)  # type: ignore[arg-type]
+    cli = dlready("--channel", channel, "--compute-capability", "6.1", "--os", "linux")
+    assert cli.returncode == ExitCode.USAGE
+    assert cli.stdout == ""
+    suggestion = next(line for line in cli.stderr.splitlines() if line.startswith("dlready "))
+    rerun = dlready(*shlex.split(suggestion.split("  # ")[0])[2:])
+    assert rerun.returncode == 0
+    assert rerun.stdout.endswith("/whl/cu126\n")
+
+
+def test_a_pre_release_plan_for_a_gpu_cuda_13_compiles_for_says_the_arch_list_is_unknown() -> None:
+    rtx_3090 = facts(
+        os="linux", arch="x86_64", python="3.12", driver="580.65.06", compute_capabilities=("8.6",)
+    )
+    plan = plan_channel(rtx_3090, InstallWishes(), "nightly")  # type: ignore[arg-type]
+    assert plan.variant == "cu132"
+    assert any(
+        "no GPU architecture list for pre-release builds (CUDA 13.2 can compile for compute "
+        "capability 8.6)" in warning
+        for warning in plan.warnings
+    )

@@ -129,9 +129,10 @@ def install_cmd_command(
     )
 
 
-def command_with(flags: str) -> str:
+def command_with(flags: str, drop: tuple[str, ...] = ()) -> str:
     """This ``dlready install-cmd`` run's command line with ``flags`` given instead of the
-    same flags it had (``--os linux --arch x86_64``): a whole command to copy."""
+    same flags it had (``--os linux --arch x86_64``), and without the flags in ``drop``: a
+    whole command to copy."""
     import shlex
 
     from typer._click.core import ParameterSource
@@ -145,7 +146,7 @@ def command_with(flags: str) -> str:
         if context is None or context.get_parameter_source(name) is not ParameterSource.COMMANDLINE:
             continue
         long_names = [opt for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")]
-        if not long_names or set(long_names) & set(changes):
+        if not long_names or set(long_names) & {*changes, *drop}:
             continue
         value = context.params.get(name)
         if isinstance(value, bool):
@@ -234,7 +235,9 @@ def _install_cmd(
         table = load_compat_table()
     except PlanError as exc:
         words, flag_choices = exc.choices()
-        commands = tuple(choice.command(command_with(choice.flags)) for choice in flag_choices)
+        commands = tuple(
+            choice.command(command_with(choice.flags, choice.drop)) for choice in flag_choices
+        )
         if commands:
             words.append("run this:" if len(commands) == 1 else "run one of these:")
         raise CommandError(
