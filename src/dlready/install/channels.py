@@ -16,7 +16,7 @@ from typing import Any
 
 from dlready.install.archs import Coverage
 from dlready.install.cuda_fit import gpu_coverage
-from dlready.install.errors import PlanError
+from dlready.install.errors import CPU_CHOICE, PlanError
 from dlready.install.facts import MachineFacts
 from dlready.install.plan import (
     Candidate,
@@ -212,7 +212,7 @@ def _no_kernels_error(
     except PlanError:
         return PlanError(
             message,
-            "--accelerator cpu without --driver --compute-capability --variant (the CPU build)",
+            f"{CPU_CHOICE} (the CPU build)",
         )
     return PlanError(
         message,
@@ -233,8 +233,7 @@ def _choose_cuda(
     if not all_cuda:
         raise PlanError(
             f"the {channel.name} channel has no CUDA build for {facts.platform}",
-            _elsewhere(channel, facts.platform or "", "cuda")
-            + ", or --accelerator cpu without --driver --compute-capability",
+            _elsewhere(channel, facts.platform or "", "cuda") + f", or {CPU_CHOICE}",
         )
     arch = {v: _arch_verdict(v, facts, table) for v in all_cuda}
     runnable = [v for v in all_cuda if not arch[v].impossible]
@@ -398,7 +397,7 @@ def plan_channel(
         if not rocm:
             raise PlanError(
                 f"the {channel.name} channel has no ROCm build for {platform} in dlready's data",
-                _elsewhere(channel, platform, "rocm") + ", or --accelerator cpu",
+                _elsewhere(channel, platform, "rocm") + f", or {CPU_CHOICE}",
             )
         variant = rocm[-1]
         reasons.append(f"{variant}: the newest ROCm build on the {channel.name} index")

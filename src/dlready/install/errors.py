@@ -12,6 +12,10 @@ _FLAG_CHOICE = re.compile(
 )
 
 
+CPU_CHOICE = "--accelerator cpu without --driver --compute-capability --variant"
+"""The CPU build as a hint: without the flags that describe an NVIDIA GPU or another build."""
+
+
 class FlagChoice(NamedTuple):
     """``install-cmd`` flags that make a request possible, and why (``the default macOS wheels``)."""
 
