@@ -322,3 +322,18 @@ def test_a_pre_release_plan_for_a_gpu_cuda_13_compiles_for_says_the_arch_list_is
         "capability 8.6)" in warning
         for warning in plan.warnings
     )
+
+
+def test_a_package_the_channel_lacks_for_the_platform_is_never_dropped_silently() -> None:
+    windows_arm = facts(os="windows", arch="arm64", python="3.12", accelerator="cpu")
+    asked = plan_channel(windows_arm, InstallWishes(packages=("torch", "torchvision")), "nightly")  # type: ignore[arg-type]
+    assert asked.command_line.startswith("pip install --pre torch --index-url")
+    assert (
+        "torchvision left out although asked for: the nightly channel has torch only for "
+        "windows-arm64"
+    ) in asked.warnings
+    default = plan_channel(windows_arm, InstallWishes(), "nightly")  # type: ignore[arg-type]
+    assert any("torchvision left out" in reason for reason in default.reasons)
+    with pytest.raises(PlanError) as nothing_left:
+        plan_channel(windows_arm, InstallWishes(packages=("torchvision",)), "nightly")  # type: ignore[arg-type]
+    assert nothing_left.value.nearest_valid == "--packages torch"

@@ -415,7 +415,24 @@ def plan_channel(
                 f"the {channel.name} channel has no {', '.join(unknown)}",
                 f"--packages {','.join(channel.packages)}",
             )
+        left_out = [p for p in channel.packages if p in wishes.packages and p not in names]
         names = tuple(p for p in channel.packages if p in wishes.packages and p in names)
+        if not names:
+            raise PlanError(
+                f"the {channel.name} channel has torch only for {platform}, not "
+                f"{', '.join(left_out)}",
+                "--packages torch",
+            )
+        if left_out:
+            warnings.append(
+                f"{', '.join(left_out)} left out although asked for: the {channel.name} channel "
+                f"has torch only for {platform}"
+            )
+    elif len(names) < len(channel.packages):
+        left = [p for p in channel.packages if p not in names]
+        reasons.append(
+            f"{', '.join(left)} left out: the {channel.name} channel has torch only for {platform}"
+        )
     packages = tuple(PinnedPackage(name, "", None, "") for name in names)
     url = channel.url(variant)
     pre = "--prerelease allow" if wishes.manager == "uv" else "--pre"
