@@ -117,9 +117,12 @@ def test_uv_manager() -> None:
             "--torch 2.14.1",
             id="unknown-release",
         ),
-        pytest.param(("--python", "3.15"), "Python 3.15", "Python 3.14", id="python-too-new"),
+        pytest.param(("--python", "3.15"), "Python 3.15", "--python 3.14  # ", id="python-too-new"),
         pytest.param(
-            ("--torch", "1.7.1"), "supports Python 3.6–3.9", "Python 3.9", id="python-out-of-range"
+            ("--torch", "1.7.1"),
+            "supports Python 3.6–3.9",
+            "--python 3.9  # torch 1.7.1 with Python 3.9",
+            id="python-out-of-range",
         ),
         pytest.param(
             ("--manager", "conda"),
@@ -579,3 +582,27 @@ def test_every_suggested_command_succeeds(
             again, again_out, again_err = invoke(*further[0])
         assert again == ExitCode.OK, (argv, again_err)
         assert again_out.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (("--python", "2.7"), "dlready install-cmd --python 3.6 --torch 1.10.2  # "),
+        (("--python", "3.99"), "dlready install-cmd --python 3.14  # "),
+        (
+            ("--torch", "1.7.1", "--python", "3.12"),
+            "dlready install-cmd --torch 1.7.1 --python 3.9",
+        ),
+    ],
+)
+def test_another_python_is_a_whole_command_not_a_fragment(
+    args: tuple[str, ...], command: str
+) -> None:
+    code, _, err = invoke("--os", "linux", "--arch", "x86_64", "--accelerator", "cpu", *args)
+    assert code == ExitCode.USAGE
+    hint = err.splitlines()[1]
+    assert hint in ("hint: run this:", "hint: run one of these:"), hint
+    assert any(
+        line.replace("--os linux --arch x86_64 --accelerator cpu ", "").startswith(command)
+        for line in err.splitlines()
+    ), err
