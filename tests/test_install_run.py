@@ -7,6 +7,7 @@ printed and answered with a chosen exit status. uv is a stand-in on PATH the sam
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import shlex
@@ -183,12 +184,28 @@ def test_python_path_plans_for_that_interpreter(tmp_path: Path) -> None:
     python, record = stand_in_python(tmp_path)
     result = dlready("--python", str(python), *CPU_FLAGS)
     assert result.returncode == 0
-    assert result.stdout.startswith("pip install torch==")
+    # its own pip, as --run runs it: `| sh` installs into it, not into the first pip on PATH
+    assert shlex.split(result.stdout)[:5] == [str(python), "-m", "pip", "install", "torch==2.14.1"]
     assert f"python {sys.version_info[0]}.{sys.version_info[1]} (given)" in result.stderr
     assert not record.exists()
+    uv = dlready("--python", str(python), *CPU_FLAGS, "--manager", "uv", "--json")
+    assert json.loads(uv.stdout)["data"]["command_line"].startswith(
+        f"uv pip install --python {shlex.quote(str(python))} torch==2.14.1 "
+    )
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert dlready("--python", version, *CPU_FLAGS).stdout.startswith("pip install torch==")
     missing = dlready("--python", str(tmp_path / "nope"), *CPU_FLAGS)
     assert missing.returncode == ExitCode.USAGE
     assert "no such interpreter" in missing.stderr
+
+
+def test_an_interpreter_and_another_os_without_run_never_mention_run(tmp_path: Path) -> None:
+    python, _ = stand_in_python(tmp_path)
+    other_os = "windows" if sys.platform != "win32" else "linux"
+    result = dlready("--python", str(python), "--os", other_os, *CPU_FLAGS)
+    assert result.returncode == ExitCode.USAGE
+    assert "--run" not in result.stderr
+    assert f"drop --os {other_os} to plan for that interpreter" in result.stderr
 
 
 def test_run_and_json_do_not_mix(tmp_path: Path) -> None:

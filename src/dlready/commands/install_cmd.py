@@ -226,12 +226,14 @@ def _install_cmd(
         )
         if target is not None:
             install_run.check_same_machine(
-                target, overrides, python is not None and not interpreter
+                target, overrides, python is not None and not interpreter, run_args.run
             )
         facts = _facts(overrides)
         if target is not None:
             facts = install_run.facts_for(facts, target)
         plan = _plan(facts, wishes, run_args.channel)
+        if target is not None and target.given and not run_args.run:
+            plan = install_run.for_interpreter(plan, target)
         table = load_compat_table()
     except PlanError as exc:
         words, flag_choices = exc.choices()
