@@ -354,3 +354,39 @@ def test_a_package_the_channel_lacks_for_the_platform_is_never_dropped_silently(
     with pytest.raises(PlanError) as nothing_left:
         plan_channel(windows_arm, InstallWishes(packages=("torchvision",)), "nightly")  # type: ignore[arg-type]
     assert nothing_left.value.nearest_valid == "--packages torch"
+
+
+@pytest.mark.parametrize(
+    ("flags", "shown", "not_shown"),
+    [
+        (
+            {"os": "linux", "arch": "x86_64", "accelerator": "cpu"},
+            (),
+            ("cu134", "linux-aarch64", "Windows"),
+        ),
+        (
+            {"os": "linux", "arch": "x86_64", "driver": "580.65.06"},
+            (),
+            ("cu134", "linux-aarch64", "Windows"),
+        ),
+        (
+            {"os": "linux", "arch": "aarch64", "driver": "580.65.06"},
+            ("linux-aarch64 CUDA variants assumed",),
+            ("cu134", "Windows"),
+        ),
+        (
+            {"os": "windows", "arch": "x86_64", "driver": "580.65.06"},
+            ("cu134 (CUDA 13.4) has no Windows build",),
+            ("linux-aarch64", "driver minimum"),
+        ),
+    ],
+)
+def test_nightly_warnings_concern_the_planned_platform_and_variant_only(
+    flags: dict[str, str], shown: tuple[str, ...], not_shown: tuple[str, ...]
+) -> None:
+    plan = plan_channel(facts(python="3.12", **flags), InstallWishes(), "nightly")  # type: ignore[arg-type]
+    warnings = "\n".join(plan.warnings)
+    for text in shown:
+        assert text in warnings
+    for text in not_shown:
+        assert text not in warnings, warnings

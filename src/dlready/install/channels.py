@@ -41,6 +41,25 @@ PRE_RELEASE_CHANNELS = ("test", "nightly")
 
 
 @dataclass(frozen=True)
+class ChannelNote:
+    """A remark about a channel, and the plans it concerns (empty: every plan)."""
+
+    text: str
+    platforms: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    """Variant kinds: ``cuda``, ``rocm``, ``cpu``."""
+    variants: tuple[str, ...] = ()
+
+    def concerns(self, platform: str, variant: str) -> bool:
+        """Whether a plan for ``variant`` on ``platform`` should carry this note."""
+        return (
+            (not self.platforms or platform in self.platforms)
+            and (not self.kinds or variant_kind(variant) in self.kinds)
+            and (not self.variants or variant in self.variants)
+        )
+
+
+@dataclass(frozen=True)
 class Channel:
     """One pre-release index and what it carries."""
 
@@ -49,7 +68,7 @@ class Channel:
     platforms: dict[str, tuple[str, ...]]
     packages: tuple[str, ...]
     torch_only_platforms: tuple[str, ...]
-    notes: tuple[str, ...]
+    notes: tuple[ChannelNote, ...]
     checked_on: str
     confidence: str
     index_url: str
@@ -81,7 +100,15 @@ def load_channel(name: str) -> Channel:
         platforms={k: tuple(v) for k, v in entry["platforms"].items()},
         packages=tuple(entry["packages"]),
         torch_only_platforms=tuple(entry.get("torch_only_platforms", ())),
-        notes=tuple(entry.get("notes", ())),
+        notes=tuple(
+            ChannelNote(
+                note["text"],
+                tuple(note.get("platforms", ())),
+                tuple(note.get("kinds", ())),
+                tuple(note.get("variants", ())),
+            )
+            for note in entry.get("notes", ())
+        ),
         checked_on=data["checked_on"],
         confidence=data["confidence"],
         index_url=data["index_url"],
@@ -352,7 +379,6 @@ def plan_channel(
     reasons = [f"{channel.name} channel: {channel.what}"]
     warnings = [
         f"{channel.name} channel contents as of {channel.checked_on} ({channel.confidence})",
-        *channel.notes,
     ]
     candidates: tuple[Candidate, ...] = ()
     accelerator = facts.accelerator.value
@@ -434,6 +460,8 @@ def plan_channel(
             f"{', '.join(left)} left out: the {channel.name} channel has torch only for {platform}"
         )
     packages = tuple(PinnedPackage(name, "", None, "") for name in names)
+    # Notes about other platforms and variants concern other plans (docs/install-cmd.md).
+    warnings[1:1] = [n.text for n in channel.notes if n.concerns(platform, variant)]
     url = channel.url(variant)
     pre = "--prerelease allow" if wishes.manager == "uv" else "--pre"
     program = "uv pip install" if wishes.manager == "uv" else "pip install"
