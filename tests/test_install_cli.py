@@ -244,10 +244,9 @@ def test_json_error_is_an_envelope_with_exit_2() -> None:
     assert document["exit_code"] == 2
     assert document["data"] is None
     assert document["errors"][0]["code"] == "impossible_request"
-    assert document["errors"][0]["hint"] == "run this:"
-    assert document["errors"][0]["more"] == [
-        "dlready install-cmd " + " ".join(H100_FLAGS) + " --json --torch 2.14.1  # newest known"
-    ]
+    command = "dlready install-cmd " + " ".join(H100_FLAGS) + " --json --torch 2.14.1"
+    assert document["errors"][0]["hint"] == f"run this: {command}  # newest known"
+    assert document["errors"][0]["more"] == [f"{command}  # newest known"]
     assert document["errors"][0]["detail"] == {"nearest_valid": "--torch 2.14.1 (newest known)"}
 
 
@@ -606,3 +605,16 @@ def test_another_python_is_a_whole_command_not_a_fragment(
         line.replace("--os linux --arch x86_64 --accelerator cpu ", "").startswith(command)
         for line in err.splitlines()
     ), err
+
+
+def test_json_hint_with_several_commands_says_where_they_are() -> None:
+    code, out, err = invoke("--os", "linux", "--accelerator", "mps", "--python", "3.12", "--json")
+    assert code == ExitCode.USAGE
+    (error,) = json.loads(out)["errors"]
+    assert error["hint"] == "run one of these (listed in more)"
+    assert len(error["more"]) == 2
+    # text output keeps the hint's lead-in, the commands on lines of their own
+    _, _, text_err = invoke("--os", "linux", "--accelerator", "mps", "--python", "3.12")
+    assert text_err.splitlines()[1] == "hint: run one of these:"
+    # a refusal is also told on stderr with --json, as for every command (docs/json-schema.md)
+    assert err.startswith("error: MPS is macOS only")

@@ -240,8 +240,8 @@ def _install_cmd(
         commands = tuple(
             choice.command(command_with(choice.flags, choice.drop)) for choice in flag_choices
         )
-        if commands:
-            words.append("run this:" if len(commands) == 1 else "run one of these:")
+        if commands:  # text: the commands follow on lines of their own; JSON: in the hint too
+            words.append(_run_these(commands, whole=run_args.json_output))
         raise CommandError(
             ExitCode.USAGE,
             Problem(
@@ -274,6 +274,14 @@ def _install_cmd(
         warnings=tuple(Problem("plan_warning", warning) for warning in plan.warnings),
         text=text,
     )
+
+
+def _run_these(commands: tuple[str, ...], whole: bool) -> str:
+    """The hint's lead-in to the suggested commands. Printed, they follow on lines of their own;
+    for ``--json`` the hint stands alone: the one command in it, or where the list is."""
+    if len(commands) == 1:
+        return f"run this: {commands[0]}" if whole else "run this:"
+    return "run one of these (listed in more)" if whole else "run one of these:"
 
 
 def _plan(facts: MachineFacts, wishes: InstallWishes, channel: str) -> InstallPlan:
