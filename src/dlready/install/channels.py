@@ -26,6 +26,7 @@ from dlready.install.plan import (
     InstallWishes,
     PinnedPackage,
 )
+from dlready.install.planner import plan_install
 from dlready.install.table import CompatTable, PipForm, load_compat_table
 from dlready.install.toolkit_archs import too_old_for_toolkit, toolkit_min_capability
 from dlready.install.versions import (
@@ -216,10 +217,6 @@ def _no_kernels_error(
     channel: Channel,
 ) -> PlanError:
     """No CUDA build on the channel can run on the GPU: the stable command that does, if any."""
-    from dlready.install.planner import (
-        plan_install,
-    )  # the stable planner imports this module's peers
-
     gpus = ", ".join(sorted({cc for v in verdicts.values() for cc in v.impossible}))
     by_floor: dict[str, list[str]] = {}
     for variant in verdicts:

@@ -40,19 +40,6 @@ def toolkit_min_capability(cuda_version: str) -> str | None:
     return None
 
 
-def toolkit_source(cuda_version: str) -> str | None:
-    """The source (release notes) of :func:`toolkit_min_capability`'s answer, or None."""
-    try:
-        key = numeric_key(cuda_version)[:2]
-    except ValueError:
-        return None
-    rows: list[dict[str, Any]] = json.loads(read_data_text("cuda_toolkit_archs.json"))["releases"]
-    for row in rows:
-        if numeric_key(row["cuda_from"]) <= key <= numeric_key(row["cuda_through"]):
-            return str(row["source"])
-    return None
-
-
 def too_old_for_toolkit(compute_capability: str, cuda_version: str) -> bool:
     """True when CUDA ``cuda_version`` cannot compile for ``compute_capability`` at all;
     False when it can or the table does not say."""
