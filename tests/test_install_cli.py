@@ -117,9 +117,12 @@ def test_uv_manager() -> None:
             "--torch 2.14.1",
             id="unknown-release",
         ),
-        pytest.param(("--python", "3.15"), "Python 3.15", "Python 3.14", id="python-too-new"),
+        pytest.param(("--python", "3.15"), "Python 3.15", "--python 3.14  # ", id="python-too-new"),
         pytest.param(
-            ("--torch", "1.7.1"), "supports Python 3.6–3.9", "Python 3.9", id="python-out-of-range"
+            ("--torch", "1.7.1"),
+            "supports Python 3.6–3.9",
+            "--python 3.9  # torch 1.7.1 with Python 3.9",
+            id="python-out-of-range",
         ),
         pytest.param(
             ("--manager", "conda"),
@@ -204,7 +207,13 @@ def test_impossible_request_is_one_error_line_exit_2_nothing_on_stdout(
     assert hint in "\n".join([second, *commands])
     for line in commands:  # suggestions are whole commands that keep the other flags given
         if line.startswith("dlready install-cmd "):
-            kept = [flag for flag in flags if flag.startswith("--") and flag not in line]
+            # the CPU build drops the flags that describe an NVIDIA GPU
+            dropped = ("--driver", "--compute-capability") if "--accelerator cpu" in line else ()
+            kept = [
+                flag
+                for flag in flags
+                if flag.startswith("--") and flag not in line and flag not in dropped
+            ]
             assert not kept or set(kept) <= set(line.split("#")[0].split()), (line, kept)
 
 
@@ -235,10 +244,9 @@ def test_json_error_is_an_envelope_with_exit_2() -> None:
     assert document["exit_code"] == 2
     assert document["data"] is None
     assert document["errors"][0]["code"] == "impossible_request"
-    assert document["errors"][0]["hint"] == "run this:"
-    assert document["errors"][0]["more"] == [
-        "dlready install-cmd " + " ".join(H100_FLAGS) + " --json --torch 2.14.1  # newest known"
-    ]
+    command = "dlready install-cmd " + " ".join(H100_FLAGS) + " --json --torch 2.14.1"
+    assert document["errors"][0]["hint"] == f"run this: {command}  # newest known"
+    assert document["errors"][0]["more"] == [f"{command}  # newest known"]
     assert document["errors"][0]["detail"] == {"nearest_valid": "--torch 2.14.1 (newest known)"}
 
 
@@ -488,3 +496,125 @@ def test_docs_cover_flags_exit_codes_and_json_keys() -> None:
     data = json.loads(out)["data"]
     for key in [*data, *data["facts"], *data["packages"][0], *data["candidates"][0]]:
         assert f"`{key}`" in doc, key
+
+
+def _suggested_argvs(err: str) -> list[list[str]]:
+    return [
+        shlex.split(line.split("  # ")[0])[2:]
+        for line in err.splitlines()
+        if line.startswith("dlready install-cmd")
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(("--os", "macos", "--variant", "cu126"), id="cuda-variant-on-macos"),
+        pytest.param(
+            ("--os", "macos", "--variant", "cu126", "--accelerator", "mps"), id="cuda-with-mps"
+        ),
+        pytest.param(
+            ("--os", "macos", "--accelerator", "cuda", "--driver", "580.65.06"),
+            id="cuda-driver-on-macos",
+        ),
+        pytest.param(("--os", "linux", "--accelerator", "mps"), id="mps-on-linux"),
+        pytest.param(
+            ("--os", "linux", "--accelerator", "mps", "--variant", "cu126"), id="mps-cuda-variant"
+        ),
+        pytest.param(
+            ("--variant", "rocm6.4", "--os", "linux", "--arch", "aarch64"), id="rocm-on-aarch64"
+        ),
+        pytest.param(
+            ("--variant", "rocm6.4", "--os", "linux", "--arch", "aarch64", "--accelerator", "cpu"),
+            id="rocm-variant-with-cpu",
+        ),
+        pytest.param(("--os", "windows", "--accelerator", "rocm"), id="rocm-on-windows"),
+        pytest.param(("--os", "windows", "--arch", "arm64"), id="windows-arm64-stable"),
+        pytest.param(
+            ("--os", "windows", "--arch", "arm64", "--channel", "test"), id="windows-arm64-test"
+        ),
+        pytest.param(
+            ("--os", "windows", "--arch", "arm64", "--channel", "nightly", "--accelerator", "cuda"),
+            id="windows-arm64-nightly-cuda",
+        ),
+        pytest.param(
+            ("--channel", "nightly", "--compute-capability", "6.1", "--driver", "580.65.06"),
+            id="nightly-pascal",
+        ),
+        pytest.param(
+            ("--channel", "test", "--variant", "cu130", "--compute-capability", "6.1"),
+            id="test-forced-cuda-13-pascal",
+        ),
+        pytest.param(("--channel", "nightly", "--torch", "2.5.1"), id="nightly-with-torch"),
+        pytest.param(("--channel", "test", "--manager", "conda"), id="test-with-conda"),
+        pytest.param(("--python", "2.7"), id="python-2.7"),
+        pytest.param(("--python", "3.99"), id="python-3.99"),
+        pytest.param(("--torch", "1.7.1", "--python", "3.12"), id="torch-1.7.1-python-3.12"),
+        pytest.param(("--torch", "9.9", "--manager", "uv"), id="unknown-torch"),
+        pytest.param(("--manager", "conda"), id="conda-after-2.5.1"),
+        pytest.param(("--variant", "cu121"), id="unknown-variant"),
+        pytest.param(("--variant", "cu130", "--compute-capability", "6.1"), id="variant-gpu"),
+        pytest.param(("--compute-capability", "6.1", "--driver", "470.57.02"), id="driver-too-old"),
+        pytest.param(("--accelerator", "rocm", "--compute-capability", "8.6"), id="cc-with-rocm"),
+        pytest.param(("--os", "linx"), id="os-typo"),
+        pytest.param(("--packages", "torchvison"), id="package-typo"),
+    ],
+)
+def test_every_suggested_command_succeeds(
+    args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A hint never goes round in circles: each command it prints, run as printed, plans."""
+    cpu_vm = replay_snapshot("cpu-only-epyc-vm")
+    monkeypatch.setattr("dlready.probes.collect.collect_snapshot", lambda: cpu_vm)
+    code, out, err = invoke("--python", "3.12", *args) if "--python" not in args else invoke(*args)
+    assert code == ExitCode.USAGE, err
+    assert out == ""
+    suggestions = _suggested_argvs(err)
+    assert suggestions or "hint: " in err
+    for argv in suggestions:
+        again, again_out, again_err = invoke(*argv)
+        if again != ExitCode.OK:  # a further step at most, to a command that plans
+            assert again_err.splitlines()[0] != err.splitlines()[0], (argv, again_err)
+            assert again_err.splitlines()[1] != err.splitlines()[1], (argv, again_err)
+            further = _suggested_argvs(again_err)
+            assert further, (argv, again_err)
+            again, again_out, again_err = invoke(*further[0])
+        assert again == ExitCode.OK, (argv, again_err)
+        assert again_out.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "command"),
+    [
+        (("--python", "2.7"), "dlready install-cmd --python 3.6 --torch 1.10.2  # "),
+        (("--python", "3.99"), "dlready install-cmd --python 3.14  # "),
+        (
+            ("--torch", "1.7.1", "--python", "3.12"),
+            "dlready install-cmd --torch 1.7.1 --python 3.9",
+        ),
+    ],
+)
+def test_another_python_is_a_whole_command_not_a_fragment(
+    args: tuple[str, ...], command: str
+) -> None:
+    code, _, err = invoke("--os", "linux", "--arch", "x86_64", "--accelerator", "cpu", *args)
+    assert code == ExitCode.USAGE
+    hint = err.splitlines()[1]
+    assert hint in ("hint: run this:", "hint: run one of these:"), hint
+    assert any(
+        line.replace("--os linux --arch x86_64 --accelerator cpu ", "").startswith(command)
+        for line in err.splitlines()
+    ), err
+
+
+def test_json_hint_with_several_commands_says_where_they_are() -> None:
+    code, out, err = invoke("--os", "linux", "--accelerator", "mps", "--python", "3.12", "--json")
+    assert code == ExitCode.USAGE
+    (error,) = json.loads(out)["errors"]
+    assert error["hint"] == "run one of these (listed in more)"
+    assert len(error["more"]) == 2
+    # text output keeps the hint's lead-in, the commands on lines of their own
+    _, _, text_err = invoke("--os", "linux", "--accelerator", "mps", "--python", "3.12")
+    assert text_err.splitlines()[1] == "hint: run one of these:"
+    # a refusal is also told on stderr with --json, as for every command (docs/json-schema.md)
+    assert err.startswith("error: MPS is macOS only")

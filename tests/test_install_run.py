@@ -7,6 +7,7 @@ printed and answered with a chosen exit status. uv is a stand-in on PATH the sam
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import shlex
@@ -183,12 +184,28 @@ def test_python_path_plans_for_that_interpreter(tmp_path: Path) -> None:
     python, record = stand_in_python(tmp_path)
     result = dlready("--python", str(python), *CPU_FLAGS)
     assert result.returncode == 0
-    assert result.stdout.startswith("pip install torch==")
+    # its own pip, as --run runs it: `| sh` installs into it, not into the first pip on PATH
+    assert shlex.split(result.stdout)[:5] == [str(python), "-m", "pip", "install", "torch==2.14.1"]
     assert f"python {sys.version_info[0]}.{sys.version_info[1]} (given)" in result.stderr
     assert not record.exists()
+    uv = dlready("--python", str(python), *CPU_FLAGS, "--manager", "uv", "--json")
+    assert json.loads(uv.stdout)["data"]["command_line"].startswith(
+        f"uv pip install --python {shlex.quote(str(python))} torch==2.14.1 "
+    )
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert dlready("--python", version, *CPU_FLAGS).stdout.startswith("pip install torch==")
     missing = dlready("--python", str(tmp_path / "nope"), *CPU_FLAGS)
     assert missing.returncode == ExitCode.USAGE
     assert "no such interpreter" in missing.stderr
+
+
+def test_an_interpreter_and_another_os_without_run_never_mention_run(tmp_path: Path) -> None:
+    python, _ = stand_in_python(tmp_path)
+    other_os = "windows" if sys.platform != "win32" else "linux"
+    result = dlready("--python", str(python), "--os", other_os, *CPU_FLAGS)
+    assert result.returncode == ExitCode.USAGE
+    assert "--run" not in result.stderr
+    assert f"drop --os {other_os} to plan for that interpreter" in result.stderr
 
 
 def test_run_and_json_do_not_mix(tmp_path: Path) -> None:
@@ -275,3 +292,101 @@ def test_channel_refusals() -> None:
     uv = plan_channel(linux_cpu, InstallWishes(manager="uv"), "test")  # type: ignore[arg-type]
     assert uv.command_line.startswith("uv pip install --prerelease allow torch torchvision")
     assert uv.index_url == "https://download.pytorch.org/whl/test/cpu"
+
+
+@pytest.mark.parametrize("channel", ["test", "nightly"])
+@pytest.mark.parametrize("driver", [None, "580.65.06"])
+def test_a_pre_release_channel_never_picks_a_cuda_13_build_for_a_pascal_gpu(
+    channel: str, driver: str | None
+) -> None:
+    """CUDA 13 cannot compile for sm_61 (data/cuda_toolkit_archs.json), and every CUDA build
+    on the pre-release indexes is CUDA 13: refused, naming the stable command that works."""
+    given = {"driver": driver} if driver else {}
+    gtx_1060 = facts(
+        os="linux", arch="x86_64", python="3.12", compute_capabilities=("6.1",), **given
+    )
+    with pytest.raises(PlanError) as refused:
+        plan_channel(gtx_1060, InstallWishes(), channel)  # type: ignore[arg-type]
+    assert "no CUDA build on the" in refused.value.message
+    assert "compute capability 6.1" in refused.value.message
+    assert "7.5 and newer" in refused.value.message
+    _, (choice,) = refused.value.choices()
+    assert choice.flags == "--channel stable"
+    assert choice.drop == ("--variant",)
+    assert refused.value.hints == (
+        "the stable command: pip install torch==2.14.1 torchvision==0.29.1 "
+        "--index-url https://download.pytorch.org/whl/cu126",
+    )
+    with pytest.raises(PlanError):  # a forced CUDA 13 variant alike
+        plan_channel(gtx_1060, InstallWishes(variant="cu130"), channel)  # type: ignore[arg-type]
+    cli = dlready("--channel", channel, "--compute-capability", "6.1", "--os", "linux")
+    assert cli.returncode == ExitCode.USAGE
+    assert cli.stdout == ""
+    suggestion = next(line for line in cli.stderr.splitlines() if line.startswith("dlready "))
+    rerun = dlready(*shlex.split(suggestion.split("  # ")[0])[2:])
+    assert rerun.returncode == 0
+    assert rerun.stdout.endswith("/whl/cu126\n")
+
+
+def test_a_pre_release_plan_for_a_gpu_cuda_13_compiles_for_says_the_arch_list_is_unknown() -> None:
+    rtx_3090 = facts(
+        os="linux", arch="x86_64", python="3.12", driver="580.65.06", compute_capabilities=("8.6",)
+    )
+    plan = plan_channel(rtx_3090, InstallWishes(), "nightly")  # type: ignore[arg-type]
+    assert plan.variant == "cu132"
+    assert any(
+        "no GPU architecture list for pre-release builds (CUDA 13.2 can compile for compute "
+        "capability 8.6)" in warning
+        for warning in plan.warnings
+    )
+
+
+def test_a_package_the_channel_lacks_for_the_platform_is_never_dropped_silently() -> None:
+    windows_arm = facts(os="windows", arch="arm64", python="3.12", accelerator="cpu")
+    asked = plan_channel(windows_arm, InstallWishes(packages=("torch", "torchvision")), "nightly")  # type: ignore[arg-type]
+    assert asked.command_line.startswith("pip install --pre torch --index-url")
+    assert (
+        "torchvision left out although asked for: the nightly channel has torch only for "
+        "windows-arm64"
+    ) in asked.warnings
+    default = plan_channel(windows_arm, InstallWishes(), "nightly")  # type: ignore[arg-type]
+    assert any("torchvision left out" in reason for reason in default.reasons)
+    with pytest.raises(PlanError) as nothing_left:
+        plan_channel(windows_arm, InstallWishes(packages=("torchvision",)), "nightly")  # type: ignore[arg-type]
+    assert nothing_left.value.nearest_valid == "--packages torch"
+
+
+@pytest.mark.parametrize(
+    ("flags", "shown", "not_shown"),
+    [
+        (
+            {"os": "linux", "arch": "x86_64", "accelerator": "cpu"},
+            (),
+            ("cu134", "linux-aarch64", "Windows"),
+        ),
+        (
+            {"os": "linux", "arch": "x86_64", "driver": "580.65.06"},
+            (),
+            ("cu134", "linux-aarch64", "Windows"),
+        ),
+        (
+            {"os": "linux", "arch": "aarch64", "driver": "580.65.06"},
+            ("linux-aarch64 CUDA variants assumed",),
+            ("cu134", "Windows"),
+        ),
+        (
+            {"os": "windows", "arch": "x86_64", "driver": "580.65.06"},
+            ("cu134 (CUDA 13.4) has no Windows build",),
+            ("linux-aarch64", "driver minimum"),
+        ),
+    ],
+)
+def test_nightly_warnings_concern_the_planned_platform_and_variant_only(
+    flags: dict[str, str], shown: tuple[str, ...], not_shown: tuple[str, ...]
+) -> None:
+    plan = plan_channel(facts(python="3.12", **flags), InstallWishes(), "nightly")  # type: ignore[arg-type]
+    warnings = "\n".join(plan.warnings)
+    for text in shown:
+        assert text in warnings
+    for text in not_shown:
+        assert text not in warnings, warnings

@@ -129,9 +129,10 @@ def install_cmd_command(
     )
 
 
-def command_with(flags: str) -> str:
+def command_with(flags: str, drop: tuple[str, ...] = ()) -> str:
     """This ``dlready install-cmd`` run's command line with ``flags`` given instead of the
-    same flags it had (``--os linux --arch x86_64``): a whole command to copy."""
+    same flags it had (``--os linux --arch x86_64``), and without the flags in ``drop``: a
+    whole command to copy."""
     import shlex
 
     from typer._click.core import ParameterSource
@@ -145,7 +146,7 @@ def command_with(flags: str) -> str:
         if context is None or context.get_parameter_source(name) is not ParameterSource.COMMANDLINE:
             continue
         long_names = [opt for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")]
-        if not long_names or set(long_names) & set(changes):
+        if not long_names or set(long_names) & {*changes, *drop}:
             continue
         value = context.params.get(name)
         if isinstance(value, bool):
@@ -225,18 +226,22 @@ def _install_cmd(
         )
         if target is not None:
             install_run.check_same_machine(
-                target, overrides, python is not None and not interpreter
+                target, overrides, python is not None and not interpreter, run_args.run
             )
         facts = _facts(overrides)
         if target is not None:
             facts = install_run.facts_for(facts, target)
         plan = _plan(facts, wishes, run_args.channel)
+        if target is not None and target.given and not run_args.run:
+            plan = install_run.for_interpreter(plan, target)
         table = load_compat_table()
     except PlanError as exc:
         words, flag_choices = exc.choices()
-        commands = tuple(choice.command(command_with(choice.flags)) for choice in flag_choices)
-        if commands:
-            words.append("run this:" if len(commands) == 1 else "run one of these:")
+        commands = tuple(
+            choice.command(command_with(choice.flags, choice.drop)) for choice in flag_choices
+        )
+        if commands:  # text: the commands follow on lines of their own; JSON: in the hint too
+            words.append(_run_these(commands, whole=run_args.json_output))
         raise CommandError(
             ExitCode.USAGE,
             Problem(
@@ -269,6 +274,14 @@ def _install_cmd(
         warnings=tuple(Problem("plan_warning", warning) for warning in plan.warnings),
         text=text,
     )
+
+
+def _run_these(commands: tuple[str, ...], whole: bool) -> str:
+    """The hint's lead-in to the suggested commands. Printed, they follow on lines of their own;
+    for ``--json`` the hint stands alone: the one command in it, or where the list is."""
+    if len(commands) == 1:
+        return f"run this: {commands[0]}" if whole else "run this:"
+    return "run one of these (listed in more)" if whole else "run one of these:"
 
 
 def _plan(facts: MachineFacts, wishes: InstallWishes, channel: str) -> InstallPlan:

@@ -3,7 +3,7 @@ the detected one, checked against what the platform's wheels support (pure)."""
 
 from __future__ import annotations
 
-from dlready.install.errors import PlanError
+from dlready.install.errors import CPU_CHOICE, PlanError
 from dlready.install.facts import GIVEN, IMPLIED, Fact, MachineFacts, nearest_choice
 from dlready.install.plan import PlanContext, Rationale
 from dlready.install.table import LINUX_X86, MACOS_ARM
@@ -65,10 +65,38 @@ def _implied_by_variant(wish: str, fact: Fact[str], ctx: PlanContext) -> Fact[st
     if fact.origin == GIVEN:
         raise PlanError(
             f"--variant {wish} is a {implied} build but --accelerator {accel} was given",
-            f"--accelerator {implied}, or drop one of the two flags",
+            _agreeing_flags(implied, accel, ctx.platform),
         )
     _refuse_nvidia_flags(ctx.facts, wish, implied)
     return Fact(implied, IMPLIED, f"by --variant {wish}")
+
+
+def _fits_platform(accel: str, platform: str) -> bool:
+    """Whether PyTorch has wheels for ``accel`` on ``platform`` at all."""
+    macos = platform.startswith("macos")
+    if accel in ("cuda", "rocm") and macos:
+        return False
+    if accel == "mps":
+        return platform == MACOS_ARM
+    return accel != "rocm" or platform == LINUX_X86
+
+
+def _agreeing_flags(implied: str, accel: str, platform: str) -> str:
+    """The hint when ``--variant`` and ``--accelerator`` disagree: the accelerator the variant
+    implies (where the platform has it), or a variant of the given accelerator (where one is
+    named without a version: the CPU or the default macOS wheels)."""
+    choices = []
+    if _fits_platform(implied, platform):
+        choices.append(f"--accelerator {implied}")
+    if accel in ("cpu", "mps") and _fits_platform(accel, platform):
+        default = "default" if platform.startswith("macos") else "cpu"
+        choices.append(f"--variant {default} (the {_WHEELS[default]})")
+    elif accel in ("cuda", "rocm") and _fits_platform(accel, platform):
+        choices.append(f"--accelerator {accel} without --variant")
+    return ", or ".join(choices) or "drop --variant"
+
+
+_WHEELS = {"default": "default macOS wheels", "cpu": "CPU build"}
 
 
 def _refuse_nvidia_flags(facts: MachineFacts, wish: str, implied: str) -> None:
@@ -101,7 +129,8 @@ def _fit_to_platform(fact: Fact[str], chosen: bool, platform: str, why: Rational
         if chosen:
             raise PlanError(
                 f"{accel.upper()} wheels do not exist for macOS",
-                f"--accelerator {fallback} (the default macOS wheels)",
+                f"--accelerator {fallback} --variant default without --driver "
+                "--compute-capability (the default macOS wheels)",
             )
         why.warnings.append(
             f"{accel} ({fact.origin}) does not apply to {platform}: planning the default macOS "
@@ -109,13 +138,16 @@ def _fit_to_platform(fact: Fact[str], chosen: bool, platform: str, why: Rational
         )
     elif not macos and accel == "mps":
         if chosen:
-            raise PlanError("MPS is macOS only", "--accelerator cpu or --accelerator cuda")
+            raise PlanError(
+                "MPS is macOS only",
+                f"{CPU_CHOICE}, or --accelerator cuda without --variant",
+            )
         fallback = "cpu"
     elif accel == "rocm" and platform != LINUX_X86:
         if chosen:
             raise PlanError(
                 f"ROCm wheels exist for Linux x86_64 only, not {platform}",
-                "--os linux --arch x86_64, or --accelerator cpu",
+                "--os linux --arch x86_64, or --accelerator cpu --variant cpu (the CPU build)",
             )
         why.warnings.append(
             f"AMD GPU found, but ROCm wheels exist for Linux x86_64 only: planning the CPU "

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from dlready.install.errors import PlanError
+from dlready.install.archs import Coverage
+from dlready.install.cuda_fit import gpu_coverage
+from dlready.install.errors import CPU_CHOICE, PlanError
 from dlready.install.facts import MachineFacts
 from dlready.install.plan import (
     Candidate,
@@ -24,12 +26,38 @@ from dlready.install.plan import (
     InstallWishes,
     PinnedPackage,
 )
-from dlready.install.table import CompatTable, load_compat_table
-from dlready.install.versions import compare_numeric, variant_kind, variant_sort_key
+from dlready.install.planner import plan_install
+from dlready.install.table import CompatTable, PipForm, load_compat_table
+from dlready.install.toolkit_archs import too_old_for_toolkit, toolkit_min_capability
+from dlready.install.versions import (
+    compare_numeric,
+    cuda_of_variant,
+    variant_kind,
+    variant_sort_key,
+)
 from dlready.package_data import read_data_text
 
 CHANNELS = ("stable", "test", "nightly")
 PRE_RELEASE_CHANNELS = ("test", "nightly")
+
+
+@dataclass(frozen=True)
+class ChannelNote:
+    """A remark about a channel, and the plans it concerns (empty: every plan)."""
+
+    text: str
+    platforms: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    """Variant kinds: ``cuda``, ``rocm``, ``cpu``."""
+    variants: tuple[str, ...] = ()
+
+    def concerns(self, platform: str, variant: str) -> bool:
+        """Whether a plan for ``variant`` on ``platform`` should carry this note."""
+        return (
+            (not self.platforms or platform in self.platforms)
+            and (not self.kinds or variant_kind(variant) in self.kinds)
+            and (not self.variants or variant in self.variants)
+        )
 
 
 @dataclass(frozen=True)
@@ -41,7 +69,7 @@ class Channel:
     platforms: dict[str, tuple[str, ...]]
     packages: tuple[str, ...]
     torch_only_platforms: tuple[str, ...]
-    notes: tuple[str, ...]
+    notes: tuple[ChannelNote, ...]
     checked_on: str
     confidence: str
     index_url: str
@@ -73,7 +101,15 @@ def load_channel(name: str) -> Channel:
         platforms={k: tuple(v) for k, v in entry["platforms"].items()},
         packages=tuple(entry["packages"]),
         torch_only_platforms=tuple(entry.get("torch_only_platforms", ())),
-        notes=tuple(entry.get("notes", ())),
+        notes=tuple(
+            ChannelNote(
+                note["text"],
+                tuple(note.get("platforms", ())),
+                tuple(note.get("kinds", ())),
+                tuple(note.get("variants", ())),
+            )
+            for note in entry.get("notes", ())
+        ),
         checked_on=data["checked_on"],
         confidence=data["confidence"],
         index_url=data["index_url"],
@@ -106,15 +142,129 @@ def _driver_ok(variant: str, facts: MachineFacts, table: CompatTable) -> bool | 
     return compare_numeric(driver, minimum) >= 0
 
 
+def _has(variants: tuple[str, ...] | list[str], kind: str | None) -> bool:
+    return any(kind is None or variant_kind(v) == kind for v in variants)
+
+
+def _elsewhere(channel: Channel, platform: str, kind: str | None) -> str:
+    """Flags for a channel (or, failing that, a CPU of the same OS) that has builds of
+    ``kind`` (``cuda``, ``rocm``; None: any) for ``platform``: every hint names one that works."""
+    table = load_compat_table()
+    choices = []
+    stable_kind = "default" if kind == "cpu" and platform.startswith("macos") else kind
+    if any(_has([f.variant for f in r.pip_forms(platform)], stable_kind) for r in table.releases):
+        choices.append("--channel stable")
+    choices.extend(
+        f"--channel {other}"
+        for other in PRE_RELEASE_CHANNELS
+        if other != channel.name and _has(load_channel(other).platforms.get(platform, ()), kind)
+    )
+    if not choices:
+        os_name = platform.split("-")[0]
+        for other_platform, variants in channel.platforms.items():
+            if other_platform.startswith(f"{os_name}-") and _has(variants, kind):
+                choices.append(f"--arch {other_platform.split('-', 1)[1]}")
+                break
+    return ", or ".join(choices) or "--channel stable"
+
+
+def _stable_counterpart(variant: str, platform: str, table: CompatTable) -> PipForm | None:
+    """The same CUDA variant in the newest stable release that has it for ``platform``, with
+    an arch list: the nearest evidence of what the pre-release build carries."""
+    for release in sorted(table.releases, key=lambda r: r.key, reverse=True):
+        form = release.pip_form(variant, platform)
+        if form is not None and form.arch is not None and not release.lts:
+            return form
+    return None
+
+
+@dataclass(frozen=True)
+class _ArchVerdict:
+    """What is known about one pre-release CUDA build's kernels for the given GPUs."""
+
+    impossible: tuple[str, ...]
+    """Compute capabilities its CUDA toolkit cannot compile for at all (known)."""
+    stable_lacks: tuple[str, ...]
+    """Compute capabilities the newest stable build of the same variant has no code for."""
+    stable_torch: str | None
+
+
+def _arch_verdict(variant: str, facts: MachineFacts, table: CompatTable) -> _ArchVerdict:
+    capabilities = facts.compute_capabilities.value or ()
+    cuda = cuda_of_variant(variant) or ""
+    impossible = tuple(cc for cc in capabilities if too_old_for_toolkit(cc, cuda))
+    platform = facts.platform or ""
+    stable = _stable_counterpart(variant, platform, table)
+    stable_torch = next(
+        (r.torch for r in table.releases if stable is not None and stable in r.pip),
+        None,
+    )
+    stable_lacks = tuple(
+        cc
+        for cc in capabilities
+        if stable is not None
+        and stable.arch is not None
+        and gpu_coverage(stable.arch.arch_list, cc, platform, table) is Coverage.NONE
+    )
+    return _ArchVerdict(impossible, stable_lacks, stable_torch)
+
+
+def _no_kernels_error(
+    verdicts: dict[str, _ArchVerdict],
+    facts: MachineFacts,
+    wishes: InstallWishes,
+    table: CompatTable,
+    channel: Channel,
+) -> PlanError:
+    """No CUDA build on the channel can run on the GPU: the stable command that does, if any."""
+    gpus = ", ".join(sorted({cc for v in verdicts.values() for cc in v.impossible}))
+    by_floor: dict[str, list[str]] = {}
+    for variant in verdicts:
+        floor = toolkit_min_capability(cuda_of_variant(variant) or "") or "?"
+        by_floor.setdefault(floor, []).append(variant)
+    why = "; ".join(
+        f"{', '.join(variants)}: their CUDA version compiles for compute capability {floor} "
+        "and newer"
+        for floor, variants in by_floor.items()
+    )
+    message = (
+        f"no CUDA build on the {channel.name} index has kernels for compute capability "
+        f"{gpus} ({why})"
+    )
+    try:
+        stable = plan_install(facts, replace(wishes, variant=None))
+    except PlanError:
+        return PlanError(
+            message,
+            f"{CPU_CHOICE} (the CPU build)",
+        )
+    return PlanError(
+        message,
+        f"--channel stable without --variant (torch {stable.torch} {stable.variant} has kernels "
+        "for it)",
+        hints=(f"the stable command: {stable.command_line}",),
+    )
+
+
 def _choose_cuda(
-    variants: list[str], facts: MachineFacts, table: CompatTable, channel: Channel
+    variants: list[str],
+    facts: MachineFacts,
+    wishes: InstallWishes,
+    table: CompatTable,
+    channel: Channel,
 ) -> tuple[str, list[str], list[str], tuple[Candidate, ...]]:
-    cuda = sorted((v for v in variants if variant_kind(v) == "cuda"), key=variant_sort_key)
-    if not cuda:
+    all_cuda = sorted((v for v in variants if variant_kind(v) == "cuda"), key=variant_sort_key)
+    if not all_cuda:
         raise PlanError(
             f"the {channel.name} channel has no CUDA build for {facts.platform}",
-            "--channel stable, or --accelerator cpu",
+            _elsewhere(channel, facts.platform or "", "cuda") + f", or {CPU_CHOICE}",
         )
+    arch = {v: _arch_verdict(v, facts, table) for v in all_cuda}
+    runnable = [v for v in all_cuda if not arch[v].impossible]
+    if not runnable:
+        raise _no_kernels_error(arch, facts, wishes, table, channel)
+    # Prefer builds whose stable counterpart has code for the GPU; the others stay possible.
+    cuda = [v for v in runnable if not arch[v].stable_lacks] or runnable
     verdicts = {v: _driver_ok(v, facts, table) for v in cuda}
     known_ok = [v for v in cuda if verdicts[v] is True]
     reasons, warnings = [], []
@@ -142,26 +292,57 @@ def _choose_cuda(
         chosen = unknown[-1]
         reasons.append(f"{chosen}: its driver minimum is not in dlready's data")
         warnings.append(f"{chosen}: dlready does not know this build's driver minimum")
-    warnings.append(
-        "dlready has no GPU architecture lists for pre-release builds: after installing, "
-        "`dlready smoke` shows whether they carry code for your GPU"
-    )
+    excluded = [v for v in all_cuda if arch[v].impossible]
+    if excluded:
+        reasons.append(
+            f"{', '.join(excluded)}: no kernels for compute capability "
+            f"{', '.join(arch[excluded[0]].impossible)} (their CUDA version cannot compile for it)"
+        )
+    warnings.append(_arch_warning(chosen, arch[chosen], facts))
     candidates = tuple(
         Candidate(
             v,
-            verdicts[v] is not False,
+            v in cuda and verdicts.get(v) is not False,
             v == chosen,
-            CoverageState.UNKNOWN,
+            CoverageState.NONE if arch[v].impossible else CoverageState.UNKNOWN,
             {
                 True: DriverSupport.FULL,
                 False: DriverSupport.TOO_OLD,
                 None: DriverSupport.UNKNOWN,
-            }[verdicts[v]],
-            "chosen" if v == chosen else ("driver too old" if verdicts[v] is False else "usable"),
+            }[verdicts.get(v) if v in cuda else _driver_ok(v, facts, table)],
+            "chosen"
+            if v == chosen
+            else "no kernels for this GPU"
+            if arch[v].impossible
+            else "driver too old"
+            if verdicts.get(v) is False
+            else "usable",
         )
-        for v in cuda
+        for v in all_cuda
     )
     return chosen, reasons, warnings, candidates
+
+
+def _arch_warning(chosen: str, arch: _ArchVerdict, facts: MachineFacts) -> str:
+    """What is not known about the chosen build's kernels for this GPU."""
+    after = "after installing, `dlready smoke` shows whether it carries code for your GPU"
+    capabilities = facts.compute_capabilities.value or ()
+    if not capabilities:
+        return (
+            "the GPU's compute capability is unknown and dlready has no GPU architecture lists "
+            f"for pre-release builds: {after}"
+        )
+    gpus = ", ".join(capabilities)
+    if arch.stable_lacks:
+        return (
+            f"dlready has no GPU architecture list for pre-release builds, and the stable "
+            f"{chosen} build of torch {arch.stable_torch} has no kernels for compute capability "
+            f"{', '.join(arch.stable_lacks)}: {after}"
+        )
+    return (
+        f"dlready has no GPU architecture list for pre-release builds (CUDA "
+        f"{cuda_of_variant(chosen)} can compile for compute capability {gpus}): {after}"
+    )
 
 
 def plan_channel(
@@ -190,12 +371,11 @@ def plan_channel(
     if not variants:
         raise PlanError(
             f"the {channel.name} channel has no builds for {platform} (as of {channel.checked_on})",
-            "--channel stable",
+            _elsewhere(channel, platform, None),
         )
     reasons = [f"{channel.name} channel: {channel.what}"]
     warnings = [
         f"{channel.name} channel contents as of {channel.checked_on} ({channel.confidence})",
-        *channel.notes,
     ]
     candidates: tuple[Candidate, ...] = ()
     accelerator = facts.accelerator.value
@@ -208,9 +388,30 @@ def plan_channel(
                 f"--variant {variants[-1]}",
             )
         reasons.append(f"{variant}: the variant you asked for with --variant")
+        if variant_kind(variant) == "cuda":
+            forced = _arch_verdict(variant, facts, table)
+            if forced.impossible:
+                others = [
+                    v
+                    for v in variants
+                    if variant_kind(v) == "cuda" and not _arch_verdict(v, facts, table).impossible
+                ]
+                if others:
+                    raise PlanError(
+                        f"the {channel.name} {variant} build has no kernels for compute "
+                        f"capability {', '.join(forced.impossible)} (CUDA "
+                        f"{cuda_of_variant(variant)} compiles for compute capability "
+                        f"{toolkit_min_capability(cuda_of_variant(variant) or '')} and newer)",
+                        f"--variant {others[-1]}",
+                    )
+                every = {
+                    v: _arch_verdict(v, facts, table) for v in variants if variant_kind(v) == "cuda"
+                }
+                raise _no_kernels_error(every, facts, wishes, table, channel)
+            warnings.append(_arch_warning(variant, forced, facts))
     elif accelerator == "cuda":
         variant, more_reasons, more_warnings, candidates = _choose_cuda(
-            variants, facts, table, channel
+            variants, facts, wishes, table, channel
         )
         reasons += more_reasons
         warnings += more_warnings
@@ -219,7 +420,7 @@ def plan_channel(
         if not rocm:
             raise PlanError(
                 f"the {channel.name} channel has no ROCm build for {platform} in dlready's data",
-                "--channel stable, or --accelerator cpu",
+                _elsewhere(channel, platform, "rocm") + f", or {CPU_CHOICE}",
             )
         variant = rocm[-1]
         reasons.append(f"{variant}: the newest ROCm build on the {channel.name} index")
@@ -237,8 +438,27 @@ def plan_channel(
                 f"the {channel.name} channel has no {', '.join(unknown)}",
                 f"--packages {','.join(channel.packages)}",
             )
+        left_out = [p for p in channel.packages if p in wishes.packages and p not in names]
         names = tuple(p for p in channel.packages if p in wishes.packages and p in names)
+        if not names:
+            raise PlanError(
+                f"the {channel.name} channel has torch only for {platform}, not "
+                f"{', '.join(left_out)}",
+                "--packages torch",
+            )
+        if left_out:
+            warnings.append(
+                f"{', '.join(left_out)} left out although asked for: the {channel.name} channel "
+                f"has torch only for {platform}"
+            )
+    elif len(names) < len(channel.packages):
+        left = [p for p in channel.packages if p not in names]
+        reasons.append(
+            f"{', '.join(left)} left out: the {channel.name} channel has torch only for {platform}"
+        )
     packages = tuple(PinnedPackage(name, "", None, "") for name in names)
+    # Notes about other platforms and variants concern other plans (docs/install-cmd.md).
+    warnings[1:1] = [n.text for n in channel.notes if n.concerns(platform, variant)]
     url = channel.url(variant)
     pre = "--prerelease allow" if wishes.manager == "uv" else "--pre"
     program = "uv pip install" if wishes.manager == "uv" else "pip install"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from dlready.install.archs import Coverage, arch_labels
 from dlready.install.caveats import arch_list_caveat, driver_floor_caveats
 from dlready.install.cuda_fit import Evaluation, cuda_forms, evaluate, rank, verdict
-from dlready.install.errors import PlanError
+from dlready.install.errors import CPU_CHOICE, PlanError
 from dlready.install.hints import covering_hint, jetson_error, no_cuda_fit
 from dlready.install.plan import Candidate, DriverSupport, PlanContext, Rationale
 from dlready.install.table import LINUX_ARM, PipForm, Release
@@ -49,7 +49,7 @@ def choose_cuda(
         raise PlanError(
             f"torch {release.torch} has no CUDA build for {ctx.platform}"
             + (" with conda" if ctx.conda else ""),
-            "--accelerator cpu"
+            CPU_CHOICE
             + (
                 ""
                 if ctx.platform != LINUX_ARM

@@ -7,8 +7,13 @@ from typing import NamedTuple
 
 _FLAG_CHOICE = re.compile(
     r"(?P<flags>--[a-z][a-z-]*(?: [A-Za-z0-9._,+=/:-]+)?(?: --[a-z][a-z-]*(?: [A-Za-z0-9._,+=/:-]+)?)*)"
+    r"(?: without (?P<drop>--[a-z][a-z-]*(?: --[a-z][a-z-]*)*))?"
     r"(?: \((?P<remark>[^()]*)\))?"
 )
+
+
+CPU_CHOICE = "--accelerator cpu without --driver --compute-capability --variant"
+"""The CPU build as a hint: without the flags that describe an NVIDIA GPU or another build."""
 
 
 class FlagChoice(NamedTuple):
@@ -16,6 +21,9 @@ class FlagChoice(NamedTuple):
 
     flags: str
     remark: str | None = None
+    drop: tuple[str, ...] = ()
+    """Flags to leave out of the command (``--accelerator cpu without --driver``): they
+    would contradict the choice."""
 
     def command(self, command_line: str) -> str:
         """``command_line`` with the remark as a shell comment after it."""
@@ -42,15 +50,16 @@ class PlanError(ValueError):
         """The hint's alternatives, split: words (``update the NVIDIA driver ...``) and sets
         of ``install-cmd`` flags (``--torch 2.7.1 --variant cu118``), which every caller
         prints as whole commands of their own. A choice is a flag set only when it is nothing
-        but flags and plain values (a trailing ``(remark)`` aside); ``--channel stable | test``
-        stays words."""
+        but flags and plain values (then ``without --flag ...``, flags to leave out, and a
+        trailing ``(remark)``); ``--channel stable | test`` stays words."""
         words: list[str] = []
         flag_choices: list[FlagChoice] = []
         for choice in re.split(r";\s*or\s+|,\s*or\s+|\s+or\s+(?=--)", self.nearest_valid or ""):
             choice = choice.strip()
             found = _FLAG_CHOICE.fullmatch(choice)
             if found:
-                flag_choices.append(FlagChoice(found["flags"], found["remark"]))
+                drop = tuple((found["drop"] or "").split())
+                flag_choices.append(FlagChoice(found["flags"], found["remark"], drop))
             elif choice:
                 words.append(choice)
         return words, flag_choices

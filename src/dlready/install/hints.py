@@ -12,7 +12,7 @@ from dlready.install.cuda_fit import (
     rank,
     verdict,
 )
-from dlready.install.errors import PlanError
+from dlready.install.errors import CPU_CHOICE, PlanError
 from dlready.install.plan import PlanContext
 from dlready.install.release_choice import python_fits
 from dlready.install.table import LINUX_ARM, Release
@@ -26,7 +26,7 @@ def covering_hint(release: Release, ctx: PlanContext) -> str:
     if covering:
         return f"--variant {covering[0].form.variant} (covers compute capability {gpus})"
     older = older_release_fix(release, ctx)
-    return "; or ".join([*([older] if older else []), "--accelerator cpu"])
+    return "; or ".join([*([older] if older else []), CPU_CHOICE])
 
 
 def variant_hint(variant: str, available: list[str], release: Release, ctx: PlanContext) -> str:
@@ -72,7 +72,7 @@ def jetson_error(release: Release, capabilities: tuple[str, ...], ctx: PlanConte
         f"Jetson module (compute capability {gpus}): pytorch.org's linux-aarch64 CUDA wheels "
         f"are built for server ARM (SBSA) without {sm} kernels",
         f"NVIDIA's PyTorch wheels for Jetson, built for your JetPack release{where}, or "
-        "--accelerator cpu",
+        f"{CPU_CHOICE}",
     )
 
 
@@ -94,7 +94,7 @@ def no_cuda_fit(release: Release, evaluations: list[Evaluation], ctx: PlanContex
     older = older_release_fix(release, ctx)
     if older:
         fixes.append(older)
-    fixes.append("--accelerator cpu")
+    fixes.append(CPU_CHOICE)
     gpus = ", ".join(facts.compute_capabilities.value or ()) or "unknown"
     return PlanError(
         f"no CUDA build of torch {release.torch} for {ctx.platform} fits this machine "

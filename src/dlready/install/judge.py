@@ -421,6 +421,7 @@ def explain_no_command(snapshot: MachineSnapshot) -> str | None:
     """Why :func:`recommended_command_line` has no command for this machine; None if it has one.
 
     One line for ``check`` to print, e.g. ``"PyTorch publishes no stable wheels for Python 3.15
-    on linux-x86_64 (newest supported: Python 3.14 with torch 2.14.1) (hint: Python 3.14)"``.
+    on linux-x86_64 (newest supported: Python 3.14 with torch 2.14.1) (hint: another choice
+    that `dlready install-cmd` lists)"``; :func:`no_command_alternatives` gives the commands.
     """
     return _recommend(snapshot)[1]

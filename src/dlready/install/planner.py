@@ -32,7 +32,7 @@ from dlready.install.caveats import Unconfirmed, caveat_lines
 from dlready.install.command_line import packages_for, render_conda, render_pip
 from dlready.install.cuda_choice import VariantChoice, choose_cuda, forced_cuda
 from dlready.install.cuda_fit import available_variants
-from dlready.install.errors import PlanError
+from dlready.install.errors import CPU_CHOICE, PlanError
 from dlready.install.facts import (
     DETECTED,
     IMPLIED,
@@ -204,7 +204,7 @@ def _choose_rocm(
         )
         raise PlanError(
             f"torch {release.torch} has no ROCm build for {ctx.platform}",
-            (f"--torch {newer.torch}" if newer else "a newer torch") + ", or --accelerator cpu",
+            (f"--torch {newer.torch}" if newer else "a newer torch") + f", or {CPU_CHOICE}",
         )
     variant = rocm[-1]
     why.reasons.append(f"{variant}: the ROCm build of torch {release.torch} for an AMD GPU")

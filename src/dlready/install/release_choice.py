@@ -174,9 +174,10 @@ def _pinned_release(wish: str, ctx: PlanContext, why: Rationale) -> Release:
     if fit is None:
         newest = newest_for_python(ctx.table, python, ctx.platform, manager)
         alternative = f", or --torch {newest.torch} (newest for Python {python})" if newest else ""
+        closest = _closest_python(release, python)
         raise PlanError(
             f"torch {release.torch} supports Python {python_range(release)}, not {python}",
-            f"Python {_closest_python(release, python)}{alternative}",
+            f"--python {closest} (torch {release.torch} with Python {closest}){alternative}",
         )
     if fit == "experimental":
         source = ctx.table.public_sources.get("python")
@@ -219,18 +220,19 @@ def _no_release_for_python(table: CompatTable, python: str, platform: str) -> tu
         extra = ""
         if experimental:
             extra = (
-                f", or --torch {experimental[0].torch} to try its experimental Python {python} "
-                "wheels"
+                f", or --torch {experimental[0].torch} (its experimental Python {python} wheels)"
             )
         return (
             f"PyTorch publishes no stable wheels for Python {python} on {platform} "
             f"(newest supported: Python {newest_max.python.max} with torch {newest_max.torch})",
-            f"Python {newest_max.python.max}{extra}",
+            f"--python {newest_max.python.max} (the newest Python with stable wheels: torch "
+            f"{newest_max.torch}){extra}",
         )
     if key < python_key(oldest_min.python.min):
         return (
             f"Python {python} is older than every release in the table supports",
-            f"Python {oldest_min.python.min} (torch {oldest_min.torch})",
+            f"--python {oldest_min.python.min} --torch {oldest_min.torch} (the oldest Python "
+            f"in the table, with the newest torch for it)",
         )
     return (f"no release supports Python {python} on {platform}", "another Python version")
 

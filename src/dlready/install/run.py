@@ -153,7 +153,10 @@ def _same_arch(a: str, b: str) -> bool:
 
 
 def check_same_machine(
-    target: TargetInterpreter, overrides: FactOverrides, python_version_given: bool
+    target: TargetInterpreter,
+    overrides: FactOverrides,
+    python_version_given: bool,
+    installing: bool = True,
 ) -> None:
     """Refuse flags that plan for another machine than the target interpreter.
 
@@ -168,6 +171,14 @@ def check_same_machine(
         conflicts.append(f"--arch {overrides.arch} (it is {target.arch})")
     if python_version_given and overrides.python is not None and overrides.python != target.python:
         conflicts.append(f"--python {overrides.python} (it is Python {target.python})")
+    if conflicts and not installing:  # --python PATH without --run: plan for that interpreter
+        flags = " and ".join(conflict.split(" (")[0] for conflict in conflicts)
+        raise RunError(
+            ExitCode.USAGE,
+            f"{'; '.join(conflicts)} contradicts {where}, which the plan is for",
+            f"drop {flags} to plan for that interpreter, or give --python {target.python} "
+            "(a version, not an interpreter) to plan for another machine",
+        )
     if conflicts:
         raise RunError(
             ExitCode.USAGE,
@@ -186,6 +197,29 @@ def facts_for(facts: MachineFacts, target: TargetInterpreter) -> MachineFacts:
     if target.os != "other":
         result = replace(result, os=Fact(target.os, GIVEN, detail))
     return replace(result, arch=Fact(target.arch, GIVEN, detail))
+
+
+def for_interpreter(plan: InstallPlan, target: TargetInterpreter) -> InstallPlan:
+    """The plan's command for ``--python PATH`` without ``--run``: the pip of that interpreter
+    (``/usr/bin/python3 -m pip install ...``, uv: ``uv pip install --python /usr/bin/python3
+    ...``), as ``--run`` runs it, so that ``| sh`` installs into it and not into whatever pip
+    is first on PATH. conda installs into the active environment and stays as it is."""
+    for program, prefix in (
+        ("pip install ", [target.executable, "-m", "pip", "install"]),
+        ("uv pip install ", ["uv", "pip", "install", "--python", target.executable]),
+    ):
+        if plan.command_line.startswith(program):
+            rest = plan.command_line.removeprefix(program)
+            return replace(
+                plan,
+                command_line=f"{command_line(prefix)} {rest}",
+                reasons=[
+                    *plan.reasons,
+                    f"for the interpreter {target.executable}: its own pip, so the command "
+                    "installs into it wherever it runs",
+                ],
+            )
+    return plan
 
 
 def run_argv(

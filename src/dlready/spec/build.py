@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dlready.install.toolkit_archs import toolkit_min_capability
 from dlready.install.versions import compute_capability_key, cuda_of_variant, numeric_key
 from dlready.model import (
     BuildTools,
@@ -78,34 +79,6 @@ def load_host_compiler_table() -> tuple[HostCompilerEntry, ...]:
         )
         for row in rows
     )
-
-
-@functools.lru_cache(maxsize=1)
-def load_toolkit_arch_table() -> tuple[tuple[tuple[int, ...], tuple[int, ...], str], ...]:
-    """The packaged table of the oldest compute capability each CUDA toolkit compiles for:
-    (from, through, compute capability) rows."""
-    text = read_data_text("cuda_toolkit_archs.json")
-    rows: list[dict[str, Any]] = json.loads(text)["releases"]
-    return tuple(
-        (
-            numeric_key(row["cuda_from"]),
-            numeric_key(row["cuda_through"]),
-            row["min_compute_capability"],
-        )
-        for row in rows
-    )
-
-
-def toolkit_min_capability(cuda_version: str) -> str | None:
-    """The oldest compute capability CUDA ``cuda_version``'s nvcc compiles for (13.0 -> 7.5)."""
-    try:
-        key = numeric_key(cuda_version)[:2]
-    except ValueError:
-        return None
-    for first, last, capability in load_toolkit_arch_table():
-        if first <= key <= last:
-            return capability
-    return None
 
 
 def table_limits(cuda_version: str) -> HostCompilerLimits | None:
