@@ -390,8 +390,9 @@ def test_unwritable_stdout_is_one_error_line_and_exit_3(
     assert lines[-1] == error
     assert "Traceback" not in result.stderr
     # A refusal (--torch 9.9) is told before stdout fails, so it is not lost.
-    # error, hint, the suggested command, then the stdout failure
-    assert len(lines) == (4 if "9.9" in args else 1)
+    # error, hint, the suggested command (with --json inside the hint), the stdout failure
+    refused = 3 if "--json" in args else 4
+    assert len(lines) == (refused if "9.9" in args else 1)
 
 
 def test_vanished_reader_is_exit_3_without_a_traceback() -> None:
@@ -607,12 +608,14 @@ def test_another_python_is_a_whole_command_not_a_fragment(
     ), err
 
 
-def test_json_hint_with_several_commands_says_where_they_are() -> None:
+def test_json_hint_with_several_commands_names_them_all() -> None:
     code, out, err = invoke("--os", "linux", "--accelerator", "mps", "--python", "3.12", "--json")
     assert code == ExitCode.USAGE
     (error,) = json.loads(out)["errors"]
-    assert error["hint"] == "run one of these (listed in more)"
     assert len(error["more"]) == 2
+    assert error["hint"] == "run one of these: " + "; or ".join(error["more"])
+    # on stderr the commands are said once, in the hint line
+    assert err.count(error["more"][0]) == 1
     # text output keeps the hint's lead-in, the commands on lines of their own
     _, _, text_err = invoke("--os", "linux", "--accelerator", "mps", "--python", "3.12")
     assert text_err.splitlines()[1] == "hint: run one of these:"

@@ -165,7 +165,8 @@ def emit(result: CommandResult, fmt: OutputFormat) -> ExitCode:
         for problem in result.errors:
             output.error_line(problem.message, problem.hint)
             for line in problem.more:
-                output.stderr_line(line)
+                if not (problem.hint and line in problem.hint):  # said on the hint line already
+                    output.stderr_line(line)
     if fmt is OutputFormat.JSON:
         output.print_json(envelope_of(result))
     else:

@@ -281,7 +281,7 @@ def _run_these(commands: tuple[str, ...], whole: bool) -> str:
     for ``--json`` the hint stands alone: the one command in it, or where the list is."""
     if len(commands) == 1:
         return f"run this: {commands[0]}" if whole else "run this:"
-    return "run one of these (listed in more)" if whole else "run one of these:"
+    return f"run one of these: {'; or '.join(commands)}" if whole else "run one of these:"
 
 
 def _plan(facts: MachineFacts, wishes: InstallWishes, channel: str) -> InstallPlan:
