@@ -219,6 +219,14 @@ def _host_available_bytes() -> int | None:
     return min(known) if known else None  # a container's limit caps what the host has free
 
 
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """Kill the child's whole process group (it leads its own session) and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError, ValueError):
+        process.communicate()
+
+
 def run_worker(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Run the child and return its result.
 
@@ -238,10 +246,13 @@ def run_worker(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     try:
         stdout, stderr = process.communicate(json.dumps(job), timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+        _kill_group(process)
         raise MeasureError(f"the measurement did not finish within {timeout_s:g} s") from None
+    except BaseException:
+        # Ctrl-C, SIGTERM/SIGHUP (StopSignals raises here) or any error: the child runs in its
+        # own session, so nothing else would end it; it would outlive us holding its memory.
+        _kill_group(process)
+        raise
     lines = [line for line in stdout.splitlines() if line.strip().startswith("{")]
     try:
         result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
