@@ -346,3 +346,18 @@ def test_the_peak_never_falls_as_the_batch_grows(model: str, request_: Request) 
     spec = resolve_model(model)
     totals = [estimate(spec, request_.with_(batch=b)).device_bytes for b in range(1, 65)]
     assert totals == sorted(totals)
+
+
+@pytest.mark.parametrize(
+    ("count", "stand_in"),
+    [("100M", "gpt2"), ("125M", "gpt2"), ("350M", "gpt2"), ("1B", "phi-3-mini"),
+     ("7B", "mistral-7b"), ("69B", "llama-2-70b")],
+)  # fmt: skip
+def test_a_bare_count_borrows_the_closest_decoder_by_ratio(count: str, stand_in: str) -> None:
+    assert shape_stand_in(resolve_model(count)).id == stand_in
+
+
+def test_a_small_bare_count_has_gpt2_sized_activations() -> None:
+    request = Request(task="train", seq=1024)
+    small = estimate(resolve_model("100M"), request).activations_bytes
+    assert small == estimate(resolve_model("gpt2"), request).activations_bytes

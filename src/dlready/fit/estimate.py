@@ -180,11 +180,19 @@ def lora_parameters(spec: ModelSpec, rank: int) -> int:
 
 
 def shape_stand_in(spec: ModelSpec) -> ModelSpec:
-    """For a bare count: the built-in decoder closest in size, scaled to the count (a guess)."""
+    """For a bare count: the built-in dense decoder-only model (GPT-2 or a Llama-style
+    decoder, no mixture of experts) closest in size, by ratio: the smallest
+    max(P / count, count / P), the first in the table on a tie (a guess; docs/fit.md)."""
     if spec.family != "unknown":
         return spec
-    decoders = [m for m in builtin_models() if m.family == "decoder" and m.num_experts == 1]
-    return min(decoders, key=lambda m: abs(parameter_count(m) - spec.given_parameters))
+    count = spec.given_parameters
+    decoders = [
+        m for m in builtin_models() if m.family in ("decoder", "gpt2") and m.num_experts == 1
+    ]
+    return min(
+        decoders,
+        key=lambda m: max(parameter_count(m) / count, count / parameter_count(m)),
+    )
 
 
 # --- weights, gradients, optimizer ----------------------------------------------------------
