@@ -470,3 +470,50 @@ def test_a_peak_in_the_optimizer_step_says_what_lowers_it() -> None:
     assert recomputed.device_bytes == pytest.approx(breakdown.device_bytes)
     small = estimate(resolve_model("gpt2"), Request(task="train", dtype="fp32", batch=8, seq=1024))
     assert not [n for n in small.notes if "optimizer step" in n]  # its peak is in backward
+
+
+# --- host RAM: offload and the checkpoint load ----------------------------------------------
+
+
+def test_offload_short_of_host_ram_says_so_not_a_gpu_shortage(tmp_path: Path) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    args = ("llama-2-13b", "--task", "train", "--offload", "--gradient-checkpointing")
+    result = _fit(*args, "--snapshot", path)
+    assert result.exit_code == 1
+    data = json.loads(_fit(*args, "--snapshot", path, "--json").stdout)["data"]
+    offload = gib(data["estimate"]["host_offload_bytes"])
+    room = gib(data["machine"]["ram_available_bytes"])
+    assert data["host"]["offload_ok"] is False
+    assert "the GPU part fits" in result.stdout
+    assert f"the offloaded states need {offload} of host RAM and {room} is available" in (
+        result.stdout
+    )
+    assert f"Host RAM for offloading: {offload}; {room} available: too little." in result.stdout
+
+
+def test_a_recommended_offload_shows_its_host_ram(tmp_path: Path) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    data = json.loads(_fit("llama-2-13b", "--task", "train", "--snapshot", path, "--json").stdout)
+    assert data["data"]["recommended"] == "adamw_8bit+cpu_offload"
+    option = next(o for o in data["data"]["options"] if o["key"] == "cpu_offload")
+    need = gib(option["estimate"]["host_offload_bytes"])
+    room = gib(data["data"]["machine"]["ram_available_bytes"])
+    text = _fit("llama-2-13b", "--task", "train", "--snapshot", path).stdout
+    assert f"  - the offloaded states need {need} of host RAM and {room} is available" in text
+
+
+def test_a_bare_count_assumes_16_bit_files_and_says_so(tmp_path: Path) -> None:
+    path = _save(tmp_path, "cpu", replay_snapshot("cpu-only-epyc-vm"))
+    result = _fit("7B", "--snapshot", path)
+    assert f"{gib(7e9 * 2)} (bfloat16 files assumed: only the count is known)" in result.stdout
+
+
+def test_a_checkpoint_too_large_for_the_ram_is_said_on_the_cpu_too(tmp_path: Path) -> None:
+    path = _save(tmp_path, "cpu", replay_snapshot("cpu-only-epyc-vm"))
+    result = _fit(str(Path(__file__).parent / "fixtures" / "hf_configs" / "llama-65b.json"),
+                  "--snapshot", path, "--json")  # fmt: skip
+    data = json.loads(result.stdout)["data"]
+    assert data["host"]["ok"] is False
+    text = _fit("12B", "--snapshot", path).stdout + _fit("gemma-2-9b", "--snapshot", path).stdout
+    assert "too little to read it at once" in text
+    assert "shard by shard" in text

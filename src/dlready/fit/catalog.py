@@ -270,6 +270,9 @@ def resolve_model(text: str) -> ModelSpec:
             id=f"{text.strip()} parameters",
             family="unknown",
             given_parameters=count,
+            # Only the count is known: assume 16-bit files, as the large checkpoints of today
+            # ship (Llama, Mistral, Qwen, Phi-3 publish bfloat16 or float16; docs/fit.md).
+            checkpoint_dtype="bfloat16",
             origin="count",
         )
     path = Path(text).expanduser()

@@ -90,6 +90,11 @@ class FitMachine:
         return self.ram_available_bytes or self.ram_total_bytes
 
     @property
+    def host_room_bytes(self) -> int | None:
+        """RAM for the checkpoint load and offloaded states: available, else total."""
+        return self.ram_available_bytes or self.ram_total_bytes
+
+    @property
     def bf16(self) -> bool:
         """Whether bfloat16 is the half-precision type to suggest (else float16)."""
         return all(gpu.bf16 is not False for gpu in self.gpus)
@@ -409,10 +414,16 @@ def _inference_steps(
 def _fits(breakdown: Breakdown, budget: float, machine: FitMachine) -> bool:
     if breakdown.device_bytes > budget:
         return False
-    if breakdown.host_offload_bytes:
-        room = machine.ram_available_bytes or machine.ram_total_bytes
-        return room is not None and breakdown.host_offload_bytes <= room
-    return True
+    return host_offload_fits(breakdown, machine)
+
+
+def host_offload_fits(breakdown: Breakdown, machine: FitMachine) -> bool:
+    """Whether the host RAM holds what is offloaded (True when nothing is; False when the RAM
+    could not be read: an unread figure is never counted as a pass)."""
+    if not breakdown.host_offload_bytes:
+        return True
+    room = machine.host_room_bytes
+    return room is not None and breakdown.host_offload_bytes <= room
 
 
 def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
@@ -484,7 +495,7 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
     n = len(machine.gpus)
     processes = n if (n > 1 and request.sharding == "none" and request.task != "infer") else 1
     host_total = asked.host_load_bytes * processes
-    room = machine.ram_available_bytes or machine.ram_total_bytes
+    room = machine.host_room_bytes
     host_ok = None if room is None else host_total <= room
     notes = list(machine.notes) + list(asked.notes)
     if machine.device == "cpu":
@@ -503,10 +514,12 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
                 "8-bit and 4-bit strategies (bitsandbytes) are left out: they need an NVIDIA "
                 "or AMD GPU"
             )
-    if host_ok is False and machine.device == "cuda":  # on the CPU the weights stay in RAM
+    if host_ok is False:
         notes.append(
-            "loading the checkpoint needs more RAM than is available; safetensors with "
-            "device_map loads it shard by shard, which needs far less"
+            "reading the whole checkpoint at once needs more RAM than is available; "
+            "safetensors with device_map (or `low_cpu_mem_usage=True`) loads it shard by "
+            "shard, which needs far less"
+            + ("" if machine.device == "cuda" else ", beside the weights the run keeps in RAM")
         )
     if shape_stand_in(model) is not model and request.task != "infer":
         notes.append("the batch and sequence only scale a guessed activation figure")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlready.fit.catalog import parameter_count
 from dlready.fit.estimate import Breakdown, Request, effective_seq
+from dlready.fit.plan import host_offload_fits
 from dlready.model import GpuVendor
 from dlready.render.text import format_number, printable
 
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from dlready.fit.measure import Measurement
-    from dlready.fit.plan import FitReport
+    from dlready.fit.plan import FitReport, Option
     from dlready.result import Streams
 
 GIB = 2**30
@@ -128,9 +129,38 @@ def headline(report: FitReport) -> str:
     if report.fits:
         word = "Fits, but tight" if report.tight else "Fits"
         return f"{word}: needs {gib(need)} {where}, {gib(report.margin_bytes)} to spare."
+    if need <= report.budget_bytes:  # the GPU part fits: the host RAM for offload does not
+        return (
+            f"Does not fit as asked: the GPU part fits ({gib(need)} {where}, "
+            f"{gib(report.budget_bytes)} available), but {offload_text(report, report.asked)}."
+        )
     return (
         f"Does not fit as asked: needs {gib(need)} {where}, {gib(report.budget_bytes)} available."
     )
+
+
+def offload_text(report: FitReport, breakdown: Breakdown) -> str:
+    """What is offloaded needs this much host RAM, against what the machine has."""
+    what = "the offloaded layers" if report.request.task == "infer" else "the offloaded states"
+    need = f"{what} need {gib(breakdown.host_offload_bytes)} of host RAM"
+    room = report.machine.host_room_bytes
+    if room is None:
+        return f"{need}, and this machine's RAM could not be read"
+    return f"{need} and {gib(room)} is available"
+
+
+def fits_word(report: FitReport, option: Option) -> str:
+    """The strategy table's verdict: yes, alone: yes, no, or no: host RAM."""
+    if option.fits:
+        return "yes"
+    if option.alone_fits:
+        return "alone: yes"
+    breakdown = option.breakdown
+    if breakdown.device_bytes <= report.budget_bytes and not host_offload_fits(
+        breakdown, report.machine
+    ):
+        return "no: host RAM"
+    return "no"
 
 
 def advice(report: FitReport) -> list[str]:
@@ -149,22 +179,34 @@ def advice(report: FitReport) -> list[str]:
             f"{report.recommended_largest_batch}."
         )
         lines += [f"  - {how}" for how in option.how.split("; ")]
+        if option.breakdown.host_offload_bytes:
+            lines.append(f"  - {offload_text(report, option.breakdown)}")
     else:
         lines.append(
-            "None of the strategies below makes it fit on this machine."
+            "None of the strategies above makes it fit on this machine."
             if report.options
             else "No strategy dlready knows makes it fit on this machine."
+        )
+    if report.request.offload and report.asked.host_offload_bytes:
+        room = report.machine.host_room_bytes
+        lines.append(
+            f"Host RAM for offloading: {gib(report.asked.host_offload_bytes)}; "
+            + (f"{gib(room)} available" if room else "the RAM could not be read")
+            + ("." if host_offload_fits(report.asked, report.machine) else ": too little.")
         )
     if report.parallelism:
         lines.append(f"Several GPUs: {report.parallelism}.")
     files = f"{report.model.checkpoint_dtype} files"
+    if report.model.origin == "count":
+        files += " assumed: only the count is known"
     processes = report.host_load_processes
     if processes > 1:
         each = gib(report.host_load_total_bytes / processes)
         files = f"{processes} processes, one per GPU, each reading {each} of {files}"
     host = f"Host RAM to load the checkpoint: {gib(report.host_load_total_bytes)} ({files})"
     room = report.machine.ram_available_bytes
-    lines.append(host + (f"; {gib(room)} available." if room else "."))
+    short = ", too little to read it at once (see the note)" if report.host_ok is False else ""
+    lines.append(host + (f"; {gib(room)} available{short}." if room else "."))
     return lines
 
 
@@ -212,7 +254,7 @@ def render_text(report: FitReport, streams: Streams, measurement: Measurement | 
         options.add_column("fits")
         for option in report.options:
             alone = gib(option.alone.device_bytes) if option.alone else "-"
-            fits = "yes" if option.fits else ("alone: yes" if option.alone_fits else "no")
+            fits = fits_word(report, option)
             options.add_row(escape(option.title), alone, gib(option.breakdown.device_bytes), fits)
         console.print(options)
     for line in advice(report):
@@ -266,7 +308,7 @@ def render_markdown(report: FitReport, measurement: Measurement | None) -> str:
         ]
         for option in report.options:
             alone = gib(option.alone.device_bytes) if option.alone else "-"
-            fits = "yes" if option.fits else ("alone: yes" if option.alone_fits else "no")
+            fits = fits_word(report, option)
             lines.append(
                 f"| {option.title} | {alone} | {gib(option.breakdown.device_bytes)} | {fits} |"
             )
@@ -373,6 +415,12 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
             "load_bytes": round(report.host_load_total_bytes),
             "load_processes": report.host_load_processes,
             "ok": report.host_ok,
+            "offload_bytes": round(report.asked.host_offload_bytes),
+            "offload_ok": (
+                host_offload_fits(report.asked, report.machine)
+                if report.asked.host_offload_bytes and report.machine.host_room_bytes
+                else None
+            ),
         },
         "parallelism": report.parallelism,
         "notes": list(report.notes),
