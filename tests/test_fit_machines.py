@@ -380,28 +380,38 @@ def _exhaustive_cheapest(spec: Any, request: Request, machine: FitMachine) -> st
     from dlready.fit.estimate import effective_seq, largest_batch, shape_stand_in
     from dlready.fit.plan import (
         _BITSANDBYTES_STEPS,
+        SHORTER_KEYS,
+        _changing,
         _fits,
         _inference_steps,
-        _longest_context,
+        _longest_seq,
         _training_steps,
     )
 
     request = request.with_(device=machine.device)
     budget = machine.budget_bytes
     assert budget is not None
+
+    def longest(r: Request) -> int:
+        return _longest_seq(spec, r, budget)
+
+    seq = effective_seq(spec, request)
     if request.task == "infer":
-        steps = _inference_steps(
-            request,
-            machine,
-            lambda r: _longest_context(spec, r, budget),
-            effective_seq(spec, request),
-        )
+        steps = _inference_steps(request, machine, longest, seq)
     else:
-        steps = _training_steps(request, machine, shape_stand_in(spec).is_transformer)
+        steps = _training_steps(request, machine, shape_stand_in(spec).is_transformer, longest, seq)
     if machine.device == "cpu":
         steps = [s for s in steps if s[0] not in _BITSANDBYTES_STEPS]
     subsets = [c for n in range(len(steps) + 1) for c in combinations(range(len(steps)), n)]
     subsets.sort(key=lambda c: sorted(c, reverse=True))
+    # A shorter sequence comes with every cheaper strategy that changes something.
+    shorter = [rank for rank, step in enumerate(steps) if step[0] in SHORTER_KEYS]
+    subsets = [
+        c
+        for c in subsets
+        if not (shorter and shorter[0] in c)
+        or set(c) == _changing(request, steps, set(c) | set(range(shorter[0] + 1)))
+    ]
     for shrink in (False, True):
         for subset in subsets:
             trial = request
@@ -517,3 +527,56 @@ def test_a_checkpoint_too_large_for_the_ram_is_said_on_the_cpu_too(tmp_path: Pat
     text = _fit("12B", "--snapshot", path).stdout + _fit("gemma-2-9b", "--snapshot", path).stdout
     assert "too little to read it at once" in text
     assert "shard by shard" in text
+
+
+# --- a shorter sequence or context, and how short -------------------------------------------
+
+
+def _gtx_1060(tmp_path: Path) -> str:
+    return _save(
+        tmp_path,
+        "1060",
+        replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("gtx-1060-laptop").replay()),
+    )
+
+
+def test_training_offers_a_shorter_sequence_with_its_length(tmp_path: Path) -> None:
+    path = _gtx_1060(tmp_path)
+    result = _fit("llama-2-7b", "--task", "qlora", "--snapshot", path, "--json")
+    data = json.loads(result.stdout)["data"]
+    option = next(o for o in data["options"] if o["key"] == "shorter_sequence")
+    tokens = option["request"]["seq"]
+    assert 0 < tokens < 4096
+    assert option["fits"]
+    # the cheaper strategies come with it, so the sequence stays as long as it can
+    assert data["recommended"].startswith("gradient_checkpointing")
+    assert data["recommended"].endswith("shorter_sequence")
+    text = _fit("llama-2-7b", "--task", "qlora", "--snapshot", path).stdout
+    assert f"a shorter sequence ({tokens:,} tokens)" in text
+    assert f"at most {tokens:,} tokens" in text
+    # the longest that fits: a little longer does not
+    machine = machine_from_snapshot(
+        replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("gtx-1060-laptop").replay())
+    )
+    spec = resolve_model("llama-2-7b")
+    recommended = plan(spec, Request(task="qlora", dtype="fp16"), machine).recommended
+    assert recommended is not None
+    longer = recommended.request.with_(seq=recommended.request.seq + 256, device="cuda")
+    assert estimate(spec, longer).device_bytes > machine.budget_bytes  # type: ignore[operator]
+
+
+def test_inference_names_the_longest_context(tmp_path: Path) -> None:
+    path = _gtx_1060(tmp_path)
+    args = ("llama-2-7b", "--dtype", "int4", "--seq", "8192", "--snapshot", path)
+    data = json.loads(_fit(*args, "--json").stdout)["data"]
+    option = next(o for o in data["options"] if o["key"] == "shorter_context")
+    text = _fit(*args).stdout
+    assert f"a shorter context ({option['request']['seq']:,} tokens)" in text
+
+
+def test_no_strategy_fits_points_up_to_the_table(tmp_path: Path) -> None:
+    path = _save(tmp_path, "cpu", replay_snapshot("cpu-only-epyc-vm"))
+    result = _fit("llama-2-70b", "--task", "train", "--batch", "1", "--snapshot", path)
+    table = result.stdout.index("What would make it fit")
+    assert result.stdout.index("None of the strategies above makes it fit") > table
+    assert "strategies below" not in result.stdout
