@@ -580,3 +580,43 @@ def test_no_strategy_fits_points_up_to_the_table(tmp_path: Path) -> None:
     table = result.stdout.index("What would make it fit")
     assert result.stdout.index("None of the strategies above makes it fit") > table
     assert "strategies below" not in result.stdout
+
+
+# --- flags that make no sense for the task or model -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["gpt2", "--optimizer", "sgd"], "--optimizer"),
+        (["gpt2", "--optimizer", "adamw"], "--optimizer"),  # given, though it is the default
+        (["gpt2", "--gradient-checkpointing"], "--gradient-checkpointing"),
+        (["gpt2", "--lora-rank", "16"], "--lora-rank"),
+        (["gpt2", "--shard", "zero3"], "--shard"),
+        (["gpt2", "--shard", "zero2", "--lora-rank", "8"], "--lora-rank, --shard"),
+        (["gpt2", "--task", "train", "--lora-rank", "64"], "--lora-rank"),
+        (["resnet-50", "--seq", "256"], "--seq"),
+        (["vit-b-16", "--task", "train", "--seq", "197"], "--seq"),
+    ],
+)
+def test_a_flag_that_makes_no_sense_for_the_task_exits_2(
+    tmp_path: Path, args: list[str], names: str
+) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    result = _fit(*args, "--snapshot", path)
+    assert result.exit_code == 2, result.stdout
+    assert f"error: {names}:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["gpt2", "--shard", "none"],
+        ["gpt2", "--offload"],
+        ["gpt2", "--task", "lora", "--lora-rank", "8", "--optimizer", "sgd"],
+        ["gpt2", "--task", "train", "--gradient-checkpointing", "--optimizer", "sgd"],
+    ],
+)
+def test_flags_that_make_sense_are_accepted(tmp_path: Path, args: list[str]) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    assert _fit(*args, "--snapshot", path).exit_code == 0
