@@ -620,3 +620,69 @@ def test_a_flag_that_makes_no_sense_for_the_task_exits_2(
 def test_flags_that_make_sense_are_accepted(tmp_path: Path, args: list[str]) -> None:
     path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
     assert _fit(*args, "--snapshot", path).exit_code == 0
+
+
+# --- headers and words ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task", "dtype", "words"),
+    [
+        ("lora", "bf16", "LoRA fine-tuning, bf16 base weights, rank 16, AdamW"),
+        ("lora", "fp32", "LoRA fine-tuning, fp32 base weights, rank 16"),
+        ("lora", "int8", "LoRA fine-tuning, 8-bit base weights, bf16 compute, rank 16"),
+        ("lora", "int4", "4-bit NF4 base weights (that is QLoRA), bf16 compute, rank 16"),
+        ("qlora", "bf16", "QLoRA fine-tuning, 4-bit NF4 base weights, bf16 compute, rank 16"),
+    ],
+)
+def test_lora_header_names_the_base_weights(
+    tmp_path: Path, task: str, dtype: str, words: str
+) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    result = _fit("llama-2-7b", "--task", task, "--dtype", dtype, "--snapshot", path)
+    assert words in result.stdout.splitlines()[0]
+
+
+def test_mixed_gpus_header_counts_each_model(tmp_path: Path) -> None:
+    path = _save(tmp_path, "mixed", _rtx_4090_beside_2080_ti())
+    first_lines = _fit("gpt2", "--gpus", "2", "--snapshot", path).stdout.splitlines()[1]
+    assert first_lines.startswith(
+        "on 1 x NVIDIA GeForce RTX 2080 Ti + 1 x NVIDIA GeForce RTX 4090 ("
+    )
+
+
+def test_a_lora_rank_above_the_hidden_size_is_refused(tmp_path: Path) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    result = _fit("gpt2", "--task", "lora", "--lora-rank", "100000", "--snapshot", path)
+    assert result.exit_code == 2
+    assert "above the model's hidden size (768)" in result.stderr
+    assert _fit("gpt2", "--task", "lora", "--lora-rank", "768", "--snapshot", path).exit_code == 0
+
+
+def test_bf16_on_a_gpu_without_it_is_warned(tmp_path: Path) -> None:
+    path = _gtx_1060(tmp_path)
+    asked = _fit("gpt2", "--dtype", "bf16", "--snapshot", path).stdout
+    assert "cannot compute in bfloat16" in asked
+    assert "--dtype fp16" in asked
+    assert "bfloat16" not in _fit("gpt2", "--snapshot", path).stdout  # the default is fp16
+
+
+def test_shard_on_the_cpu_says_the_cpu_was_asked(tmp_path: Path) -> None:
+    path = _save(tmp_path, "4x4090", _four_4090())
+    args = ("gpt2", "--task", "train", "--device", "cpu", "--shard", "zero3", "--snapshot", path)
+    result = _fit(*args)
+    assert result.exit_code == 2
+    assert "--device cpu was asked" in result.stderr
+    assert "0 usable GPUs" not in result.stderr
+
+
+def test_a_driver_that_answered_is_not_told_to_be_installed(tmp_path: Path) -> None:
+    failure = next(f for f in NVML_FAILURES if f.id == "device-count-fails")
+    path = _save(tmp_path, "dcf", replay_snapshot("h100-80gb-hbm3", nvml=failure.backend()))
+    result = _fit("gpt2", "--snapshot", path)
+    assert result.exit_code == 2
+    assert "install or load" not in result.stderr
+    assert "answered, with an error" in result.stderr
+    amd = _fit("gpt2", "--snapshot", _save(tmp_path, "amd", _amd_desktop_without_driver()))
+    assert "is not loaded" in amd.stderr
+    assert "answered" not in amd.stderr

@@ -248,7 +248,9 @@ def _fit(
     if shard != "none" and len(machine.gpus) < 2:
         usable = machine.usable_gpu_count
         has = f"this machine has {usable} usable GPU" + ("" if usable == 1 else "s")
-        if gpus is not None:
+        if device == "cpu":
+            why = "it spreads the model states over GPUs, and --device cpu was asked"
+        elif gpus is not None:
             why = f"--gpus {gpus} asks for one ({has})"
         elif usable > 1:
             why = (

@@ -145,6 +145,12 @@ def validate(spec: ModelSpec, request: Request) -> None:
         )
     if request.task in ("lora", "qlora") and not shape_stand_in(spec).is_transformer:
         raise RequestError("LoRA and QLoRA are estimated for transformer models only")
+    hidden = shape_stand_in(spec).hidden_size
+    if request.task in ("lora", "qlora") and hidden and request.lora_rank > hidden:
+        raise RequestError(
+            f"--lora-rank {request.lora_rank} is above the model's hidden size ({hidden}): an "
+            "adapter of that rank is larger than the layer it adapts"
+        )
     if request.task == "qlora" and request.dtype in ("int8", "fp32"):
         raise RequestError("QLoRA keeps 4-bit base weights and computes in bf16 or fp16")
     if (

@@ -9,6 +9,7 @@ from dlready.fit.catalog import ModelSpec
 from dlready.fit.estimate import (
     Breakdown,
     Request,
+    compute_dtype,
     effective_seq,
     estimate,
     kv_cache_bytes,
@@ -241,10 +242,11 @@ def _raise_if_gpu_unusable(snapshot: MachineSnapshot, broken: list[tuple[str, st
     for stack in snapshot.driver_stacks:
         if stack.state in _BROKEN_STACK_STATES:
             words = vendor_words(stack.vendor.value)
+            evidence, fix = _BROKEN_STACK_STATES[stack.state]
             raise GpuUnusableError(
                 f"fix the {words} GPU driver first: {stack.reason or 'it does not answer'}",
-                stack.hint or f"install or load the {words} GPU driver, then try again",
-                f"the {words} GPU driver is installed but answered with an error",
+                stack.hint or fix.format(words=words),
+                evidence.format(words=words),
             )
     if broken:
         label, reason = broken[0]
@@ -255,13 +257,31 @@ def _raise_if_gpu_unusable(snapshot: MachineSnapshot, broken: list[tuple[str, st
         )
 
 
-_BROKEN_STACK_STATES = (
-    StackState.DRIVER_NOT_LOADED,
-    StackState.VERSION_MISMATCH,
-    StackState.NO_PERMISSION,
-    StackState.TIMED_OUT,
-    StackState.FAILED,
-)
+_BROKEN_STACK_STATES = {  # the evidence, and the fix when the driver stack gave no hint
+    StackState.DRIVER_NOT_LOADED: (
+        "the {words} GPU is there but its driver is not loaded",
+        "install or load the {words} GPU driver, then try again",
+    ),
+    StackState.VERSION_MISMATCH: (
+        "the {words} driver's library and its loaded kernel module are different versions",
+        "reboot (or reload the kernel module) after a driver update, then try again",
+    ),
+    StackState.NO_PERMISSION: (
+        "the {words} GPU driver answered but refused this user access",
+        "give this user access to the GPU's device files (the video or render group), then "
+        "try again",
+    ),
+    StackState.TIMED_OUT: (
+        "the {words} GPU driver did not answer in time",
+        "the GPU or its driver hangs: check the kernel log (`dmesg`); a reset or a reboot may "
+        "be needed",
+    ),
+    StackState.FAILED: (
+        "the {words} GPU driver answered, with an error",
+        "the driver is loaded but failed: check the kernel log (`dmesg`) for GPU errors, and "
+        "reboot if the driver was just updated",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -551,6 +571,13 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
             "safetensors with device_map (or `low_cpu_mem_usage=True`) loads it shard by "
             "shard, which needs far less"
             + ("" if machine.device == "cuda" else ", beside the weights the run keeps in RAM")
+        )
+    no_bf16 = [gpu for gpu in machine.gpus if gpu.bf16 is False]
+    if "bf16" in (request.dtype, compute_dtype(request)) and no_bf16:
+        names = ", ".join(sorted({gpu.name for gpu in no_bf16}))
+        notes.append(
+            f"bf16 is asked, but {names} cannot compute in bfloat16 (it came with compute "
+            "capability 8.0, Ampere): PyTorch refuses or emulates it slowly; use --dtype fp16"
         )
     if shape_stand_in(model) is not model and request.task != "infer":
         notes.append("the batch and sequence only scale a guessed activation figure")

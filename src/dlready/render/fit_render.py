@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from dlready.fit.catalog import parameter_count
@@ -89,7 +90,8 @@ def describe_request(report: FitReport, request: Request | None = None) -> str:
         parts.append("fp32" if request.dtype == "fp32" else f"{request.dtype} mixed precision")
         parts.append(OPTIMIZER_WORDS[request.optimizer])
     else:
-        parts.append(f"rank {request.lora_rank}, {OPTIMIZER_WORDS[request.optimizer]}")
+        parts.append(f"{base_weight_words(request)}, rank {request.lora_rank}")
+        parts.append(OPTIMIZER_WORDS[request.optimizer])
     if request.recompute:
         parts.append("gradient checkpointing")
     if spec.family == "resnet":
@@ -97,6 +99,18 @@ def describe_request(report: FitReport, request: Request | None = None) -> str:
     else:
         parts.append(f"batch {request.batch} x {effective_seq(spec, request)} tokens")
     return ", ".join(parts)
+
+
+def base_weight_words(request: Request) -> str:
+    """LoRA's frozen base weights: their precision (4-bit is QLoRA, whatever the task says)."""
+    if request.task == "qlora" or request.dtype == "int4":
+        quantised = "4-bit NF4 base weights"
+        compute = "bf16" if request.dtype in ("int4", "fp32") else request.dtype
+        named = "" if request.task == "qlora" else " (that is QLoRA)"
+        return f"{quantised}{named}, {compute} compute"
+    if request.dtype == "int8":
+        return "8-bit base weights, bf16 compute"
+    return f"{request.dtype} base weights"
 
 
 def describe_machine(report: FitReport) -> str:
@@ -109,10 +123,14 @@ def describe_machine(report: FitReport) -> str:
                 f"({gib(report.budget_bytes)} available)"
             )
         return f"this machine's CPU and RAM ({gib(report.budget_bytes)} available)"
-    names = sorted({printable(gpu.name) for gpu in machine.gpus})
+    counts = Counter(printable(gpu.name) for gpu in machine.gpus)
     free = "free" if all(g.free_bytes is not None for g in machine.gpus) else "total"
-    count = f"{len(machine.gpus)} x " if len(machine.gpus) > 1 else ""
-    return f"{count}{' / '.join(names)} ({gib(report.budget_bytes)} {free} per GPU)"
+    if len(counts) == 1:
+        count = f"{len(machine.gpus)} x " if len(machine.gpus) > 1 else ""
+        names = f"{count}{next(iter(counts))}"
+    else:  # each model with its own count: 1 x RTX 4090 + 1 x RTX 2080 Ti
+        names = " + ".join(f"{n} x {name}" for name, n in sorted(counts.items()))
+    return f"{names} ({gib(report.budget_bytes)} {free} per GPU)"
 
 
 def left_out_lines(report: FitReport) -> list[str]:
