@@ -686,3 +686,57 @@ def test_a_driver_that_answered_is_not_told_to_be_installed(tmp_path: Path) -> N
     amd = _fit("gpt2", "--snapshot", _save(tmp_path, "amd", _amd_desktop_without_driver()))
     assert "is not loaded" in amd.stderr
     assert "answered" not in amd.stderr
+
+
+# --- numbers, names and limits --------------------------------------------------------------
+
+
+def test_large_batches_have_thousands_separators(tmp_path: Path) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    gpt2 = _fit("gpt2", "--batch", "1000000000", "--snapshot", path).stdout.splitlines()[0]
+    assert "batch 1,000,000,000 x 1,024 tokens" in gpt2
+    resnet = _fit("resnet-50", "--batch", "1000000000", "--snapshot", path).stdout
+    assert "batch 1,000,000,000 at 224x224" in resnet.splitlines()[0]
+
+
+def test_one_unit_rule_for_zero() -> None:
+    assert gib(0) == "0 MiB"
+
+
+def test_an_encoder_has_no_kv_cache_row_to_measure() -> None:
+    from dlready.fit.measure import block_estimate
+
+    request = Request(task="infer", dtype="bf16", batch=2, seq=128)
+    assert "kv_cache" not in block_estimate(resolve_model("bert-base"), request)
+    assert "kv_cache" in block_estimate(resolve_model("gpt2"), request)
+
+
+def test_a_sequence_beyond_the_trained_context_is_warned_not_refused(tmp_path: Path) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    result = _fit("llama-2-7b", "--seq", "100000", "--snapshot", path)
+    assert result.exit_code in (0, 1)
+    assert "beyond the 4,096 tokens llama-2-7b was trained on" in result.stdout
+    assert "RoPE scaling" in result.stdout
+    assert "trained on" not in _fit("llama-2-7b", "--seq", "4096", "--snapshot", path).stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("7", "did you mean: 7B, 7M"),
+        ("7e9", "did you mean: 7B"),
+        ("16", "did you mean: 16B, 16M"),  # not ViT-B/16
+        ("gpt2-xl", "it is not built in"),  # not gpt2: another size
+    ],
+)
+def test_did_you_mean(tmp_path: Path, text: str, hint: str) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    result = _fit(text, "--snapshot", path)
+    assert result.exit_code == 2
+    assert f"hint: {hint}" in result.stderr
+    assert "gpt2" not in result.stderr.split("hint:")[1]
+
+
+def test_a_name_with_spaces_is_the_hyphenated_name() -> None:
+    assert resolve_model("llama 3 8b") is resolve_model("llama-3-8b")
+    assert resolve_model("Llama_2_7b") is resolve_model("llama-2-7b")

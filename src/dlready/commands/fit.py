@@ -209,10 +209,19 @@ def _fit(
     try:
         spec = resolve_model(model)
     except ModelLookupError as exc:
+        if exc.suggestions:
+            hint: str | None = f"did you mean: {', '.join(exc.suggestions)}"
+        elif exc.code == "unknown_model":
+            hint = (
+                "it is not built in (docs/fit.md lists those): give the path to its "
+                "config.json, or its parameter count such as 1.5B"
+            )
+        else:
+            hint = None
         problem = Problem(
             exc.code,
             str(exc),
-            f"did you mean: {', '.join(exc.suggestions)}" if exc.suggestions else None,
+            hint,
             detail={"suggestions": list(exc.suggestions)} if exc.suggestions else {},
         )
         raise CommandError(ExitCode.USAGE, problem) from None

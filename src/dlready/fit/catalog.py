@@ -232,9 +232,10 @@ def _name_index() -> dict[str, ModelSpec]:
         for name in (spec.id, spec.hf_id, *entry.get("aliases", ())):
             if name:
                 index[name.lower()] = spec
-                index[name.lower().rsplit("/", 1)[-1]] = index.get(
-                    name.lower().rsplit("/", 1)[-1], spec
-                )
+                # a Hugging Face id without its organisation ("vit-b/16" is no organisation)
+                basename = name.lower().rsplit("/", 1)[-1]
+                if "/" in name and not basename.isdigit():
+                    index[basename] = index.get(basename, spec)
     return index
 
 
@@ -260,6 +261,9 @@ def resolve_model(text: str) -> ModelSpec:
     index = _name_index()
     if key in index:
         return index[key]
+    spaced = re.sub(r"[\s_]+", "-", key)  # "llama 3 8b" is llama-3-8b
+    if spaced in index:
+        return index[spaced]
     count = parse_parameter_count(text)
     if count is not None:
         if count <= 0:
@@ -282,12 +286,44 @@ def resolve_model(text: str) -> ModelSpec:
         path = path / "config.json"
     if path.exists() or text.endswith(".json"):
         return load_hf_config(path)
+    bare = _bare_number_counts(text)
+    if bare:
+        raise ModelLookupError(
+            f"{text!r}: a parameter count needs its unit (K, M, B or T)", bare,
+            code="unknown_model",
+        )  # fmt: skip
+    close = difflib.get_close_matches(spaced, list(index), n=8, cutoff=0.5)
+    # A known name that the text extends ("gpt2" for "gpt2-xl") is another model, often of
+    # another size: not what was meant.
+    extended = {spec.id for name, spec in index.items() if spaced.startswith(f"{name}-")}
     suggestions = tuple(
-        dict.fromkeys(
-            index[name].id for name in difflib.get_close_matches(key, list(index), n=8, cutoff=0.5)
-        )
+        dict.fromkeys(index[name].id for name in close if index[name].id not in extended)
     )[:3]
     raise ModelLookupError(f"unknown model {text!r}", suggestions, code="unknown_model")
+
+
+_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?(?:e\d+)?\s*$", re.IGNORECASE)
+
+
+def _bare_number_counts(text: str) -> tuple[str, ...]:
+    """``7`` -> 7B, 7M; ``7e9`` -> 7B: the counts a number without a unit may have meant.
+
+    Raises:
+        ModelLookupError: a number that is not above zero.
+    """
+    if not _NUMBER.match(text):
+        return ()
+    value = float(text)
+    if value <= 0:
+        raise ModelLookupError(
+            f"{text!r}: a parameter count must be above zero", code="bad_parameter_count"
+        )
+    if value < 1000:
+        return (f"{value:g}B", f"{value:g}M")
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return (f"{value / scale:.4g}{unit}",)
+    return ()
 
 
 # --- Hugging Face config.json ---------------------------------------------------------------

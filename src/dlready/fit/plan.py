@@ -572,6 +572,13 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
             "shard, which needs far less"
             + ("" if machine.device == "cuda" else ", beside the weights the run keeps in RAM")
         )
+    trained = model.max_positions
+    if model.family == "decoder" and trained and request.seq > trained:
+        notes.append(
+            f"--seq {format_number(request.seq)} is beyond the {format_number(trained)} tokens "
+            f"{model.id} was trained on: it needs RoPE scaling (`rope_scaling` in its config), "
+            "and the quality of its output may drop"
+        )
     no_bf16 = [gpu for gpu in machine.gpus if gpu.bf16 is False]
     if "bf16" in (request.dtype, compute_dtype(request)) and no_bf16:
         names = ", ".join(sorted({gpu.name for gpu in no_bf16}))

@@ -41,7 +41,7 @@ OPTIMIZER_WORDS = {"adamw": "AdamW", "adamw-8bit": "8-bit AdamW", "sgd": "SGD wi
 
 def gib(value: float) -> str:
     """Bytes for people: MiB below 1 GiB, GiB, TiB from 1024 GiB on."""
-    if abs(value) < GIB and value != 0:
+    if abs(value) < GIB:  # zero too: one unit rule, "0 MiB"
         return f"{format_number(round(value / 2**20))} MiB"
     if abs(value) >= 1024 * GIB:
         return f"{_one_decimal(value / 2**40)} TiB"
@@ -94,10 +94,11 @@ def describe_request(report: FitReport, request: Request | None = None) -> str:
         parts.append(OPTIMIZER_WORDS[request.optimizer])
     if request.recompute:
         parts.append("gradient checkpointing")
+    batch = format_number(request.batch)
     if spec.family == "resnet":
-        parts.append(f"batch {request.batch} at {spec.image_size}x{spec.image_size}")
+        parts.append(f"batch {batch} at {spec.image_size}x{spec.image_size}")
     else:
-        parts.append(f"batch {request.batch} x {effective_seq(spec, request)} tokens")
+        parts.append(f"batch {batch} x {format_number(effective_seq(spec, request))} tokens")
     return ", ".join(parts)
 
 
