@@ -9,6 +9,7 @@ fake ``pynvml`` module that the real gateway loads) and from ``tests/smoke_hooks
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import json
 import os
 import re
@@ -398,6 +399,36 @@ def test_a_stop_signal_during_a_hung_nvml_is_interrupted_not_silent(
     assert document["status"] == "interrupted"
     assert document["errors"][0]["detail"] == {"signal": signame}
     assert f"interrupted ({signame})" in err
+    assert "Traceback" not in err
+    time.sleep(0.2)
+    assert _left_behind(env) == []
+
+
+def _measure_workers(env: dict[str, str]) -> list[str]:
+    return [line for line in _left_behind(env) if "dlready.fit.measure_worker" in line]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="fit --measure needs torch")
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_during_fit_measure_leaves_no_worker(signame: str) -> None:
+    """The measure worker leads its own session: dlready must kill it on any way out."""
+    env = _env()
+    process = subprocess.Popen(
+        [*DLREADY, "fit", "gpt2", "--task", "train", "--seq", "256", "--measure"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _measure_workers(env) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _measure_workers(env), "the measure worker never started"
+    process.send_signal(getattr(signal, signame))
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 3, err
+    assert "interrupted" in err
     assert "Traceback" not in err
     time.sleep(0.2)
     assert _left_behind(env) == []

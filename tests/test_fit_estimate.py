@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
@@ -91,6 +93,40 @@ def test_bad_config_json(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     with pytest.raises(ModelLookupError, match=message):
         resolve_model(str(path))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"hidden_size": 0}, "hidden_size is 0"),
+        ({"hidden_size": "4096"}, 'hidden_size is "4096"'),
+        ({"num_hidden_layers": -32}, "num_hidden_layers is -32"),
+        ({"hidden_size": 2050}, "not divisible by num_attention_heads"),
+        ({"vocab_size": 0.5}, "vocab_size is 0.5"),
+    ],
+)
+def test_invalid_config_values_are_named(
+    tmp_path: Path, override: dict[str, object], message: str
+) -> None:
+    config = json.loads((CONFIGS / "tinyllama-1.1b.json").read_text())
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**config, **override}))
+    with pytest.raises(ModelLookupError, match="invalid config") as raised:
+        resolve_model(str(path))
+    assert message in str(raised.value)
+
+
+def test_config_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "f.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelLookupError, match="FIFO"):
+        resolve_model(str(fifo))
+
+
+def test_folder_without_config_json_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ModelLookupError, match="without a config") as raised:
+        resolve_model(str(tmp_path))
+    assert raised.value.code == "bad_model_config"
 
 
 def test_weight_bytes_per_dtype() -> None:
@@ -310,3 +346,18 @@ def test_the_peak_never_falls_as_the_batch_grows(model: str, request_: Request) 
     spec = resolve_model(model)
     totals = [estimate(spec, request_.with_(batch=b)).device_bytes for b in range(1, 65)]
     assert totals == sorted(totals)
+
+
+@pytest.mark.parametrize(
+    ("count", "stand_in"),
+    [("100M", "gpt2"), ("125M", "gpt2"), ("350M", "gpt2"), ("1B", "phi-3-mini"),
+     ("7B", "mistral-7b"), ("69B", "llama-2-70b")],
+)  # fmt: skip
+def test_a_bare_count_borrows_the_closest_decoder_by_ratio(count: str, stand_in: str) -> None:
+    assert shape_stand_in(resolve_model(count)).id == stand_in
+
+
+def test_a_small_bare_count_has_gpt2_sized_activations() -> None:
+    request = Request(task="train", seq=1024)
+    small = estimate(resolve_model("100M"), request).activations_bytes
+    assert small == estimate(resolve_model("gpt2"), request).activations_bytes

@@ -380,28 +380,38 @@ def _exhaustive_cheapest(spec: Any, request: Request, machine: FitMachine) -> st
     from dlready.fit.estimate import effective_seq, largest_batch, shape_stand_in
     from dlready.fit.plan import (
         _BITSANDBYTES_STEPS,
+        SHORTER_KEYS,
+        _changing,
         _fits,
         _inference_steps,
-        _longest_context,
+        _longest_seq,
         _training_steps,
     )
 
     request = request.with_(device=machine.device)
     budget = machine.budget_bytes
     assert budget is not None
+
+    def longest(r: Request) -> int:
+        return _longest_seq(spec, r, budget)
+
+    seq = effective_seq(spec, request)
     if request.task == "infer":
-        steps = _inference_steps(
-            request,
-            machine,
-            lambda r: _longest_context(spec, r, budget),
-            effective_seq(spec, request),
-        )
+        steps = _inference_steps(request, machine, longest, seq)
     else:
-        steps = _training_steps(request, machine, shape_stand_in(spec).is_transformer)
+        steps = _training_steps(request, machine, shape_stand_in(spec).is_transformer, longest, seq)
     if machine.device == "cpu":
         steps = [s for s in steps if s[0] not in _BITSANDBYTES_STEPS]
     subsets = [c for n in range(len(steps) + 1) for c in combinations(range(len(steps)), n)]
     subsets.sort(key=lambda c: sorted(c, reverse=True))
+    # A shorter sequence comes with every cheaper strategy that changes something.
+    shorter = [rank for rank, step in enumerate(steps) if step[0] in SHORTER_KEYS]
+    subsets = [
+        c
+        for c in subsets
+        if not (shorter and shorter[0] in c)
+        or set(c) == _changing(request, steps, set(c) | set(range(shorter[0] + 1)))
+    ]
     for shrink in (False, True):
         for subset in subsets:
             trial = request
@@ -470,3 +480,263 @@ def test_a_peak_in_the_optimizer_step_says_what_lowers_it() -> None:
     assert recomputed.device_bytes == pytest.approx(breakdown.device_bytes)
     small = estimate(resolve_model("gpt2"), Request(task="train", dtype="fp32", batch=8, seq=1024))
     assert not [n for n in small.notes if "optimizer step" in n]  # its peak is in backward
+
+
+# --- host RAM: offload and the checkpoint load ----------------------------------------------
+
+
+def test_offload_short_of_host_ram_says_so_not_a_gpu_shortage(tmp_path: Path) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    args = ("llama-2-13b", "--task", "train", "--offload", "--gradient-checkpointing")
+    result = _fit(*args, "--snapshot", path)
+    assert result.exit_code == 1
+    data = json.loads(_fit(*args, "--snapshot", path, "--json").stdout)["data"]
+    offload = gib(data["estimate"]["host_offload_bytes"])
+    room = gib(data["machine"]["ram_available_bytes"])
+    assert data["host"]["offload_ok"] is False
+    assert "the GPU part fits" in result.stdout
+    assert f"the offloaded states need {offload} of host RAM and {room} is available" in (
+        result.stdout
+    )
+    assert f"Host RAM for offloading: {offload}; {room} available: too little." in result.stdout
+
+
+def test_a_recommended_offload_shows_its_host_ram(tmp_path: Path) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    data = json.loads(_fit("llama-2-13b", "--task", "train", "--snapshot", path, "--json").stdout)
+    assert data["data"]["recommended"] == "adamw_8bit+cpu_offload"
+    option = next(o for o in data["data"]["options"] if o["key"] == "cpu_offload")
+    need = gib(option["estimate"]["host_offload_bytes"])
+    room = gib(data["data"]["machine"]["ram_available_bytes"])
+    text = _fit("llama-2-13b", "--task", "train", "--snapshot", path).stdout
+    assert f"  - the offloaded states need {need} of host RAM and {room} is available" in text
+
+
+def test_a_bare_count_assumes_16_bit_files_and_says_so(tmp_path: Path) -> None:
+    path = _save(tmp_path, "cpu", replay_snapshot("cpu-only-epyc-vm"))
+    result = _fit("7B", "--snapshot", path)
+    assert f"{gib(7e9 * 2)} (bfloat16 files assumed: only the count is known)" in result.stdout
+
+
+def test_a_checkpoint_too_large_for_the_ram_is_said_on_the_cpu_too(tmp_path: Path) -> None:
+    path = _save(tmp_path, "cpu", replay_snapshot("cpu-only-epyc-vm"))
+    result = _fit(str(Path(__file__).parent / "fixtures" / "hf_configs" / "llama-65b.json"),
+                  "--snapshot", path, "--json")  # fmt: skip
+    data = json.loads(result.stdout)["data"]
+    assert data["host"]["ok"] is False
+    text = _fit("12B", "--snapshot", path).stdout + _fit("gemma-2-9b", "--snapshot", path).stdout
+    assert "too little to read it at once" in text
+    assert "shard by shard" in text
+
+
+# --- a shorter sequence or context, and how short -------------------------------------------
+
+
+def _gtx_1060(tmp_path: Path) -> str:
+    return _save(
+        tmp_path,
+        "1060",
+        replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("gtx-1060-laptop").replay()),
+    )
+
+
+def test_training_offers_a_shorter_sequence_with_its_length(tmp_path: Path) -> None:
+    path = _gtx_1060(tmp_path)
+    result = _fit("llama-2-7b", "--task", "qlora", "--snapshot", path, "--json")
+    data = json.loads(result.stdout)["data"]
+    option = next(o for o in data["options"] if o["key"] == "shorter_sequence")
+    tokens = option["request"]["seq"]
+    assert 0 < tokens < 4096
+    assert option["fits"]
+    # the cheaper strategies come with it, so the sequence stays as long as it can
+    assert data["recommended"].startswith("gradient_checkpointing")
+    assert data["recommended"].endswith("shorter_sequence")
+    text = _fit("llama-2-7b", "--task", "qlora", "--snapshot", path).stdout
+    assert f"a shorter sequence ({tokens:,} tokens)" in text
+    assert f"at most {tokens:,} tokens" in text
+    # the longest that fits: a little longer does not
+    machine = machine_from_snapshot(
+        replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("gtx-1060-laptop").replay())
+    )
+    spec = resolve_model("llama-2-7b")
+    recommended = plan(spec, Request(task="qlora", dtype="fp16"), machine).recommended
+    assert recommended is not None
+    longer = recommended.request.with_(seq=recommended.request.seq + 256, device="cuda")
+    assert estimate(spec, longer).device_bytes > machine.budget_bytes  # type: ignore[operator]
+
+
+def test_inference_names_the_longest_context(tmp_path: Path) -> None:
+    path = _gtx_1060(tmp_path)
+    args = ("llama-2-7b", "--dtype", "int4", "--seq", "8192", "--snapshot", path)
+    data = json.loads(_fit(*args, "--json").stdout)["data"]
+    option = next(o for o in data["options"] if o["key"] == "shorter_context")
+    text = _fit(*args).stdout
+    assert f"a shorter context ({option['request']['seq']:,} tokens)" in text
+
+
+def test_no_strategy_fits_points_up_to_the_table(tmp_path: Path) -> None:
+    path = _save(tmp_path, "cpu", replay_snapshot("cpu-only-epyc-vm"))
+    result = _fit("llama-2-70b", "--task", "train", "--batch", "1", "--snapshot", path)
+    table = result.stdout.index("What would make it fit")
+    assert result.stdout.index("None of the strategies above makes it fit") > table
+    assert "strategies below" not in result.stdout
+
+
+# --- flags that make no sense for the task or model -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["gpt2", "--optimizer", "sgd"], "--optimizer"),
+        (["gpt2", "--optimizer", "adamw"], "--optimizer"),  # given, though it is the default
+        (["gpt2", "--gradient-checkpointing"], "--gradient-checkpointing"),
+        (["gpt2", "--lora-rank", "16"], "--lora-rank"),
+        (["gpt2", "--shard", "zero3"], "--shard"),
+        (["gpt2", "--shard", "zero2", "--lora-rank", "8"], "--lora-rank, --shard"),
+        (["gpt2", "--task", "train", "--lora-rank", "64"], "--lora-rank"),
+        (["resnet-50", "--seq", "256"], "--seq"),
+        (["vit-b-16", "--task", "train", "--seq", "197"], "--seq"),
+    ],
+)
+def test_a_flag_that_makes_no_sense_for_the_task_exits_2(
+    tmp_path: Path, args: list[str], names: str
+) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    result = _fit(*args, "--snapshot", path)
+    assert result.exit_code == 2, result.stdout
+    assert f"error: {names}:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["gpt2", "--shard", "none"],
+        ["gpt2", "--offload"],
+        ["gpt2", "--task", "lora", "--lora-rank", "8", "--optimizer", "sgd"],
+        ["gpt2", "--task", "train", "--gradient-checkpointing", "--optimizer", "sgd"],
+    ],
+)
+def test_flags_that_make_sense_are_accepted(tmp_path: Path, args: list[str]) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    assert _fit(*args, "--snapshot", path).exit_code == 0
+
+
+# --- headers and words ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task", "dtype", "words"),
+    [
+        ("lora", "bf16", "LoRA fine-tuning, bf16 base weights, rank 16, AdamW"),
+        ("lora", "fp32", "LoRA fine-tuning, fp32 base weights, rank 16"),
+        ("lora", "int8", "LoRA fine-tuning, 8-bit base weights, bf16 compute, rank 16"),
+        ("lora", "int4", "4-bit NF4 base weights (that is QLoRA), bf16 compute, rank 16"),
+        ("qlora", "bf16", "QLoRA fine-tuning, 4-bit NF4 base weights, bf16 compute, rank 16"),
+    ],
+)
+def test_lora_header_names_the_base_weights(
+    tmp_path: Path, task: str, dtype: str, words: str
+) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    result = _fit("llama-2-7b", "--task", task, "--dtype", dtype, "--snapshot", path)
+    assert words in result.stdout.splitlines()[0]
+
+
+def test_mixed_gpus_header_counts_each_model(tmp_path: Path) -> None:
+    path = _save(tmp_path, "mixed", _rtx_4090_beside_2080_ti())
+    first_lines = _fit("gpt2", "--gpus", "2", "--snapshot", path).stdout.splitlines()[1]
+    assert first_lines.startswith(
+        "on 1 x NVIDIA GeForce RTX 2080 Ti + 1 x NVIDIA GeForce RTX 4090 ("
+    )
+
+
+def test_a_lora_rank_above_the_hidden_size_is_refused(tmp_path: Path) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    result = _fit("gpt2", "--task", "lora", "--lora-rank", "100000", "--snapshot", path)
+    assert result.exit_code == 2
+    assert "above the model's hidden size (768)" in result.stderr
+    assert _fit("gpt2", "--task", "lora", "--lora-rank", "768", "--snapshot", path).exit_code == 0
+
+
+def test_bf16_on_a_gpu_without_it_is_warned(tmp_path: Path) -> None:
+    path = _gtx_1060(tmp_path)
+    asked = _fit("gpt2", "--dtype", "bf16", "--snapshot", path).stdout
+    assert "cannot compute in bfloat16" in asked
+    assert "--dtype fp16" in asked
+    assert "bfloat16" not in _fit("gpt2", "--snapshot", path).stdout  # the default is fp16
+
+
+def test_shard_on_the_cpu_says_the_cpu_was_asked(tmp_path: Path) -> None:
+    path = _save(tmp_path, "4x4090", _four_4090())
+    args = ("gpt2", "--task", "train", "--device", "cpu", "--shard", "zero3", "--snapshot", path)
+    result = _fit(*args)
+    assert result.exit_code == 2
+    assert "--device cpu was asked" in result.stderr
+    assert "0 usable GPUs" not in result.stderr
+
+
+def test_a_driver_that_answered_is_not_told_to_be_installed(tmp_path: Path) -> None:
+    failure = next(f for f in NVML_FAILURES if f.id == "device-count-fails")
+    path = _save(tmp_path, "dcf", replay_snapshot("h100-80gb-hbm3", nvml=failure.backend()))
+    result = _fit("gpt2", "--snapshot", path)
+    assert result.exit_code == 2
+    assert "install or load" not in result.stderr
+    assert "answered, with an error" in result.stderr
+    amd = _fit("gpt2", "--snapshot", _save(tmp_path, "amd", _amd_desktop_without_driver()))
+    assert "is not loaded" in amd.stderr
+    assert "answered" not in amd.stderr
+
+
+# --- numbers, names and limits --------------------------------------------------------------
+
+
+def test_large_batches_have_thousands_separators(tmp_path: Path) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    gpt2 = _fit("gpt2", "--batch", "1000000000", "--snapshot", path).stdout.splitlines()[0]
+    assert "batch 1,000,000,000 x 1,024 tokens" in gpt2
+    resnet = _fit("resnet-50", "--batch", "1000000000", "--snapshot", path).stdout
+    assert "batch 1,000,000,000 at 224x224" in resnet.splitlines()[0]
+
+
+def test_one_unit_rule_for_zero() -> None:
+    assert gib(0) == "0 MiB"
+
+
+def test_an_encoder_has_no_kv_cache_row_to_measure() -> None:
+    from dlready.fit.measure import block_estimate
+
+    request = Request(task="infer", dtype="bf16", batch=2, seq=128)
+    assert "kv_cache" not in block_estimate(resolve_model("bert-base"), request)
+    assert "kv_cache" in block_estimate(resolve_model("gpt2"), request)
+
+
+def test_a_sequence_beyond_the_trained_context_is_warned_not_refused(tmp_path: Path) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    result = _fit("llama-2-7b", "--seq", "100000", "--snapshot", path)
+    assert result.exit_code in (0, 1)
+    assert "beyond the 4,096 tokens llama-2-7b was trained on" in result.stdout
+    assert "RoPE scaling" in result.stdout
+    assert "trained on" not in _fit("llama-2-7b", "--seq", "4096", "--snapshot", path).stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("7", "did you mean: 7B, 7M"),
+        ("7e9", "did you mean: 7B"),
+        ("16", "did you mean: 16B, 16M"),  # not ViT-B/16
+        ("gpt2-xl", "it is not built in"),  # not gpt2: another size
+    ],
+)
+def test_did_you_mean(tmp_path: Path, text: str, hint: str) -> None:
+    path = _save(tmp_path, "h200", replay_snapshot("h200-141gb"))
+    result = _fit(text, "--snapshot", path)
+    assert result.exit_code == 2
+    assert f"hint: {hint}" in result.stderr
+    assert "gpt2" not in result.stderr.split("hint:")[1]
+
+
+def test_a_name_with_spaces_is_the_hyphenated_name() -> None:
+    assert resolve_model("llama 3 8b") is resolve_model("llama-3-8b")
+    assert resolve_model("Llama_2_7b") is resolve_model("llama-2-7b")

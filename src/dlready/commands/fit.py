@@ -10,6 +10,7 @@ import typer
 from dlready.exitcodes import ExitCode
 
 if TYPE_CHECKING:
+    from dlready.fit.catalog import ModelSpec
     from dlready.fit.measure import Measurement
     from dlready.fit.plan import FitReport
     from dlready.model import MachineSnapshot
@@ -76,11 +77,11 @@ def fit_command(
         ),
     ] = None,
     optimizer: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--optimizer", metavar="OPTIMIZER", help="adamw (default), adamw-8bit or sgd."
         ),
-    ] = "adamw",
+    ] = None,
     gradient_checkpointing: Annotated[
         bool,
         typer.Option("--gradient-checkpointing", help="Recompute activations in the backward."),
@@ -94,25 +95,24 @@ def fit_command(
         ),
     ] = "sdpa",
     lora_rank: Annotated[
-        int, typer.Option("--lora-rank", metavar="RANK", help="LoRA rank.", min=1)
-    ] = 16,
+        int | None,
+        typer.Option("--lora-rank", metavar="RANK", help="LoRA rank (default 16).", min=1),
+    ] = None,
     shard: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--shard",
             metavar="SHARD",
             help="Training over several GPUs: none (data parallel, default), zero2 or zero3 "
             "(FSDP).",
         ),
-    ] = "none",
+    ] = None,
     offload: Annotated[
         bool, typer.Option("--offload", help="Keep optimizer states (or layers) in CPU RAM.")
     ] = False,
     gpus: Annotated[
         int | None,
-        typer.Option(
-            "--gpus", metavar="N", help="Use at most this many of the machine's GPUs.", min=1
-        ),
+        typer.Option("--gpus", metavar="N", help="Use this many of the machine's GPUs.", min=1),
     ] = None,
     device: Annotated[
         str,
@@ -179,11 +179,11 @@ def _fit(
     dtype: str | None,
     batch: int,
     seq: int | None,
-    optimizer: str,
+    optimizer: str | None,
     gradient_checkpointing: bool,
     attention: str,
-    lora_rank: int,
-    shard: str,
+    lora_rank: int | None,
+    shard: str | None,
     offload: bool,
     gpus: int | None,
     device: str,
@@ -192,15 +192,15 @@ def _fit(
     measure_timeout: float,
 ) -> CommandResult:
     from dlready.fit.catalog import ModelLookupError, resolve_model
-    from dlready.fit.estimate import SHARDINGS, Request, RequestError
+    from dlready.fit.estimate import DEFAULT_LORA_RANK, SHARDINGS, Request, RequestError
     from dlready.fit.plan import GpuUnusableError, MachineError, machine_from_snapshot, plan
     from dlready.result import CommandError, Problem, usage_error
 
     for name, value, allowed in (
         ("--task", task, ("infer", "train", "lora", "qlora")),
-        ("--optimizer", optimizer, ("adamw", "adamw-8bit", "sgd")),
+        ("--optimizer", optimizer, (None, "adamw", "adamw-8bit", "sgd")),
         ("--attention", attention, ("sdpa", "eager")),
-        ("--shard", shard, SHARDINGS[:3]),
+        ("--shard", shard, (None, *SHARDINGS[:3])),
         ("--dtype", dtype, (None, "fp32", "bf16", "fp16", "int8", "int4")),
         ("--device", device, ("auto", "cpu")),
     ):
@@ -209,13 +209,28 @@ def _fit(
     try:
         spec = resolve_model(model)
     except ModelLookupError as exc:
+        if exc.suggestions:
+            hint: str | None = f"did you mean: {', '.join(exc.suggestions)}"
+        elif exc.code == "unknown_model":
+            hint = (
+                "it is not built in (docs/fit.md lists those): give the path to its "
+                "config.json, or its parameter count such as 1.5B"
+            )
+        else:
+            hint = None
         problem = Problem(
             exc.code,
             str(exc),
-            f"did you mean: {', '.join(exc.suggestions)}" if exc.suggestions else None,
+            hint,
             detail={"suggestions": list(exc.suggestions)} if exc.suggestions else {},
         )
         raise CommandError(ExitCode.USAGE, problem) from None
+    senseless = _senseless_flags(
+        spec, task, seq, optimizer, gradient_checkpointing, lora_rank, shard
+    )
+    if senseless:
+        raise usage_error(senseless)
+    shard = shard or "none"
     snapshot = _machine_snapshot(snapshot_file)
     if device == "cpu" and gpus is not None:
         raise usage_error("--gpus and --device cpu exclude each other")
@@ -242,7 +257,9 @@ def _fit(
     if shard != "none" and len(machine.gpus) < 2:
         usable = machine.usable_gpu_count
         has = f"this machine has {usable} usable GPU" + ("" if usable == 1 else "s")
-        if gpus is not None:
+        if device == "cpu":
+            why = "it spreads the model states over GPUs, and --device cpu was asked"
+        elif gpus is not None:
             why = f"--gpus {gpus} asks for one ({has})"
         elif usable > 1:
             why = (
@@ -260,10 +277,10 @@ def _fit(
         dtype=dtype or default_dtype,
         batch=batch,
         seq=seq or 0,
-        optimizer=optimizer,
+        optimizer=optimizer or "adamw",
         recompute=gradient_checkpointing,
         attention=attention,
-        lora_rank=lora_rank,
+        lora_rank=lora_rank or DEFAULT_LORA_RANK,
         sharding=shard,
         gpus=len(machine.gpus) if shard != "none" else 1,
         offload=offload,
@@ -274,6 +291,42 @@ def _fit(
         raise usage_error(str(exc)) from None
     measurement = _measure(report, measure_timeout) if run_measure else None
     return _result(report, measurement)
+
+
+def _senseless_flags(
+    spec: ModelSpec,
+    task: str,
+    seq: int | None,
+    optimizer: str | None,
+    gradient_checkpointing: bool,
+    lora_rank: int | None,
+    shard: str | None,
+) -> str | None:
+    """Why a flag the user gave makes no sense for this task or model (None: all make sense).
+    Only given flags are judged: the defaults always make sense."""
+    if task == "infer":
+        given = [
+            name
+            for name, value in (
+                ("--optimizer", optimizer),
+                ("--gradient-checkpointing", gradient_checkpointing or None),
+                ("--lora-rank", lora_rank),
+                ("--shard", shard if shard not in (None, "none") else None),
+            )
+            if value is not None
+        ]
+        if given:
+            return (
+                f"{', '.join(given)}: training only; inference (--task infer) has no optimizer, "
+                "backward pass, adapters or sharded model states (splitting the model over "
+                "GPUs is among the strategies fit lists by itself)"
+            )
+    if task == "train" and lora_rank is not None:
+        return "--lora-rank: full training (--task train) has no adapters; use --task lora"
+    if seq is not None and spec.family in ("resnet", "vit"):
+        shape = f"its {spec.vit_tokens} patches" if spec.family == "vit" else "a 224x224 image"
+        return f"--seq: {spec.id} takes no token sequence ({shape}); leave --seq out"
+    return None
 
 
 def _measure(report: FitReport, timeout_s: float) -> Measurement:

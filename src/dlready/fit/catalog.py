@@ -12,8 +12,11 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from dlready.bounded_read import read_json_file
 from dlready.package_data import read_data_text
 
+MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024
+"""A Hugging Face config.json is a few kilobytes; anything larger is not one."""
 TRANSFORMER_FAMILIES = ("encoder", "gpt2", "decoder", "vit")
 FAMILIES = (*TRANSFORMER_FAMILIES, "resnet", "unknown")
 
@@ -229,9 +232,10 @@ def _name_index() -> dict[str, ModelSpec]:
         for name in (spec.id, spec.hf_id, *entry.get("aliases", ())):
             if name:
                 index[name.lower()] = spec
-                index[name.lower().rsplit("/", 1)[-1]] = index.get(
-                    name.lower().rsplit("/", 1)[-1], spec
-                )
+                # a Hugging Face id without its organisation ("vit-b/16" is no organisation)
+                basename = name.lower().rsplit("/", 1)[-1]
+                if "/" in name and not basename.isdigit():
+                    index[basename] = index.get(basename, spec)
     return index
 
 
@@ -257,6 +261,9 @@ def resolve_model(text: str) -> ModelSpec:
     index = _name_index()
     if key in index:
         return index[key]
+    spaced = re.sub(r"[\s_]+", "-", key)  # "llama 3 8b" is llama-3-8b
+    if spaced in index:
+        return index[spaced]
     count = parse_parameter_count(text)
     if count is not None:
         if count <= 0:
@@ -267,19 +274,56 @@ def resolve_model(text: str) -> ModelSpec:
             id=f"{text.strip()} parameters",
             family="unknown",
             given_parameters=count,
+            # Only the count is known: assume 16-bit files, as the large checkpoints of today
+            # ship (Llama, Mistral, Qwen, Phi-3 publish bfloat16 or float16; docs/fit.md).
+            checkpoint_dtype="bfloat16",
             origin="count",
         )
     path = Path(text).expanduser()
-    if path.is_dir() and (path / "config.json").is_file():
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ModelLookupError(f"{path}: a folder without a config.json in it")
         path = path / "config.json"
-    if path.is_file() or text.endswith(".json"):
+    if path.exists() or text.endswith(".json"):
         return load_hf_config(path)
+    bare = _bare_number_counts(text)
+    if bare:
+        raise ModelLookupError(
+            f"{text!r}: a parameter count needs its unit (K, M, B or T)", bare,
+            code="unknown_model",
+        )  # fmt: skip
+    close = difflib.get_close_matches(spaced, list(index), n=8, cutoff=0.5)
+    # A known name that the text extends ("gpt2" for "gpt2-xl") is another model, often of
+    # another size: not what was meant.
+    extended = {spec.id for name, spec in index.items() if spaced.startswith(f"{name}-")}
     suggestions = tuple(
-        dict.fromkeys(
-            index[name].id for name in difflib.get_close_matches(key, list(index), n=8, cutoff=0.5)
-        )
+        dict.fromkeys(index[name].id for name in close if index[name].id not in extended)
     )[:3]
     raise ModelLookupError(f"unknown model {text!r}", suggestions, code="unknown_model")
+
+
+_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?(?:e\d+)?\s*$", re.IGNORECASE)
+
+
+def _bare_number_counts(text: str) -> tuple[str, ...]:
+    """``7`` -> 7B, 7M; ``7e9`` -> 7B: the counts a number without a unit may have meant.
+
+    Raises:
+        ModelLookupError: a number that is not above zero.
+    """
+    if not _NUMBER.match(text):
+        return ()
+    value = float(text)
+    if value <= 0:
+        raise ModelLookupError(
+            f"{text!r}: a parameter count must be above zero", code="bad_parameter_count"
+        )
+    if value < 1000:
+        return (f"{value:g}B", f"{value:g}M")
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return (f"{value / scale:.4g}{unit}",)
+    return ()
 
 
 # --- Hugging Face config.json ---------------------------------------------------------------
@@ -292,6 +336,22 @@ def _first(config: dict[str, Any], *names: str) -> Any:
     return None
 
 
+def _check_positive(
+    path: Path, config: dict[str, Any], values: tuple[tuple[str, Any], ...]
+) -> None:
+    """Every value given must be a whole number above zero (JSON's 4096, not "4096" or 0).
+
+    Raises:
+        ModelLookupError: naming the first invalid value.
+    """
+    for name, value in values:
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ModelLookupError(
+                f"{path}: invalid config: {name} is {json.dumps(value)}; a whole number above "
+                "zero is expected"
+            )
+
+
 def load_hf_config(path: Path) -> ModelSpec:
     """The shape from a Hugging Face ``config.json`` (read locally; nothing is downloaded).
 
@@ -299,11 +359,9 @@ def load_hf_config(path: Path) -> ModelSpec:
         ModelLookupError: unreadable, not JSON, or missing the numbers the estimate needs.
     """
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ModelLookupError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelLookupError(f"{path}: not JSON: {exc}") from None
+        config = read_json_file(path, MAX_CONFIG_FILE_BYTES, ModelLookupError)
+    except RecursionError:
+        raise ModelLookupError(f"{path}: not JSON: nested too deeply") from None
     if not isinstance(config, dict):
         raise ModelLookupError(f"{path}: not a Hugging Face config (a JSON object is expected)")
     if isinstance(config.get("text_config"), dict):  # multimodal wrappers keep the LM inside
@@ -313,21 +371,41 @@ def load_hf_config(path: Path) -> ModelSpec:
     layers = _first(config, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
     heads = _first(config, "num_attention_heads", "n_head", "num_heads", "n_heads")
     vocab = _first(config, "vocab_size")
-    missing = [
-        name
-        for name, value in (("hidden_size", hidden), ("num_hidden_layers", layers),
-                            ("num_attention_heads", heads))
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0
-    ]  # fmt: skip
+    required = (("hidden_size", hidden), ("num_hidden_layers", layers),
+                ("num_attention_heads", heads))  # fmt: skip
+    missing = [name for name, value in required if value is None]
     if missing:
         raise ModelLookupError(
             f"{path}: not a transformer config dlready understands: no {', '.join(missing)}"
         )
+    _check_positive(path, config, required)
     kv_heads = _first(config, "num_key_value_heads", "num_kv_heads", "multi_query_group_num")
     if config.get("multi_query") is True:
         kv_heads = 1
     inner = _first(config, "intermediate_size", "n_inner", "ffn_dim", "d_ff")
     experts = _first(config, "num_local_experts", "num_experts", "n_routed_experts") or 1
+    head_dim = config.get("head_dim") or 0
+    _check_positive(
+        path,
+        config,
+        tuple(
+            (name, value)
+            for name, value in (("num_key_value_heads", kv_heads), ("intermediate_size", inner),
+                                ("vocab_size", vocab), ("num_local_experts", experts),
+                                ("head_dim", head_dim or None))
+            if value is not None
+        ),
+    )  # fmt: skip
+    if not head_dim and hidden % heads:
+        raise ModelLookupError(
+            f"{path}: invalid config: hidden_size {hidden} is not divisible by "
+            f"num_attention_heads {heads}"
+        )
+    if heads % (kv_heads or heads):
+        raise ModelLookupError(
+            f"{path}: invalid config: num_attention_heads {heads} is not a multiple of "
+            f"num_key_value_heads {kv_heads}"
+        )
     architectures = " ".join(config.get("architectures") or []).lower()
     if (
         model_type in ("bert", "roberta", "xlm-roberta", "distilbert", "electra")
@@ -358,7 +436,7 @@ def load_hf_config(path: Path) -> ModelSpec:
         num_layers=int(layers),
         num_heads=int(heads),
         num_kv_heads=int(kv_heads or heads),
-        head_dim=int(config.get("head_dim") or 0),
+        head_dim=int(head_dim),
         intermediate_size=int(
             inner or (4 * int(hidden) if not gated else math.ceil(8 * int(hidden) / 3))
         ),

@@ -145,6 +145,12 @@ def validate(spec: ModelSpec, request: Request) -> None:
         )
     if request.task in ("lora", "qlora") and not shape_stand_in(spec).is_transformer:
         raise RequestError("LoRA and QLoRA are estimated for transformer models only")
+    hidden = shape_stand_in(spec).hidden_size
+    if request.task in ("lora", "qlora") and hidden and request.lora_rank > hidden:
+        raise RequestError(
+            f"--lora-rank {request.lora_rank} is above the model's hidden size ({hidden}): an "
+            "adapter of that rank is larger than the layer it adapts"
+        )
     if request.task == "qlora" and request.dtype in ("int8", "fp32"):
         raise RequestError("QLoRA keeps 4-bit base weights and computes in bf16 or fp16")
     if (
@@ -180,11 +186,19 @@ def lora_parameters(spec: ModelSpec, rank: int) -> int:
 
 
 def shape_stand_in(spec: ModelSpec) -> ModelSpec:
-    """For a bare count: the built-in decoder closest in size, scaled to the count (a guess)."""
+    """For a bare count: the built-in dense decoder-only model (GPT-2 or a Llama-style
+    decoder, no mixture of experts) closest in size, by ratio: the smallest
+    max(P / count, count / P), the first in the table on a tie (a guess; docs/fit.md)."""
     if spec.family != "unknown":
         return spec
-    decoders = [m for m in builtin_models() if m.family == "decoder" and m.num_experts == 1]
-    return min(decoders, key=lambda m: abs(parameter_count(m) - spec.given_parameters))
+    count = spec.given_parameters
+    decoders = [
+        m for m in builtin_models() if m.family in ("decoder", "gpt2") and m.num_experts == 1
+    ]
+    return min(
+        decoders,
+        key=lambda m: max(parameter_count(m) / count, count / parameter_count(m)),
+    )
 
 
 # --- weights, gradients, optimizer ----------------------------------------------------------

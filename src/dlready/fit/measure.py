@@ -32,6 +32,7 @@ from dlready.fit.estimate import (
     peak_transient_bytes,
     transformer_layer_activation_bytes,
 )
+from dlready.render.text import format_number
 
 WORKER_MODULE = "dlready.fit.measure_worker"
 DEFAULT_TIMEOUT_S = 300.0
@@ -170,7 +171,12 @@ def block_estimate(spec: ModelSpec, request: Request) -> dict[str, float]:
             # the working set of one block (the next-token logits are outside the blocks)
             "activations": whole.activations_bytes
             - (logits if spec.family in ("decoder", "gpt2") else 0),
-            "kv_cache": kv_cache_bytes(spec, request) / spec.num_layers,
+            # only decoders keep a KV cache: no row for an encoder or ViT
+            **(
+                {"kv_cache": kv_cache_bytes(spec, request) / spec.num_layers}
+                if spec.family in ("decoder", "gpt2")
+                else {}
+            ),
         }
     layer = transformer_layer_activation_bytes(spec, request, seq)
     backward = block_backward_transient_bytes(spec, request, seq)
@@ -219,6 +225,14 @@ def _host_available_bytes() -> int | None:
     return min(known) if known else None  # a container's limit caps what the host has free
 
 
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    """Kill the child's whole process group (it leads its own session) and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError, ValueError):
+        process.communicate()
+
+
 def run_worker(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Run the child and return its result.
 
@@ -238,10 +252,13 @@ def run_worker(job: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     try:
         stdout, stderr = process.communicate(json.dumps(job), timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
+        _kill_group(process)
         raise MeasureError(f"the measurement did not finish within {timeout_s:g} s") from None
+    except BaseException:
+        # Ctrl-C, SIGTERM/SIGHUP (StopSignals raises here) or any error: the child runs in its
+        # own session, so nothing else would end it; it would outlive us holding its memory.
+        _kill_group(process)
+        raise
     lines = [line for line in stdout.splitlines() if line.strip().startswith("{")]
     try:
         result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
@@ -338,10 +355,11 @@ def measure(
             f"GPU memory in use before allocating (this process's CUDA context and any other "
             f"process): {raw['cuda_used_before_bytes'] / 2**20:.0f} MiB"
         )
+    batch = format_number(request.batch)
     shape = (
-        f"the whole network, batch {request.batch} at {spec.image_size}x{spec.image_size}"
+        f"the whole network, batch {batch} at {spec.image_size}x{spec.image_size}"
         if spec.family == "resnet"
-        else f"one block, batch {request.batch} x {effective_seq(spec, request)} tokens"
+        else f"one block, batch {batch} x {format_number(effective_seq(spec, request))} tokens"
     )
     what = f"{shape}, {request.task}, {request.dtype}, torch {raw.get('torch', '?')}"
     return Measurement(str(raw.get("device", device)), what, tuple(items), tuple(notes), raw)

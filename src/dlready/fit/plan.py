@@ -9,6 +9,7 @@ from dlready.fit.catalog import ModelSpec
 from dlready.fit.estimate import (
     Breakdown,
     Request,
+    compute_dtype,
     effective_seq,
     estimate,
     kv_cache_bytes,
@@ -16,7 +17,7 @@ from dlready.fit.estimate import (
     shape_stand_in,
 )
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot, StackState
-from dlready.render.text import gpu_range_label
+from dlready.render.text import format_number, gpu_range_label
 from dlready.words import vendor_words
 
 TIGHT_SHARE = 0.05
@@ -87,6 +88,11 @@ class FitMachine:
         """What one GPU offers (the smallest of those used), or the RAM on a CPU machine."""
         if self.gpus:
             return min(gpu.usable_bytes for gpu in self.gpus)
+        return self.ram_available_bytes or self.ram_total_bytes
+
+    @property
+    def host_room_bytes(self) -> int | None:
+        """RAM for the checkpoint load and offloaded states: available, else total."""
         return self.ram_available_bytes or self.ram_total_bytes
 
     @property
@@ -236,10 +242,11 @@ def _raise_if_gpu_unusable(snapshot: MachineSnapshot, broken: list[tuple[str, st
     for stack in snapshot.driver_stacks:
         if stack.state in _BROKEN_STACK_STATES:
             words = vendor_words(stack.vendor.value)
+            evidence, fix = _BROKEN_STACK_STATES[stack.state]
             raise GpuUnusableError(
                 f"fix the {words} GPU driver first: {stack.reason or 'it does not answer'}",
-                stack.hint or f"install or load the {words} GPU driver, then try again",
-                f"the {words} GPU driver is installed but answered with an error",
+                stack.hint or fix.format(words=words),
+                evidence.format(words=words),
             )
     if broken:
         label, reason = broken[0]
@@ -250,13 +257,31 @@ def _raise_if_gpu_unusable(snapshot: MachineSnapshot, broken: list[tuple[str, st
         )
 
 
-_BROKEN_STACK_STATES = (
-    StackState.DRIVER_NOT_LOADED,
-    StackState.VERSION_MISMATCH,
-    StackState.NO_PERMISSION,
-    StackState.TIMED_OUT,
-    StackState.FAILED,
-)
+_BROKEN_STACK_STATES = {  # the evidence, and the fix when the driver stack gave no hint
+    StackState.DRIVER_NOT_LOADED: (
+        "the {words} GPU is there but its driver is not loaded",
+        "install or load the {words} GPU driver, then try again",
+    ),
+    StackState.VERSION_MISMATCH: (
+        "the {words} driver's library and its loaded kernel module are different versions",
+        "reboot (or reload the kernel module) after a driver update, then try again",
+    ),
+    StackState.NO_PERMISSION: (
+        "the {words} GPU driver answered but refused this user access",
+        "give this user access to the GPU's device files (the video or render group), then "
+        "try again",
+    ),
+    StackState.TIMED_OUT: (
+        "the {words} GPU driver did not answer in time",
+        "the GPU or its driver hangs: check the kernel log (`dmesg`); a reset or a reboot may "
+        "be needed",
+    ),
+    StackState.FAILED: (
+        "the {words} GPU driver answered, with an error",
+        "the driver is loaded but failed: check the kernel log (`dmesg`) for GPU errors, and "
+        "reboot if the driver was just updated",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -302,13 +327,20 @@ class FitReport:
 
 _Step = tuple[str, str, str, Callable[[Request], Request | None]]
 _BITSANDBYTES_STEPS = ("adamw_8bit", "qlora", "int8", "int4")
+SHORTER_KEYS = ("shorter_context", "shorter_sequence")
 
 
 def _half(machine: FitMachine) -> str:
     return "bf16" if machine.bf16 else "fp16"
 
 
-def _training_steps(request: Request, machine: FitMachine, transformer: bool) -> list[_Step]:
+def _training_steps(
+    request: Request,
+    machine: FitMachine,
+    transformer: bool,
+    longest_seq: Callable[[Request], int],
+    current_seq: int,
+) -> list[_Step]:
     half = _half(machine)
     n = len(machine.gpus)
     steps: list[_Step] = [
@@ -342,7 +374,7 @@ def _training_steps(request: Request, machine: FitMachine, transformer: bool) ->
     if machine.device == "cuda":
         steps.append(
             ("cpu_offload", "CPU offload",
-             "keep gradients and optimizer states in CPU RAM (DeepSpeed ZeRO-Offload); slower",
+             "keep gradients and optimizer states in CPU RAM (DeepSpeed ZeRO-Offload), slower",
              lambda r: r.with_(offload=True) if not r.offload else None)
         )  # fmt: skip
     if request.task == "train" and transformer:
@@ -358,7 +390,32 @@ def _training_steps(request: Request, machine: FitMachine, transformer: bool) ->
              "`bnb_4bit_use_double_quant=True`)",
              lambda r: r.with_(task="qlora", dtype=half) if r.task != "qlora" else None)
         )  # fmt: skip
+    steps.append(
+        ("shorter_sequence", "a shorter sequence",
+         "fewer tokens per sequence (split or truncate long examples): fewer activations",
+         _shorter(longest_seq, current_seq))
+    )  # fmt: skip
     return steps
+
+
+def _shorter(
+    longest_seq: Callable[[Request], int], current_seq: int
+) -> Callable[[Request], Request | None]:
+    """The step to the longest sequence that fits, when the sequence is what does not fit."""
+
+    def change(r: Request) -> Request | None:
+        tokens = longest_seq(r)
+        return r.with_(seq=tokens) if 0 < tokens < (r.seq or current_seq) else None
+
+    return change
+
+
+def _with_length(key: str, title: str, how: str, request: Request) -> tuple[str, str]:
+    """A shorter context or sequence names how short: the longest that fits."""
+    if key not in SHORTER_KEYS:
+        return title, how
+    tokens = format_number(request.seq)
+    return f"{title} ({tokens} tokens)", f"{how}, at most {tokens} tokens"
 
 
 def _inference_steps(
@@ -386,20 +443,15 @@ def _inference_steps(
         ("int4", "4-bit weights", "bitsandbytes `load_in_4bit=True`, NF4 with double quantisation",
          lambda r: r.with_(dtype="int4") if r.dtype != "int4" else None),
     ]  # fmt: skip
-
-    def shorter(r: Request) -> Request | None:
-        tokens = longest_context(r)
-        return r.with_(seq=tokens) if 0 < tokens < (r.seq or current_seq) else None
-
     steps.append(
         ("shorter_context", "a shorter context",
          "fewer tokens per sequence (prompt plus output): a smaller KV cache",
-         shorter)
+         _shorter(longest_context, current_seq))
     )  # fmt: skip
     if machine.device == "cuda":
         steps.append(
             ("cpu_offload", "CPU offload",
-             "keep layers in CPU RAM and stream them in (`device_map='auto'` with `max_memory`); "
+             "keep layers in CPU RAM and stream them in (`device_map='auto'` with `max_memory`), "
              "much slower",
              lambda r: r.with_(offload=True) if not r.offload else None)
         )  # fmt: skip
@@ -409,10 +461,16 @@ def _inference_steps(
 def _fits(breakdown: Breakdown, budget: float, machine: FitMachine) -> bool:
     if breakdown.device_bytes > budget:
         return False
-    if breakdown.host_offload_bytes:
-        room = machine.ram_available_bytes or machine.ram_total_bytes
-        return room is not None and breakdown.host_offload_bytes <= room
-    return True
+    return host_offload_fits(breakdown, machine)
+
+
+def host_offload_fits(breakdown: Breakdown, machine: FitMachine) -> bool:
+    """Whether the host RAM holds what is offloaded (True when nothing is; False when the RAM
+    could not be read: an unread figure is never counted as a pass)."""
+    if not breakdown.host_offload_bytes:
+        return True
+    room = machine.host_room_bytes
+    return room is not None and breakdown.host_offload_bytes <= room
 
 
 def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
@@ -439,14 +497,17 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
     fits = blocked is None and _fits(asked, budget, machine)
     margin = budget - asked.device_bytes
     biggest = largest_batch(model, request, budget) if blocked is None else 0
+
+    def longest_seq(r: Request) -> int:
+        return _longest_seq(model, r, budget)
+
     if request.task == "infer":
-
-        def longest_context(r: Request) -> int:
-            return _longest_context(model, r, budget)
-
-        steps = _inference_steps(base, machine, longest_context, effective_seq(model, base))
+        steps = _inference_steps(base, machine, longest_seq, effective_seq(model, base))
     else:
-        steps = _training_steps(base, machine, shape_stand_in(model).is_transformer)
+        steps = _training_steps(
+            base, machine, shape_stand_in(model).is_transformer, longest_seq,
+            effective_seq(model, base),
+        )  # fmt: skip
     if machine.device == "cpu":  # bitsandbytes' 8- and 4-bit kernels need a GPU
         steps = [step for step in steps if step[0] not in _BITSANDBYTES_STEPS]
     options: list[Option] = []
@@ -459,6 +520,7 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
                 continue  # changes nothing here: no row
             combined = current
         current = combined
+        title, how = _with_length(key, title, how, current)
         breakdown = estimate(model, current)
         alone = estimate(model, alone_request) if alone_request else None
         options.append(
@@ -484,7 +546,7 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
     n = len(machine.gpus)
     processes = n if (n > 1 and request.sharding == "none" and request.task != "infer") else 1
     host_total = asked.host_load_bytes * processes
-    room = machine.ram_available_bytes or machine.ram_total_bytes
+    room = machine.host_room_bytes
     host_ok = None if room is None else host_total <= room
     notes = list(machine.notes) + list(asked.notes)
     if machine.device == "cpu":
@@ -503,10 +565,26 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
                 "8-bit and 4-bit strategies (bitsandbytes) are left out: they need an NVIDIA "
                 "or AMD GPU"
             )
-    if host_ok is False and machine.device == "cuda":  # on the CPU the weights stay in RAM
+    if host_ok is False:
         notes.append(
-            "loading the checkpoint needs more RAM than is available; safetensors with "
-            "device_map loads it shard by shard, which needs far less"
+            "reading the whole checkpoint at once needs more RAM than is available; "
+            "safetensors with device_map (or `low_cpu_mem_usage=True`) loads it shard by "
+            "shard, which needs far less"
+            + ("" if machine.device == "cuda" else ", beside the weights the run keeps in RAM")
+        )
+    trained = model.max_positions
+    if model.family == "decoder" and trained and request.seq > trained:
+        notes.append(
+            f"--seq {format_number(request.seq)} is beyond the {format_number(trained)} tokens "
+            f"{model.id} was trained on: it needs RoPE scaling (`rope_scaling` in its config), "
+            "and the quality of its output may drop"
+        )
+    no_bf16 = [gpu for gpu in machine.gpus if gpu.bf16 is False]
+    if "bf16" in (request.dtype, compute_dtype(request)) and no_bf16:
+        names = ", ".join(sorted({gpu.name for gpu in no_bf16}))
+        notes.append(
+            f"bf16 is asked, but {names} cannot compute in bfloat16 (it came with compute "
+            "capability 8.0, Ampere): PyTorch refuses or emulates it slowly; use --dtype fp16"
         )
     if shape_stand_in(model) is not model and request.task != "infer":
         notes.append("the batch and sequence only scale a guessed activation figure")
@@ -565,9 +643,13 @@ def _without_bitsandbytes(request: Request, half: str) -> tuple[str, _Step] | No
     return reason, ("without_bitsandbytes", title, how, change)
 
 
-def _longest_context(model: ModelSpec, request: Request, budget: float) -> int:
-    """The most tokens per sequence that fit (0: none; only models with a KV cache)."""
-    if kv_cache_bytes(model, request.with_(seq=1)) == 0:
+def _longest_seq(model: ModelSpec, request: Request, budget: float) -> int:
+    """The most tokens per sequence that fit (0: none, or a model whose sequence is fixed or
+    whose inference has no KV cache for the context to shrink)."""
+    shape = shape_stand_in(model)
+    if shape.family not in ("decoder", "gpt2", "encoder"):
+        return 0  # ViT's patches and ResNet's image are not a sequence to shorten
+    if request.task == "infer" and kv_cache_bytes(model, request.with_(seq=1)) == 0:
         return 0
     low, high = 0, effective_seq(model, request)
     if estimate(model, request.with_(seq=high)).device_bytes <= budget:
@@ -631,10 +713,20 @@ def _cheapest(
             else:
                 low = middle + 1
         needed = low
+        if steps[needed][0] in SHORTER_KEYS:
+            # A shorter sequence changes what is asked: every cheaper strategy comes with it,
+            # so that the sequence stays as long as it can (docs/fit.md).
+            chosen = _changing(base, steps, chosen | set(range(needed + 1)))
+            found = attempt(chosen)
+            break
         chosen.add(needed)
         upper = needed - 1
         found = attempt(chosen)
-    titles = [step[:3] for step in forced + [steps[rank] for rank in sorted(chosen)]]
+    assert found is not None  # steps 0..needed fit, and the closure is the same request
+    titles = [
+        (key, *_with_length(key, title, how, found))
+        for key, title, how, _ in forced + [steps[rank] for rank in sorted(chosen)]
+    ]
     if shrink_batch:
         titles.append(
             (
@@ -654,6 +746,21 @@ def _cheapest(
         estimate(model, found),
         True,
     )
+
+
+def _changing(base: Request, steps: list[_Step], ranks: set[int]) -> set[int]:
+    """The ranks whose step changes the result, applied in order: those that change nothing,
+    or whose change a later one replaces (8-bit weights before 4-bit), are left out."""
+
+    def result(chosen: set[int]) -> Request:
+        return _apply(base, [steps[rank] for rank in sorted(chosen)])
+
+    changing = set(ranks)
+    final = result(changing)
+    for rank in sorted(ranks):
+        if result(changing - {rank}) == final:
+            changing.discard(rank)
+    return changing
 
 
 def _apply(request: Request, steps: list[_Step]) -> Request:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from dlready.fit.catalog import parameter_count
 from dlready.fit.estimate import Breakdown, Request, effective_seq
+from dlready.fit.plan import host_offload_fits
 from dlready.model import GpuVendor
 from dlready.render.text import format_number, printable
 
@@ -13,7 +15,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from dlready.fit.measure import Measurement
-    from dlready.fit.plan import FitReport
+    from dlready.fit.plan import FitReport, Option
     from dlready.result import Streams
 
 GIB = 2**30
@@ -39,7 +41,7 @@ OPTIMIZER_WORDS = {"adamw": "AdamW", "adamw-8bit": "8-bit AdamW", "sgd": "SGD wi
 
 def gib(value: float) -> str:
     """Bytes for people: MiB below 1 GiB, GiB, TiB from 1024 GiB on."""
-    if abs(value) < GIB and value != 0:
+    if abs(value) < GIB:  # zero too: one unit rule, "0 MiB"
         return f"{format_number(round(value / 2**20))} MiB"
     if abs(value) >= 1024 * GIB:
         return f"{_one_decimal(value / 2**40)} TiB"
@@ -88,14 +90,28 @@ def describe_request(report: FitReport, request: Request | None = None) -> str:
         parts.append("fp32" if request.dtype == "fp32" else f"{request.dtype} mixed precision")
         parts.append(OPTIMIZER_WORDS[request.optimizer])
     else:
-        parts.append(f"rank {request.lora_rank}, {OPTIMIZER_WORDS[request.optimizer]}")
+        parts.append(f"{base_weight_words(request)}, rank {request.lora_rank}")
+        parts.append(OPTIMIZER_WORDS[request.optimizer])
     if request.recompute:
         parts.append("gradient checkpointing")
+    batch = format_number(request.batch)
     if spec.family == "resnet":
-        parts.append(f"batch {request.batch} at {spec.image_size}x{spec.image_size}")
+        parts.append(f"batch {batch} at {spec.image_size}x{spec.image_size}")
     else:
-        parts.append(f"batch {request.batch} x {effective_seq(spec, request)} tokens")
+        parts.append(f"batch {batch} x {format_number(effective_seq(spec, request))} tokens")
     return ", ".join(parts)
+
+
+def base_weight_words(request: Request) -> str:
+    """LoRA's frozen base weights: their precision (4-bit is QLoRA, whatever the task says)."""
+    if request.task == "qlora" or request.dtype == "int4":
+        quantised = "4-bit NF4 base weights"
+        compute = "bf16" if request.dtype in ("int4", "fp32") else request.dtype
+        named = "" if request.task == "qlora" else " (that is QLoRA)"
+        return f"{quantised}{named}, {compute} compute"
+    if request.dtype == "int8":
+        return "8-bit base weights, bf16 compute"
+    return f"{request.dtype} base weights"
 
 
 def describe_machine(report: FitReport) -> str:
@@ -108,10 +124,14 @@ def describe_machine(report: FitReport) -> str:
                 f"({gib(report.budget_bytes)} available)"
             )
         return f"this machine's CPU and RAM ({gib(report.budget_bytes)} available)"
-    names = sorted({printable(gpu.name) for gpu in machine.gpus})
+    counts = Counter(printable(gpu.name) for gpu in machine.gpus)
     free = "free" if all(g.free_bytes is not None for g in machine.gpus) else "total"
-    count = f"{len(machine.gpus)} x " if len(machine.gpus) > 1 else ""
-    return f"{count}{' / '.join(names)} ({gib(report.budget_bytes)} {free} per GPU)"
+    if len(counts) == 1:
+        count = f"{len(machine.gpus)} x " if len(machine.gpus) > 1 else ""
+        names = f"{count}{next(iter(counts))}"
+    else:  # each model with its own count: 1 x RTX 4090 + 1 x RTX 2080 Ti
+        names = " + ".join(f"{n} x {name}" for name, n in sorted(counts.items()))
+    return f"{names} ({gib(report.budget_bytes)} {free} per GPU)"
 
 
 def left_out_lines(report: FitReport) -> list[str]:
@@ -128,9 +148,38 @@ def headline(report: FitReport) -> str:
     if report.fits:
         word = "Fits, but tight" if report.tight else "Fits"
         return f"{word}: needs {gib(need)} {where}, {gib(report.margin_bytes)} to spare."
+    if need <= report.budget_bytes:  # the GPU part fits: the host RAM for offload does not
+        return (
+            f"Does not fit as asked: the GPU part fits ({gib(need)} {where}, "
+            f"{gib(report.budget_bytes)} available), but {offload_text(report, report.asked)}."
+        )
     return (
         f"Does not fit as asked: needs {gib(need)} {where}, {gib(report.budget_bytes)} available."
     )
+
+
+def offload_text(report: FitReport, breakdown: Breakdown) -> str:
+    """What is offloaded needs this much host RAM, against what the machine has."""
+    what = "the offloaded layers" if report.request.task == "infer" else "the offloaded states"
+    need = f"{what} need {gib(breakdown.host_offload_bytes)} of host RAM"
+    room = report.machine.host_room_bytes
+    if room is None:
+        return f"{need}, and this machine's RAM could not be read"
+    return f"{need} and {gib(room)} is available"
+
+
+def fits_word(report: FitReport, option: Option) -> str:
+    """The strategy table's verdict: yes, alone: yes, no, or no: host RAM."""
+    if option.fits:
+        return "yes"
+    if option.alone_fits:
+        return "alone: yes"
+    breakdown = option.breakdown
+    if breakdown.device_bytes <= report.budget_bytes and not host_offload_fits(
+        breakdown, report.machine
+    ):
+        return "no: host RAM"
+    return "no"
 
 
 def advice(report: FitReport) -> list[str]:
@@ -149,22 +198,34 @@ def advice(report: FitReport) -> list[str]:
             f"{report.recommended_largest_batch}."
         )
         lines += [f"  - {how}" for how in option.how.split("; ")]
+        if option.breakdown.host_offload_bytes:
+            lines.append(f"  - {offload_text(report, option.breakdown)}")
     else:
         lines.append(
-            "None of the strategies below makes it fit on this machine."
+            "None of the strategies above makes it fit on this machine."
             if report.options
             else "No strategy dlready knows makes it fit on this machine."
+        )
+    if report.request.offload and report.asked.host_offload_bytes:
+        room = report.machine.host_room_bytes
+        lines.append(
+            f"Host RAM for offloading: {gib(report.asked.host_offload_bytes)}; "
+            + (f"{gib(room)} available" if room else "the RAM could not be read")
+            + ("." if host_offload_fits(report.asked, report.machine) else ": too little.")
         )
     if report.parallelism:
         lines.append(f"Several GPUs: {report.parallelism}.")
     files = f"{report.model.checkpoint_dtype} files"
+    if report.model.origin == "count":
+        files += " assumed: only the count is known"
     processes = report.host_load_processes
     if processes > 1:
         each = gib(report.host_load_total_bytes / processes)
         files = f"{processes} processes, one per GPU, each reading {each} of {files}"
     host = f"Host RAM to load the checkpoint: {gib(report.host_load_total_bytes)} ({files})"
     room = report.machine.ram_available_bytes
-    lines.append(host + (f"; {gib(room)} available." if room else "."))
+    short = ", too little to read it at once (see the note)" if report.host_ok is False else ""
+    lines.append(host + (f"; {gib(room)} available{short}." if room else "."))
     return lines
 
 
@@ -212,7 +273,7 @@ def render_text(report: FitReport, streams: Streams, measurement: Measurement | 
         options.add_column("fits")
         for option in report.options:
             alone = gib(option.alone.device_bytes) if option.alone else "-"
-            fits = "yes" if option.fits else ("alone: yes" if option.alone_fits else "no")
+            fits = fits_word(report, option)
             options.add_row(escape(option.title), alone, gib(option.breakdown.device_bytes), fits)
         console.print(options)
     for line in advice(report):
@@ -266,7 +327,7 @@ def render_markdown(report: FitReport, measurement: Measurement | None) -> str:
         ]
         for option in report.options:
             alone = gib(option.alone.device_bytes) if option.alone else "-"
-            fits = "yes" if option.fits else ("alone: yes" if option.alone_fits else "no")
+            fits = fits_word(report, option)
             lines.append(
                 f"| {option.title} | {alone} | {gib(option.breakdown.device_bytes)} | {fits} |"
             )
@@ -373,6 +434,12 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
             "load_bytes": round(report.host_load_total_bytes),
             "load_processes": report.host_load_processes,
             "ok": report.host_ok,
+            "offload_bytes": round(report.asked.host_offload_bytes),
+            "offload_ok": (
+                host_offload_fits(report.asked, report.machine)
+                if report.asked.host_offload_bytes and report.machine.host_room_bytes
+                else None
+            ),
         },
         "parallelism": report.parallelism,
         "notes": list(report.notes),
