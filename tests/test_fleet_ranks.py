@@ -315,13 +315,16 @@ def _pin(pid: int, cpu: int, running: threading.Event) -> None:
 
 
 def test_a_rank_slowed_from_outside_is_named_as_the_straggler() -> None:
-    """Rank 1 shares its CPU with a busy process from outside, rank 0 has one to itself: rank 1
-    computes at about half speed the whole time. Two CPU ranks on one host name nobody by the
+    """Rank 1 shares its CPU with busy processes from outside, rank 0 has one to itself: rank 1
+    computes at about a third of the speed the whole time. Two CPU ranks on one host name nobody by the
     median, so this checks the far-below-its-peer rule (judge.FAR_BELOW_FASTEST_PERCENT)."""
     cpus = sorted(os.sched_getaffinity(0))
     assert len(cpus) >= 2, "this test needs two CPUs (CI has two)"
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    os.sched_setaffinity(hog.pid, {cpus[1]})
+    # Two busy processes share rank 1's CPU, so it gets about a third of it: well below the
+    # 60 % rule even when other work on the machine slows rank 0 too.
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
+    for hog in hogs:
+        os.sched_setaffinity(hog.pid, {cpus[1]})
     fleet = Fleet(2, timeout_s=40)
     running = threading.Event()
     running.set()
@@ -337,8 +340,9 @@ def test_a_rank_slowed_from_outside_is_named_as_the_straggler() -> None:
         running.clear()
         for pinner in pinners:
             pinner.join()
-        hog.kill()
-        hog.wait()
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
     document = _report(out)
     ranks = {r["rank"]: r for r in document["data"]["ranks"]}
     speeds = {n: (r["matmul_tflops"], r["matmul_percent_of_median"]) for n, r in ranks.items()}
