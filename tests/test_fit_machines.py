@@ -740,3 +740,16 @@ def test_did_you_mean(tmp_path: Path, text: str, hint: str) -> None:
 def test_a_name_with_spaces_is_the_hyphenated_name() -> None:
     assert resolve_model("llama 3 8b") is resolve_model("llama-3-8b")
     assert resolve_model("Llama_2_7b") is resolve_model("llama-2-7b")
+
+
+def test_a_shorter_sequence_row_names_the_length_it_takes_alone() -> None:
+    """QLoRA of a 7B model on one RTX 4090: with gradient checkpointing above it the sequence
+    need not shrink, so the row is there for its figure alone, and names that length."""
+    machine = machine_from_snapshot(_four_4090(), 1)
+    request = Request(task="qlora", dtype="bf16", seq=4096)
+    report = plan(resolve_model("llama-2-7b"), request, machine)
+    (row,) = [option for option in report.options if option.key == "shorter_sequence"]
+    tokens = int(row.title.split("(")[1].split(" tokens")[0].replace(",", ""))
+    assert 0 < tokens < 4096, row.title
+    assert row.alone is not None
+    assert row.alone.device_bytes < estimate(resolve_model("llama-2-7b"), request).device_bytes

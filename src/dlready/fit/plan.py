@@ -515,12 +515,16 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
     for key, title, how, change in forced + steps:
         alone_request = change(base) if forced and key != forced[0][0] else change(request)
         combined = change(current)
-        if combined is None or combined == current:
+        changed = combined is not None and combined != current
+        if not changed:
             if alone_request is None:
                 continue  # changes nothing here: no row
             combined = current
-        current = combined
-        title, how = _with_length(key, title, how, current)
+        current = combined or current
+        # A row that changes something only alone is named by what it does alone (the
+        # sequence the shorter-sequence step would take), not by the unchanged request.
+        labelled = current if changed or alone_request is None else alone_request
+        title, how = _with_length(key, title, how, labelled)
         breakdown = estimate(model, current)
         alone = estimate(model, alone_request) if alone_request else None
         options.append(

@@ -9,7 +9,7 @@ from dlready.fit.catalog import parameter_count
 from dlready.fit.estimate import Breakdown, Request, effective_seq
 from dlready.fit.plan import host_offload_fits
 from dlready.model import GpuVendor
-from dlready.render.text import format_number, printable
+from dlready.render.text import format_number, print_prose, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -247,13 +247,12 @@ def render_text(report: FitReport, streams: Streams, measurement: Measurement | 
     from rich.table import Table
 
     console = streams.console
-    console.print(
-        f"[bold]{escape(model_line(report))}[/]: {escape(describe_request(report))}",
-        soft_wrap=True,
-    )
-    console.print(f"on {escape(describe_machine(report))}", soft_wrap=True)
+    # Prose wraps at words on a terminal, `commands` whole; a pipe gets whole lines.
+    model = printable(model_line(report))
+    print_prose(console, f"[bold]{escape(model)}[/]: ", f"{model}: ", describe_request(report))
+    print_prose(console, "on ", "on ", describe_machine(report))
     for line in left_out_lines(report):
-        console.print(escape(line), soft_wrap=True)
+        print_prose(console, "", "", line)
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("item")
     table.add_column(_budget_column(report), justify="right")
@@ -262,7 +261,7 @@ def render_text(report: FitReport, streams: Streams, measurement: Measurement | 
     table.add_row("[bold]total[/]", f"[bold]{gib(report.asked.device_bytes)}[/]")
     console.print(table)
     style = "green" if report.fits and not report.tight else ("yellow" if report.fits else "red")
-    console.print(f"[{style}]{escape(headline(report))}[/]", soft_wrap=True)
+    print_prose(console, "", "", headline(report), style=style)
     if report.options and not report.fits:
         goal = "run" if report.blocked else "fit"
         console.print(f"What would make it {goal}, least costly first (docs/fit.md):")
@@ -277,11 +276,11 @@ def render_text(report: FitReport, streams: Streams, measurement: Measurement | 
             options.add_row(escape(option.title), alone, gib(option.breakdown.device_bytes), fits)
         console.print(options)
     for line in advice(report):
-        console.print(escape(line), soft_wrap=True)
+        print_prose(console, "", "", line)
     if measurement is not None:
         render_measurement(measurement, console)
     for note in report.notes:
-        console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
+        print_prose(console, "[dim]note:[/] ", "note: ", note, style="dim")
 
 
 def render_measurement(measurement: Measurement, console: Console) -> None:
@@ -289,7 +288,12 @@ def render_measurement(measurement: Measurement, console: Console) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    console.print(f"Measured on {escape(measurement.device)}: {escape(measurement.what)}")
+    print_prose(
+        console,
+        f"Measured on {escape(measurement.device)}: ",
+        f"Measured on {measurement.device}: ",
+        measurement.what,
+    )
     table = Table(show_edge=False, pad_edge=False)
     for column in ("item", "estimate", "measured", "estimate / measured"):
         table.add_column(column, justify="left" if column == "item" else "right")
@@ -299,7 +303,7 @@ def render_measurement(measurement: Measurement, console: Console) -> None:
         table.add_row(label, gib(item.estimate_bytes), gib(item.measured_bytes), ratio)
     console.print(table)
     for note in measurement.notes:
-        console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
+        print_prose(console, "[dim]note:[/] ", "note: ", note, style="dim")
 
 
 def render_markdown(report: FitReport, measurement: Measurement | None) -> str:
