@@ -126,8 +126,6 @@ def check_command(
 ) -> None:
     """Probe CPU, RAM, GPUs, power budget and cooling, and judge them against a spec profile.
 
-    Exit 0: everything meets the bar (--fail-on); 1: something is below it; 2: usage or input
-    error (bad flag, spec file or snapshot); 3: the check itself could not run.
     What could not be measured is "not judged": it neither passes nor hides what was
     measured, and fails only with --strict (or when nothing at all could be judged).
     """

@@ -32,7 +32,6 @@ def diff_command(
 
     Two nodes, or one node before and after an upgrade: what changed, what appeared or
     disappeared, what could not be compared (read on one side only).
-    Exit 0: the same; 1: different; 2: bad input (unreadable, not a report, two kinds).
     """
     from dlready import result
 

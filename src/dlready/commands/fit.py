@@ -155,9 +155,6 @@ def fit_command(
     """Will MODEL run on this machine, and how: memory per GPU, item by item, and what would
     make it fit (precision, gradient checkpointing, 8-bit optimizer, LoRA, QLoRA, sharding,
     offload, a smaller batch).
-
-    Exit 0: it fits as asked; 1: it does not (the output says what would); 2: bad input;
-    3: could not run (probing failed, --measure without torch or failing).
     """
     from dlready import result
 

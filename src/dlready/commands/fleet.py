@@ -62,9 +62,6 @@ def fleet_command(
     """Check every node and GPU of a torchrun, srun or Kubernetes job at once; rank 0 reports.
 
     Run it like training: `torchrun --nnodes N --nproc-per-node M -m dlready fleet`.
-    Exit 0: every rank answered, matched its peers and computed correctly; 1: a finding
-    (missing or lost rank, straggler, difference between nodes, wrong collective, slow link);
-    2: usage error; 3: the fleet could not run (no torch, rank 0 unreachable).
     """
     from dlready.result import (
         CommandError,
