@@ -28,6 +28,7 @@ from dlready.model import (
     to_jsonable,
 )
 from dlready.probes.pci import nvidia_devices_on_bus
+from dlready.words import stack_state_words
 
 T = TypeVar("T")
 
@@ -297,7 +298,7 @@ def _nvidia_fault(snapshot: MachineSnapshot, driver: Fact[str]) -> NvidiaFault |
         return None
     evidence = []
     if broken:
-        evidence.append("the NVIDIA driver library is installed but answered with an error")
+        evidence.append(f"the NVIDIA driver: {stack_state_words(broken.state)}")
     if on_bus:
         ids = ", ".join(f"{d.bus_id} (device {d.device_id})" for d in on_bus)
         evidence.append(f"NVIDIA display device(s) on the PCI bus: {ids}")
