@@ -314,3 +314,21 @@ def test_check_prose_wraps_at_words_on_a_terminal(width: int, machine: str) -> N
     assert not broken_commands(narrow, wide)
     for line in narrow.splitlines():
         assert len(line) <= width or _commands(line), (width, line)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_install_explanations_wrap_as_comments_on_a_terminal(width: int) -> None:
+    """install-cmd's stderr lines are shell comments: wrapped at words on a terminal, every
+    piece still starts with #, and a `command` in them stays whole."""
+    from dlready.render.text import wrap_comment
+
+    line = (
+        "#   no GPU: the CPU index, because plain `pip install torch` on linux-x86_64 downloads "
+        "the multi-GB cu130 CUDA build (https://pytorch.org/get-started/previous-versions/)"
+    )
+    pieces = wrap_comment(line, width)
+    assert all(piece.startswith("#   ") for piece in pieces)
+    assert all(len(piece) <= width or "`" in piece or "https://" in piece for piece in pieces)
+    assert any("`pip install torch`" in piece for piece in pieces)
+    assert " ".join(p.lstrip("# ") for p in pieces) == line.lstrip("# ")
+    assert wrap_comment(line, None) == [line]  # a pipe gets the whole line

@@ -70,6 +70,21 @@ def _columns_override() -> int | None:
     return None if columns >= _MIN_COLUMNS else 80
 
 
+def stderr_terminal_columns() -> int | None:
+    """The width of the terminal stderr writes to (``COLUMNS`` when it is sensible), or None
+    when stderr is not a terminal (a pipe or a file gets whole lines)."""
+    stream = sys.stderr
+    try:
+        if stream is None or not stream.isatty():
+            return None
+        raw = os.environ.get("COLUMNS", "")
+        if raw.isdigit() and int(raw) >= _MIN_COLUMNS:
+            return int(raw)
+        return max(os.get_terminal_size(stream.fileno()).columns, _MIN_COLUMNS)
+    except (OSError, ValueError):
+        return None
+
+
 def stdout_console() -> Console:
     """Console for results. A reader that goes away ends the process with exit 3."""
     from rich.console import Console  # rich costs ~15 ms to import; --json never needs it

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from dlready import output
 from dlready.install.archs import ARCH_RULES
 from dlready.install.caveats import checked_line
 from dlready.install.facts import Fact, MachineFacts
 from dlready.install.plan import InstallPlan
 from dlready.install.table import CompatTable, PublicSource
+from dlready.render.text import wrap_comment
 
 if TYPE_CHECKING:
     from dlready.result import Streams
@@ -27,7 +29,8 @@ def render_plan(plan: InstallPlan, table: CompatTable, explain: bool, streams: S
     # Plain uncoloured text, so no rich Console: creating one costs ~19 ms, a tenth of this
     # command's time budget (benchmarks/bench_install_cmd.py). The explanation is best effort:
     # with stderr closed (`2>&-`) the command on stdout is still the result.
-    streams.diagnostic("\n".join(lines))
+    width = output.stderr_terminal_columns()
+    streams.diagnostic("\n".join(piece for line in lines for piece in wrap_comment(line, width)))
 
 
 def _origin(fact: Fact[Any]) -> str:

@@ -103,6 +103,19 @@ def wrap_line(line: str, width: int | None) -> list[str]:
     return wrapper.wrap(line.strip()) or [line]
 
 
+def wrap_comment(line: str, width: int | None) -> list[str]:
+    """A ``# ...`` explanation line wrapped at words to ``width`` (None: as it is); each
+    continuation stays a comment, indented two more: ``#   more words``."""
+    if width is None or len(line) <= width or not line.startswith("#"):
+        return [line]
+    body = line[1:]
+    indent = "#" + body[: len(body) - len(body.lstrip())]
+    wrapper = WholeWordsWrapper(
+        width=width, initial_indent=indent, subsequent_indent=indent + "  ", drop_whitespace=True
+    )
+    return wrapper.wrap(body.strip()) or [line]
+
+
 def print_prose(
     console: Console, head_markup: str, head_plain: str, body: str, style: str | None = None
 ) -> None:
