@@ -68,8 +68,13 @@ def _diff(before: Path, after: Path, include_volatile: bool) -> CommandResult:
 
     def text(streams: Streams) -> None:
         from dlready.render.diff_render import diff_lines
+        from dlready.render.text import wrap_line
 
-        streams.write("\n".join(diff_lines(before, after, differences, counts)) + "\n")
+        # Wrapped at words on a terminal; a pipe or a file gets one whole line per difference.
+        console = streams.console
+        width = console.width if console.is_terminal else None
+        lines = diff_lines(before, after, differences, counts)
+        streams.write("\n".join(piece for line in lines for piece in wrap_line(line, width)) + "\n")
 
     return CommandResult(
         "diff",
