@@ -596,3 +596,14 @@ def test_a_missing_ninja_meets_the_minimum_and_says_what_is_recommended() -> Non
         "not found",
         "installed",
     )
+
+
+def test_a_counted_build_part_keeps_every_fix() -> None:
+    """With [build] required (or --fail-on build) the build part joins the verdict: its
+    advice must still hold each missing tool's fix, not only the most severe one."""
+    snapshot = h100(linux_tools(nvcc=None, gcc=None, ninja=False, python_h=False))
+    verdict = judge_build(snapshot, BuildRule(required=True))
+    fixes = [c.advice for c in verdict.criteria if c.advice and c.status is Status.BELOW_MINIMUM]
+    assert len(fixes) >= 2
+    for fix in fixes:
+        assert fix in verdict.advice

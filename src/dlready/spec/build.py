@@ -718,7 +718,7 @@ def judge_build(
     ]
     if cuda_relevant:
         notes.append(_cudnn_note(build))
-    return judged_component("build", SUBJECT, criteria, notes)
+    return judged_component("build", SUBJECT, criteria, notes, every_fix=True)
 
 
 def build_counts(rule: BuildRule, fail_on: FailOn) -> bool:

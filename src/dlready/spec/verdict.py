@@ -316,14 +316,21 @@ def judged_component(
     criteria: Sequence[Criterion],
     notes: Sequence[str] = (),
     advice_if_empty: str = "",
+    every_fix: bool = False,
 ) -> ComponentVerdict:
     """A part judged by its measured criteria only; the unmeasured ones are listed as not
-    judged (with their reasons in the advice) and never lift or lower the status."""
+    judged (with their reasons in the advice) and never lift or lower the status.
+
+    The advice is the most severe criterion's; ``every_fix``: every measured criterion's, most
+    severe first (the build tools part, where each missing tool has its own fix)."""
     known = [c for c in criteria if c.status is not Status.UNKNOWN]
     unknown = [c for c in criteria if c.status is Status.UNKNOWN]
     status = worst([c.status for c in known])  # nothing measured: unknown
     ordered = sorted(known, key=lambda c: _SEVERITY[c.status])
-    advice = [next((c.advice for c in ordered if c.advice), "")]
+    if every_fix:
+        advice = [c.advice for c in ordered if c.advice]
+    else:
+        advice = [next((c.advice for c in ordered if c.advice), "")]
     advice += [c.advice for c in unknown if c.advice]
     if not known:
         advice.append(advice_if_empty)
