@@ -258,3 +258,16 @@ def test_more_gpus_pair_parts_by_kind_not_by_position() -> None:
         "GPU 0: NVIDIA GeForce RTX 4090",
     )
     assert not [d for d in found if d.path.endswith("].component")]  # no part became another
+
+
+def test_not_judged_entries_pair_by_part() -> None:
+    """A part that could not be judged on one side only is one entry that appeared, not every
+    later entry shifted by one (a Mac's GPU row before the power supply)."""
+    before = _check_document()
+    after = copy.deepcopy(before)
+    parts = after["data"]["not_judged"]
+    parts.insert(1, {"criteria": ["compute_capability"], "part": "GPU 0: Apple M2"})
+    found = diff_reports(before, after)
+    assert [(d.kind, d.path) for d in found] == [
+        ("appeared", "data.not_judged[part=GPU 0: Apple M2]")
+    ]

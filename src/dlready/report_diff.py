@@ -61,6 +61,7 @@ _LIST_KEYS: tuple[tuple[str, ...], ...] = (
     ("name",),
     ("scope",),
     ("component",),
+    ("part",),
     ("message",),
 )
 _READING_KEYS = frozenset({"value", "source", "state", "reason"})
