@@ -753,3 +753,18 @@ def test_a_shorter_sequence_row_names_the_length_it_takes_alone() -> None:
     assert 0 < tokens < 4096, row.title
     assert row.alone is not None
     assert row.alone.device_bytes < estimate(resolve_model("llama-2-7b"), request).device_bytes
+
+
+def test_offload_on_unified_memory_frees_nothing() -> None:
+    """On a Mac (or any run judged against RAM) "CPU RAM" is the memory the run already uses:
+    --offload must not count its states as freed."""
+    from test_scenarios import _apple_m2
+
+    machine = machine_from_snapshot(_apple_m2())
+    request = Request(task="train", dtype="fp32", batch=14, seq=128)
+    spec = resolve_model("bert-base")
+    plain = plan(spec, request, machine)
+    offloaded = plan(spec, request.with_(offload=True), machine)
+    assert offloaded.asked.device_bytes == plain.asked.device_bytes
+    assert offloaded.fits == plain.fits
+    assert any("--offload frees nothing here" in note for note in offloaded.notes)

@@ -481,6 +481,11 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
         MachineError: nothing on the machine could be measured.
     """
     request = request.with_(device=machine.device)
+    # Judged against RAM (a CPU run, or a Mac's unified memory): "CPU RAM" is the memory the
+    # run uses already, so offloading to it frees nothing; counting it as freed would be wrong.
+    offload_ignored = machine.device == "cpu" and request.offload
+    if offload_ignored:
+        request = request.with_(offload=False)
     budget = machine.budget_bytes
     if budget is None:
         raise MachineError("neither GPU memory nor RAM could be read on this machine")
@@ -553,6 +558,12 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
     room = machine.host_room_bytes
     host_ok = None if room is None else host_total <= room
     notes = list(machine.notes) + list(asked.notes)
+    if offload_ignored:
+        notes.append(
+            "--offload frees nothing here: the run already lives in this machine's RAM"
+            + (" (the Mac's unified memory)" if machine.unified_memory else "")
+            + ", so it is judged without it"
+        )
     if machine.device == "cpu":
         if machine.unified_memory:
             notes.append(
