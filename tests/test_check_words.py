@@ -299,3 +299,11 @@ def test_the_overall_line_names_an_unjudged_cooling_criterion_once() -> None:
     assert "CPU package temperature" in items
     assert "CPU max clock" in items
     assert not [item for item in items if item.startswith("Cooling ")]
+
+
+def test_one_of_a_unit_is_singular() -> None:
+    from dlready.render.check_render import _fmt
+
+    assert _fmt(1, "CPUs") == "1 CPU"
+    assert _fmt(2, "CPUs") == "2 CPUs"
+    assert _fmt(1.0, "lanes") == "1 lane"

@@ -50,10 +50,15 @@ _GPU_SUBJECT = re.compile(r"GPU (\d+): (.*)", re.DOTALL)
 _GPU_CRITERION = re.compile(r"gpu(\d+)_(.*)")
 
 
+_SINGULAR_UNITS = {"CPUs": "CPU", "lanes": "lane", "jobs": "job"}
+
+
 def _fmt(value: float | str | None, unit: str = "") -> str:
     if value is None:
         return "-"
     text = format_number(float(value)) if isinstance(value, (int, float)) else str(value)
+    if isinstance(value, (int, float)) and value == 1:
+        unit = _SINGULAR_UNITS.get(unit, unit)  # "1 CPU", not "1 CPUs"
     return printable(f"{text} {unit}".strip())
 
 
