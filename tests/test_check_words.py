@@ -307,3 +307,16 @@ def test_one_of_a_unit_is_singular() -> None:
     assert _fmt(1, "CPUs") == "1 CPU"
     assert _fmt(2, "CPUs") == "2 CPUs"
     assert _fmt(1.0, "lanes") == "1 lane"
+
+
+def test_a_macs_gpu_driver_is_named_as_part_of_macos() -> None:
+    """Apple's GPU driver ships with macOS: the version read is the system's, not a driver's."""
+    from dlready.render.check_render import machine_summary
+    from dlready.spec.profile import load_builtin_profile
+    from dlready.spec.verdict import judge
+    from test_scenarios import _apple_m2
+
+    snapshot = _apple_m2()
+    lines = dict(machine_summary(snapshot, judge(snapshot, load_builtin_profile("book-2020"))))
+    assert lines["Apple GPU"] == "Metal, part of macOS 14.5"
+    assert "Apple driver" not in lines

@@ -201,6 +201,12 @@ def machine_summary(
                 "" if stack.reason and stack.reason in said else stack.reason or "",
             )
             vendor = vendor_words(stack.vendor)
+            if stack.vendor is GpuVendor.APPLE and stack.state.value == "ok":
+                # Apple's GPU driver is part of macOS: the version read is the system's.
+                version = stack.driver_version.value if stack.driver_version.ok else None
+                text = f"Metal, part of macOS {printable(version)}" if version else "Metal"
+                lines.append(("Apple GPU", text))
+                continue
             lines.append((f"{vendor} driver", text))
     for group in _gpu_groups(snapshot.gpus):
         first = group[0]
