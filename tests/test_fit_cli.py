@@ -362,3 +362,11 @@ def test_measure_refuses_a_job_larger_than_free_memory(monkeypatch: pytest.Monke
     measured = measure_module.measure(gpt2, request, "cpu")
     peak = next(item for item in measured.items if item.name == "peak (all items)")
     assert peak.measured_bytes < needed
+
+
+def test_measure_with_a_snapshot_says_where_it_measured(snapshots: dict[str, Path]) -> None:
+    result = _fit("gpt2", "--task", "train", "--dtype", "fp32", "--batch", "1", "--seq", "64",
+                  "--measure", "--snapshot", str(snapshots["h100-80gb-hbm3"]))  # fmt: skip
+    assert result.exit_code in (0, 1), result.stderr
+    assert "--snapshot judged the saved machine, but --measure ran here" in result.stdout
+    assert ", training, fp32," in result.stdout  # the task in words, not "train"

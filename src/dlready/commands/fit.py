@@ -286,7 +286,9 @@ def _fit(
         report = plan(spec, request, machine)
     except RequestError as exc:
         raise usage_error(str(exc)) from None
-    measurement = _measure(report, measure_timeout) if run_measure else None
+    measurement = (
+        _measure(report, measure_timeout, snapshot_file is not None) if run_measure else None
+    )
     return _result(report, measurement)
 
 
@@ -326,13 +328,22 @@ def _senseless_flags(
     return None
 
 
-def _measure(report: FitReport, timeout_s: float) -> Measurement:
+def _measure(report: FitReport, timeout_s: float, from_snapshot: bool = False) -> Measurement:
+    from dataclasses import replace
+
     from dlready.fit.measure import MeasureError, measure
     from dlready.result import CommandError, Problem
 
     try:
         # Measured on this machine, whatever --snapshot judged: the GPU when torch can use one.
-        return measure(report.model, report.request, "auto", timeout_s)
+        measured = measure(report.model, report.request, "auto", timeout_s)
+        if from_snapshot:
+            note = (
+                "--snapshot judged the saved machine, but --measure ran here: the ratios check "
+                "the formulas, not the saved machine's verdict"
+            )
+            measured = replace(measured, notes=(note, *measured.notes))
+        return measured
     except MeasureError as exc:
         if exc.torch_missing:
             problem = Problem(

@@ -361,5 +361,6 @@ def measure(
         if spec.family == "resnet"
         else f"one block, batch {batch} x {format_number(effective_seq(spec, request))} tokens"
     )
-    what = f"{shape}, {request.task}, {request.dtype}, torch {raw.get('torch', '?')}"
+    task = {"infer": "inference", "train": "training"}.get(request.task, request.task)
+    what = f"{shape}, {task}, {request.dtype}, torch {raw.get('torch', '?')}"
     return Measurement(str(raw.get("device", device)), what, tuple(items), tuple(notes), raw)
