@@ -278,3 +278,25 @@ def test_a_snapshot_that_lists_one_gpu_twice_is_refused(tmp_path: Path) -> None:
     path.write_text(json.dumps(document))
     with pytest.raises(SnapshotFileError, match=r"gpus\[1\] repeats nvidia GPU 0"):
         load_snapshot_file(path)
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ('name = ""', 'name: expected a non-empty text, got ""'),
+        ("[cpu.minimum]\nusable_cpus = 2.5", "usable_cpus: expected a whole number"),
+        ("[build]\nram_per_job_gib = 0", "ram_per_job_gib: expected a number above 0"),
+        (
+            "[gpu.minimum]\ncompute_capability = 8.6",
+            'expected a compute capability like "7.5", got 8.6 (write it in quotes: "8.6")',
+        ),
+        ("[memory.minimum]\neffective_total_gib = 1e30", "expected a number from 0 to 1,000,000"),
+    ],
+)
+def test_spec_values_that_cannot_be_meant_are_refused(line: str, says: str) -> None:
+    from dlready.spec.profile import SpecError, parse_profile
+
+    head = 'schema = 1\ntitle = "mine"\n' + ("" if line.startswith("name") else 'name = "m"\n')
+    with pytest.raises(SpecError) as refused:
+        parse_profile(head + line + "\n", "mine.toml")
+    assert says in str(refused.value).replace("'", '"')

@@ -337,7 +337,7 @@ SPEC_FILES: list[Any] = [
     ),
     pytest.param(
         (SPEC_HEADER + "[gpu.minimum]\nvram_gib = 1e400\n").encode(),
-        "expected a non-negative number",
+        "expected a number from 0 to 1,000,000",
         id="float-1e400",
     ),
     pytest.param(b"\xff\xfe", "not UTF-8", id="not-utf-8"),

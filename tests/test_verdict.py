@@ -92,7 +92,7 @@ def test_builtin_profiles_load_and_book_is_the_seed_table() -> None:
         ),
         pytest.param(
             ("usable_cpus = 12", 'usable_cpus = "many"'),
-            r"cpu\.recommended\.usable_cpus: expected a non-negative number",
+            r"cpu\.recommended\.usable_cpus: expected a whole number from 0 to 1,000,000",
             id="wrong-type",
         ),
         pytest.param(

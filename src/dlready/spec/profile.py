@@ -29,14 +29,17 @@ PROFILE_SCHEMA_VERSION = 1
 MAX_SPEC_FILE_BYTES = 1024 * 1024
 """The built-in profiles are about 5 KiB; a larger spec file is not a spec table."""
 
-_NUMBER = "non-negative number"
+_NUMBER = "number from 0 to 1,000,000"
+_WHOLE = "whole number from 0 to 1,000,000"
+_ABOVE_ZERO = "number above 0, up to 1,000,000"
 _FRACTION = "fraction between 0 and 10"
 _TEXT = "text"
+_NAME = "non-empty text"
 _BOOL = "boolean"
 _CAPABILITY = 'compute capability like "7.5"'
 _INTEGER = "integer"
 
-_CPU_KEYS = {"usable_cpus": _NUMBER, "max_clock_mhz": _NUMBER}
+_CPU_KEYS = {"usable_cpus": _WHOLE, "max_clock_mhz": _NUMBER}
 _MEMORY_KEYS = {"effective_total_gib": _NUMBER, "ratio_to_total_vram": _NUMBER}
 _GPU_RECOMMENDED_KEYS = {
     "vram_gib": _NUMBER,
@@ -44,12 +47,12 @@ _GPU_RECOMMENDED_KEYS = {
     "fp32_tflops": _NUMBER,
 }
 # The recommended PCIe width is each card's own maximum, so only a minimum can be set.
-_GPU_MINIMUM_KEYS = {**_GPU_RECOMMENDED_KEYS, "pcie_width_lanes": _NUMBER}
+_GPU_MINIMUM_KEYS = {**_GPU_RECOMMENDED_KEYS, "pcie_width_lanes": _WHOLE}
 _COOLING_KEYS = {"gpu_slowdown_margin_c": _NUMBER, "cpu_package_max_c": _NUMBER}
 
 # Allowed keys per table; "*" marks a table whose own keys are fixed, "reasoning" is free text.
 _SCHEMA: dict[str, dict[str, str]] = {
-    "": {"schema": _INTEGER, "name": _TEXT, "title": _TEXT, "source": _TEXT},
+    "": {"schema": _INTEGER, "name": _NAME, "title": _NAME, "source": _TEXT},
     "cpu": {"reasoning": _TEXT},
     "cpu.minimum": _CPU_KEYS,
     "cpu.recommended": _CPU_KEYS,
@@ -71,7 +74,7 @@ _SCHEMA: dict[str, dict[str, str]] = {
     "psu.cpu_tdp_w": {cpu_class.value: _NUMBER for cpu_class in CpuClass},
     "cooling": {"reasoning": _TEXT},
     "cooling.minimum": _COOLING_KEYS,
-    "build": {"reasoning": _TEXT, "required": _BOOL, "ram_per_job_gib": _NUMBER},
+    "build": {"reasoning": _TEXT, "required": _BOOL, "ram_per_job_gib": _ABOVE_ZERO},
     "cooling.recommended": _COOLING_KEYS,
 }
 _REQUIRED_KEYS = ("schema", "name", "title")
@@ -208,11 +211,17 @@ _MAX_NUMBER = 1e6
 
 
 def _type_ok(expected: str, value: Any) -> bool:
-    if expected in (_NUMBER, _FRACTION):
+    if expected in (_NUMBER, _WHOLE, _ABOVE_ZERO, _FRACTION):
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             return False
         upper = 10.0 if expected == _FRACTION else _MAX_NUMBER
+        if expected == _WHOLE and not float(value).is_integer():
+            return False
+        if expected == _ABOVE_ZERO and not value > 0:
+            return False
         return math.isfinite(value) and 0 <= value <= upper
+    if expected == _NAME:
+        return isinstance(value, str) and bool(value.strip())
     if expected == _INTEGER:
         return isinstance(value, int) and not isinstance(value, bool)
     if expected == _BOOL:
@@ -251,7 +260,14 @@ def _validate(data: Mapping[str, Any], text: str, origin: str, table: str = "") 
             raise SpecError(f"{origin}:{line}: {dotted}: unknown key; allowed here: {choices}")
         if not _type_ok(allowed[key], value):
             line = _line_of(text, table, key)
-            raise SpecError(f"{origin}:{line}: {dotted}: expected a {allowed[key]}, got {value!r}")
+            quote = (
+                f' (write it in quotes: "{value}")'
+                if allowed[key] == _CAPABILITY and isinstance(value, float)
+                else ""
+            )
+            raise SpecError(
+                f"{origin}:{line}: {dotted}: expected a {allowed[key]}, got {value!r}{quote}"
+            )
 
 
 def _check_consistency(data: Mapping[str, Any], text: str, origin: str) -> None:
