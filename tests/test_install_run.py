@@ -186,7 +186,7 @@ def test_python_path_plans_for_that_interpreter(tmp_path: Path) -> None:
     assert result.returncode == 0
     # its own pip, as --run runs it: `| sh` installs into it, not into the first pip on PATH
     assert shlex.split(result.stdout)[:5] == [str(python), "-m", "pip", "install", "torch==2.14.1"]
-    assert f"python {sys.version_info[0]}.{sys.version_info[1]} (given)" in result.stderr
+    assert f"python {sys.version_info[0]}.{sys.version_info[1]} (detected)" in result.stderr
     assert not record.exists()
     uv = dlready("--python", str(python), *CPU_FLAGS, "--manager", "uv", "--json")
     assert json.loads(uv.stdout)["data"]["command_line"].startswith(

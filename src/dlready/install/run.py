@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from typing import TextIO
 
 from dlready.exitcodes import ExitCode
-from dlready.install.facts import GIVEN, Fact, FactOverrides, MachineFacts
+from dlready.install.facts import DETECTED, Fact, FactOverrides, MachineFacts
 from dlready.install.plan import InstallPlan
 from dlready.probes.tools_gateway import RealTools, ToolBackend, command_line, run_streaming
 from dlready.result import CommandError, Problem
@@ -192,11 +192,12 @@ def facts_for(facts: MachineFacts, target: TargetInterpreter) -> MachineFacts:
     """The facts with the target interpreter's Python, OS and architecture (read from it)."""
     if not target.given:
         return facts
+    # Read by running that interpreter: detected (from it), not typed in as flags.
     detail = f"read from {target.executable}"
-    result = replace(facts, python=Fact(target.python, GIVEN, detail))
+    result = replace(facts, python=Fact(target.python, DETECTED, detail))
     if target.os != "other":
-        result = replace(result, os=Fact(target.os, GIVEN, detail))
-    return replace(result, arch=Fact(target.arch, GIVEN, detail))
+        result = replace(result, os=Fact(target.os, DETECTED, detail))
+    return replace(result, arch=Fact(target.arch, DETECTED, detail))
 
 
 def for_interpreter(plan: InstallPlan, target: TargetInterpreter) -> InstallPlan:
