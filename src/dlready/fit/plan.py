@@ -650,8 +650,8 @@ def _without_bitsandbytes(request: Request, half: str) -> tuple[str, _Step] | No
 
     asked = " and ".join(what for what, _ in parts)
     reason = (
-        f"{asked} need{'s' if len(parts) == 1 else ''} bitsandbytes' GPU kernels, and this "
-        "machine has no usable NVIDIA or AMD GPU"
+        f"{asked}: bitsandbytes' GPU kernels are needed, and this machine has no usable "
+        "NVIDIA or AMD GPU"
     )
     title = "; ".join(f"{instead} instead of {what}" for what, instead in parts)
     how = "; ".join(f"{instead} (runs on the CPU) instead of {what}" for what, instead in parts)

@@ -305,7 +305,7 @@ def judge_speed(
     }
     notes = [
         f"ranks {_ranks_text(members)} share the CPU cores of {host}: their speeds vary with "
-        "each other's load, so they name a straggler only below "
+        "each other's load, so one of them is named a straggler only below "
         f"{format_percent(FAR_BELOW_FASTEST_PERCENT)} of the fastest of them"
         for host, members in sorted(shared.items())
     ]

@@ -150,7 +150,7 @@ def choose_release(ctx: PlanContext, why: Rationale) -> Release:
     release = candidates[0]
     if release is table.newest:
         why.reasons.append(
-            f"torch {release.torch}: the newest release (supports Python {python_range(release)})"
+            f"torch {release.torch}: the newest release; it supports Python {python_range(release)}"
         )
         return release
     reason = "the newest release with wheels for " + platform
