@@ -379,3 +379,27 @@ def test_a_device_that_does_not_exist_is_one_error_line_not_a_report() -> None:
     assert first.startswith("error: --device cuda: no such device on this machine: ")
     assert "no NVIDIA GPU" in first
     assert hint.startswith("hint: leave --device out")
+
+
+def test_a_stop_signal_is_reported_as_interrupted_like_every_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dlready.result import StopSignals
+    from dlready.smoke.runner import Runner
+
+    def stopped(_self: Runner, _nvidia_gpu_present: bool) -> Any:
+        # What result.StopSignals does on SIGTERM, inside the running suite.
+        StopSignals.received = "SIGTERM"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StopSignals, "received", None)
+    monkeypatch.setattr(Runner, "run", stopped)
+    result = runner.invoke(app, ["smoke", "--device", "cpu", "--json"])
+    assert result.exit_code == 3, result.output
+    document = _json(result.stdout)
+    assert document["status"] == "interrupted"
+    assert document["exit_code"] == 3
+    (error,) = document["errors"]
+    assert error["code"] == "interrupted"
+    assert error["detail"] == {"signal": "SIGTERM"}
+    assert "interrupted (SIGTERM)" in result.stderr

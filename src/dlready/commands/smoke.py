@@ -290,15 +290,11 @@ def _smoke(
             machine = snapshot()
             outcome = runner.run(nvidia_gpu_present(machine))
         except KeyboardInterrupt:
-            from dlready.result import StopSignals  # set by result.run for SIGTERM and SIGHUP
-
+            # Ctrl-C, or SIGTERM/SIGHUP through result.StopSignals: end what smoke started,
+            # then let result.run report "interrupted" as it does for every command.
             runner.kill()
             kill_probe_children()  # the snapshot's NVML probe, still running on its thread
-            raise _could_not_run(
-                f"interrupted ({StopSignals.received or 'SIGINT'}); no report",
-                None,
-                {"reason": "interrupted", "signal": StopSignals.received or "SIGINT"},
-            ) from None
+            raise
         finally:
             runner.close()
 
