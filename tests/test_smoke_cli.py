@@ -111,7 +111,10 @@ def test_table_report_is_plain_without_a_terminal() -> None:
         pytest.param(["--timeout", "inf"], "at most 86400 seconds", id="timeout-inf"),
         pytest.param(["--timeout", "nan"], "at most 86400 seconds", id="timeout-nan"),
         pytest.param(["--timeout", "1e308"], "at most 86400 seconds", id="timeout-huge"),
-        pytest.param(["--timeout", "-inf"], "more than 0", id="timeout-minus-inf"),
+        pytest.param(["--timeout", "-inf"], "at least 1", id="timeout-minus-inf"),
+        # Too short for any check to finish: every check would read as a hang.
+        pytest.param(["--timeout", "0.001"], "at least 1 and at most", id="timeout-too-short"),
+        pytest.param(["--timeout", "0.99"], "at least 1 and at most", id="timeout-below-1-s"),
         pytest.param(["--burn", "inf"], "0 to 86400 seconds", id="burn-inf"),
         pytest.param(["--burn", "nan"], "0 to 86400 seconds", id="burn-nan"),
         pytest.param(["--burn", "1e308"], "0 to 86400 seconds", id="burn-huge"),

@@ -222,7 +222,7 @@ def test_rendered_report() -> None:
     assert re.search(r"backprop\.training\s+timeout", text)
     assert "speed.a … speed.c" in text
     assert "3 checks: same" in text
-    assert "timeout backprop.training on cuda:0: backprop.training did not finish" in text
+    assert "timeout backprop.training on cuda:0: it did not finish: the GPU or its driver" in text
     assert "fix: run `nvidia-smi`" in text
     assert "6 checks: 2 pass, 3 skipped, 1 timeout · 12.5 s" in text
     assert "\x1b[" not in text
@@ -264,3 +264,32 @@ def test_the_install_judge_sharpens_the_wrong_wheel_explanation() -> None:
     assert "(dlready install-cmd: torch 2.13.0 (cpu) is a CPU build" in device.explanation
     assert device.fix == f"install the matching build: {fit.fix_command}"
     assert "cu1" in device.fix
+
+
+def test_a_device_check_hung_under_auto_on_a_cpu_only_machine_says_this_machine() -> None:
+    """Before the device check answers, ``auto`` is no device: the words name this machine,
+    and a CPU-only machine's hang is never blamed on a GPU or its driver."""
+    snapshot = replay_snapshot("cpu-only-epyc-vm")
+    hung = CheckResult(
+        name="device",
+        status=CheckStatus.TIMEOUT,
+        duration_s=90.0,
+        message="no result within 90 s; the worker was killed",
+        measured={"timeout_s": 90.0},
+    )
+    report = build_report(
+        [DeviceReport(requested="auto", device=None, info={}, checks=(hung,))],
+        mode="quick",
+        torch=CPU_TORCH,
+        ctx=explain_context(snapshot, CPU_TORCH, None),
+        gpus=snapshot.gpus,
+        table=load_peaks(),
+        wall_s=90.5,
+    )
+    buffer = io.StringIO()
+    render_report(report, Console(file=buffer, width=120, no_color=True))
+    text = buffer.getvalue()
+    assert "timeout device on this machine: it did not finish in time" in text
+    assert "auto" not in text
+    for words in ("GPU", "driver", "nvidia-smi"):
+        assert words not in text

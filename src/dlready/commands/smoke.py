@@ -26,6 +26,9 @@ _SNAPSHOT_TIMEOUT_S = 15.0
 MAX_SECONDS = 86_400.0
 """The longest ``--burn`` or ``--timeout`` (one day): a bound that the clock functions accept,
 and inf or nan would switch hang protection off."""
+MIN_TIMEOUT_S = 1.0
+"""The shortest ``--timeout``: below it even a healthy check (a round trip to the worker, the
+first call on a device) cannot finish, so every check would read as a hang."""
 
 
 def _usage(message: str) -> CommandError:
@@ -217,10 +220,10 @@ def _smoke(
         raise _usage("--all-devices runs every GPU; leave --device out (or use --device cuda)")
     if not 0 <= burn <= MAX_SECONDS:  # also refuses nan (every comparison is false)
         raise _usage(f"--burn {burn:g}: the duration must be 0 to {MAX_SECONDS:g} seconds")
-    if timeout is not None and not 0 < timeout <= MAX_SECONDS:
+    if timeout is not None and not MIN_TIMEOUT_S <= timeout <= MAX_SECONDS:
         raise _usage(
-            f"--timeout {timeout:g}: the limit must be more than 0 and at most {MAX_SECONDS:g} "
-            "seconds"
+            f"--timeout {timeout:g}: the limit must be at least {MIN_TIMEOUT_S:g} and at most "
+            f"{MAX_SECONDS:g} seconds"
         )
 
     import concurrent.futures

@@ -61,10 +61,19 @@ def expected_text(result: CheckResult) -> str:
     return f"{expected.percent:.0f} % of {_format_number(expected.value)} {expected.unit}"
 
 
+def device_words(device: DeviceReport) -> str:
+    """The device a check ran on, in words: ``auto`` before the device was known is this
+    machine (the device check never said which device it picked)."""
+    if device.device:
+        return device.device
+    return "this machine" if device.requested == "auto" else device.requested
+
+
 def device_heading(report: SmokeReport, device: DeviceReport) -> str:
     """One line naming the device and the build that ran on it."""
     info = device.info
-    parts = [f"device {device.device or device.requested}"]
+    words = device_words(device)
+    parts = [f"device {words}" if device.device or device.requested != "auto" else words]
     if info.get("name"):
         parts.append(str(info["name"]))
     if info.get("compute_capability"):
@@ -218,7 +227,7 @@ def render_report(report: SmokeReport, console: Console, rank: str | None = None
         console.print()
         console.print("Problems", style="bold")
         for device, result in problems:
-            on = device.device or device.requested
+            on = device.device or device_words(device)
             style = _STYLE[result.status]
             # Wrapped at words on a terminal, whole on a pipe (print_prose).
             print_prose(
