@@ -103,7 +103,11 @@ def test_table_report_is_plain_without_a_terminal() -> None:
     [
         pytest.param(["--device", "gpu"], "not one of", id="bad-device"),
         pytest.param(["--device", "cuda:x"], "not one of", id="bad-ordinal"),
-        pytest.param(["--all-devices", "--device", "cpu"], "--all-devices", id="all-with-cpu"),
+        # The hint names no device that may not exist (no --device cuda on a GPU-less host).
+        pytest.param(["--all-devices", "--device", "cpu"], "drop one of them", id="all-with-cpu"),
+        pytest.param(["--all-devices", "--device", "mps"], "drop one of them", id="all-with-mps"),
+        pytest.param(["--quick", "--full"], "exclude each other", id="quick-and-full"),
+        pytest.param(["--full", "--quick"], "exclude each other", id="full-and-quick"),
         pytest.param(["--burn", "-1"], "--burn", id="negative-burn"),
         pytest.param(["--timeout", "0"], "--timeout", id="zero-timeout"),
         pytest.param(["--burn", "soon"], "", id="burn-not-a-number"),
@@ -124,6 +128,10 @@ def test_usage_errors_exit_2(args: list[str], says: str) -> None:
     result = runner.invoke(app, ["smoke", *args])
     assert result.exit_code == 2
     assert says in result.stderr
+    assert "--device cuda" not in result.stderr
+    if says:  # not the flag parser's own refusal of a bad number
+        assert result.stderr.startswith("error: ")
+        assert len(result.stderr.splitlines()) == 2  # the error line and its hint
     assert "Traceback" not in result.output
 
 

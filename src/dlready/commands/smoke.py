@@ -152,9 +152,15 @@ def smoke_command(
     full: Annotated[
         bool,
         typer.Option(
-            "--full/--quick",
-            help="--quick (default): a few seconds, smaller matrices; --full: 8192³ matmuls, "
-            "1 GiB copies, longer training.",
+            "--full",
+            help="8192³ matmuls, 1 GiB copies, longer training (instead of --quick).",
+        ),
+    ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="The default: a few seconds, smaller matrices.",
         ),
     ] = False,
     burn: Annotated[
@@ -200,7 +206,7 @@ def smoke_command(
 
     run(
         "smoke",
-        lambda: _smoke(device, all_devices, full, burn, distributed, timeout),
+        lambda: _smoke(device, all_devices, full, quick, burn, distributed, timeout),
         as_json=json_output,
     )
 
@@ -209,15 +215,21 @@ def _smoke(
     device: str,
     all_devices: bool,
     full: bool,
+    quick: bool,
     burn: float,
     distributed: bool,
     timeout: float | None,
 ) -> CommandResult:
     started = time.perf_counter()
+    if full and quick:
+        raise _usage("--quick and --full exclude each other; give one of them")
     if not DEVICE_PATTERN.fullmatch(device):
         raise _usage(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
     if all_devices and device not in ("auto", "cuda"):
-        raise _usage("--all-devices runs every GPU; leave --device out (or use --device cuda)")
+        raise _usage(
+            f"--all-devices and --device {device} exclude each other (--all-devices runs the "
+            "suite on every GPU torch can see); drop one of them"
+        )
     if not 0 <= burn <= MAX_SECONDS:  # also refuses nan (every comparison is false)
         raise _usage(f"--burn {burn:g}: the duration must be 0 to {MAX_SECONDS:g} seconds")
     if timeout is not None and not MIN_TIMEOUT_S <= timeout <= MAX_SECONDS:
