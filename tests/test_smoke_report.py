@@ -293,3 +293,37 @@ def test_a_device_check_hung_under_auto_on_a_cpu_only_machine_says_this_machine(
     assert "auto" not in text
     for words in ("GPU", "driver", "nvidia-smi"):
         assert words not in text
+
+
+def test_table_rows_end_at_their_content() -> None:
+    """rich pads each cell to its column: the rows must not end in spaces (they are copied)."""
+    buffer = io.StringIO()
+    render_report(_h100_report(), Console(file=buffer, width=120, no_color=True))
+    lines = buffer.getvalue().splitlines()
+    assert any(line.startswith("device ") and line.endswith(" ok") for line in lines)
+    assert [line for line in lines if line != line.rstrip()] == []
+
+
+@pytest.mark.parametrize("width", range(30, 100, 7))
+def test_a_number_keeps_its_unit_when_a_line_wraps(width: int) -> None:
+    """On a terminal the problem lines wrap at words, but never between ``0.05`` and ``s``."""
+    hung = CheckResult(
+        name="speed.memory_copy",
+        status=CheckStatus.TIMEOUT,
+        duration_s=30.0,
+        message="no result within 30 s; the worker was killed",
+        explanation="copied 1,200 GB/s at 80 % of 989.5 TFLOP/s, then nothing within 0.05 s",
+    )
+    report = SmokeReport(
+        mode="quick",
+        torch=CPU_TORCH,
+        devices=(DeviceReport(requested="cpu", device="cpu", info={}, checks=(hung,)),),
+        wall_s=30.0,
+        usage_error=False,
+    )
+    buffer = io.StringIO()
+    render_report(report, Console(file=buffer, width=width, force_terminal=True, no_color=True))
+    lines = buffer.getvalue().splitlines()
+    assert "0.05" in buffer.getvalue()
+    for line in lines:
+        assert not re.match(r"\s*(s|GB/s|%|TFLOP/s)\b", line), (width, line)
