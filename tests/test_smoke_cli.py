@@ -103,7 +103,11 @@ def test_table_report_is_plain_without_a_terminal() -> None:
     [
         pytest.param(["--device", "gpu"], "not one of", id="bad-device"),
         pytest.param(["--device", "cuda:x"], "not one of", id="bad-ordinal"),
-        pytest.param(["--all-devices", "--device", "cpu"], "--all-devices", id="all-with-cpu"),
+        # The hint names no device that may not exist (no --device cuda on a GPU-less host).
+        pytest.param(["--all-devices", "--device", "cpu"], "drop one of them", id="all-with-cpu"),
+        pytest.param(["--all-devices", "--device", "mps"], "drop one of them", id="all-with-mps"),
+        pytest.param(["--quick", "--full"], "exclude each other", id="quick-and-full"),
+        pytest.param(["--full", "--quick"], "exclude each other", id="full-and-quick"),
         pytest.param(["--burn", "-1"], "--burn", id="negative-burn"),
         pytest.param(["--timeout", "0"], "--timeout", id="zero-timeout"),
         pytest.param(["--burn", "soon"], "", id="burn-not-a-number"),
@@ -111,7 +115,10 @@ def test_table_report_is_plain_without_a_terminal() -> None:
         pytest.param(["--timeout", "inf"], "at most 86400 seconds", id="timeout-inf"),
         pytest.param(["--timeout", "nan"], "at most 86400 seconds", id="timeout-nan"),
         pytest.param(["--timeout", "1e308"], "at most 86400 seconds", id="timeout-huge"),
-        pytest.param(["--timeout", "-inf"], "more than 0", id="timeout-minus-inf"),
+        pytest.param(["--timeout", "-inf"], "at least 1", id="timeout-minus-inf"),
+        # Too short for any check to finish: every check would read as a hang.
+        pytest.param(["--timeout", "0.001"], "at least 1 and at most", id="timeout-too-short"),
+        pytest.param(["--timeout", "0.99"], "at least 1 and at most", id="timeout-below-1-s"),
         pytest.param(["--burn", "inf"], "0 to 86400 seconds", id="burn-inf"),
         pytest.param(["--burn", "nan"], "0 to 86400 seconds", id="burn-nan"),
         pytest.param(["--burn", "1e308"], "0 to 86400 seconds", id="burn-huge"),
@@ -121,6 +128,10 @@ def test_usage_errors_exit_2(args: list[str], says: str) -> None:
     result = runner.invoke(app, ["smoke", *args])
     assert result.exit_code == 2
     assert says in result.stderr
+    assert "--device cuda" not in result.stderr
+    if says:  # not the flag parser's own refusal of a bad number
+        assert result.stderr.startswith("error: ")
+        assert len(result.stderr.splitlines()) == 2  # the error line and its hint
     assert "Traceback" not in result.output
 
 
@@ -379,3 +390,27 @@ def test_a_device_that_does_not_exist_is_one_error_line_not_a_report() -> None:
     assert first.startswith("error: --device cuda: no such device on this machine: ")
     assert "no NVIDIA GPU" in first
     assert hint.startswith("hint: leave --device out")
+
+
+def test_a_stop_signal_is_reported_as_interrupted_like_every_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dlready.result import StopSignals
+    from dlready.smoke.runner import Runner
+
+    def stopped(_self: Runner, _nvidia_gpu_present: bool) -> Any:
+        # What result.StopSignals does on SIGTERM, inside the running suite.
+        StopSignals.received = "SIGTERM"
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(StopSignals, "received", None)
+    monkeypatch.setattr(Runner, "run", stopped)
+    result = runner.invoke(app, ["smoke", "--device", "cpu", "--json"])
+    assert result.exit_code == 3, result.output
+    document = _json(result.stdout)
+    assert document["status"] == "interrupted"
+    assert document["exit_code"] == 3
+    (error,) = document["errors"]
+    assert error["code"] == "interrupted"
+    assert error["detail"] == {"signal": "SIGTERM"}
+    assert "interrupted (SIGTERM)" in result.stderr

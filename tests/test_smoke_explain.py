@@ -6,6 +6,8 @@ user reports); architecture lists come from the recorded H100's torch build.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from conftest import load_capture
@@ -351,3 +353,55 @@ def test_explain_result(result: CheckResult, explanation_says: str, fix_says: st
 def test_passing_results_get_no_explanation() -> None:
     result = _result("linear.float32", CheckStatus.PASS, "ok")
     assert explain_result(result, H100_DRIVER) is result
+
+
+CPU_ONLY = ExplainContext(torch_version="2.13.0+cpu", nvidia_gpu_present=False)
+
+
+@pytest.mark.parametrize(
+    ("ctx", "result", "says", "fix_says", "never"),
+    [
+        pytest.param(
+            replace(CPU_ONLY, device_info={"requested": "auto"}),
+            _result("device", CheckStatus.TIMEOUT, "no result", measured={"timeout_s": 90.0}),
+            "overloaded",
+            "`top`",
+            ("GPU", "nvidia-smi", "driver"),
+            id="device-hang-on-a-cpu-only-machine",
+        ),
+        pytest.param(
+            replace(CPU_ONLY, device_info={"requested": "cpu", "device": "cpu"}),
+            _result("speed.matmul.float16", CheckStatus.TIMEOUT, "no result"),
+            "did not finish in time",
+            "--timeout",
+            ("GPU", "nvidia-smi", "speed.matmul.float16", "on cpu"),
+            id="cpu-hang-does-not-repeat-the-name",
+        ),
+        pytest.param(
+            replace(H100_DRIVER, device_info={"requested": "auto"}),
+            _result("device", CheckStatus.TIMEOUT, "no result", measured={"timeout_s": 2.0}),
+            "2 s that --timeout allowed, less than the 90 s",
+            "rerun without --timeout",
+            ("nvidia-smi -r",),
+            id="timeout-shorter-than-the-built-in-limit",
+        ),
+        pytest.param(
+            replace(H100_DRIVER, device_info={"requested": "auto"}),
+            _result("device", CheckStatus.TIMEOUT, "no result", measured={"timeout_s": 90.0}),
+            "the GPU or its driver stopped answering",
+            "nvidia-smi -r",
+            ("device did not finish",),
+            id="device-hang-with-an-nvidia-gpu",
+        ),
+    ],
+)
+def test_a_timeout_is_explained_for_the_device_and_limit_it_had(
+    ctx: ExplainContext, result: CheckResult, says: str, fix_says: str, never: tuple[str, ...]
+) -> None:
+    explained = explain_result(result, ctx)
+    assert explained.explanation is not None
+    assert explained.fix is not None
+    assert says in explained.explanation
+    assert fix_says in explained.fix
+    for words in never:
+        assert words not in explained.explanation + explained.fix

@@ -222,7 +222,7 @@ def test_rendered_report() -> None:
     assert re.search(r"backprop\.training\s+timeout", text)
     assert "speed.a … speed.c" in text
     assert "3 checks: same" in text
-    assert "timeout backprop.training on cuda:0: backprop.training did not finish" in text
+    assert "timeout backprop.training on cuda:0: it did not finish: the GPU or its driver" in text
     assert "fix: run `nvidia-smi`" in text
     assert "6 checks: 2 pass, 3 skipped, 1 timeout · 12.5 s" in text
     assert "\x1b[" not in text
@@ -264,3 +264,66 @@ def test_the_install_judge_sharpens_the_wrong_wheel_explanation() -> None:
     assert "(dlready install-cmd: torch 2.13.0 (cpu) is a CPU build" in device.explanation
     assert device.fix == f"install the matching build: {fit.fix_command}"
     assert "cu1" in device.fix
+
+
+def test_a_device_check_hung_under_auto_on_a_cpu_only_machine_says_this_machine() -> None:
+    """Before the device check answers, ``auto`` is no device: the words name this machine,
+    and a CPU-only machine's hang is never blamed on a GPU or its driver."""
+    snapshot = replay_snapshot("cpu-only-epyc-vm")
+    hung = CheckResult(
+        name="device",
+        status=CheckStatus.TIMEOUT,
+        duration_s=90.0,
+        message="no result within 90 s; the worker was killed",
+        measured={"timeout_s": 90.0},
+    )
+    report = build_report(
+        [DeviceReport(requested="auto", device=None, info={}, checks=(hung,))],
+        mode="quick",
+        torch=CPU_TORCH,
+        ctx=explain_context(snapshot, CPU_TORCH, None),
+        gpus=snapshot.gpus,
+        table=load_peaks(),
+        wall_s=90.5,
+    )
+    buffer = io.StringIO()
+    render_report(report, Console(file=buffer, width=120, no_color=True))
+    text = buffer.getvalue()
+    assert "timeout device on this machine: it did not finish in time" in text
+    assert "auto" not in text
+    for words in ("GPU", "driver", "nvidia-smi"):
+        assert words not in text
+
+
+def test_table_rows_end_at_their_content() -> None:
+    """rich pads each cell to its column: the rows must not end in spaces (they are copied)."""
+    buffer = io.StringIO()
+    render_report(_h100_report(), Console(file=buffer, width=120, no_color=True))
+    lines = buffer.getvalue().splitlines()
+    assert any(line.startswith("device ") and line.endswith(" ok") for line in lines)
+    assert [line for line in lines if line != line.rstrip()] == []
+
+
+@pytest.mark.parametrize("width", range(30, 100, 7))
+def test_a_number_keeps_its_unit_when_a_line_wraps(width: int) -> None:
+    """On a terminal the problem lines wrap at words, but never between ``0.05`` and ``s``."""
+    hung = CheckResult(
+        name="speed.memory_copy",
+        status=CheckStatus.TIMEOUT,
+        duration_s=30.0,
+        message="no result within 30 s; the worker was killed",
+        explanation="copied 1,200 GB/s at 80 % of 989.5 TFLOP/s, then nothing within 0.05 s",
+    )
+    report = SmokeReport(
+        mode="quick",
+        torch=CPU_TORCH,
+        devices=(DeviceReport(requested="cpu", device="cpu", info={}, checks=(hung,)),),
+        wall_s=30.0,
+        usage_error=False,
+    )
+    buffer = io.StringIO()
+    render_report(report, Console(file=buffer, width=width, force_terminal=True, no_color=True))
+    lines = buffer.getvalue().splitlines()
+    assert "0.05" in buffer.getvalue()
+    for line in lines:
+        assert not re.match(r"\s*(s|GB/s|%|TFLOP/s)\b", line), (width, line)

@@ -26,6 +26,9 @@ _SNAPSHOT_TIMEOUT_S = 15.0
 MAX_SECONDS = 86_400.0
 """The longest ``--burn`` or ``--timeout`` (one day): a bound that the clock functions accept,
 and inf or nan would switch hang protection off."""
+MIN_TIMEOUT_S = 1.0
+"""The shortest ``--timeout``: below it even a healthy check (a round trip to the worker, the
+first call on a device) cannot finish, so every check would read as a hang."""
 
 
 def _usage(message: str) -> CommandError:
@@ -149,9 +152,15 @@ def smoke_command(
     full: Annotated[
         bool,
         typer.Option(
-            "--full/--quick",
-            help="--quick (default): a few seconds, smaller matrices; --full: 8192³ matmuls, "
-            "1 GiB copies, longer training.",
+            "--full",
+            help="8192³ matmuls, 1 GiB copies, longer training (instead of --quick).",
+        ),
+    ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="The default: a few seconds, smaller matrices.",
         ),
     ] = False,
     burn: Annotated[
@@ -197,7 +206,7 @@ def smoke_command(
 
     run(
         "smoke",
-        lambda: _smoke(device, all_devices, full, burn, distributed, timeout),
+        lambda: _smoke(device, all_devices, full, quick, burn, distributed, timeout),
         as_json=json_output,
     )
 
@@ -206,21 +215,27 @@ def _smoke(
     device: str,
     all_devices: bool,
     full: bool,
+    quick: bool,
     burn: float,
     distributed: bool,
     timeout: float | None,
 ) -> CommandResult:
     started = time.perf_counter()
+    if full and quick:
+        raise _usage("--quick and --full exclude each other; give one of them")
     if not DEVICE_PATTERN.fullmatch(device):
         raise _usage(f"--device {device!r} is not one of auto, cpu, cuda, cuda:N, mps")
     if all_devices and device not in ("auto", "cuda"):
-        raise _usage("--all-devices runs every GPU; leave --device out (or use --device cuda)")
+        raise _usage(
+            f"--all-devices and --device {device} exclude each other (--all-devices runs the "
+            "suite on every GPU torch can see); drop one of them"
+        )
     if not 0 <= burn <= MAX_SECONDS:  # also refuses nan (every comparison is false)
         raise _usage(f"--burn {burn:g}: the duration must be 0 to {MAX_SECONDS:g} seconds")
-    if timeout is not None and not 0 < timeout <= MAX_SECONDS:
+    if timeout is not None and not MIN_TIMEOUT_S <= timeout <= MAX_SECONDS:
         raise _usage(
-            f"--timeout {timeout:g}: the limit must be more than 0 and at most {MAX_SECONDS:g} "
-            "seconds"
+            f"--timeout {timeout:g}: the limit must be at least {MIN_TIMEOUT_S:g} and at most "
+            f"{MAX_SECONDS:g} seconds"
         )
 
     import concurrent.futures
@@ -290,15 +305,11 @@ def _smoke(
             machine = snapshot()
             outcome = runner.run(nvidia_gpu_present(machine))
         except KeyboardInterrupt:
-            from dlready.result import StopSignals  # set by result.run for SIGTERM and SIGHUP
-
+            # Ctrl-C, or SIGTERM/SIGHUP through result.StopSignals: end what smoke started,
+            # then let result.run report "interrupted" as it does for every command.
             runner.kill()
             kill_probe_children()  # the snapshot's NVML probe, still running on its thread
-            raise _could_not_run(
-                f"interrupted ({StopSignals.received or 'SIGINT'}); no report",
-                None,
-                {"reason": "interrupted", "signal": StopSignals.received or "SIGINT"},
-            ) from None
+            raise
         finally:
             runner.close()
 

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.markup import escape
+from rich.segment import Segment
 from rich.table import Table
 
 from dlready.model import to_jsonable
@@ -61,10 +62,19 @@ def expected_text(result: CheckResult) -> str:
     return f"{expected.percent:.0f} % of {_format_number(expected.value)} {expected.unit}"
 
 
+def device_words(device: DeviceReport) -> str:
+    """The device a check ran on, in words: ``auto`` before the device was known is this
+    machine (the device check never said which device it picked)."""
+    if device.device:
+        return device.device
+    return "this machine" if device.requested == "auto" else device.requested
+
+
 def device_heading(report: SmokeReport, device: DeviceReport) -> str:
     """One line naming the device and the build that ran on it."""
     info = device.info
-    parts = [f"device {device.device or device.requested}"]
+    words = device_words(device)
+    parts = [f"device {words}" if device.device or device.requested != "auto" else words]
     if info.get("name"):
         parts.append(str(info["name"]))
     if info.get("compute_capability"):
@@ -168,6 +178,29 @@ def _table(device: DeviceReport) -> Table:
     return table
 
 
+class EndAtContent:
+    """A renderable whose lines end at their last visible character: rich pads every table
+    cell to its column's width, which leaves rows ending in spaces (copied along with them)."""
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in console.render_lines(self.renderable, options, pad=False):
+            yield from _without_trailing_spaces(line)
+            yield Segment.line()
+
+
+def _without_trailing_spaces(line: list[Segment]) -> list[Segment]:
+    kept = list(line)
+    while kept and not kept[-1].control and not kept[-1].text.rstrip():
+        kept.pop()  # a segment of padding only
+    if kept and not kept[-1].control:
+        last = kept[-1]
+        kept[-1] = Segment(last.text.rstrip(), last.style)
+    return kept
+
+
 _TRAILING_COMMAND = re.compile(r"(.*?):\s+((?:pip3?|uv|conda|mamba|python3?)\s.+)", re.DOTALL)
 
 
@@ -207,7 +240,7 @@ def render_report(report: SmokeReport, console: Console, rank: str | None = None
             for head_markup, head_plain, rest in _lines(device):
                 print_prose(console, head_markup, head_plain, rest)
         else:
-            console.print(_table(device))
+            console.print(EndAtContent(_table(device)))
     problems = [
         (device, result)
         for device in report.devices
@@ -218,7 +251,7 @@ def render_report(report: SmokeReport, console: Console, rank: str | None = None
         console.print()
         console.print("Problems", style="bold")
         for device, result in problems:
-            on = device.device or device.requested
+            on = device.device or device_words(device)
             style = _STYLE[result.status]
             # Wrapped at words on a terminal, whole on a pipe (print_prose).
             print_prose(

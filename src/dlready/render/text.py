@@ -9,6 +9,7 @@ renderer passes such strings through :func:`printable` (and rich's ``escape`` fo
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -85,10 +86,25 @@ class WholeWordsWrapper(textwrap.TextWrapper):
         for chunk in super()._split(text):
             if open_span:
                 merged[-1] += chunk
+            elif (
+                _UNIT.match(chunk)
+                and len(merged) >= 2
+                and not merged[-1].strip()
+                and _NUMBER.search(merged[-2])
+            ):
+                merged[-2:] = [merged[-2] + merged[-1] + chunk]  # "0.05 s" stays on one line
             else:
                 merged.append(chunk)
             open_span ^= chunk.count("`") % 2 == 1
         return merged
+
+
+_NUMBER = re.compile(r"(?:^|[(\[~≈])[-+]?\d[\d.,]*$")
+"""A chunk that ends in a number: ``0.05``, ``(3.00``, ``1,200``."""
+_UNIT = re.compile(
+    r"(?:s|ms|µs|min|h|%|°C|W|MHz|GHz|[KMGT]i?B(?:/s)?|[KMGT]?FLOP/s|GT/s|x|×)[);:,.\]]*$"
+)
+"""A chunk that is a unit after a number (its punctuation included): ``s;``, ``GB/s)``."""
 
 
 def wrap_line(line: str, width: int | None) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from dlready.model import StrEnum
 from dlready.probes.isolated import signal_in_words
+from dlready.smoke import catalog
 from dlready.smoke.archcompat import ArchSupport, cuda_arch_support
 from dlready.smoke.report import CheckResult, CheckStatus
 
@@ -265,11 +266,31 @@ def explain_error_text(text: str, ctx: ExplainContext) -> tuple[str, str] | None
 
 
 def explain_timeout(result: CheckResult, ctx: ExplainContext) -> tuple[str, str]:
-    """A hung check: what usually hangs, and what to look at."""
-    device = str((ctx.device_info or {}).get("device") or "")
-    if result.name == "device" or device.startswith("cuda"):
+    """A hung check: what usually hangs on this device, and what to look at.
+
+    The words follow the device: only a GPU (one that ran the check, or that ``auto`` or
+    ``cuda`` would have picked) is blamed on the GPU and its driver. A limit set by ``--timeout``
+    below the check's built-in one is said first: the check may only have needed longer.
+    """
+    info = ctx.device_info or {}
+    device = str(info.get("device") or "")
+    requested = str(info.get("requested") or "")
+    limit_s = result.measured.get("timeout_s")
+    built_in_s = _built_in_timeout_s(result.name)
+    if isinstance(limit_s, (int, float)) and built_in_s is not None and limit_s < built_in_s:
         return (
-            f"{result.name} did not finish: the GPU or its driver stopped answering "
+            f"it did not finish within the {limit_s:g} s that --timeout allowed, less than the "
+            f"{built_in_s:g} s it is given by default: it may only have needed longer",
+            "rerun without --timeout, or with a longer one",
+        )
+    on_gpu = device.startswith("cuda") or (
+        not device
+        and result.name == "device"
+        and (requested.startswith("cuda") or (requested == "auto" and ctx.nvidia_gpu_present))
+    )
+    if on_gpu:
+        return (
+            "it did not finish: the GPU or its driver stopped answering "
             "(torch.cuda.is_available() can hang forever on a sick GPU while nvidia-smi still "
             "looks fine; a cold multi-GPU host without persistence mode can also be very slow)",
             "run `nvidia-smi`; if it hangs too, the GPU needs a reset (`nvidia-smi -r`) or a "
@@ -277,10 +298,18 @@ def explain_timeout(result: CheckResult, ctx: ExplainContext) -> tuple[str, str]
             "`--timeout` allows a slower start",
         )
     return (
-        f"{result.name} did not finish in time on {device or 'the device'}: the machine may be "
-        "overloaded, or a library deadlocked",
+        "it did not finish in time: the machine may be overloaded, or a library deadlocked",
         "rerun with a longer `--timeout`; check the load with `top`",
     )
+
+
+def _built_in_timeout_s(name: str) -> float | None:
+    """The shortest limit the check gets without --timeout, or None for an unknown name."""
+    try:
+        spec = catalog.spec_for(name)
+    except KeyError:
+        return None
+    return min(spec.timeout_quick_s, spec.timeout_full_s)
 
 
 def explain_worker_death(result: CheckResult) -> tuple[str, str]:

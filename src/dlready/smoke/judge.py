@@ -146,7 +146,8 @@ def _device_report(
 ) -> DeviceReport:
     info: dict[str, Any] = dict(device.info)
     gpu = match_gpu(info, gpus) if str(info.get("device") or "").startswith("cuda") else None
-    device_ctx = replace(ctx, device_info=info)
+    # The requested device, for a check that ran before the device was known (its hang).
+    device_ctx = replace(ctx, device_info={"requested": device.requested, **info})
     checks = []
     for result in device.checks:
         if result.name == "device":
