@@ -323,7 +323,9 @@ def test_psu_watts_must_be_plausible(watts: str, monkeypatch: pytest.MonkeyPatch
             id="huge-headroom",
         ),
         pytest.param(
-            "[psu]\nwatts_per_gpu = inf\n", "expected a number from 0 to 1,000,000", id="infinite-watts"
+            "[psu]\nwatts_per_gpu = inf\n",
+            "expected a number from 0 to 1,000,000",
+            id="infinite-watts",
         ),
         pytest.param(
             "[psu.cpu_tdp_w]\nepyc = -100\n", "expected a number from 0 to 1,000,000", id="negative"
