@@ -621,3 +621,11 @@ def test_json_hint_with_several_commands_names_them_all() -> None:
     assert text_err.splitlines()[1] == "hint: run one of these:"
     # a refusal is also told on stderr with --json, as for every command (docs/json-schema.md)
     assert err.startswith("error: MPS is macOS only")
+
+
+def test_cpu_variant_on_macos_says_what_it_became() -> None:
+    code, out, err = invoke("--os", "macos", "--python", "3.12", "--variant", "cpu")
+    assert code == ExitCode.OK
+    assert "index-url" not in out  # the macOS wheels come from PyPI
+    assert "what --variant cpu means on macOS" in err
+    assert "the variant you asked for with --variant" not in err

@@ -184,7 +184,13 @@ def _forced_variant(
             + f" (available: {', '.join(available) or 'none'})",
             variant_hint(variant, available, release, ctx),
         )
-    why.reasons.append(f"{variant}: the variant you asked for with --variant")
+    asked = wish.strip().lower()
+    why.reasons.append(
+        f"{variant}: the variant you asked for with --variant"
+        if asked == variant
+        else f"{variant}: PyTorch's macOS wheels, which are what --variant {asked} means on "
+        "macOS (one build: the CPU, and the Apple GPU through mps)"
+    )
     pip = release.pip_form(variant, ctx.platform)
     candidates: tuple[Candidate, ...] = ()
     if variant_kind(variant) == "cuda" and pip is not None:
