@@ -300,3 +300,16 @@ def test_spec_values_that_cannot_be_meant_are_refused(line: str, says: str) -> N
     with pytest.raises(SpecError) as refused:
         parse_profile(head + line + "\n", "mine.toml")
     assert says in str(refused.value).replace("'", '"')
+
+
+def test_cooling_not_judged_for_want_of_a_gpu_says_so(tmp_path: Path) -> None:
+    spec = tmp_path / "cool.toml"
+    spec.write_text(
+        'schema = 1\nname = "x"\ntitle = "t"\n[cooling.minimum]\ngpu_slowdown_margin_c = 5\n'
+    )
+    from dlready.spec.profile import load_profile_file
+
+    report = judge(replay_snapshot("cpu-only-epyc-vm"), load_profile_file(spec))
+    (cooling,) = [c for c in report.components if c.component == "cooling"]
+    assert cooling.status is Status.UNKNOWN
+    assert "this machine has no GPU to read" in cooling.advice

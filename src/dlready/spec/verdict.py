@@ -901,9 +901,13 @@ def judge_cooling(snapshot: MachineSnapshot, profile: SpecProfile) -> ComponentV
     gpus = [g for g in _compute_gpus(snapshot.gpus) if not g.error]
     # The criteria above say what could not be read, in words; this adds how to judge the
     # cooling under load, for these GPUs.
-    return judged_component(
-        "cooling", "Cooling", criteria, advice_if_empty=_under_load_advice(gpus)
-    )
+    empty = _under_load_advice(gpus)
+    if not criteria and not gpus and _named(profile.cooling, "gpu_slowdown_margin_c"):
+        empty = (
+            "Nothing to measure: the profile judges cooling by each GPU's margin to its "
+            "slowdown temperature, and this machine has no GPU to read."
+        )
+    return judged_component("cooling", "Cooling", criteria, advice_if_empty=empty)
 
 
 def _under_load_advice(gpus: Sequence[GpuInfo]) -> str:
