@@ -17,6 +17,7 @@ from dlready.fit.estimate import Request, estimate
 from dlready.fit.plan import (
     FitMachine,
     GpuUnusableError,
+    MachineError,
     machine_from_snapshot,
     plan,
 )
@@ -768,3 +769,10 @@ def test_offload_on_unified_memory_frees_nothing() -> None:
     assert offloaded.asked.device_bytes == plain.asked.device_bytes
     assert offloaded.fits == plain.fits
     assert any("--offload frees nothing here" in note for note in offloaded.notes)
+
+
+def test_gpus_on_a_mac_explains_the_shared_pool() -> None:
+    from test_scenarios import _apple_m2
+
+    with pytest.raises(MachineError, match="Apple GPU shares its memory with the CPU"):
+        machine_from_snapshot(_apple_m2(), 2)

@@ -196,6 +196,12 @@ def machine_from_snapshot(
     gpus = _choose_gpus(usable, gpu_limit) if usable else []
     if gpu_limit is not None and gpu_limit > len(gpus):
         have = _plural(len(usable), "usable GPU")
+        if unified and not usable:
+            raise MachineError(
+                f"--gpus {gpu_limit}: --gpus counts NVIDIA and AMD GPUs; this machine's Apple "
+                "GPU shares its memory with the CPU and is judged as that one pool (leave "
+                "--gpus out)"
+            )
         raise MachineError(f"--gpus {gpu_limit}: this machine has {have}")
     chosen = {gpu.index for gpu in gpus}
     unchosen = [gpu for gpu in usable if gpu.index not in chosen]
