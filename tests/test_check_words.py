@@ -320,3 +320,16 @@ def test_a_macs_gpu_driver_is_named_as_part_of_macos() -> None:
     lines = dict(machine_summary(snapshot, judge(snapshot, load_builtin_profile("book-2020"))))
     assert lines["Apple GPU"] == "Metal, part of macOS 14.5"
     assert "Apple driver" not in lines
+
+
+def test_a_macs_gpu_says_its_memory_is_the_ram() -> None:
+    from dlready.spec.profile import load_builtin_profile
+    from dlready.spec.verdict import judge
+    from test_scenarios import _apple_m2
+
+    report = judge(_apple_m2(), load_builtin_profile("book-2020"))
+    (gpu,) = [c for c in report.components if c.component == "gpu"]
+    assert any(
+        note.startswith("Unified memory: the GPU's memory is the machine's RAM")
+        for note in gpu.notes
+    )

@@ -529,6 +529,12 @@ def _gpu_notes(gpu: GpuInfo, profile: SpecProfile) -> list[str]:
             for caveat in profile.gpu_caveats
             if value < _capability_value(caveat.below_compute_capability)
         )
+    if gpu.vendor is GpuVendor.APPLE:
+        notes.append(
+            "Unified memory: the GPU's memory is the machine's RAM, shared with the CPU and "
+            "everything else running (the RAM row counts the same memory); macOS lets the GPU "
+            "use only part of it at once."
+        )
     if gpu.mig_mode_enabled.ok and gpu.mig_mode_enabled.value:
         notes.append(
             "MIG mode is on: each MIG instance gets a fraction of this GPU's memory and SMs."
