@@ -432,6 +432,7 @@ def test_a_run_cancelled_from_outside_names_no_failed_rank(monkeypatch: pytest.M
         signal_received.signal_name = "SIGTERM"
         rank0 = coordinator.Coordinator(run, None, signal_received, 0.0)  # type: ignore[arg-type]
         rank0.gathered.joins = recorded.joins
+        rank0._record("health", "failed", 0.0, "stopped by the launcher")
         rank0._stop("health", "terminated", [0, 1, 2, 3], [])
         return assemble(rank0.gathered)
 
@@ -443,6 +444,7 @@ def test_a_run_cancelled_from_outside_names_no_failed_rank(monkeypatch: pytest.M
     assert "failing rank" not in finding.fix
     assert int(exit_code(report)) == 3
     assert "lost" not in {r.status for r in report.ranks}
+    assert report.steps[-1].message == "stopped from outside (SIGTERM)"
     # One rank never said it got the signal: it died first, and that is the launcher's reason.
     report = stopped({1, 3})
     (finding,) = report.findings

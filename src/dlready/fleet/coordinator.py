@@ -10,6 +10,7 @@ collective that never returns cannot stop it from reporting.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dlready.fleet.assemble import Gathered, assemble, layout_from_joins, likely_host
@@ -76,12 +77,18 @@ def stopped_before_start(launcher: str, world: int, timeout_s: float) -> tuple[i
     return int(exit_code(report)), report
 
 
+def step_title(step: str) -> str:
+    """A step's words; ``join`` and ``init`` are both parts of the rendezvous."""
+    name = "rendezvous" if step in ("join", "init") else step
+    return STEP_TITLES.get(name, name)
+
+
 def interrupted_finding(step: str, signal_name: str) -> Finding:
     """The run was stopped from outside while every rank was still answering."""
     return Finding(
         kind="interrupted",
         message=f"the run was stopped from outside ({signal_name}) during "
-        f"{STEP_TITLES.get(step, step)}: every rank had answered until then, so no rank failed; "
+        f"{step_title(step)}: every rank had answered until then, so no rank failed; "
         "the steps after it were not run",
         fix="nothing here points at a rank; if the stop was not yours, look for a job "
         "time limit or a cancel (`scancel`, Ctrl-C), then run the fleet again for the whole "
@@ -183,7 +190,7 @@ class Coordinator:
         )
 
     def _finding_for(self, step: str, status: str, missing: list[int], lost: list[int]) -> Finding:
-        title = STEP_TITLES.get(step, step)
+        title = step_title(step)
         if status == "lost":
             waiting = [r for r in missing if r not in lost]
             message = (
@@ -246,6 +253,11 @@ class Coordinator:
                 # Every rank joined and got the signal alive: nothing failed, the run was
                 # cancelled (Ctrl-C, scancel, a time limit, torchrun stopped by hand).
                 self.gathered.findings.append(interrupted_finding(step, self._signal_name()))
+                if self.gathered.steps:
+                    self.gathered.steps[-1] = replace(
+                        self.gathered.steps[-1],
+                        message=f"stopped from outside ({self._signal_name()})",
+                    )
                 return
             # Neither finished the step nor said it got the signal: it died first.
             self.gathered.lost.update(r for r in missing if r in self.gathered.joins)
