@@ -277,6 +277,22 @@ def test_a_rank_killed_mid_run_under_torchrun_is_named() -> None:
     )
 
 
+def test_torchrun_cancelled_from_outside_is_interrupted_not_a_failed_rank() -> None:
+    completed = _torchrun_fleet(
+        "--timeout", "10", DLREADY_FLEET_TEST_HOOK="fleet_hooks:cancel_torchrun_in_collectives"
+    )
+    document = json.loads(completed.stdout)
+    assert (document["exit_code"], document["status"]) == (3, "interrupted")
+    assert document["errors"][0]["detail"] == {"signal": "SIGTERM"}
+    (finding,) = document["data"]["findings"]
+    assert finding["kind"] == "interrupted"
+    assert finding["ranks"] == []
+    assert "stopped from outside (SIGTERM) during collective correctness" in finding["message"]
+    assert "failing rank" not in finding["fix"]
+    assert [r["status"] for r in document["data"]["ranks"]] == ["ok", "ok"]
+    assert "error: interrupted (SIGTERM) before the result was complete" in completed.stderr
+
+
 def test_a_rank_stopped_mid_run_is_named_and_leaves_when_continued() -> None:
     fleet = Fleet(2, timeout_s=10, hook="fleet_hooks:stop_rank_1_in_collectives")
     try:
