@@ -607,12 +607,12 @@ def test_waiting_for_rank_0_keeps_to_the_timeout() -> None:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]  # bound, not listening: refused
         started = time.monotonic()
-        assert not wait_for_listener("127.0.0.1", port, 0.5)
+        assert wait_for_listener("127.0.0.1", port, 0.5) == "Connection refused"
         assert time.monotonic() - started < 0.5 + 1.0
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
         listening.listen()
-        assert wait_for_listener("127.0.0.1", listening.getsockname()[1], 5.0)
+        assert wait_for_listener("127.0.0.1", listening.getsockname()[1], 5.0) is None
 
 
 def test_nccl_without_a_gpu_is_a_usage_error() -> None:

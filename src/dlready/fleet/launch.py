@@ -140,8 +140,9 @@ def read_launch(env: Mapping[str, str]) -> Launch:
     return launch
 
 
-def wait_for_listener(address: str, port: int, timeout_s: float) -> bool:
-    """Whether ``address:port`` accepts a TCP connection within ``timeout_s``.
+def wait_for_listener(address: str, port: int, timeout_s: float) -> str | None:
+    """None when ``address:port`` accepts a TCP connection within ``timeout_s``, else why not
+    (the last attempt's reason: ``Connection refused``, ``Name or service not known``).
 
     Rank 0 (or torchrun's agent) may start after the others: a refused or unresolved address
     is tried again every 0.1 s until the deadline. Waiting here rather than in torch's store
@@ -149,14 +150,18 @@ def wait_for_listener(address: str, port: int, timeout_s: float) -> bool:
     keeps torch's C++ error logs, with their stack frames, off the terminal.
     """
     deadline = time.monotonic() + timeout_s
+    reason = "no answer"
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return False
+            return reason
         try:
             with socket.create_connection((address, port), timeout=min(remaining, 1.0)):
-                return True
-        except OSError:
+                return None
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            if isinstance(exc, TimeoutError):
+                reason = "no answer"
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 

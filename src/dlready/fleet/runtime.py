@@ -140,7 +140,7 @@ class Board:
 
 
 class UnreachableError(Exception):
-    """Rank 0's store did not accept a connection within the timeout."""
+    """Rank 0's store did not accept a connection within the timeout; says why."""
 
 
 @contextlib.contextmanager
@@ -165,8 +165,10 @@ def _c_stderr_quieted() -> Iterator[None]:
 
 def _connect(launch: Launch, timeout_s: float) -> Any:
     hosts = launch.rank == 0 and not launch.agent_hosts_store
-    if not hosts and not wait_for_listener(launch.master_addr, launch.master_port, timeout_s):
-        raise UnreachableError
+    if not hosts:
+        reason = wait_for_listener(launch.master_addr, launch.master_port, timeout_s)
+        if reason is not None:
+            raise UnreachableError(reason)
     with _c_stderr_quieted():
         return dist.TCPStore(  # type: ignore[attr-defined]
             launch.master_addr,
@@ -708,9 +710,11 @@ def run_rank(launch: Launch, options: Options, terminated: StopEvent) -> tuple[i
             raise AbortedError(
                 int(ExitCode.COULD_NOT_RUN), f"rank 0 cannot listen on {where}: {reason}"
             ) from None
+        why = f" ({exc})" if isinstance(exc, UnreachableError) else ""
         raise AbortedError(
             int(ExitCode.COULD_NOT_RUN),
-            f"rank {launch.rank} could not reach rank 0 at {where} within {options.timeout_s:g} s",
+            f"rank {launch.rank} could not reach rank 0 at {where} within "
+            f"{options.timeout_s:g} s{why}",
         ) from None
     board = Board(
         dist.PrefixStore(  # type: ignore[attr-defined]
