@@ -50,6 +50,20 @@ def stop_rank_1_in_collectives(hooks: Any, rank: int) -> None:
     _signal_at_collectives(hooks, rank, 1, signal.SIGSTOP)
 
 
+def cancel_torchrun_in_collectives(hooks: Any, rank: int) -> None:
+    """Rank 1 sends SIGTERM to torchrun (its parent) as the collectives start, as a person
+    or a scheduler cancelling the job does: every rank is alive and gets the signal."""
+    if rank != 1:
+        return
+
+    def contribution(op: str, _rank: int, tensor: Any) -> Any:
+        if op == "all_reduce":
+            os.kill(os.getppid(), signal.SIGTERM)
+        return tensor
+
+    hooks.contribution = contribution
+
+
 class _SignalAtTorchImport(importlib.abc.MetaPathFinder):
     def find_spec(self, name: str, path: Any, target: Any = None) -> None:
         if name == "torch":

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dlready.fleet.assemble import Gathered, assemble, likely_host
 from dlready.fleet.coordinator import skipped_reason, stopped_before_start
-from dlready.fleet.launch import DEFAULT_PORT, LaunchError, first_slurm_host, read_launch
+from dlready.fleet.judge import stalled_words
+from dlready.fleet.launch import (
+    DEFAULT_PORT,
+    LaunchError,
+    first_slurm_host,
+    read_launch,
+    wait_for_listener,
+)
 from dlready.fleet.links import probe_nics
 from dlready.fleet.report import report_from_jsonable
 from dlready.model import SnapshotFormatError, to_jsonable
@@ -399,6 +409,49 @@ def test_ranks_rank_0_gave_up_on_show_it_in_their_status(monkeypatch: pytest.Mon
     assert stopped("health", "lost", [1, 2], [2]) == {0: "ok", 1: "ok", 2: "lost", 3: "ok"}
 
 
+def test_a_run_cancelled_from_outside_names_no_failed_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM to torchrun (or scancel, Ctrl-C) while every rank answers: interrupted, exit 3."""
+    from types import SimpleNamespace
+
+    from dlready.fleet import coordinator
+    from dlready.fleet.judge import exit_code
+    from dlready.fleet.launch import StopEvent
+
+    monkeypatch.setattr(coordinator, "TERM_GRACE_S", 0.0)
+    recorded = h100_fleet(1, gpus_per_node=4)
+
+    def stopped(said_term: set[int]) -> Any:
+        board = SimpleNamespace(has=lambda key: key in {f"term/{r}" for r in said_term})
+        run = SimpleNamespace(
+            board=board,
+            world=4,
+            options=SimpleNamespace(timeout_s=60.0),
+            launch=SimpleNamespace(launcher="torchrun"),
+        )
+        signal_received = StopEvent()
+        signal_received.signal_name = "SIGTERM"
+        rank0 = coordinator.Coordinator(run, None, signal_received, 0.0)  # type: ignore[arg-type]
+        rank0.gathered.joins = recorded.joins
+        rank0._record("health", "failed", 0.0, "stopped by the launcher")
+        rank0._stop("health", "terminated", [0, 1, 2, 3], [])
+        return assemble(rank0.gathered)
+
+    report = stopped({1, 2, 3})
+    (finding,) = report.findings
+    assert finding.kind == "interrupted"
+    assert finding.ranks == ()
+    assert "stopped from outside (SIGTERM) during per-rank health and speed" in finding.message
+    assert "failing rank" not in finding.fix
+    assert int(exit_code(report)) == 3
+    assert "lost" not in {r.status for r in report.ranks}
+    assert report.steps[-1].message == "stopped from outside (SIGTERM)"
+    # One rank never said it got the signal: it died first, and that is the launcher's reason.
+    report = stopped({1, 3})
+    (finding,) = report.findings
+    assert (finding.kind, finding.ranks) == ("terminated", (2,))
+    assert int(exit_code(report)) == 1
+
+
 def test_a_saved_report_that_does_not_fit_names_the_value() -> None:
     data = to_jsonable(assemble(h100_fleet(1)))
     data["ranks"][3]["rank"] = "x"
@@ -468,7 +521,10 @@ def test_every_finding_kind_flag_and_step_is_documented() -> None:
     ("env", "args", "message"),
     [
         ({"RANK": "0", "WORLD_SIZE": "2"}, ["--json"], "MASTER_ADDR is not"),
-        ({}, ["--json", "--timeout", "0"], "--timeout 0: give more than 0 and at most 86400"),
+        ({}, ["--json", "--timeout", "0"], "--timeout 0: give at least 5 and at most 86400"),
+        ({}, ["--json", "--timeout", "1e-9"], "--timeout 1e-09: give at least 5"),
+        ({}, ["--json", "--timeout", "4.9"], "--timeout 4.9: give at least 5"),
+        ({}, ["--json", "--timeout", "nan"], "--timeout nan: give at least 5"),
         ({}, ["--json", "--markdown"], "cannot be combined"),
     ],
 )
@@ -491,6 +547,72 @@ def test_fleet_refusals_exit_2_before_importing_torch(
     assert (document["command"], document["exit_code"]) == ("fleet", 2)
     assert message in document["errors"][0]["message"]
     assert "Traceback" not in completed.stderr
+
+
+def test_an_output_that_is_a_file_is_refused_before_the_run(tmp_path: Path) -> None:
+    import os
+
+    afile = tmp_path / "afile"
+    afile.write_text("keep me", encoding="utf-8")
+    environment = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "dlready", "fleet", "--output", "afile"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=environment,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 2
+    assert completed.stdout == ""  # no report: nothing ran
+    assert completed.stderr.startswith("error: --output must be a folder; afile is a file\n")
+    assert afile.read_text(encoding="utf-8") == "keep me"
+
+
+def test_output_problems(tmp_path: Path) -> None:
+    from dlready.commands.fleet import output_problem
+
+    (tmp_path / "afile").write_text("", encoding="utf-8")
+    assert (
+        output_problem(tmp_path / "afile")
+        == f"--output must be a folder; {tmp_path}/afile is a file"
+    )
+    problem = output_problem(tmp_path / "afile" / "below")
+    assert problem is not None
+    assert "cannot be created (Not a directory)" in problem
+    assert output_problem(tmp_path / "new" / "report") is None
+    assert (tmp_path / "new" / "report").is_dir()
+    assert output_problem(tmp_path) is None
+
+
+def test_a_stuck_cpu_rank_gets_no_gpu_advice() -> None:
+    cpu = {"device": "cpu", "torch_cuda": None, "device_name": "AMD EPYC"}
+    cause, fix = stalled_words([cpu, cpu])
+    assert "kernel" not in cause
+    assert "nvidia-smi" not in fix
+    assert "`top`" in fix
+    nvidia = {"device": "cuda:0", "torch_cuda": "13.0", "device_name": "NVIDIA H100 80GB HBM3"}
+    cause, fix = stalled_words([cpu, nvidia])
+    assert "hung kernel" in cause
+    assert "`nvidia-smi -q -d ERRORS`" in fix
+    amd = {"device": "cuda:0", "torch_cuda": None, "device_name": "AMD Instinct MI300X"}
+    cause, fix = stalled_words([amd])
+    assert "nvidia-smi" not in fix
+    assert "`rocm-smi`" in fix
+
+
+def test_waiting_for_rank_0_keeps_to_the_timeout() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, not listening: refused
+        started = time.monotonic()
+        assert wait_for_listener("127.0.0.1", port, 0.5) == "Connection refused"
+        assert time.monotonic() - started < 0.5 + 1.0
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        assert wait_for_listener("127.0.0.1", listening.getsockname()[1], 5.0) is None
 
 
 def test_nccl_without_a_gpu_is_a_usage_error() -> None:

@@ -212,7 +212,7 @@ def test_four_ranks_on_two_nodes_name_the_rank_whose_contribution_is_wrong() -> 
 
 def test_a_rank_that_never_starts_is_named_within_the_timeout() -> None:
     started = time.monotonic()
-    fleet = Fleet(3, timeout_s=4, skip=(2,))
+    fleet = Fleet(3, timeout_s=5, skip=(2,))
     code, out, _ = fleet.finish_rank0()
     elapsed = time.monotonic() - started
     document = _report(out)
@@ -220,12 +220,34 @@ def test_a_rank_that_never_starts_is_named_within_the_timeout() -> None:
     (missing,) = _findings(document, "missing_rank")
     assert missing["ranks"] == [2]
     assert missing["hosts"] == [socket.gethostname()]  # ranks 0 and 1 share its node
-    assert "never joined within 4 s" in missing["message"]
+    assert "never joined within 5 s" in missing["message"]
     rendezvous = _step(document, "rendezvous")
     assert rendezvous["status"] == "timed_out"
-    assert rendezvous["seconds"] <= 4 + 2
-    assert elapsed < 4 + 30  # process start-up on a busy machine, then the deadline
+    assert rendezvous["seconds"] <= 5 + 2
+    assert elapsed < 5 + 30  # process start-up on a busy machine, then the deadline
     assert fleet.procs[1].returncode == 1  # rank 1 learned the verdict and left
+
+
+def test_a_rank_that_cannot_reach_rank_0_says_so_in_one_line_within_the_timeout() -> None:
+    # Nothing listens on the port: torch's store client would log its error with some 40 C++
+    # stack frames on stderr and wait about twice the timeout.
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "dlready", "fleet", "--timeout", "5"],
+        capture_output=True,
+        text=True,
+        timeout=WALL_LIMIT_S,
+        check=False,
+        env=_env(RANK="1", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port())),
+    )
+    elapsed = time.monotonic() - started
+    assert completed.returncode == 3
+    assert completed.stdout == ""
+    lines = completed.stderr.splitlines()
+    assert len(lines) == 1, completed.stderr
+    assert lines[0].startswith("error: rank 1 could not reach rank 0 at 127.0.0.1:")
+    assert lines[0].endswith("within 5 s (Connection refused)")
+    assert elapsed < 5 + 10  # torch's import on a busy machine, then the deadline
 
 
 def test_a_rank_killed_mid_run_under_torchrun_is_named() -> None:
@@ -253,6 +275,22 @@ def test_a_rank_killed_mid_run_under_torchrun_is_named() -> None:
     assert "/dlready/" not in "".join(
         line for line in completed.stderr.splitlines() if line.strip().startswith("File ")
     )
+
+
+def test_torchrun_cancelled_from_outside_is_interrupted_not_a_failed_rank() -> None:
+    completed = _torchrun_fleet(
+        "--timeout", "10", DLREADY_FLEET_TEST_HOOK="fleet_hooks:cancel_torchrun_in_collectives"
+    )
+    document = json.loads(completed.stdout)
+    assert (document["exit_code"], document["status"]) == (3, "interrupted")
+    assert document["errors"][0]["detail"] == {"signal": "SIGTERM"}
+    (finding,) = document["data"]["findings"]
+    assert finding["kind"] == "interrupted"
+    assert finding["ranks"] == []
+    assert "stopped from outside (SIGTERM) during collective correctness" in finding["message"]
+    assert "failing rank" not in finding["fix"]
+    assert [r["status"] for r in document["data"]["ranks"]] == ["ok", "ok"]
+    assert "error: interrupted (SIGTERM) before the result was complete" in completed.stderr
 
 
 def test_a_rank_stopped_mid_run_is_named_and_leaves_when_continued() -> None:

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from dlready.result import CommandResult
 
 DEFAULT_TIMEOUT_S = 60.0
+MIN_TIMEOUT_S = 5.0
+"""Below this a healthy rank cannot finish a step: the speed rounds alone sample for 3 s on a
+GPU (1.2 s on a CPU), and a vanished rank is only named after 2.5 s without a heartbeat."""
+MAX_TIMEOUT_S = 86400.0
 
 
 class Backend(str, enum.Enum):
@@ -75,7 +79,7 @@ def fleet_command(
     fmt = OutputFormat.JSON if as_json else OutputFormat.TEXT
     try:
         fmt = output_format(as_json=as_json, as_markdown=as_markdown)
-        code, report = _run(backend, timeout, smoke)
+        code, report, stop_signal = _run(backend, timeout, smoke, output)
     except CommandError as error:
         emit(CommandResult("fleet", error.exit_code, errors=(error.problem,)), fmt)
         _leave(int(error.exit_code))
@@ -87,17 +91,46 @@ def fleet_command(
         _leave(int(ExitCode.COULD_NOT_RUN))
     if report is None:
         _leave(code)  # every rank but 0 leaves quietly with rank 0's verdict
-    _leave(int(emit(_result(report, ExitCode(code), output), fmt)))
+    _leave(int(emit(_result(report, ExitCode(code), output, stop_signal), fmt)))
 
 
-def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, FleetReport | None]:
+def timeout_problem(timeout_s: float) -> str | None:
+    """Why ``--timeout`` cannot work, or None."""
+    if MIN_TIMEOUT_S <= timeout_s <= MAX_TIMEOUT_S:  # False for NaN too
+        return None
+    return (
+        f"--timeout {timeout_s:g}: give at least {MIN_TIMEOUT_S:g} and at most "
+        f"{MAX_TIMEOUT_S:g} seconds (one day); a healthy rank needs about 3 s for its speed "
+        "measurements alone"
+    )
+
+
+def output_problem(output: Path) -> str | None:
+    """Why the report could not be saved in ``output``, or None; creates the folder.
+
+    Checked on rank 0 before the run, so a bad path costs nothing but this line.
+    """
+    if output.exists() and not output.is_dir():
+        return f"--output must be a folder; {output} is a file"
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"--output {output}: the folder cannot be created ({exc.strerror or exc})"
+    if not os.access(output, os.W_OK | os.X_OK):
+        return f"--output {output}: this user cannot write in that folder"
+    return None
+
+
+def _run(
+    backend: Backend | None, timeout: float, smoke: bool, output: Path | None
+) -> tuple[int, FleetReport | None, str]:
+    """(exit code, rank 0's report or None, the stop signal's name if one came)."""
     from dlready.fleet.launch import LaunchError, install_stop_handler, read_launch
     from dlready.result import CommandError, Problem, usage_error
 
-    if not timeout > 0 or timeout > 86400:
-        raise usage_error(
-            f"--timeout {timeout:g}: give more than 0 and at most 86400 seconds (one day)"
-        )
+    problem = timeout_problem(timeout)
+    if problem:
+        raise usage_error(problem)
     try:
         launch = read_launch(os.environ)
     except LaunchError as exc:
@@ -105,6 +138,10 @@ def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, Fle
             f"cannot tell this process's place in the fleet: {exc}",
             "start it with torchrun, srun, or set RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT",
         ) from None
+    if output is not None and launch.rank == 0:
+        problem = output_problem(output)
+        if problem:
+            raise usage_error(problem, "give a folder that can be created or written in")
     # torch's C++ store and process-group warnings print stack frames when a peer goes away;
     # the fleet reports that itself, in words.
     os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
@@ -125,13 +162,16 @@ def _run(backend: Backend | None, timeout: float, smoke: bool) -> tuple[int, Fle
         backend=backend.value if backend else None, timeout_s=timeout, smoke=smoke
     )
     try:
-        return runtime.run_rank(launch, options, terminated)
+        code, report = runtime.run_rank(launch, options, terminated)
     except runtime.AbortedError as exc:
-        code = "usage" if exc.code == ExitCode.USAGE else "could_not_run"
-        raise CommandError(ExitCode(exc.code), Problem(code, str(exc))) from None
+        kind = "usage" if exc.code == ExitCode.USAGE else "could_not_run"
+        raise CommandError(ExitCode(exc.code), Problem(kind, str(exc))) from None
+    return code, report, terminated.signal_name
 
 
-def _result(report: FleetReport, exit_code: ExitCode, output: Path | None) -> CommandResult:
+def _result(
+    report: FleetReport, exit_code: ExitCode, output: Path | None, stop_signal: str
+) -> CommandResult:
     from dlready.model import to_jsonable
     from dlready.output import dump_json
     from dlready.render.fleet_render import render_markdown, render_text
@@ -139,6 +179,17 @@ def _result(report: FleetReport, exit_code: ExitCode, output: Path | None) -> Co
 
     data = to_jsonable(report)
     errors: tuple[Problem, ...] = ()
+    status = None
+    if any(finding.kind == "interrupted" for finding in report.findings):
+        # As every dlready command stopped from outside: exit 3, status "interrupted".
+        status = "interrupted"
+        errors = (
+            Problem(
+                "interrupted",
+                f"interrupted ({stop_signal}) before the result was complete",
+                detail={"signal": stop_signal},
+            ),
+        )
     if output is not None:
         try:
             output.mkdir(parents=True, exist_ok=True)
@@ -148,6 +199,7 @@ def _result(report: FleetReport, exit_code: ExitCode, output: Path | None) -> Co
         except OSError as exc:
             exit_code = ExitCode.COULD_NOT_RUN
             errors = (
+                *errors,
                 Problem(
                     "could_not_run", f"cannot save the report in {output}: {exc.strerror or exc}"
                 ),
@@ -161,7 +213,15 @@ def _result(report: FleetReport, exit_code: ExitCode, output: Path | None) -> Co
     def markdown(streams: Streams) -> None:
         streams.write(render_markdown(report))
 
-    return CommandResult("fleet", exit_code, data=data, errors=errors, text=text, markdown=markdown)
+    return CommandResult(
+        "fleet",
+        exit_code,
+        data=data,
+        status=status,
+        errors=errors,
+        text=text,
+        markdown=markdown,
+    )
 
 
 def _leave(code: int) -> NoReturn:

@@ -9,8 +9,8 @@ collective that never returns cannot stop it from reporting.
 
 from __future__ import annotations
 
-import threading
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from dlready.fleet.assemble import Gathered, assemble, layout_from_joins, likely_host
@@ -18,6 +18,7 @@ from dlready.fleet.report import STEP_TITLES, Finding, FleetReport, StepRecord
 from dlready.render.text import counted
 
 if TYPE_CHECKING:
+    from dlready.fleet.launch import StopEvent
     from dlready.fleet.runtime import RankRun, WorkThread
 
 
@@ -76,11 +77,30 @@ def stopped_before_start(launcher: str, world: int, timeout_s: float) -> tuple[i
     return int(exit_code(report)), report
 
 
+def step_title(step: str) -> str:
+    """A step's words; ``join`` and ``init`` are both parts of the rendezvous."""
+    name = "rendezvous" if step in ("join", "init") else step
+    return STEP_TITLES.get(name, name)
+
+
+def interrupted_finding(step: str, signal_name: str) -> Finding:
+    """The run was stopped from outside while every rank was still answering."""
+    return Finding(
+        kind="interrupted",
+        message=f"the run was stopped from outside ({signal_name}) during "
+        f"{step_title(step)}: every rank had answered until then, so no rank failed; "
+        "the steps after it were not run",
+        fix="nothing here points at a rank; if the stop was not yours, look for a job "
+        "time limit or a cancel (`scancel`, Ctrl-C), then run the fleet again for the whole "
+        "report",
+    )
+
+
 class Coordinator:
     """Runs the fleet from rank 0 and returns (exit code, report)."""
 
     def __init__(
-        self, run: RankRun, worker: WorkThread, terminated: threading.Event, started: float
+        self, run: RankRun, worker: WorkThread, terminated: StopEvent, started: float
     ) -> None:
         self.rank_run = run
         self.board = run.board
@@ -170,7 +190,7 @@ class Coordinator:
         )
 
     def _finding_for(self, step: str, status: str, missing: list[int], lost: list[int]) -> Finding:
-        title = STEP_TITLES.get(step, step)
+        title = step_title(step)
         if status == "lost":
             waiting = [r for r in missing if r not in lost]
             message = (
@@ -209,13 +229,16 @@ class Coordinator:
                 ranks=tuple(missing),
                 hosts=tuple(sorted({self._host(r) for r in missing})),
             )
+        from dlready.fleet.judge import stalled_words
+
+        cause, fix = stalled_words(
+            [self.gathered.joins[r] for r in missing if r in self.gathered.joins]
+        )
         return Finding(
             kind="stalled_rank",
             message=f"{self._who(missing)} did not finish {title} within {self.timeout_s:g} s "
-            "and still answers heartbeats: it is stuck (a hung kernel, a collective waiting "
-            "on a link that does not move)",
-            fix="run `dlready smoke` on that host and look for GPU errors (`nvidia-smi -q -d "
-            "ERRORS`, `dmesg`); raise --timeout if its device is simply slow",
+            f"and still answers heartbeats: it is stuck ({cause})",
+            fix=fix,
             ranks=tuple(missing),
             hosts=tuple(sorted({self._host(r) for r in missing})),
         )
@@ -225,6 +248,17 @@ class Coordinator:
             # Give the others a moment to say they got the signal too; the rest died.
             time.sleep(TERM_GRACE_S)
             missing = [r for r in missing if r != 0 and not self.board.has(f"term/{r}")]
+            silent = [r for r in self.gathered.joins if r != 0 and not self.board.has(f"term/{r}")]
+            if len(self.gathered.joins) == self.world and not silent:
+                # Every rank joined and got the signal alive: nothing failed, the run was
+                # cancelled (Ctrl-C, scancel, a time limit, torchrun stopped by hand).
+                self.gathered.findings.append(interrupted_finding(step, self._signal_name()))
+                if self.gathered.steps:
+                    self.gathered.steps[-1] = replace(
+                        self.gathered.steps[-1],
+                        message=f"stopped from outside ({self._signal_name()})",
+                    )
+                return
             # Neither finished the step nor said it got the signal: it died first.
             self.gathered.lost.update(r for r in missing if r in self.gathered.joins)
         elif status == "timed_out" and step != "join":
@@ -340,6 +374,9 @@ class Coordinator:
             }.get(step)
             if following:
                 self._publish(steps=[*self.control["steps"], following])
+
+    def _signal_name(self) -> str:
+        return self.terminated.signal_name
 
     def _status_text(self, status: str, missing: list[int], lost: list[int]) -> str:
         if status == "lost":

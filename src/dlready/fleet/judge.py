@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from dlready.exitcodes import ExitCode
 from dlready.fleet.report import (
@@ -241,9 +242,40 @@ def _on_cpu(rank: RankRecord) -> bool:
 
 
 def _nvidia(rank: RankRecord) -> bool:
+    return _is_nvidia(rank.device, rank.torch_cuda, rank.device_name)
+
+
+def _is_nvidia(device: str | None, torch_cuda: str | None, device_name: str | None) -> bool:
     """A CUDA device of an NVIDIA build (ROCm builds of torch also call their GPUs ``cuda``)."""
-    on_cuda = bool(rank.device and rank.device.startswith("cuda"))
-    return on_cuda and (rank.torch_cuda is not None or "NVIDIA" in (rank.device_name or "").upper())
+    on_cuda = bool(device and device.startswith("cuda"))
+    return on_cuda and (torch_cuda is not None or "NVIDIA" in (device_name or "").upper())
+
+
+def stalled_words(joins: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
+    """(what a rank stuck in a step likely waits on, what to do) for the stuck ranks' devices,
+    from their inventory (``join``) entries: no GPU advice for CPU ranks."""
+    devices = [str(join.get("device") or "") for join in joins]
+    if any(
+        _is_nvidia(join.get("device"), join.get("torch_cuda"), join.get("device_name"))
+        for join in joins
+    ):
+        return (
+            "a hung kernel, a collective waiting on a link that does not move",
+            "run `dlready smoke` on that host and look for GPU errors (`nvidia-smi -q -d "
+            "ERRORS`, `dmesg`); raise --timeout if its device is simply slow",
+        )
+    if devices and all(device.startswith("cpu") for device in devices):
+        return (
+            "a computation or a collective that does not finish, or a host so busy with other "
+            "processes that it barely runs",
+            "look at that host's load (`top`) and run `dlready smoke` there; raise --timeout "
+            "if it is simply slow",
+        )
+    return (
+        "a hung kernel, a collective waiting on a link that does not move",
+        "run `dlready smoke` on that host and look for GPU errors (its vendor's tool, such as "
+        "`rocm-smi` for AMD GPUs, and `dmesg`); raise --timeout if its device is simply slow",
+    )
 
 
 def _percent(value: float | None, reference: float | None) -> float | None:
@@ -519,5 +551,8 @@ def link_findings(
 
 
 def exit_code(report: FleetReport) -> ExitCode:
-    """0 all ready and uniform, 1 any finding."""
+    """0 all ready and uniform, 1 any finding, 3 the run was stopped from outside (as every
+    dlready command that is interrupted)."""
+    if any(finding.kind == "interrupted" for finding in report.findings):
+        return ExitCode.COULD_NOT_RUN
     return ExitCode.NOT_READY if report.findings else ExitCode.OK

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -138,15 +140,47 @@ def read_launch(env: Mapping[str, str]) -> Launch:
     return launch
 
 
-def install_stop_handler() -> threading.Event:
+def wait_for_listener(address: str, port: int, timeout_s: float) -> str | None:
+    """None when ``address:port`` accepts a TCP connection within ``timeout_s``, else why not
+    (the last attempt's reason: ``Connection refused``, ``Name or service not known``).
+
+    Rank 0 (or torchrun's agent) may start after the others: a refused or unresolved address
+    is tried again every 0.1 s until the deadline. Waiting here rather than in torch's store
+    keeps the wait to ``timeout_s`` (torch's client tries twice, with a pause between) and
+    keeps torch's C++ error logs, with their stack frames, off the terminal.
+    """
+    deadline = time.monotonic() + timeout_s
+    reason = "no answer"
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return reason
+        try:
+            with socket.create_connection((address, port), timeout=min(remaining, 1.0)):
+                return None
+        except OSError as exc:
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            if isinstance(exc, TimeoutError):
+                reason = "no answer"
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+class StopEvent(threading.Event):
+    """Set when a stop signal came; ``signal_name`` says which (``SIGTERM``, ``SIGINT``)."""
+
+    signal_name: str = "SIGTERM"
+
+
+def install_stop_handler() -> StopEvent:
     """Catch the launcher's SIGTERM (and Ctrl-C) from now on; the event says it came.
 
     Installed before torch is imported: torchrun stops every rank with SIGTERM as soon as one
     dies, possibly while torch is still loading (seconds), and rank 0 must still report.
     """
-    stopped = threading.Event()
+    stopped = StopEvent()
 
-    def handler(_signum: int, _frame: Any) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        stopped.signal_name = signal.Signals(signum).name
         stopped.set()
 
     signal.signal(signal.SIGTERM, handler)

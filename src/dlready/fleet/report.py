@@ -25,6 +25,7 @@ FINDING_KINDS = (
     "lost_rank",
     "stalled_rank",
     "terminated",
+    "interrupted",
     "init_failed",
     "driver",
     "gpu_count",

@@ -28,7 +28,7 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ import torch.distributed as dist
 from dlready import __version__
 from dlready.exitcodes import ExitCode
 from dlready.fleet.assemble import Layout
-from dlready.fleet.launch import Launch
+from dlready.fleet.launch import Launch, StopEvent, wait_for_listener
 from dlready.fleet.report import (
     CollectiveCheck,
     CollectiveSpeed,
@@ -139,16 +139,45 @@ class Board:
         return [json.loads(value) for value in values]
 
 
+class UnreachableError(Exception):
+    """Rank 0's store did not accept a connection within the timeout; says why."""
+
+
+@contextlib.contextmanager
+def _c_stderr_quieted() -> Iterator[None]:
+    """Keep torch's C++ log lines (an error with 40 stack frames) off file descriptor 2.
+
+    Only around the store's connection: the caller turns a failure into one line of its own.
+    """
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _connect(launch: Launch, timeout_s: float) -> Any:
     hosts = launch.rank == 0 and not launch.agent_hosts_store
-    return dist.TCPStore(  # type: ignore[attr-defined]
-        launch.master_addr,
-        launch.master_port,
-        None,
-        is_master=hosts,
-        timeout=datetime.timedelta(seconds=timeout_s),
-        wait_for_workers=False,
-    )
+    if not hosts:
+        reason = wait_for_listener(launch.master_addr, launch.master_port, timeout_s)
+        if reason is not None:
+            raise UnreachableError(reason)
+    with _c_stderr_quieted():
+        return dist.TCPStore(  # type: ignore[attr-defined]
+            launch.master_addr,
+            launch.master_port,
+            None,
+            is_master=hosts,
+            timeout=datetime.timedelta(seconds=timeout_s),
+            wait_for_workers=False,
+        )
 
 
 # --- what each rank measures ------------------------------------------------------------------
@@ -653,7 +682,7 @@ class WorkThread:
                 return  # the process group is unusable; rank 0 decides what happens next
 
 
-def run_rank(launch: Launch, options: Options, terminated: threading.Event) -> tuple[int, Any]:
+def run_rank(launch: Launch, options: Options, terminated: StopEvent) -> tuple[int, Any]:
     """Run this rank. Returns (exit code, the report for rank 0; None elsewhere).
 
     ``terminated`` is set by the stop handler installed before torch was imported
@@ -676,12 +705,16 @@ def run_rank(launch: Launch, options: Options, terminated: threading.Event) -> t
     except Exception as exc:  # noqa: BLE001  # unreachable rank 0 or a port in use
         where = f"{launch.master_addr}:{launch.master_port}"
         if launch.rank == 0 and not launch.agent_hosts_store:
+            # torch's message, without the C++ stack frames some builds append to it
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise AbortedError(
-                int(ExitCode.COULD_NOT_RUN), f"rank 0 cannot listen on {where}: {exc}"
+                int(ExitCode.COULD_NOT_RUN), f"rank 0 cannot listen on {where}: {reason}"
             ) from None
+        why = f" ({exc})" if isinstance(exc, UnreachableError) else ""
         raise AbortedError(
             int(ExitCode.COULD_NOT_RUN),
-            f"rank {launch.rank} could not reach rank 0 at {where} within {options.timeout_s:g} s",
+            f"rank {launch.rank} could not reach rank 0 at {where} within "
+            f"{options.timeout_s:g} s{why}",
         ) from None
     board = Board(
         dist.PrefixStore(  # type: ignore[attr-defined]
