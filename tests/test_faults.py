@@ -580,7 +580,9 @@ def test_a_stop_signal_to_smoke_prints_interrupted_and_leaves_nothing(
     assert process.returncode == 3
     assert "Traceback" not in err
     assert f"interrupted ({stop})" in err
-    envelope = json.loads(out)
-    assert envelope["data"] == {"reason": "interrupted", "signal": stop}
+    envelope = json.loads(out)  # the shape every command gives an interruption
+    assert envelope["status"] == "interrupted"
+    assert envelope["data"] is None
+    assert envelope["errors"][0]["detail"] == {"signal": stop}
     time.sleep(0.2)
     assert _left_behind(env) == []
