@@ -107,16 +107,22 @@ _UNIT = re.compile(
 """A chunk that is a unit after a number (its punctuation included): ``s;``, ``GB/s)``."""
 
 
+def _wrapped(prefix: str, body: str, width: int) -> list[str]:
+    """``body`` wrapped at words after ``prefix`` and its own indent; continuations indented
+    two more."""
+    indent = prefix + body[: len(body) - len(body.lstrip())]
+    wrapper = WholeWordsWrapper(
+        width=width, initial_indent=indent, subsequent_indent=indent + "  ", drop_whitespace=True
+    )
+    return wrapper.wrap(body.strip())
+
+
 def wrap_line(line: str, width: int | None) -> list[str]:
     """``line`` wrapped to ``width`` columns (None: as it is), each continuation indented two
     more than the line itself, words and `commands` whole."""
     if width is None or len(line) <= width:
         return [line]
-    indent = line[: len(line) - len(line.lstrip())]
-    wrapper = WholeWordsWrapper(
-        width=width, initial_indent=indent, subsequent_indent=indent + "  ", drop_whitespace=True
-    )
-    return wrapper.wrap(line.strip()) or [line]
+    return _wrapped("", line, width) or [line]
 
 
 def wrap_comment(line: str, width: int | None) -> list[str]:
@@ -124,12 +130,7 @@ def wrap_comment(line: str, width: int | None) -> list[str]:
     continuation stays a comment, indented two more: ``#   more words``."""
     if width is None or len(line) <= width or not line.startswith("#"):
         return [line]
-    body = line[1:]
-    indent = "#" + body[: len(body) - len(body.lstrip())]
-    wrapper = WholeWordsWrapper(
-        width=width, initial_indent=indent, subsequent_indent=indent + "  ", drop_whitespace=True
-    )
-    return wrapper.wrap(body.strip()) or [line]
+    return _wrapped("#", line[1:], width) or [line]
 
 
 def print_prose(
