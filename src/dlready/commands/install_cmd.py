@@ -141,9 +141,11 @@ def command_with(flags: str, drop: tuple[str, ...] = ()) -> str:
     changes = shlex.split(flags)
     words = ["dlready", COMMAND]
     context = get_current_context(silent=True)
-    for param in context.command.params if context is not None else ():
+    if context is None:  # called outside a command line: only the flags asked for
+        return shlex.join([*words, *changes])
+    for param in context.command.params:
         name = param.name or ""
-        if context is None or context.get_parameter_source(name) is not ParameterSource.COMMANDLINE:
+        if context.get_parameter_source(name) is not ParameterSource.COMMANDLINE:
             continue
         long_names = [opt for opt in (*param.opts, *param.secondary_opts) if opt.startswith("--")]
         if not long_names or set(long_names) & {*changes, *drop}:
@@ -278,7 +280,7 @@ def _install_cmd(
 
 def _run_these(commands: tuple[str, ...], whole: bool) -> str:
     """The hint's lead-in to the suggested commands. Printed, they follow on lines of their own;
-    for ``--json`` the hint stands alone: the one command in it, or where the list is."""
+    for ``--json`` the hint stands alone, with the commands in it."""
     if len(commands) == 1:
         return f"run this: {commands[0]}" if whole else "run this:"
     return f"run one of these: {'; or '.join(commands)}" if whole else "run one of these:"
