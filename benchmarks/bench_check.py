@@ -25,59 +25,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from cold_runs import CHILD_ENV, measure
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-# An installed package has its bytecode compiled (pip does it at install time); a developer
-# environment with PYTHONDONTWRITEBYTECODE=1 would recompile every module on every run (~60 ms).
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def run_cold(
-    argv: list[str], env: dict[str, str] | None = None, one_cpu: bool = False
-) -> tuple[float, float, int]:
-    """Wall seconds, peak RSS in MiB, exit code of one fresh process (``one_cpu``: pinned to
-    one CPU, as in a container with a one-CPU quota)."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        argv,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env or CHILD_ENV,
-        preexec_fn=(lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))
-        if one_cpu
-        else None,
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return elapsed, usage.ru_maxrss / 1024.0, process.returncode
-
-
-def measure(
-    argv: list[str], runs: int, env: dict[str, str] | None = None, one_cpu: bool = False
-) -> dict[str, float]:
-    """Median and spread of ``runs`` cold runs (after one unmeasured warm-up that fills the page
-    cache and writes the bytecode)."""
-    run_cold(argv, env, one_cpu)
-    times, peaks = [], []
-    for _ in range(runs):
-        elapsed, peak_mib, _ = run_cold(argv, env, one_cpu)
-        times.append(elapsed)
-        peaks.append(peak_mib)
-    return {
-        "runs": runs,
-        "median_s": round(statistics.median(times), 4),
-        "min_s": round(min(times), 4),
-        "max_s": round(max(times), 4),
-        "peak_rss_mib": round(max(peaks), 1),
-    }
 
 
 def per_gpu_cost_ms() -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Cold runs of a command, each a fresh process: what a person waits for.
 
-Shared by the benchmarks that time whole commands (install-cmd, fit).
+Shared by the benchmarks that time whole commands (check, install-cmd, fit).
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import threading
 import time
 
 # As installed, Python reads cached bytecode; a PYTHONDONTWRITEBYTECODE=1 shell (this project's
@@ -16,21 +17,45 @@ import time
 CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def run_cold(argv: list[str]) -> tuple[float, int]:
-    """Wall seconds and exit code of one fresh process."""
+RUN_TIMEOUT_S = 60.0
+
+
+def run_cold(
+    argv: list[str], env: dict[str, str] | None = None, one_cpu: bool = False
+) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS in MiB (``wait4``) and exit code of one fresh process
+    (``one_cpu``: pinned to one CPU, as in a container with a one-CPU quota)."""
     started = time.perf_counter()
-    result = subprocess.run(argv, capture_output=True, check=False, timeout=60, env=CHILD_ENV)
-    return time.perf_counter() - started, result.returncode
+    process = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env or CHILD_ENV,
+        preexec_fn=(lambda: os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}))
+        if one_cpu
+        else None,
+    )
+    killer = threading.Timer(RUN_TIMEOUT_S, process.kill)  # a hung command ends the run
+    killer.start()
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    finally:
+        killer.cancel()
+    elapsed = time.perf_counter() - started
+    return elapsed, usage.ru_maxrss / 1024.0, os.waitstatus_to_exitcode(status)
 
 
-def measure(argv: list[str], runs: int) -> dict[str, float | int]:
-    """Median and spread of ``runs`` cold runs, after one unmeasured warm-up (page cache)."""
-    run_cold(argv)
-    times = []
-    codes = set()
+def measure(
+    argv: list[str], runs: int, env: dict[str, str] | None = None, one_cpu: bool = False
+) -> dict[str, float | int]:
+    """Median and spread of ``runs`` cold runs, after one unmeasured warm-up (page cache,
+    bytecode), their peak RSS and their worst exit code."""
+    run_cold(argv, env, one_cpu)
+    times, peaks, codes = [], [], set()
     for _ in range(runs):
-        elapsed, code = run_cold(argv)
+        elapsed, peak_mib, code = run_cold(argv, env, one_cpu)
         times.append(elapsed)
+        peaks.append(peak_mib)
         codes.add(code)
     return {
         "median_s": round(statistics.median(times), 4),
@@ -38,6 +63,7 @@ def measure(argv: list[str], runs: int) -> dict[str, float | int]:
         "max_s": round(max(times), 4),
         "runs": runs,
         "exit_code": max(codes),
+        "peak_rss_mib": round(max(peaks), 1),
     }
 
 
