@@ -168,13 +168,16 @@ def _elsewhere(channel: Channel, platform: str, kind: str | None) -> str:
     return ", or ".join(choices) or "--channel stable"
 
 
-def _stable_counterpart(variant: str, platform: str, table: CompatTable) -> PipForm | None:
+def _stable_counterpart(
+    variant: str, platform: str, table: CompatTable
+) -> tuple[str, PipForm] | None:
     """The same CUDA variant in the newest stable release that has it for ``platform``, with
-    an arch list: the nearest evidence of what the pre-release build carries."""
+    an arch list (the nearest evidence of what the pre-release build carries), and that
+    release's torch version."""
     for release in sorted(table.releases, key=lambda r: r.key, reverse=True):
         form = release.pip_form(variant, platform)
         if form is not None and form.arch is not None and not release.lts:
-            return form
+            return release.torch, form
     return None
 
 
@@ -194,11 +197,8 @@ def _arch_verdict(variant: str, facts: MachineFacts, table: CompatTable) -> _Arc
     cuda = cuda_of_variant(variant) or ""
     impossible = tuple(cc for cc in capabilities if too_old_for_toolkit(cc, cuda))
     platform = facts.platform or ""
-    stable = _stable_counterpart(variant, platform, table)
-    stable_torch = next(
-        (r.torch for r in table.releases if stable is not None and stable in r.pip),
-        None,
-    )
+    counterpart = _stable_counterpart(variant, platform, table)
+    stable_torch, stable = counterpart if counterpart else (None, None)
     stable_lacks = tuple(
         cc
         for cc in capabilities
