@@ -135,6 +135,15 @@ class CommandError(Exception):
         self.data = data
 
 
+def interrupted_problem(signal_name: str) -> Problem:
+    """What every command says when a stop signal (``SIGTERM``, ``SIGINT``) ended it."""
+    return Problem(
+        "interrupted",
+        f"interrupted ({signal_name}) before the result was complete",
+        detail={"signal": signal_name},
+    )
+
+
 def usage_error(message: str, hint: str | None = None) -> CommandError:
     """A bad flag or flag combination: exit 2, nothing judged."""
     return CommandError(ExitCode.USAGE, Problem("usage", message, hint))
@@ -253,18 +262,11 @@ def run(
     except CommandError as error:
         result = CommandResult(command, error.exit_code, data=error.data, errors=(error.problem,))
     except KeyboardInterrupt:
-        received = StopSignals.received or "SIGINT"
         result = CommandResult(
             command,
             ExitCode.COULD_NOT_RUN,
             status="interrupted",
-            errors=(
-                Problem(
-                    "interrupted",
-                    f"interrupted ({received}) before the result was complete",
-                    detail={"signal": received},
-                ),
-            ),
+            errors=(interrupted_problem(StopSignals.received or "SIGINT"),),
         )
     except (SystemExit, typer.Exit):
         raise

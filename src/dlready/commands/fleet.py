@@ -175,7 +175,13 @@ def _result(
     from dlready.model import to_jsonable
     from dlready.output import dump_json
     from dlready.render.fleet_render import render_markdown, render_text
-    from dlready.result import CommandResult, Problem, Streams, envelope_of
+    from dlready.result import (
+        CommandResult,
+        Problem,
+        Streams,
+        envelope_of,
+        interrupted_problem,
+    )
 
     data = to_jsonable(report)
     errors: tuple[Problem, ...] = ()
@@ -183,13 +189,7 @@ def _result(
     if any(finding.kind == "interrupted" for finding in report.findings):
         # As every dlready command stopped from outside: exit 3, status "interrupted".
         status = "interrupted"
-        errors = (
-            Problem(
-                "interrupted",
-                f"interrupted ({stop_signal}) before the result was complete",
-                detail={"signal": stop_signal},
-            ),
-        )
+        errors = (interrupted_problem(stop_signal),)
     if output is not None:
         try:
             output.mkdir(parents=True, exist_ok=True)
