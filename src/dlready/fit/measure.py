@@ -19,10 +19,12 @@ from typing import Any
 
 from dlready.fit.catalog import ModelSpec, layer_parameters, parameter_count
 from dlready.fit.estimate import (
+    DTYPE_BYTES,
     LOG_SOFTMAX_BYTES,
     Request,
     backward_transient_bytes,
     block_backward_transient_bytes,
+    compute_dtype,
     effective_seq,
     estimate,
     kv_cache_bytes,
@@ -181,7 +183,7 @@ def block_estimate(spec: ModelSpec, request: Request) -> dict[str, float]:
     layer = transformer_layer_activation_bytes(spec, request, seq)
     backward = block_backward_transient_bytes(spec, request, seq)
     if request.recompute:  # a checkpointed block keeps its input; backward rebuilds the rest
-        value = 4 if request.dtype == "fp32" else 2
+        value = DTYPE_BYTES[compute_dtype(request)]
         activations = float(value * request.batch * seq * spec.hidden_size)
         backward += layer
     else:
@@ -280,8 +282,7 @@ def job_peak_bytes(spec: ModelSpec, request: Request) -> float:
     expected = block_estimate(spec, request)
     total = sum(expected.get(name, 0.0) for name in (*PEAK_ITEMS, "kv_cache"))
     if "loss_activations" in expected and spec.vocab_size:
-        value = 4 if request.dtype == "fp32" else 2
-        head_weight = value * spec.vocab_size * spec.hidden_size
+        head_weight = DTYPE_BYTES[request.dtype] * spec.vocab_size * spec.hidden_size
         total += 2 * head_weight + expected["loss_activations"] + expected["loss_transient"]
     return total
 
