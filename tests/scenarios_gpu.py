@@ -30,10 +30,10 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pynvml
+from msgspec import Struct, field
 
 from conftest import load_capture
 from dlready.probes.hostfs import ReplayHostFiles
@@ -58,8 +58,7 @@ def h100_replay() -> ReplayNvml:
 # --- NVIDIA cards ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NvidiaCard:
+class NvidiaCard(Struct, frozen=True):
     """One NVIDIA card as NVML reports it. ``None`` means NVML answers NotSupported."""
 
     nvml_name: str
@@ -234,8 +233,7 @@ RTX_4090 = NvidiaCard(
 )
 
 
-@dataclass(frozen=True)
-class NvidiaScenario:
+class NvidiaScenario(Struct, frozen=True):
     """A machine with NVIDIA GPUs: cards, PCI bus ids, driver, and extra per-GPU changes."""
 
     id: str
@@ -359,8 +357,7 @@ def old_driver_2080_ti() -> ReplayNvml:
     )
 
 
-@dataclass(frozen=True)
-class NvmlFailureScenario:
+class NvmlFailureScenario(Struct, frozen=True):
     """One way NVML fails, and what the probe must report."""
 
     id: str

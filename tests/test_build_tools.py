@@ -13,10 +13,10 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from dlready.exitcodes import ExitCode
 from dlready.model import (

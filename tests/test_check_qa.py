@@ -6,10 +6,10 @@ Regressions from a QA pass, each on a replayed machine (tests/machines.py, scena
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 from typer.testing import CliRunner
 
 from dlready.cli import app

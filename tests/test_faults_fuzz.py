@@ -11,7 +11,6 @@ deeper sweep.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import os
@@ -19,6 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -147,11 +147,11 @@ def _model_strategy(model: Any, base: Any) -> st.SearchStrategy[Any]:
     hints = typing.get_type_hints(model)
     fields = {
         f.name: _reading_strategy(hints[f.name])
-        for f in dataclasses.fields(model)
+        for f in msgspec.structs.fields(model)
         if typing.get_origin(hints[f.name]) is Reading
     }
     return st.fixed_dictionaries({}, optional=fields).map(
-        lambda changes: dataclasses.replace(base, **changes)
+        lambda changes: msgspec.structs.replace(base, **changes)
     )
 
 
@@ -165,7 +165,7 @@ def test_generated_snapshots_round_trip_and_are_judged(
     tmp_path: Path, gpu: GpuInfo, cpu: CpuInfo, memory: MemoryInfo
 ) -> None:
     # What check writes: screened at the probe boundary (collect_snapshot does the same).
-    written = screen_snapshot(dataclasses.replace(_BASE, gpus=(gpu,), cpu=cpu, memory=memory))
+    written = screen_snapshot(msgspec.structs.replace(_BASE, gpus=(gpu,), cpu=cpu, memory=memory))
     path = tmp_path / "report.json"
     _write_report(path, written)
     loaded = load_snapshot_file(path)

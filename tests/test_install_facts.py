@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
+from msgspec import Struct
 
 from dlready.install import (
     FactOverrides,
@@ -48,8 +48,7 @@ def _driver_not_loaded() -> MachineSnapshot:
     return replay_snapshot("h100-80gb-hbm3", nvml=failure.backend())
 
 
-@dataclass(frozen=True)
-class Detected:
+class Detected(Struct, frozen=True):
     build: Callable[[], MachineSnapshot]
     platform: str
     python: str

@@ -7,9 +7,9 @@ The installed torch comes from the text of ``torch/version.py`` as each build wr
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
+from msgspec import Struct
 
 from dlready.install import explain_no_command, judge_installed_torch, recommended_command_line
 from dlready.model import MachineSnapshot, TorchInstall
@@ -59,8 +59,7 @@ def amd_desktop(torch: TorchInstall) -> Callable[[], MachineSnapshot]:
     )
 
 
-@dataclass(frozen=True)
-class Case:
+class Case(Struct, frozen=True):
     build: Callable[[], MachineSnapshot]
     status: str
     problems: tuple[str, ...] = ()

@@ -10,10 +10,11 @@ nvidia-smi output; Jetson Orin's L4T R36.4 driver reports 540.4.0).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from dlready.install import (
     CompatTable,
@@ -48,8 +49,7 @@ def machine(
     )
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(Struct, frozen=True):
     """One rule case: a machine, a wish, and what the plan must (not) contain."""
 
     facts: MachineFacts
@@ -579,8 +579,7 @@ def test_plan_rule(rule: Rule) -> None:
         assert text in reasons, reasons
 
 
-@dataclass(frozen=True)
-class Impossible:
+class Impossible(Struct, frozen=True):
     """A request the planner must refuse, naming the nearest valid choice."""
 
     facts: MachineFacts

@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from msgspec import Struct, field
 from typer.testing import CliRunner
 
 from dlready.cli import app
@@ -91,8 +91,7 @@ def _fleet_reports_diff(tmp_path: Path) -> list[str]:
     return ["diff", *map(str, paths)]
 
 
-@dataclass(frozen=True)
-class LayoutCase:
+class LayoutCase(Struct, frozen=True):
     id: str
     setup: Callable[[Path], list[str]]
     env: dict[str, str] = field(default_factory=dict)

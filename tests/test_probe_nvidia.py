@@ -10,6 +10,7 @@ import types
 import xml.etree.ElementTree as ET
 from typing import Any
 
+import msgspec.structs
 import pynvml
 import pytest
 
@@ -235,7 +236,7 @@ def test_recorded_machine_reads_everything_but_the_fan(machine: str) -> None:
     assert gpu.error is None
     not_read = {
         name: reading.state
-        for name, reading in vars(gpu).items()
+        for name, reading in msgspec.structs.asdict(gpu).items()
         if hasattr(reading, "state") and reading.state is not ReadState.READ
     }
     # The H100/H200 boards are passively cooled: NVML has no fan to report.

@@ -9,10 +9,10 @@ as on bare metal, so the power supply is judged.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from msgspec import Struct, field
 
 from conftest import load_procfiles
 from dlready.model import GpuVendor, MachineSnapshot
@@ -46,8 +46,7 @@ def _bare_metal_cpuinfo(machine: str) -> dict[str, str]:
     return {"/proc/cpuinfo": text[start:end].replace(" hypervisor", "") + "\n"}
 
 
-@dataclass(frozen=True)
-class MachineScenario:
+class MachineScenario(Struct, frozen=True):
     id: str
     build: Callable[[], MachineSnapshot]
     profile: str

@@ -6,9 +6,9 @@ user reports); architecture lists come from the recorded H100's torch build.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
+import msgspec.structs
 import pytest
+from msgspec.structs import replace
 
 from conftest import load_capture
 from dlready.smoke.archcompat import ArchSupport, cuda_arch_support, rocm_arch_support
@@ -106,7 +106,9 @@ H100_DRIVER = ExplainContext(
             id="hidden",
         ),
         pytest.param(
-            H100_DRIVER.__class__(**{**vars(H100_DRIVER), "cuda_driver_version": "12.4"}),
+            H100_DRIVER.__class__(
+                **{**msgspec.structs.asdict(H100_DRIVER), "cuda_driver_version": "12.4"}
+            ),
             None,
             None,
             CudaUnavailableCause.DRIVER_TOO_OLD,
@@ -123,7 +125,9 @@ H100_DRIVER = ExplainContext(
             id="driver-warning",
         ),
         pytest.param(
-            H100_DRIVER.__class__(**{**vars(H100_DRIVER), "driver_version": None}),
+            H100_DRIVER.__class__(
+                **{**msgspec.structs.asdict(H100_DRIVER), "driver_version": None}
+            ),
             "CUDA initialization: Found no NVIDIA driver on your system.",
             None,
             CudaUnavailableCause.NO_DRIVER,
@@ -131,7 +135,9 @@ H100_DRIVER = ExplainContext(
             id="no-driver",
         ),
         pytest.param(
-            H100_DRIVER.__class__(**{**vars(H100_DRIVER), "nvidia_compute_capability": "6.1"}),
+            H100_DRIVER.__class__(
+                **{**msgspec.structs.asdict(H100_DRIVER), "nvidia_compute_capability": "6.1"}
+            ),
             None,
             None,
             CudaUnavailableCause.ARCH_MISSING,
@@ -173,7 +179,9 @@ def test_wrong_wheel_fix_is_the_install_command(cause: CudaUnavailableCause) -> 
         nvidia_compute_capability="6.1",
     )
     if cause is CudaUnavailableCause.ARCH_MISSING:
-        ctx = H100_DRIVER.__class__(**{**vars(H100_DRIVER), "nvidia_compute_capability": "6.1"})
+        ctx = H100_DRIVER.__class__(
+            **{**msgspec.structs.asdict(H100_DRIVER), "nvidia_compute_capability": "6.1"}
+        )
     assert INSTALL in diagnose_cuda_unavailable(ctx, None, ARCH_LIST).fix
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from dlready.install.torch_fit import FitStatus, TorchFit
 from dlready.model import MachineSnapshot, PowerSupplyInfo, Reading, ReadState, Source

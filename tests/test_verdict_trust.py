@@ -3,13 +3,13 @@ judges only what it names, a present-but-broken GPU is not ready (issue 7, items
 
 from __future__ import annotations
 
-import dataclasses
 import json
-from dataclasses import replace
 from pathlib import Path
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 from typer.testing import CliRunner
 
 from dlready.cli import app
@@ -223,7 +223,7 @@ def test_a_gpu_failing_every_query_is_below_minimum() -> None:
     gpu = snapshot.gpus[0]
     failed = {
         f.name: Reading.failed(Source.NVML, "nvmlDeviceGetX: NVMLError_Timeout: Timeout")
-        for f in dataclasses.fields(gpu)
+        for f in msgspec.structs.fields(gpu)
         if isinstance(getattr(gpu, f.name), Reading)
     }
     dead = replace(gpu, **failed)

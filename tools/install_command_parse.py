@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 _PIP_REQUIREMENT = re.compile(
     r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)"
@@ -30,8 +31,7 @@ class CommandParseError(ValueError):
     """The text is not a single install command this parser understands."""
 
 
-@dataclass(frozen=True)
-class Requirement:
+class Requirement(Struct, frozen=True):
     """One package on an install command line."""
 
     name: str
@@ -48,8 +48,7 @@ class Requirement:
         return f"{self.version}+{self.local}" if self.local else self.version
 
 
-@dataclass(frozen=True)
-class ParsedCommand:
+class ParsedCommand(Struct, frozen=True):
     """The meaning of one install command line."""
 
     manager: str

@@ -11,7 +11,6 @@ Each reading is a :class:`Reading`: a value, where it came from (:class:`Source`
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import functools
 import math
@@ -19,8 +18,10 @@ import re
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
+
+import msgspec
+from msgspec import Struct, field
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -62,8 +63,7 @@ class ReadState(StrEnum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True)
-class Reading(Generic[T]):
+class Reading(Struct, Generic[T], frozen=True):
     """One measured value with its provenance.
 
     A ``None`` value with state ``read`` means the probe looked and found nothing to report
@@ -123,8 +123,7 @@ class OperatingSystem(StrEnum):
     OTHER = "other"
 
 
-@dataclass(frozen=True)
-class PlatformInfo:
+class PlatformInfo(Struct, frozen=True):
     """Operating system, Python and runtime environment."""
 
     os: OperatingSystem
@@ -157,8 +156,7 @@ class CpuClass(StrEnum):
     OTHER = "other"
 
 
-@dataclass(frozen=True)
-class CpuInfo:
+class CpuInfo(Struct, frozen=True):
     """The host CPU as seen by this process."""
 
     vendor: Reading[str] = field(default_factory=missing)
@@ -176,8 +174,7 @@ class CpuInfo:
     package_temperature_c: Reading[float] = field(default_factory=missing)
 
 
-@dataclass(frozen=True)
-class MemoryInfo:
+class MemoryInfo(Struct, frozen=True):
     """System memory; ``effective_total_bytes`` is what this process may really use."""
 
     total_bytes: Reading[int] = field(default_factory=missing)
@@ -210,8 +207,7 @@ class StackState(StrEnum):
     NOT_APPLICABLE = "not_applicable"
 
 
-@dataclass(frozen=True)
-class DriverStack:
+class DriverStack(Struct, frozen=True):
     """One vendor's driver and management library (for NVIDIA: the driver seen through NVML)."""
 
     vendor: GpuVendor
@@ -224,8 +220,7 @@ class DriverStack:
     device_count: Reading[int] = field(default_factory=missing)
 
 
-@dataclass(frozen=True)
-class GpuInfo:
+class GpuInfo(Struct, frozen=True):
     """One GPU. A GPU that failed as a whole keeps its index and carries ``error``."""
 
     index: int
@@ -262,8 +257,7 @@ class GpuInfo:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class PciDisplayDevice:
+class PciDisplayDevice(Struct, frozen=True):
     """A display or 3D controller on the PCI bus, seen whether or not its driver works."""
 
     bus_id: str
@@ -272,8 +266,7 @@ class PciDisplayDevice:
     driver: str | None = None
 
 
-@dataclass(frozen=True)
-class PowerSupplyInfo:
+class PowerSupplyInfo(Struct, frozen=True):
     """The power supply. Software cannot read it, except DMI type 39 on some servers."""
 
     declared_capacity_w: Reading[float] = field(default_factory=missing)
@@ -289,8 +282,7 @@ class PowerSupplyInfo:
         return self.declared_capacity_w
 
 
-@dataclass(frozen=True)
-class TorchInstall:
+class TorchInstall(Struct, frozen=True):
     """The installed PyTorch, read from package metadata without importing it."""
 
     installed: bool
@@ -301,8 +293,7 @@ class TorchInstall:
     location: Reading[str] = field(default_factory=missing)
 
 
-@dataclass(frozen=True)
-class ToolInfo:
+class ToolInfo(Struct, frozen=True):
     """One program of the build toolchain: where it is on ``PATH`` and what version it says."""
 
     name: str
@@ -312,8 +303,7 @@ class ToolInfo:
     """The first line of its version output, as printed (``gcc (Debian 12.2.0-14) 12.2.0``)."""
 
 
-@dataclass(frozen=True)
-class HostCompilerLimits:
+class HostCompilerLimits(Struct, frozen=True):
     """The host compilers a CUDA toolkit's nvcc accepts (the check in its ``host_config.h``)."""
 
     gcc_max_major: int | None = None
@@ -326,8 +316,7 @@ class HostCompilerLimits:
     """The header read, or the table entry (with its source) used instead."""
 
 
-@dataclass(frozen=True)
-class BuildTools:
+class BuildTools(Struct, frozen=True):
     """What building a PyTorch C++/CUDA extension (``torch.utils.cpp_extension``) would use."""
 
     nvcc: ToolInfo = field(default_factory=lambda: ToolInfo("nvcc"))
@@ -361,16 +350,14 @@ class BuildTools:
         return next((tool for tool in self.host_compilers if tool.name == name), None)
 
 
-@dataclass(frozen=True)
-class ProbeError:
+class ProbeError(Struct, frozen=True):
     """A probe that failed as a whole; the rest of the report still stands."""
 
     probe: str
     message: str
 
 
-@dataclass(frozen=True)
-class MachineSnapshot:
+class MachineSnapshot(Struct, frozen=True):
     """Everything dlready knows about one machine at one moment."""
 
     captured_at: str
@@ -423,10 +410,9 @@ _FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
 
 
 def _field_names(cls: type) -> tuple[str, ...] | None:
-    """A dataclass's field names, looked up once per class (a report has a million values)."""
+    """A model class's field names, looked up once per class (a report has a million values)."""
     if cls not in _FIELD_NAMES:
-        is_model = dataclasses.is_dataclass(cls)
-        _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls)) if is_model else None
+        _FIELD_NAMES[cls] = cls.__struct_fields__ if issubclass(cls, Struct) else None
     return _FIELD_NAMES[cls]
 
 
@@ -490,8 +476,8 @@ def _decoder(cls: Any) -> Decoder:
     target = origin or cls
     if target is Reading:
         return _reading_decoder(_decoder(args[0]) if args else _identity)
-    if dataclasses.is_dataclass(target):
-        return _dataclass_decoder(cls, target)
+    if isinstance(target, type) and issubclass(target, Struct):
+        return _struct_decoder(cls, target)
     if isinstance(target, type) and issubclass(target, enum.Enum):
         return _enum_decoder(target)
     if target is float:
@@ -560,16 +546,16 @@ def _dict_decoder(value_decoder: Decoder) -> Decoder:
     return decode
 
 
-def _dataclass_decoder(cls: Any, target: Any) -> Decoder:
+def _struct_decoder(cls: Any, target: Any) -> Decoder:
     hints = typing.get_type_hints(target)
     bindings = dict(zip(getattr(target, "__parameters__", ()), typing.get_args(cls), strict=False))
     fields = [
         (
             f.name,
-            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+            f.required,
             _decoder(_substitute(hints[f.name], bindings)),
         )
-        for f in dataclasses.fields(target)
+        for f in msgspec.structs.fields(target)
     ]
 
     def decode(data: Any) -> Any:

@@ -14,12 +14,13 @@ that cannot be real are screened. The same table is applied when probing
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+import msgspec
+from msgspec import Struct
 
 from dlready.model import (
     CpuInfo,
@@ -34,8 +35,7 @@ from dlready.model import (
 )
 
 
-@dataclass(frozen=True)
-class PlausibleRange:
+class PlausibleRange(Struct, frozen=True):
     """The closed interval a reading must fall in, its unit as shown, and why."""
 
     low: float
@@ -128,11 +128,11 @@ CPU_RANGES: Mapping[str, PlausibleRange] = {
 }
 
 MEMORY_RANGES: Mapping[str, PlausibleRange] = {
-    "total_bytes": dataclasses.replace(_RAM, low=1),
+    "total_bytes": msgspec.structs.replace(_RAM, low=1),
     "available_bytes": _RAM,
     "swap_total_bytes": _RAM,
     "cgroup_limit_bytes": _RAM,
-    "effective_total_bytes": dataclasses.replace(_RAM, low=1),
+    "effective_total_bytes": msgspec.structs.replace(_RAM, low=1),
 }
 
 POWER_SUPPLY_RANGES: Mapping[str, PlausibleRange] = {
@@ -221,12 +221,14 @@ def screen_gpu(gpu: GpuInfo) -> GpuInfo:
         changes["fp32_peak_tflops"] = Reading.failed(
             Source.DERIVED, f"derived from an {derived_from[0].reason}"
         )
-    return dataclasses.replace(gpu, **changes) if changes else gpu
+    return msgspec.structs.replace(gpu, **changes) if changes else gpu
 
 
 def _screen_stack(stack: DriverStack) -> DriverStack:
     count = screen(stack.device_count, DEVICE_COUNT)
-    return stack if count is stack.device_count else dataclasses.replace(stack, device_count=count)
+    return (
+        stack if count is stack.device_count else msgspec.structs.replace(stack, device_count=count)
+    )
 
 
 def screen_snapshot(snapshot: MachineSnapshot) -> MachineSnapshot:
@@ -243,10 +245,10 @@ def screen_snapshot(snapshot: MachineSnapshot) -> MachineSnapshot:
     )
     if unchanged:
         return snapshot
-    cpu: CpuInfo = dataclasses.replace(snapshot.cpu, **cpu_changes)
-    memory: MemoryInfo = dataclasses.replace(snapshot.memory, **memory_changes)
-    power_supply: PowerSupplyInfo = dataclasses.replace(snapshot.power_supply, **psu_changes)
-    return dataclasses.replace(
+    cpu: CpuInfo = msgspec.structs.replace(snapshot.cpu, **cpu_changes)
+    memory: MemoryInfo = msgspec.structs.replace(snapshot.memory, **memory_changes)
+    power_supply: PowerSupplyInfo = msgspec.structs.replace(snapshot.power_supply, **psu_changes)
+    return msgspec.structs.replace(
         snapshot,
         cpu=cpu,
         memory=memory,

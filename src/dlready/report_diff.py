@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct
 
 from dlready.bounded_read import read_json_file
 
@@ -74,8 +75,7 @@ class ReportError(ValueError):
     """A file that is not a comparable dlready report."""
 
 
-@dataclass(frozen=True)
-class Difference:
+class Difference(Struct, frozen=True):
     """One field that differs between the two reports."""
 
     path: str

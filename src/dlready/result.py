@@ -21,8 +21,9 @@ import enum
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
+
+from msgspec import Struct, field
 
 from dlready import output
 from dlready.exitcodes import ExitCode
@@ -50,8 +51,7 @@ def output_format(*, as_json: bool, as_markdown: bool = False) -> OutputFormat:
     return OutputFormat.MARKDOWN if as_markdown else OutputFormat.TEXT
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(Struct, frozen=True):
     """One error or warning, the same shape for every command.
 
     ``code`` is a stable machine word (``usage``, ``bad_input``, ``probe_failed``, ...);
@@ -104,8 +104,7 @@ class Streams:
 Renderer = Callable[[Streams], None]
 
 
-@dataclass(frozen=True)
-class CommandResult:
+class CommandResult(Struct, frozen=True):
     """What a command produced, before it is written anywhere."""
 
     command: str

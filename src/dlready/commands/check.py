@@ -31,7 +31,7 @@ def build_report(
     Raises:
         SpecError: when the profile or spec file is invalid.
     """
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from dlready.install.torch_fit import find_software
     from dlready.spec.build import InstalledTorchFit, fold_build, judge_build_part

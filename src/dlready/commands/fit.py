@@ -329,7 +329,7 @@ def _senseless_flags(
 
 
 def _measure(report: FitReport, timeout_s: float, from_snapshot: bool = False) -> Measurement:
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     from dlready.fit.measure import MeasureError, measure
     from dlready.result import CommandError, Problem

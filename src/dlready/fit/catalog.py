@@ -7,10 +7,11 @@ import difflib
 import json
 import math
 import re
-from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from dlready.bounded_read import read_json_file
 from dlready.package_data import read_data_text
@@ -37,8 +38,7 @@ class ModelLookupError(ValueError):
         self.code = code
 
 
-@dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(Struct, frozen=True):
     """The shape of one model. Transformer fields are 0 for a CNN or a bare count."""
 
     id: str

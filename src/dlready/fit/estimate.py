@@ -5,8 +5,8 @@ Every formula is written down, with its source, in docs/fit.md; the names here f
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+import msgspec
+from msgspec import Struct
 
 from dlready.fit.catalog import (
     ModelSpec,
@@ -48,8 +48,7 @@ class RequestError(ValueError):
     """A request that cannot be estimated (bad combination); a usage error."""
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(Struct, frozen=True):
     """What the user wants to run. ``batch`` is per GPU (a micro-batch)."""
 
     task: str = "infer"
@@ -70,11 +69,10 @@ class Request:
 
     def with_(self, **changes: object) -> Request:
         """A copy with some fields changed."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return msgspec.structs.replace(self, **changes)
 
 
-@dataclass(frozen=True)
-class Breakdown:
+class Breakdown(Struct, frozen=True):
     """Bytes per GPU (or in RAM, on the CPU) for one request, item by item."""
 
     weights_bytes: float

@@ -14,8 +14,9 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from dlready.fit.catalog import ModelSpec, layer_parameters, parameter_count
 from dlready.fit.estimate import (
@@ -50,8 +51,7 @@ class MeasureError(Exception):
         self.torch_missing = torch_missing
 
 
-@dataclass(frozen=True)
-class MeasuredItem:
+class MeasuredItem(Struct, frozen=True):
     """One item: the estimate for one block against what the child measured."""
 
     name: str
@@ -67,8 +67,7 @@ class MeasuredItem:
         return self.estimate_bytes / self.measured_bytes if self.measured_bytes else None
 
 
-@dataclass(frozen=True)
-class Measurement:
+class Measurement(Struct, frozen=True):
     """What ``--measure`` found."""
 
     device: str

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from dlready.fit.catalog import ModelSpec
 from dlready.fit.estimate import (
@@ -39,8 +40,7 @@ class GpuUnusableError(MachineError):
         self.evidence = evidence
 
 
-@dataclass(frozen=True)
-class FitGpu:
+class FitGpu(Struct, frozen=True):
     """One GPU as the planner sees it."""
 
     index: int
@@ -57,8 +57,7 @@ class FitGpu:
         return self.free_bytes if self.free_bytes is not None else self.total_bytes
 
 
-@dataclass(frozen=True)
-class FitMachine:
+class FitMachine(Struct, frozen=True):
     """The GPUs that may be used, and the host's RAM."""
 
     gpus: tuple[FitGpu, ...]
@@ -290,8 +289,7 @@ _BROKEN_STACK_STATES = {  # the evidence, and the fix when the driver stack gave
 }
 
 
-@dataclass(frozen=True)
-class Option:
+class Option(Struct, frozen=True):
     """One way to run it: the request, its estimate and whether it fits."""
 
     key: str
@@ -305,8 +303,7 @@ class Option:
     alone_fits: bool | None = None
 
 
-@dataclass(frozen=True)
-class FitReport:
+class FitReport(Struct, frozen=True):
     """The answer of ``dlready fit``."""
 
     model: ModelSpec

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
 from typing import Any
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from dlready.fleet import judge
 from dlready.fleet.report import (
@@ -26,8 +28,7 @@ from dlready.fleet.report import (
 )
 
 
-@dataclass
-class Layout:
+class Layout(Struct):
     """Node of every rank, decided by rank 0 from the join records."""
 
     node_of: list[int]
@@ -74,8 +75,7 @@ def layout_from_joins(joins: Sequence[Mapping[str, Any]]) -> Layout:
     )
 
 
-@dataclass
-class Gathered:
+class Gathered(Struct):
     """Everything rank 0 collected, as posted."""
 
     launcher: str

@@ -10,8 +10,9 @@ collective that never returns cannot stop it from reporting.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from msgspec.structs import replace
 
 from dlready.fleet.assemble import Gathered, assemble, layout_from_joins, likely_host
 from dlready.fleet.report import STEP_TITLES, Finding, FleetReport, StepRecord

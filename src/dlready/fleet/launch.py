@@ -22,8 +22,9 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 DEFAULT_PORT = 29500
 """torchrun's default ``MASTER_PORT``; also used under Slurm when ``MASTER_PORT`` is unset."""
@@ -33,8 +34,7 @@ class LaunchError(ValueError):
     """The launcher's variables are missing, malformed or contradict each other."""
 
 
-@dataclass(frozen=True)
-class Launch:
+class Launch(Struct, frozen=True):
     """This process's place in the fleet."""
 
     launcher: str

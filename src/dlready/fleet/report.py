@@ -7,8 +7,9 @@ Units are in names: ``_s`` seconds, ``_bytes``, ``_tflops`` (TFLOP/s), ``_gbps``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from dlready.model import from_jsonable
 
@@ -56,8 +57,7 @@ STEP_TITLES = {
 }
 
 
-@dataclass(frozen=True)
-class GpuSummary:
+class GpuSummary(Struct, frozen=True):
     """One GPU of a node as its local rank 0 probed it (NVML)."""
 
     index: int
@@ -69,8 +69,7 @@ class GpuSummary:
     pcie_width_max: int | None
 
 
-@dataclass(frozen=True)
-class NodeRecord:
+class NodeRecord(Struct, frozen=True):
     """One node, probed once by its local rank 0 with ``check``'s probes."""
 
     node: int
@@ -87,8 +86,7 @@ class NodeRecord:
     probe_errors: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class SmokeResult:
+class SmokeResult(Struct, frozen=True):
     """One of smoke's checks, run on this rank's device."""
 
     name: str
@@ -96,8 +94,7 @@ class SmokeResult:
     message: str
 
 
-@dataclass(frozen=True)
-class RankRecord:
+class RankRecord(Struct, frozen=True):
     """One rank: where it runs, its software, its device, what it measured, how it is judged."""
 
     rank: int
@@ -132,8 +129,7 @@ class RankRecord:
     notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class StepRecord:
+class StepRecord(Struct, frozen=True):
     """One of the six steps: how it ended and how long it took."""
 
     name: str
@@ -145,8 +141,7 @@ class StepRecord:
     message: str = ""
 
 
-@dataclass(frozen=True)
-class CollectiveCheck:
+class CollectiveCheck(Struct, frozen=True):
     """One collective on known values, checked exactly on every rank."""
 
     op: str
@@ -159,8 +154,7 @@ class CollectiveCheck:
     """Ranks that received a wrong result."""
 
 
-@dataclass(frozen=True)
-class CollectiveSpeed:
+class CollectiveSpeed(Struct, frozen=True):
     """``all_reduce`` of one message size in one group, with nccl-tests' formulas.
 
     ``time_s`` is the average over the group's ranks of the time per call; algbw = size /
@@ -178,8 +172,7 @@ class CollectiveSpeed:
     busbw_gbps: float
 
 
-@dataclass(frozen=True)
-class LinkExpectation:
+class LinkExpectation(Struct, frozen=True):
     """What the link under a scope should carry, and where that figure comes from."""
 
     scope: str
@@ -190,8 +183,7 @@ class LinkExpectation:
     percent: float | None = None
 
 
-@dataclass(frozen=True)
-class PointToPoint:
+class PointToPoint(Struct, frozen=True):
     """One leg of the ring between nodes: ``src_rank`` sends to ``dst_rank``."""
 
     src_rank: int
@@ -205,8 +197,7 @@ class PointToPoint:
     percent_of_median: float | None = None
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Struct, frozen=True):
     """Something that makes the fleet not ready or not uniform, with what to do about it."""
 
     kind: str
@@ -216,8 +207,7 @@ class Finding:
     hosts: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class FleetReport:
+class FleetReport(Struct, frozen=True):
     """Everything rank 0 gathered and judged."""
 
     launcher: str

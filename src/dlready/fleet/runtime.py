@@ -29,11 +29,11 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from msgspec import Struct, field
 
 from dlready import __version__
 from dlready.exitcodes import ExitCode
@@ -66,8 +66,7 @@ _KIB = 1024
 _MIB = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Options:
+class Options(Struct, frozen=True):
     """What the command line asked for."""
 
     backend: str | None
@@ -75,8 +74,7 @@ class Options:
     smoke: bool
 
 
-@dataclass
-class Hooks:
+class Hooks(Struct):
     """Points where a test may change what a rank does (``DLREADY_FLEET_TEST_HOOK``)."""
 
     contribution: Callable[[str, int, torch.Tensor], torch.Tensor] = field(

@@ -19,7 +19,8 @@ from __future__ import annotations
 import enum
 import functools
 import re
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from dlready.install.versions import compute_capability_key
 
@@ -47,8 +48,7 @@ class Coverage(enum.IntEnum):
     NATIVE = 2
 
 
-@dataclass(frozen=True)
-class ArchTarget:
+class ArchTarget(Struct, frozen=True):
     """One entry of a ``TORCH_CUDA_ARCH_LIST``."""
 
     major: int

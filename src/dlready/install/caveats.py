@@ -4,7 +4,7 @@ public page, and what to do. The research notes behind each caveat stay in the t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 from dlready.install.table import CompatTable, PipForm
 
@@ -17,8 +17,7 @@ _WHAT_TO_DO = {
 }
 
 
-@dataclass(frozen=True)
-class Unconfirmed:
+class Unconfirmed(Struct, frozen=True):
     """One part of a plan that dlready's table could not confirm."""
 
     subject: str

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, replace
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from dlready.install.archs import Coverage
 from dlready.install.cuda_fit import gpu_coverage
@@ -41,8 +43,7 @@ CHANNELS = ("stable", "test", "nightly")
 PRE_RELEASE_CHANNELS = ("test", "nightly")
 
 
-@dataclass(frozen=True)
-class ChannelNote:
+class ChannelNote(Struct, frozen=True):
     """A remark about a channel, and the plans it concerns (empty: every plan)."""
 
     text: str
@@ -60,8 +61,7 @@ class ChannelNote:
         )
 
 
-@dataclass(frozen=True)
-class Channel:
+class Channel(Struct, frozen=True):
     """One pre-release index and what it carries."""
 
     name: str
@@ -181,8 +181,7 @@ def _stable_counterpart(
     return None
 
 
-@dataclass(frozen=True)
-class _ArchVerdict:
+class _ArchVerdict(Struct, frozen=True):
     """What is known about one pre-release CUDA build's kernels for the given GPUs."""
 
     impossible: tuple[str, ...]

@@ -3,7 +3,7 @@ forced ``--variant`` checked against the GPUs; with the reason and warnings for 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 from dlready.install.archs import Coverage, arch_labels
 from dlready.install.caveats import arch_list_caveat, driver_floor_caveats
@@ -20,8 +20,7 @@ JETSON_WORDS = (
 )
 
 
-@dataclass(frozen=True)
-class VariantChoice:
+class VariantChoice(Struct, frozen=True):
     """The chosen variant, its pip form (for the arch list and index) and the candidates."""
 
     variant: str

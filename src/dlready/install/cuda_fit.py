@@ -3,8 +3,9 @@ against the driver (pure; the rules of :mod:`dlready.install.archs` plus the Jet
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from dlready.install.archs import Coverage, coverage, parse_arch_list
 from dlready.install.facts import MachineFacts
@@ -24,8 +25,7 @@ _COVERAGE_STATE = {
 }
 
 
-@dataclass(frozen=True)
-class Evaluation:
+class Evaluation(Struct, frozen=True):
     """One CUDA wheel judged against the machine's GPUs and driver."""
 
     form: PipForm

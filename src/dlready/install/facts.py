@@ -8,8 +8,10 @@ every value so the explanation can say which were detected and which were given.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from dlready.install.errors import PlanError
 from dlready.install.pci_ids import gpu_from_pci_device
@@ -61,8 +63,7 @@ _CLOSE_MATCH_CUTOFF = 0.8
 ``linx`` -> ``linux`` (0.89) yes, ``freebsd`` -> ``macos`` no."""
 
 
-@dataclass(frozen=True)
-class Fact(Generic[T]):
+class Fact(Struct, Generic[T], frozen=True):
     """One fact with its origin: ``detected``, ``given`` (a flag), ``implied`` or ``unknown``."""
 
     value: T | None
@@ -87,8 +88,7 @@ def unknown(reason: str) -> Fact[Any]:
     return Fact(value=None, origin=UNKNOWN, detail=reason)
 
 
-@dataclass(frozen=True)
-class NvidiaFault:
+class NvidiaFault(Struct, frozen=True):
     """An NVIDIA GPU is evidently here, but its driver does not work: plan nothing until it
     does (a CPU build on a GPU machine is the wrong install)."""
 
@@ -105,8 +105,7 @@ class NvidiaFault:
     """The loaded kernel module's version (``/proc/driver/nvidia/version``), if any."""
 
 
-@dataclass(frozen=True)
-class MachineFacts:
+class MachineFacts(Struct, frozen=True):
     """What the planner needs to know about the target machine."""
 
     os: Fact[str]
@@ -355,8 +354,7 @@ def with_kernel_module(facts: MachineFacts, version: str | None) -> MachineFacts
     return replace(facts, nvidia_fault=replace(fault, kernel_driver_version=version))
 
 
-@dataclass(frozen=True)
-class FactOverrides:
+class FactOverrides(Struct, frozen=True):
     """Values given on the command line; None means "not given"."""
 
     os: str | None = None

@@ -8,7 +8,7 @@ an AMD GPU. Pure: decided from the snapshot and the packaged compat table.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from msgspec import Struct, field
 
 from dlready.install.archs import Coverage, arch_labels
 from dlready.install.caveats import arch_list_caveat, caveat_lines, driver_floor_caveats
@@ -112,8 +112,7 @@ def _try_plan(
         return None, _describe(exc)
 
 
-@dataclass
-class _Findings:
+class _Findings(Struct):
     """What the judge found: problems (a mismatch), unknowns (not judged), soft warnings."""
 
     problems: list[str] = field(default_factory=list)
@@ -121,8 +120,7 @@ class _Findings:
     warnings: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Installed:
+class _Installed(Struct, frozen=True):
     """The installed torch as the judge sees it."""
 
     raw_version: str | None

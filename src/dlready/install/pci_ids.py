@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from dlready.package_data import read_data_text
 
 PCI_TABLE_RESOURCE = "nvidia_pci_devices.json"
 
 
-@dataclass(frozen=True)
-class PciGpu:
+class PciGpu(Struct, frozen=True):
     """An NVIDIA GPU known by its PCI device id."""
 
     device_id: str

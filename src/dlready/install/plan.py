@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from dlready.install.caveats import Unconfirmed
 from dlready.install.facts import MachineFacts
@@ -37,8 +38,7 @@ class DriverSupport(StrEnum):
     UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
-class InstallWishes:
+class InstallWishes(Struct, frozen=True):
     """What the user asked for; None means "choose for me"."""
 
     torch: str | None = None
@@ -50,8 +50,7 @@ class InstallWishes:
     same version (``2.11.0+cpu``) does not satisfy the request (used for fix commands)."""
 
 
-@dataclass(frozen=True)
-class PlanContext:
+class PlanContext(Struct, frozen=True):
     """One planning request: the machine, the wishes, the table and the target platform."""
 
     facts: MachineFacts
@@ -70,8 +69,7 @@ class PlanContext:
         return self.wishes.manager == "conda"
 
 
-@dataclass
-class Rationale:
+class Rationale(Struct):
     """What the plan tells the user besides the command: reasons, warnings and sources."""
 
     reasons: list[str] = field(default_factory=list)
@@ -80,8 +78,7 @@ class Rationale:
     unconfirmed: list[Unconfirmed] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class PinnedPackage:
+class PinnedPackage(Struct, frozen=True):
     """One package on the command line."""
 
     name: str
@@ -101,8 +98,7 @@ class PinnedPackage:
         return {**to_jsonable(self), "spec": self.spec}
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(Struct, frozen=True):
     """One variant the planner considered, and its verdict."""
 
     variant: str
@@ -119,8 +115,7 @@ class Candidate:
         return result
 
 
-@dataclass(frozen=True)
-class InstallPlan:
+class InstallPlan(Struct, frozen=True):
     """The one install command for a machine, and why."""
 
     command_line: str

@@ -25,7 +25,7 @@ The steps, each in its own module (docs/install-cmd.md lists the rules with exam
 
 from __future__ import annotations
 
-from dataclasses import replace
+from msgspec.structs import replace
 
 from dlready.install.accelerator import nearest_variant, resolve_accelerator, resolve_variant_name
 from dlready.install.caveats import Unconfirmed, caveat_lines

@@ -18,8 +18,10 @@ import re
 import shlex
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TextIO
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from dlready.exitcodes import ExitCode
 from dlready.install.facts import DETECTED, Fact, FactOverrides, MachineFacts
@@ -61,8 +63,7 @@ class RunError(CommandError):
         return self.exit_code
 
 
-@dataclass(frozen=True)
-class TargetInterpreter:
+class TargetInterpreter(Struct, frozen=True):
     """The Python the install goes into."""
 
     executable: str

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from dlready.install.versions import numeric_key
 from dlready.package_data import read_data_text
@@ -31,8 +32,7 @@ class CompatTableError(RuntimeError):
     """The packaged table is missing or does not match this version of dlready."""
 
 
-@dataclass(frozen=True)
-class ArchList:
+class ArchList(Struct, frozen=True):
     """A wheel variant's ``TORCH_CUDA_ARCH_LIST`` and how sure the reference is of it."""
 
     arch_list: str
@@ -41,8 +41,7 @@ class ArchList:
     unconfirmed: str | None
 
 
-@dataclass(frozen=True)
-class PipForm:
+class PipForm(Struct, frozen=True):
     """How one variant of one release is installed with pip on one platform."""
 
     variant: str
@@ -62,8 +61,7 @@ class PipForm:
     unconfirmed: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class CondaForm:
+class CondaForm(Struct, frozen=True):
     """How one variant of one release is installed with conda on one platform."""
 
     variant: str
@@ -75,8 +73,7 @@ class CondaForm:
     unconfirmed: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class PythonRange:
+class PythonRange(Struct, frozen=True):
     """Python versions a release ships wheels for."""
 
     min: str
@@ -86,8 +83,7 @@ class PythonRange:
     source: str
 
 
-@dataclass(frozen=True)
-class ReleaseNote:
+class ReleaseNote(Struct, frozen=True):
     """A release note the research marked UNCONFIRMED, with the plans it concerns."""
 
     scope: str
@@ -95,8 +91,7 @@ class ReleaseNote:
     text: str
 
 
-@dataclass(frozen=True)
-class Release:
+class Release(Struct, frozen=True):
     """One torch release and everything needed to install it."""
 
     torch: str
@@ -146,8 +141,7 @@ class Release:
         return numeric_key(self.torch)
 
 
-@dataclass(frozen=True)
-class DriverFloor:
+class DriverFloor(Struct, frozen=True):
     """Driver needed by one CUDA wheel variant, on Linux and Windows."""
 
     variant: str
@@ -169,16 +163,14 @@ class DriverFloor:
         return self.unconfirmed_windows if windows else self.unconfirmed_linux
 
 
-@dataclass(frozen=True)
-class PublicSource:
+class PublicSource(Struct, frozen=True):
     """A public page users can check a kind of fact against."""
 
     title: str
     url: str
 
 
-@dataclass(frozen=True)
-class CompatTable:
+class CompatTable(Struct, frozen=True):
     """The whole table: releases newest first, driver floors, conda and platform facts."""
 
     checked_on: str

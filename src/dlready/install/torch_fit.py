@@ -8,8 +8,9 @@ its head start (:mod:`dlready.head_start`) without importing the planner and its
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from dlready.model import StrEnum
 
@@ -26,8 +27,7 @@ class FitStatus(StrEnum):
     NOT_INSTALLED = "not_installed"
 
 
-@dataclass(frozen=True)
-class TorchFit:
+class TorchFit(Struct, frozen=True):
     """The verdict on the installed torch; ``check`` judges its PyTorch part from it."""
 
     status: FitStatus
@@ -57,8 +57,7 @@ class TorchFit:
         }
 
 
-@dataclass(frozen=True)
-class SoftwareFinding:
+class SoftwareFinding(Struct, frozen=True):
     """What ``check`` reports from the install planner for one snapshot."""
 
     torch_fit: TorchFit | None

@@ -8,7 +8,8 @@ cgroup is read and the smallest limit wins.
 from __future__ import annotations
 
 import posixpath
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from dlready.model import Reading, Source
 from dlready.probes.hostfs import HostFiles
@@ -21,8 +22,7 @@ _V1_CPU_DIRS = ("cpu,cpuacct", "cpu", "cpuacct,cpu")
 _V1_MEMORY_DIRS = ("memory",)
 
 
-@dataclass(frozen=True)
-class CgroupMembership:
+class CgroupMembership(Struct, frozen=True):
     """Which cgroup this process is in: the v2 path, and the v1 path per controller."""
 
     unified_path: str | None

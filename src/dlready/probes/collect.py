@@ -15,8 +15,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TypeVar
+
+from msgspec import Struct, field
 
 from dlready import __version__
 from dlready.background import Background
@@ -56,8 +57,7 @@ T = TypeVar("T")
 GpuProbeResult = tuple[DriverStack, tuple[GpuInfo, ...]]
 
 
-@dataclass
-class ProbeBackends:
+class ProbeBackends(Struct):
     """Everything the probes read from. Tests pass replays; ``None`` fields mean "the real one"."""
 
     files: HostFiles = field(default_factory=RealHostFiles)

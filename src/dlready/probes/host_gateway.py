@@ -10,12 +10,12 @@ from __future__ import annotations
 import os
 import platform
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from msgspec import Struct
 
-@dataclass(frozen=True)
-class PsutilCpu:
+
+class PsutilCpu(Struct, frozen=True):
     """What psutil knows about the CPU."""
 
     logical_cpus: int | None
@@ -24,8 +24,7 @@ class PsutilCpu:
     max_mhz: float | None
 
 
-@dataclass(frozen=True)
-class PsutilMemory:
+class PsutilMemory(Struct, frozen=True):
     """What psutil knows about memory."""
 
     total_bytes: int

@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
+from msgspec import Struct
+
 T = TypeVar("T")
 S = TypeVar("S")
 R = TypeVar("R")
@@ -37,48 +39,16 @@ _REAP_GRACE_S = 1.0
 _CHILD_FAILED = 70  # EX_SOFTWARE: the child could not even report
 
 
-class _Result:
-    """A small value object. Plain classes, not dataclasses: this module is imported by every
-    ``check``, and four dataclasses cost it about 1 ms more (``python -X importtime``)."""
-
-    __slots__ = ()
-
-    def _fields(self) -> tuple[object, ...]:
-        names: tuple[str, ...] = self.__slots__
-        return tuple(getattr(self, name) for name in names)
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, _Result)
-            and type(self) is type(other)
-            and (self._fields() == other._fields())
-        )
-
-    def __hash__(self) -> int:
-        return hash((type(self), self._fields()))
-
-    def __repr__(self) -> str:
-        names: tuple[str, ...] = self.__slots__
-        values = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
-        return f"{type(self).__name__}({values})"
-
-
-class Finished(_Result, Generic[T]):
+class Finished(Struct, Generic[T], frozen=True):
     """The probe returned ``value``."""
 
-    __slots__ = ("value",)
-
-    def __init__(self, value: T) -> None:
-        self.value = value
+    value: T
 
 
-class Crashed(_Result):
+class Crashed(Struct, frozen=True):
     """The child was ended by a signal (a segfault in a native library, the OOM killer...)."""
 
-    __slots__ = ("signal_number",)
-
-    def __init__(self, signal_number: int) -> None:
-        self.signal_number = signal_number
+    signal_number: int
 
     @property
     def description(self) -> str:
@@ -86,22 +56,16 @@ class Crashed(_Result):
         return f"signal {self.signal_number}: {signal_in_words(self.signal_number)}"
 
 
-class Failed(_Result):
+class Failed(Struct, frozen=True):
     """The probe raised, or the child exited without a result."""
 
-    __slots__ = ("message",)
-
-    def __init__(self, message: str) -> None:
-        self.message = message
+    message: str
 
 
-class TimedOut(_Result):
+class TimedOut(Struct, frozen=True):
     """No result within the deadline; the child was killed."""
 
-    __slots__ = ("timeout_s",)
-
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
+    timeout_s: float
 
 
 Outcome = Finished[T] | Crashed | Failed | TimedOut

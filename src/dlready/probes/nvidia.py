@@ -20,11 +20,12 @@ mig.mode.current, persistence_mode, ecc.mode.current; driver_version for the sta
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import msgspec
+from msgspec import Struct
 
 from dlready.model import DriverStack, GpuInfo, GpuVendor, Reading, ReadState, Source, StackState
 from dlready.plausibility import DEVICE_COUNT, GPU_RANGES, plausible_or_none, screen
@@ -101,8 +102,7 @@ _INIT_FAILURES: dict[str, tuple[StackState, str, str]] = {
 _OTHER_INIT_FAILURE_HINT = "Run `nvidia-smi` to see whether the driver works."
 
 
-@dataclass(frozen=True)
-class GpuHealthSample:
+class GpuHealthSample(Struct, frozen=True):
     """One quick reading of a GPU under load (for ``smoke --burn``); None when unreadable."""
 
     temperature_c: float | None
@@ -428,7 +428,7 @@ def _lost_gpu(index: int, message: str, info: GpuInfo | None = None) -> GpuInfo:
     error = f"{message}; {_LOST_GPU_HINT}"
     if info is None:
         return GpuInfo(index=index, vendor=GpuVendor.NVIDIA, error=error)
-    return dataclasses.replace(info, error=error)
+    return msgspec.structs.replace(info, error=error)
 
 
 def _stack_from_init_error(err: NvmlCallError) -> DriverStack:

@@ -17,8 +17,9 @@ import subprocess
 import sys
 import sysconfig
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
+
+from msgspec import Struct
 
 from dlready.background import run_all as run_all_at_once
 
@@ -28,8 +29,7 @@ TOOL_TIMEOUT_S = 5.0
 _MAX_OUTPUT_CHARS = 64 * 1024
 
 
-@dataclass(frozen=True)
-class ToolRun:
+class ToolRun(Struct, frozen=True):
     """The outcome of running one program: its exit status and output, or why it did not run."""
 
     argv: tuple[str, ...]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from msgspec import Struct
 from rich import box
 from rich.console import Console
 from rich.markup import escape
@@ -227,8 +227,7 @@ def machine_summary(
 # --- judged parts, with identical GPUs grouped --------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DisplayPart:
+class DisplayPart(Struct, frozen=True):
     """One part as people read it: identical GPUs share one."""
 
     label: str

@@ -14,8 +14,9 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from dlready.probes.isolated import (
     ChildService,
@@ -52,8 +53,7 @@ THROUGHPUT_DROP_WARN = 0.10
 """A burn whose last third runs more than 10 % slower than its first third is throttling."""
 
 
-@dataclass(frozen=True)
-class TimedSample:
+class TimedSample(Struct, frozen=True):
     """One health sample, seconds after the load started."""
 
     t_s: float
@@ -68,8 +68,7 @@ Sampler = Callable[[], Any]
 ``clock_event_reasons`` (each may be None)."""
 
 
-@dataclass
-class BackgroundSampler:
+class BackgroundSampler(Struct):
     """Calls ``sample`` every ``interval_s`` on a daemon thread until stopped.
 
     A sampler call that hangs (a stuck NVML) only stalls this thread: :meth:`stop` waits at most
@@ -120,8 +119,7 @@ class BackgroundSampler:
         return list(self.samples)
 
 
-@dataclass(frozen=True)
-class BurnVerdict:
+class BurnVerdict(Struct, frozen=True):
     """The cooling verdict of one burn."""
 
     status: CheckStatus
@@ -232,8 +230,7 @@ def burn_verdict(
     )
 
 
-@dataclass
-class NvmlSampling:
+class NvmlSampling(Struct):
     """An open NVML session that samples one GPU; ``close`` releases it."""
 
     sampler: Sampler

@@ -7,11 +7,10 @@ names (a test holds the two in step).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from msgspec import Struct
 
 
-@dataclass(frozen=True)
-class CheckSpec:
+class CheckSpec(Struct, frozen=True):
     """One check: its name, what it proves, and how long it may take."""
 
     name: str

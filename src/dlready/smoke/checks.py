@@ -18,10 +18,10 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from msgspec import Struct, field
 
 from dlready.render.text import format_number, format_percent
 from dlready.smoke.archcompat import ArchSupport, cuda_arch_support, rocm_arch_support, sm_name
@@ -43,8 +43,7 @@ UNIT_ROUNDOFF: dict[str, float] = {
 MATMUL_DTYPES = ("float32", "tf32", "float16", "bfloat16")
 
 
-@dataclass
-class DeviceContext:
+class DeviceContext(Struct):
     """The device the checks run on and what it supports."""
 
     device: torch.device
@@ -745,8 +744,7 @@ def _cpu_name() -> str | None:
     return platform.processor() or None
 
 
-@dataclass
-class DeviceProbe:
+class DeviceProbe(Struct):
     """What the ``device`` check found; ``context`` is None when nothing can run there."""
 
     outcome: Outcome

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import signal
-from dataclasses import dataclass, replace
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from dlready.model import StrEnum
 from dlready.probes.isolated import signal_in_words
@@ -21,8 +23,7 @@ from dlready.smoke.report import CheckResult, CheckStatus
 INSTALL_CMD_HINT = "run `dlready install-cmd` and run the command it prints"
 
 
-@dataclass(frozen=True)
-class ExplainContext:
+class ExplainContext(Struct, frozen=True):
     """What the parent knows when it explains a failure."""
 
     torch_version: str | None = None
@@ -87,8 +88,7 @@ def cause_words(cause: CudaUnavailableCause) -> str:
     return _CAUSE_WORDS[cause]
 
 
-@dataclass(frozen=True)
-class Diagnosis:
+class Diagnosis(Struct, frozen=True):
     """One cause, in words, with its fix."""
 
     cause: CudaUnavailableCause

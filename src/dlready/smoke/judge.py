@@ -7,8 +7,9 @@ why (``explain.diagnose_cuda_unavailable``), and explain every failure (``explai
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
+
+from msgspec.structs import replace
 
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot
 from dlready.probes.pci import nvidia_devices_on_bus

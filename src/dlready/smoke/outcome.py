@@ -7,12 +7,12 @@ is a failure too; the worker records its class and message for ``explain``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from msgspec import Struct, field
 
-@dataclass
-class Outcome:
+
+class Outcome(Struct):
     """The result of a check that did not fail."""
 
     status: str

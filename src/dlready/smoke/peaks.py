@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from dlready.model import GpuInfo
 from dlready.package_data import read_data_text
@@ -38,8 +40,7 @@ FAIL_BELOW_PERCENT = 10.0
 """Under a tenth of the peak no healthy device of that model runs: something is broken."""
 
 
-@dataclass(frozen=True)
-class DevicePeaks:
+class DevicePeaks(Struct, frozen=True):
     """Spec-sheet figures for one GPU model."""
 
     id: str
@@ -56,8 +57,7 @@ class DevicePeaks:
         return f"{self.source_document} <{self.source_url}>"
 
 
-@dataclass(frozen=True)
-class PcieGeneration:
+class PcieGeneration(Struct, frozen=True):
     """Line rate of one PCIe generation."""
 
     gt_per_s: float
@@ -65,8 +65,7 @@ class PcieGeneration:
     encoding: str
 
 
-@dataclass(frozen=True)
-class PeaksTable:
+class PeaksTable(Struct, frozen=True):
     """The whole data file."""
 
     devices: tuple[DevicePeaks, ...]

@@ -9,8 +9,10 @@ The worker sends plain dicts (one per check); :func:`check_result_from_event` tu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
 from typing import Any
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from dlready.model import StrEnum
 
@@ -31,8 +33,7 @@ class CheckStatus(StrEnum):
 FAILING_STATUSES = frozenset({CheckStatus.FAIL, CheckStatus.TIMEOUT})
 
 
-@dataclass(frozen=True)
-class Expectation:
+class Expectation(Struct, frozen=True):
     """What a speed figure should reach on this device, and where that figure comes from.
 
     ``value`` is None when no trustworthy figure exists (``source`` then says why), so the
@@ -46,8 +47,7 @@ class Expectation:
     """Measured as a percentage of ``value`` (None when either is unknown)."""
 
 
-@dataclass(frozen=True)
-class CheckResult:
+class CheckResult(Struct, frozen=True):
     """One named check on one device."""
 
     name: str
@@ -69,8 +69,7 @@ class CheckResult:
         return self.status in FAILING_STATUSES
 
 
-@dataclass(frozen=True)
-class DeviceReport:
+class DeviceReport(Struct, frozen=True):
     """The suite on one device."""
 
     requested: str
@@ -82,8 +81,7 @@ class DeviceReport:
     checks: tuple[CheckResult, ...]
 
 
-@dataclass(frozen=True)
-class TorchBuild:
+class TorchBuild(Struct, frozen=True):
     """The imported torch, as the worker saw it (no device touched)."""
 
     version: str
@@ -94,8 +92,7 @@ class TorchBuild:
     location: str | None = None
 
 
-@dataclass(frozen=True)
-class SmokeReport:
+class SmokeReport(Struct, frozen=True):
     """Everything one ``dlready smoke`` run found."""
 
     mode: str

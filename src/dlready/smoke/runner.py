@@ -21,8 +21,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
+from msgspec import Struct, field
 
 from dlready.probes.isolated import signal_in_words
 from dlready.smoke import catalog
@@ -41,8 +43,7 @@ STARTUP_TIMEOUT_S = 180.0
 _DONE_TIMEOUT_S = 10.0
 
 
-@dataclass
-class SmokeOptions:
+class SmokeOptions(Struct):
     """What the user asked for (validated by the command)."""
 
     device: str = "auto"
@@ -254,8 +255,7 @@ ProgressCallback = Callable[[str, str, "CheckResult | None"], None]
 BurnOpener = Callable[[str | None, int], "NvmlSampling | str"]
 
 
-@dataclass
-class RunOutcome:
+class RunOutcome(Struct):
     """What the runner found, before expectations and explanations are added."""
 
     torch: TorchBuild
@@ -544,7 +544,7 @@ class Runner:
         measured = {
             **load.measured,
             "health": verdict.summary,
-            "health_samples": [vars(sample) for sample in samples],
+            "health_samples": [msgspec.structs.asdict(sample) for sample in samples],
             "sampler_errors": sampler.errors[-5:],
             "sampler_stalled": sampler.stalled,
         }

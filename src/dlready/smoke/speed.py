@@ -13,9 +13,9 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
+from msgspec import Struct
 
 from dlready.smoke.checks import (
     SEED,
@@ -30,8 +30,7 @@ from dlready.smoke.outcome import Outcome, expect, passed, skipped
 _MIB = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Struct, frozen=True):
     """Sizes and repetitions for one device type and mode."""
 
     matmul_n: dict[str, int]

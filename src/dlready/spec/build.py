@@ -10,8 +10,10 @@ from __future__ import annotations
 import functools
 import json
 import math
-from dataclasses import dataclass, replace
 from typing import Any
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from dlready.install.toolkit_archs import toolkit_min_capability
 from dlready.install.versions import compute_capability_key, cuda_of_variant, numeric_key
@@ -41,16 +43,14 @@ SUBJECT = "Build tools"
 TOOLKIT_ARCHIVE = "https://developer.nvidia.com/cuda-toolkit-archive"
 
 
-@dataclass(frozen=True)
-class BuildPart:
+class BuildPart(Struct, frozen=True):
     """The judged build tools, and whether they count toward the verdict."""
 
     verdict: ComponentVerdict
     counts: bool
 
 
-@dataclass(frozen=True)
-class HostCompilerEntry:
+class HostCompilerEntry(Struct, frozen=True):
     """One row of ``data/cuda_host_compilers.json``."""
 
     cuda_from: tuple[int, ...]
@@ -148,8 +148,7 @@ def _value(tool: ToolInfo) -> str | None:
 # --- the findings ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class InstalledTorchFit:
+class InstalledTorchFit(Struct, frozen=True):
     """What ``check``'s PyTorch part found, as the build part needs it."""
 
     mismatch: bool

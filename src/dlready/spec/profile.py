@@ -10,9 +10,10 @@ import math
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -84,8 +85,7 @@ class SpecError(ValueError):
     """A spec file that cannot be used; the message names file, line and key."""
 
 
-@dataclass(frozen=True)
-class Thresholds:
+class Thresholds(Struct, frozen=True):
     """One component's minimum and recommended values (absent keys are not judged)."""
 
     minimum: Mapping[str, float | str] = field(default_factory=dict)
@@ -93,16 +93,14 @@ class Thresholds:
     reasoning: str = ""
 
 
-@dataclass(frozen=True)
-class Caveat:
+class Caveat(Struct, frozen=True):
     """Advice attached to GPUs below a compute capability, whatever their verdict."""
 
     below_compute_capability: str
     text: str
 
 
-@dataclass(frozen=True)
-class PsuRule:
+class PsuRule(Struct, frozen=True):
     """How the power budget is computed."""
 
     watts_per_gpu: float = 0.0
@@ -114,8 +112,7 @@ class PsuRule:
     reasoning: str = ""
 
 
-@dataclass(frozen=True)
-class BuildRule:
+class BuildRule(Struct, frozen=True):
     """The ``[build]`` table: whether the extension build tools count toward the verdict."""
 
     required: bool = False
@@ -126,8 +123,7 @@ class BuildRule:
     reasoning: str = ""
 
 
-@dataclass(frozen=True)
-class SpecProfile:
+class SpecProfile(Struct, frozen=True):
     """A validated spec table."""
 
     name: str
@@ -371,7 +367,7 @@ def parse_profile(text: str, origin: str) -> SpecProfile:
         judges_cooling="cooling" in data,
         build=BuildRule(
             required=bool(build.get("required", False)),
-            ram_per_job_gib=float(build.get("ram_per_job_gib", BuildRule.ram_per_job_gib)),
+            ram_per_job_gib=float(build.get("ram_per_job_gib", BuildRule().ram_per_job_gib)),
             reasoning=str(build.get("reasoning", "")).strip(),
         ),
     )

@@ -6,11 +6,12 @@ No I/O and no hardware access: every function here is tested from tables.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import msgspec
+from msgspec import Struct, field
 
 from dlready.install.versions import compute_capability_key
 from dlready.model import (
@@ -59,8 +60,7 @@ def worst(statuses: Sequence[Status]) -> Status:
     return min(statuses, key=_SEVERITY.__getitem__) if statuses else Status.UNKNOWN
 
 
-@dataclass(frozen=True)
-class Criterion:
+class Criterion(Struct, frozen=True):
     """One measured value judged against its thresholds."""
 
     name: str
@@ -73,8 +73,7 @@ class Criterion:
     advice: str
 
 
-@dataclass(frozen=True)
-class ComponentVerdict:
+class ComponentVerdict(Struct, frozen=True):
     """One component (the CPU, the memory, one GPU, the PSU...) with its criteria.
 
     ``status`` comes from the criteria that were measured; the ones that could not be are
@@ -91,8 +90,7 @@ class ComponentVerdict:
     not_judged: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class PowerBudget:
+class PowerBudget(Struct, frozen=True):
     """The computed power need of the machine."""
 
     gpu_w: float
@@ -105,8 +103,7 @@ class PowerBudget:
     book_rule_w: float
 
 
-@dataclass(frozen=True)
-class CheckReport:
+class CheckReport(Struct, frozen=True):
     """The judged machine."""
 
     profile: str
@@ -151,8 +148,7 @@ class CheckReport:
         return found
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(Struct, frozen=True):
     """One reason why ``check`` exits 1."""
 
     code: str
@@ -551,7 +547,7 @@ def _gpu_notes(gpu: GpuInfo, profile: SpecProfile) -> list[str]:
 
 
 def _gpu_readings(gpu: GpuInfo) -> list[Reading[Any]]:
-    values = (getattr(gpu, f.name) for f in dataclasses.fields(gpu))
+    values = (getattr(gpu, f.name) for f in msgspec.structs.fields(gpu))
     return [value for value in values if isinstance(value, Reading)]
 
 
@@ -976,7 +972,7 @@ def _said_once(
     if not any(reason in c.advice for c in earlier):
         return part
     advice = part.advice.replace(f" ({reason})", " (see GPU)").replace(reason, "see GPU")
-    return dataclasses.replace(part, advice=advice)
+    return msgspec.structs.replace(part, advice=advice)
 
 
 def judge(
