@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="fork and proces
 def _no_pending_head_start() -> Iterator[None]:
     yield
     gc.enable()  # launch.main turns it off for the short-lived check process
+    gc.unfreeze()  # and freezes the objects of a command that ends
     pending = head_start._pending
     head_start._pending = None
     if pending is not None:
@@ -77,6 +78,34 @@ def test_launch_gives_a_head_start_only_to_a_check_that_probes(
     launch.main(argv)
     assert calls == (["start"] if started else []) + [f"cli {argv}"]
     assert gc.isenabled() is not started
+
+
+@pytest.mark.parametrize(
+    ("argv", "frozen"),
+    [
+        (["check", "--json"], True),
+        (["check", "--snapshot", "report.json"], True),
+        (["install-cmd"], True),
+        (["fit", "gpt2"], True),
+        (["--help"], True),
+        (["smoke"], False),
+        (["fleet", "--json"], False),
+    ],
+)
+def test_a_command_that_ends_leaves_its_objects_out_of_the_last_collections(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], frozen: bool
+) -> None:
+    # Frozen even when the command exits through SystemExit, as every command does; smoke and
+    # fleet may hold torch, whose shutdown is left alone.
+    def cli_main(args: list[str]) -> None:
+        raise SystemExit(0)
+
+    monkeypatch.setattr(head_start, "start", lambda: False)
+    monkeypatch.setattr("dlready.cli.main", cli_main)
+    gc.unfreeze()
+    with pytest.raises(SystemExit):
+        launch.main(argv)
+    assert (gc.get_freeze_count() > 0) is frozen
 
 
 def test_the_head_start_brings_what_check_would_probe() -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import gc
 import sys
 
+_TORCH_IN_PROCESS = frozenset({"smoke", "fleet"})
+"""Commands that may import torch into this process: its shutdown is left as it is."""
+
 _NO_HEAD_START = frozenset({"--snapshot", "--list-profiles", "--psu-watts", "--help", "-h"})
 """``check`` options under which it does not probe, or probes with other settings: a head
 start would be wasted (``check`` would not take it)."""
@@ -17,10 +20,9 @@ start would be wasted (``check`` would not take it)."""
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (see :func:`dlready.cli.main`)."""
     args = list(sys.argv[1:] if argv is None else argv)
-    short_lived = args[:1] == ["check"] and not _NO_HEAD_START.intersection(
+    if args[:1] == ["check"] and not _NO_HEAD_START.intersection(
         arg.split("=", 1)[0] for arg in args
-    )
-    if short_lived:
+    ):
         # A cold check creates some 100,000 objects while it imports, and lives a tenth of a
         # second: the cyclic garbage collector would only scan them again and again (about
         # 5 % of its time, measured). Its objects are freed by reference counting as usual.
@@ -33,8 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli_main(args)
     finally:
-        if short_lived:
-            # The interpreter still runs full collections while it shuts down (about 10 ms of
-            # a cold check, measured); frozen objects are left out of them. Everything is
-            # still freed, and exit handlers still run.
+        if not _TORCH_IN_PROCESS.intersection(args[:1]):
+            # The interpreter still runs full collections while it shuts down, over every
+            # object the imports made (about 10 ms of a cold check, measured): frozen objects
+            # are left out of them. Exit handlers still run; the memory goes back to the
+            # system with the process.
             gc.freeze()
