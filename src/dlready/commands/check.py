@@ -179,7 +179,8 @@ def _check(
 
 
 def _import_judge() -> None:
-    """Import what judging needs (~30 ms of dataclasses and tables) while the probes run."""
+    """Import what judging needs (about 7 ms: the judge, the planner and its table) while the
+    probes run."""
     import dlready.install.judge
     import dlready.render.check_json
     import dlready.spec.build
