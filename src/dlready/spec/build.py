@@ -165,20 +165,21 @@ def _torch_cuda(
     recommended = (
         cuda_of_variant(fit.recommended_variant) if fit and fit.recommended_variant else None
     )
+
+    def torch_cuda(
+        status: Status, measured: str | None, expected: str | None, advice: str = ""
+    ) -> Criterion:
+        return _criterion("torch_cuda", status, measured, expected, "package-metadata", advice)
+
     if not torch.installed:
         wanted = f"CUDA {recommended} build" if recommended else "build for this machine"
-        return (
-            _criterion(
-                "torch_cuda",
-                Status.UNKNOWN,
-                None,
-                None,
-                "package-metadata",
-                "PyTorch is not installed: extensions are compiled against the installed torch, "
-                f"so install it first (its {wanted}: `dlready install-cmd --run`).",
-            ),
-            recommended,
-        )
+        return torch_cuda(
+            Status.UNKNOWN,
+            None,
+            None,
+            "PyTorch is not installed: extensions are compiled against the installed torch, "
+            f"so install it first (its {wanted}: `dlready install-cmd --run`).",
+        ), recommended
     cuda = torch.cuda_version.value if torch.cuda_version.ok else None
     rocm = torch.hip_version.ok and bool(torch.hip_version.value)
     variant_read = torch.cuda_version.state is ReadState.READ or torch.local_variant.ok
@@ -187,57 +188,40 @@ def _torch_cuda(
         why = (torch.version.reason if not torch.version.ok else None) or (
             torch.cuda_version.reason or "not read"
         )
-        return (
-            _criterion(
-                "torch_cuda",
-                Status.UNKNOWN,
-                None,
-                None,
-                "package-metadata",
-                "Which build of PyTorch is installed (CPU, CUDA or ROCm) could not be read "
-                f"({why}), so whether CUDA extensions can be compiled against it is unknown.",
-            ),
+        return torch_cuda(
+            Status.UNKNOWN,
             None,
-        )
+            None,
+            "Which build of PyTorch is installed (CPU, CUDA or ROCm) could not be read "
+            f"({why}), so whether CUDA extensions can be compiled against it is unknown.",
+        ), None
     if cuda and fit is not None and fit.mismatch:
         # Extensions are compiled against the torch that replaces this one: its CUDA counts.
-        return (
-            _criterion(
-                "torch_cuda",
-                Status.BELOW_MINIMUM,
-                cuda,
-                f"a CUDA {recommended} build" if recommended else "a build that fits",
-                "package-metadata",
-                "The installed PyTorch does not fit this machine (see PyTorch above); extensions "
-                "are compiled against the PyTorch that replaces it"
-                + (f", a CUDA {recommended} build." if recommended else "."),
-            ),
-            recommended,
-        )
-    if cuda:
-        return _criterion(
-            "torch_cuda", Status.MEETS_RECOMMENDED, cuda, None, "package-metadata"
-        ), cuda
-    kind = "ROCm" if rocm else "CPU-only"
-    return (
-        _criterion(
-            "torch_cuda",
+        return torch_cuda(
             Status.BELOW_MINIMUM,
-            kind,
-            "a CUDA build",
-            "package-metadata",
-            f"The installed PyTorch is a {kind} build: CUDA extensions cannot be compiled "
-            "against it. "
-            + (
-                "Install the CUDA build for this machine: `dlready install-cmd --run`."
-                if has_nvidia
-                else "This machine has no NVIDIA GPU, so CUDA extensions can only be compiled "
-                "here, not run, against a CUDA build of PyTorch (`dlready install-cmd "
-                "--accelerator cuda --driver <the GPU machine's driver>` prints one)."
-            ),
+            cuda,
+            f"a CUDA {recommended} build" if recommended else "a build that fits",
+            "The installed PyTorch does not fit this machine (see PyTorch above); extensions "
+            "are compiled against the PyTorch that replaces it"
+            + (f", a CUDA {recommended} build." if recommended else "."),
+        ), recommended
+    if cuda:
+        return torch_cuda(Status.MEETS_RECOMMENDED, cuda, None), cuda
+    kind = "ROCm" if rocm else "CPU-only"
+    return torch_cuda(
+        Status.BELOW_MINIMUM,
+        kind,
+        "a CUDA build",
+        f"The installed PyTorch is a {kind} build: CUDA extensions cannot be compiled "
+        "against it. "
+        + (
+            "Install the CUDA build for this machine: `dlready install-cmd --run`."
+            if has_nvidia
+            else "This machine has no NVIDIA GPU, so CUDA extensions can only be compiled "
+            "here, not run, against a CUDA build of PyTorch (`dlready install-cmd "
+            "--accelerator cuda --driver <the GPU machine's driver>` prints one)."
         ),
-        recommended,
-    )
+    ), recommended
 
 
 def toolkit_problems(snapshot: MachineSnapshot, cuda_version: str) -> list[str]:
