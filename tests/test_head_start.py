@@ -140,7 +140,7 @@ def test_a_head_start_that_fails_is_not_taken(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_no_head_start_without_a_second_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(head_start, "_usable_cpus", lambda: 1)
+    monkeypatch.setattr(head_start, "usable_cpus", lambda: 1)
     assert not head_start.start()
     assert head_start.take(None) is None
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from conftest import load_capture, load_procfiles
 from dlready.model import CpuClass, OperatingSystem, ReadState, Source
-from dlready.probes import cgroups
+from dlready.probes import affinity, cgroups
 from dlready.probes.cpu import classify_cpu, probe_cpu
 from dlready.probes.host_gateway import PsutilCpu, PsutilMemory, ReplayHost
 from dlready.probes.hostfs import RealHostFiles, ReplayHostFiles
@@ -376,3 +378,17 @@ def test_replay_host_from_capture_carries_psutil() -> None:
     memory = host.psutil_memory()
     assert memory is not None
     assert memory.total_bytes == 135148564480
+
+
+def test_usable_cpus_reads_the_affinity_mask_else_counts_the_cpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if hasattr(os, "sched_getaffinity"):
+        assert affinity.affinity_cpus() == len(os.sched_getaffinity(0))
+        assert affinity.usable_cpus() == len(os.sched_getaffinity(0))
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert affinity.affinity_cpus() is None
+    assert affinity.usable_cpus() == 6
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # the system cannot count them
+    assert affinity.usable_cpus() == 1

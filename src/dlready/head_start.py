@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
 from collections.abc import Callable
 
 # Imported before the fork on purpose: the parent needs the model anyway, and the child then
 # inherits it instead of importing it a second time on the other core (~15 ms, msgspec with it).
 from dlready.model import MachineSnapshot
+from dlready.probes.affinity import usable_cpus
 from dlready.probes.isolated import ChildProbe, Finished, can_isolate
 
 HEAD_START_TIMEOUT_S = 60.0
@@ -50,7 +50,7 @@ def probe_this_machine(
 def start(psu_watts: float | None = None) -> bool:
     """Fork the child now, if this machine has a second core for it; whether it started."""
     global _pending
-    if _pending is not None or not can_isolate() or _usable_cpus() < 2:
+    if _pending is not None or not can_isolate() or usable_cpus() < 2:
         return False
     try:
         child: ChildProbe[MachineSnapshot] = ChildProbe(
@@ -84,10 +84,3 @@ def take(
             meanwhile()
     outcome = child.result()
     return outcome.value if isinstance(outcome, Finished) else None
-
-
-def _usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not Linux
-        return os.cpu_count() or 1

@@ -49,6 +49,7 @@ from dlready.fleet.report import (
     StepRecord,
 )
 from dlready.output import stderr_line
+from dlready.probes.affinity import usable_cpus
 
 HEARTBEAT_INTERVAL_S = 0.5
 RANK0_SILENT_S = 5.0
@@ -210,8 +211,7 @@ def _set_threads(launch: Launch) -> None:
         return
     local_world = launch.local_world_size or 1
     if local_world > 1:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        torch.set_num_threads(max(1, (cpus or 1) // local_world))
+        torch.set_num_threads(max(1, usable_cpus() // local_world))
 
 
 def inventory(launch: Launch, device: torch.device) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from msgspec import Struct
 
+from dlready.probes.affinity import affinity_cpus
+
 
 class PsutilCpu(Struct, frozen=True):
     """What psutil knows about the CPU."""
@@ -108,13 +110,7 @@ class RealHost:
 
     def affinity_cpus(self) -> int | None:
         """CPUs this process may run on (Linux affinity mask), else None."""
-        getter = getattr(os, "sched_getaffinity", None)
-        if getter is None:
-            return None
-        try:
-            return len(getter(0))
-        except OSError:
-            return None
+        return affinity_cpus()
 
     def os_cpu_count(self) -> int | None:
         """``os.cpu_count()``."""
