@@ -224,7 +224,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("NO_COLOR", "1")
     results = {
-        "machine": f"{os.cpu_count()} CPUs (shared with other work while measured)",
+        # The load average says whether other work shared the CPUs (it did in earlier runs).
+        "machine": {"cpus": os.cpu_count(), "load_average_1_min_at_start": os.getloadavg()[0]},
         "scale": scale(),
         "all_reduce_bus_bandwidth": bus_bandwidth(),
         "overhead": overhead(args.runs),
