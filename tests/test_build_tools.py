@@ -627,4 +627,5 @@ def test_a_build_probe_that_failed_judges_nothing_instead_of_not_found() -> None
     assert verdict.status is Status.UNKNOWN
     assert verdict.criteria == ()
     assert "can't start new thread" in verdict.advice
-    assert "not found" not in verdict.advice and "apt install" not in verdict.advice
+    assert "not found" not in verdict.advice
+    assert "apt install" not in verdict.advice
