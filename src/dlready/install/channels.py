@@ -222,7 +222,8 @@ def _has(variants: tuple[str, ...] | list[str], kind: str | None) -> bool:
 
 def _elsewhere(channel: Channel, platform: str, kind: str | None) -> str:
     """Flags for a channel (or, failing that, a CPU of the same OS) that has builds of
-    ``kind`` (``cuda``, ``rocm``; None: any) for ``platform``: every hint names one that works."""
+    ``kind`` (``cuda``, ``rocm``; None: any) for ``platform``: every hint names one that works.
+    Empty when none has ``kind`` builds there (no CUDA for macOS on any channel)."""
     table = load_compat_table()
     choices = []
     stable_kind = "default" if kind == "cpu" and platform.startswith("macos") else kind
@@ -239,7 +240,12 @@ def _elsewhere(channel: Channel, platform: str, kind: str | None) -> str:
             if other_platform.startswith(f"{os_name}-") and _has(variants, kind):
                 choices.append(f"--arch {other_platform.split('-', 1)[1]}")
                 break
-    return ", or ".join(choices) or "--channel stable"
+    return ", or ".join(choices) or ("--channel stable" if kind is None else "")
+
+
+def _or_cpu(elsewhere: str) -> str:
+    """A hint: where the builds asked for exist, or else the CPU build."""
+    return f"{elsewhere}, or {CPU_CHOICE}" if elsewhere else CPU_CHOICE
 
 
 def _stable_counterpart(
@@ -330,7 +336,7 @@ def _choose_cuda(
     if not all_cuda:
         raise PlanError(
             f"the {channel.name} channel has no CUDA build for {facts.platform}",
-            _elsewhere(channel, facts.platform or "", "cuda") + f", or {CPU_CHOICE}",
+            _or_cpu(_elsewhere(channel, facts.platform or "", "cuda")),
         )
     arch = {v: _arch_verdict(v, facts, table) for v in all_cuda}
     runnable = [v for v in all_cuda if not arch[v].impossible]
@@ -496,7 +502,7 @@ def plan_channel(
         if not rocm:
             raise PlanError(
                 f"the {channel.name} channel has no ROCm build for {platform} in dlready's data",
-                _elsewhere(channel, platform, "rocm") + f", or {CPU_CHOICE}",
+                _or_cpu(_elsewhere(channel, platform, "rocm")),
             )
         variant = rocm[-1]
         reasons.append(f"{variant}: the newest ROCm build on the {channel.name} index")
