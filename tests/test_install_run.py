@@ -447,6 +447,7 @@ def test_a_build_held_to_its_cuda_majors_floor_is_chosen_only_when_nothing_else_
         "CUDA 13 build (580), which driver 590.44.01 meets: if torch.cuda.is_available() is "
         "False after installing, update the NVIDIA driver"
     ) in forced.warnings
+    assert "precise_values_commonly_cited.13.x: NVIDIA CUDA Toolkit" in forced.sources[-1]
     too_old = facts(os="linux", arch="x86_64", python="3.12", driver="570.86.10")
     forced_old = plan_channel(too_old, InstallWishes(variant="cu134"), "nightly")  # type: ignore[arg-type]
     assert (

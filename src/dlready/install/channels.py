@@ -541,6 +541,8 @@ def plan_channel(
     packages = tuple(PinnedPackage(name, "", None, "") for name in names)
     # Notes about other platforms and variants concern other plans (docs/install-cmd.md).
     warnings[1:1] = [n.text for n in channel.notes if n.concerns(platform, variant)]
+    floor = table.driver_floor(variant) if variant_kind(variant) == "cuda" else None
+    sources = [*channel.sources, *([floor.source] if floor is not None else [])]
     url = channel.url(variant)
     pre = "--prerelease allow" if wishes.manager == "uv" else "--pre"
     program = "uv pip install" if wishes.manager == "uv" else "pip install"
@@ -560,6 +562,6 @@ def plan_channel(
         reasons=reasons,
         facts=facts,
         candidates=candidates,
-        sources=list(channel.sources),
+        sources=sources,
         table_checked_on=channel.checked_on,
     )
