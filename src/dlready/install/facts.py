@@ -484,10 +484,21 @@ def validate_overrides(overrides: FactOverrides) -> FactOverrides:
         # Planning a ROCm, MPS or CPU build while describing an NVIDIA GPU is a contradiction;
         # silently ignoring the NVIDIA flags would hide a typo in one of them.
         verb = "describe" if len(nvidia_only) > 1 else "describes"
+        hint = f"--accelerator cuda, or drop {' and '.join(nvidia_only)}"
+        if os_value == "macos":  # no CUDA wheels there: the default macOS wheels, as asked
+            keep = accelerator if accelerator in ("mps", "cpu") else "cpu"
+            if keep == "mps" and arch == "x86_64":
+                keep = "cpu"
+            elif accelerator == "rocm" and arch != "x86_64":
+                keep = "mps"
+            hint = (
+                f"--accelerator {keep} --variant default without --driver "
+                "--compute-capability (the default macOS wheels)"
+            )
         raise PlanError(
             f"{' and '.join(nvidia_only)} {verb} an NVIDIA GPU, but --accelerator "
             f"{accelerator} was given",
-            f"--accelerator cuda, or drop {' and '.join(nvidia_only)}",
+            hint,
         )
     return FactOverrides(
         os=os_value,
