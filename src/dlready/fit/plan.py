@@ -794,12 +794,16 @@ def _parallelism(
     if n < 2:
         return None
     if request.task == "infer":
+        if request.sharding == "split":  # --gpus N asked for the split
+            if fits:
+                return f"the model split over the {n} GPUs fits, as asked"
+            return f"the model does not fit split over the {n} GPUs, as asked"
         if fits:
             return f"each of the {n} GPUs can hold its own copy of the model"
         split = next((o for o in options if o.key == "split"), None)
         if split and split.alone_fits:
             return f"one copy does not fit on one GPU; split over the {n} GPUs it does"
-        return f"the model does not fit on one GPU, nor split over the {n} GPUs as asked"
+        return f"the model does not fit on one GPU, nor split over the {n} GPUs alone"
     if request.sharding != "none":
         return f"model states sharded over the {n} GPUs as asked"
     if fits:

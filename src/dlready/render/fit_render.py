@@ -36,6 +36,11 @@ TASK_WORDS = {
     "lora": "LoRA fine-tuning",
     "qlora": "QLoRA fine-tuning",
 }
+SHARDING_WORDS = {
+    "zero2": "ZeRO-2 over {gpus} GPUs",
+    "zero3": "ZeRO-3 / FSDP over {gpus} GPUs",
+    "split": "split over {gpus} GPUs",
+}
 OPTIMIZER_WORDS = {"adamw": "AdamW", "adamw-8bit": "8-bit AdamW", "sgd": "SGD with momentum"}
 
 
@@ -94,6 +99,8 @@ def describe_request(report: FitReport, request: Request | None = None) -> str:
         parts.append(OPTIMIZER_WORDS[request.optimizer])
     if request.recompute:
         parts.append("gradient checkpointing")
+    if request.sharding in SHARDING_WORDS and request.gpus > 1:
+        parts.append(SHARDING_WORDS[request.sharding].format(gpus=request.gpus))
     batch = format_number(request.batch)
     if spec.family == "resnet":
         parts.append(f"batch {batch} at {spec.image_size}x{spec.image_size}")

@@ -1,0 +1,92 @@
+"""``dlready fit``'s verdict and words on several GPUs, unread memory and its strategy table
+(docs/fit.md): what is asked is what is judged, and every figure shown can be traced."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from dlready.cli import app
+from dlready.model import MachineSnapshot, to_jsonable
+from machines import replay_snapshot
+from scenarios_gpu import nvidia_scenario
+
+runner = CliRunner()
+
+
+def _save(folder: Path, name: str, snapshot: MachineSnapshot) -> str:
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(to_jsonable(snapshot)))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def four_4090(tmp_path_factory: pytest.TempPathFactory) -> str:
+    snapshot = replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("4x-rtx-4090").replay())
+    return _save(tmp_path_factory.mktemp("snapshots"), "four-4090", snapshot)
+
+
+def _fit(*args: str) -> Any:
+    return runner.invoke(app, ["fit", *args])
+
+
+def _fit_json(*args: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(_fit(*args, "--json").stdout)["data"]
+    return data
+
+
+# --- item: --gpus N for inference is the model split over N GPUs -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "gpus", "exit_code"), [("llama-2-13b", 2, 0), ("llama-2-70b", 4, 1)]
+)
+def test_inference_with_gpus_n_is_judged_split_over_n(
+    four_4090: str, model: str, gpus: int, exit_code: int
+) -> None:
+    # What the table offered as "split over N GPUs" is what --gpus N asks, and is judged.
+    offered = _fit_json(model, "--snapshot", four_4090, "--gpus", str(gpus))
+    asked = offered["request"]
+    assert asked["gpus"] == gpus
+    assert asked["sharding"] == "split"
+    assert offered["fits"] is (exit_code == 0)
+    assert all(o["key"] != "split" for o in offered["options"])  # asked already: no row
+    if gpus == 4:  # without --gpus the table offers the split over all four: the same figure
+        unasked = _fit_json(model, "--snapshot", four_4090)
+        split = next(o for o in unasked["options"] if o["key"] == "split")
+        assert offered["estimate"]["total_bytes"] == split["alone_total_bytes"]
+    result = _fit(model, "--snapshot", four_4090, "--gpus", str(gpus))
+    assert result.exit_code == exit_code
+    assert f"split over {gpus} GPUs" in result.stdout.splitlines()[0]
+    assert f"split over the {gpus} GPUs" in result.stdout
+    single = _fit_json(model, "--snapshot", four_4090, "--gpus", "1")
+    assert offered["estimate"]["total_bytes"] < single["estimate"]["total_bytes"]
+
+
+def test_training_gpus_n_stays_data_parallel(four_4090: str) -> None:
+    data = _fit_json("gpt2", "--task", "train", "--snapshot", four_4090, "--gpus", "2")
+    assert data["request"]["sharding"] == "none"
+    assert data["request"]["gpus"] == 1  # a full copy per GPU: the states are not spread
+
+
+def test_several_gpus_unasked_do_not_say_as_asked(four_4090: str) -> None:
+    result = _fit("llama-2-70b", "--snapshot", four_4090)
+    assert result.exit_code == 1
+    line = next(line for line in result.stdout.splitlines() if line.startswith("Several GPUs"))
+    assert "as asked" not in line
+    assert "nor split over the 4 GPUs alone" in line
+
+
+def test_offloading_a_split_model_puts_all_of_its_weights_in_ram() -> None:
+    from dlready.fit.catalog import resolve_model
+    from dlready.fit.estimate import Request, estimate
+
+    spec = resolve_model("llama-2-13b")
+    whole = estimate(spec, Request(task="infer", offload=True))
+    split = estimate(spec, Request(task="infer", offload=True, sharding="split", gpus=4))
+    assert split.host_offload_bytes == pytest.approx(whole.host_offload_bytes)
+    assert split.weights_bytes < whole.weights_bytes
