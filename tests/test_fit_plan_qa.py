@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 from typer.testing import CliRunner
 
 from dlready.cli import app
-from dlready.model import MachineSnapshot, to_jsonable
+from dlready.model import MachineSnapshot, Reading, Source, to_jsonable
 from machines import replay_snapshot
 from scenarios_gpu import nvidia_scenario
 
@@ -90,3 +91,74 @@ def test_offloading_a_split_model_puts_all_of_its_weights_in_ram() -> None:
     split = estimate(spec, Request(task="infer", offload=True, sharding="split", gpus=4))
     assert split.host_offload_bytes == pytest.approx(whole.host_offload_bytes)
     assert split.weights_bytes < whole.weights_bytes
+
+
+# --- item: memory that could not be read is unknown, never a pass ---------------------------
+
+
+def _without_available_ram(snapshot: MachineSnapshot) -> MachineSnapshot:
+    # psutil's virtual_memory() failing: the total (from /proc/meminfo) is still read.
+    failed: Reading[int] = Reading.failed(Source.PSUTIL, "psutil: virtual_memory() failed")
+    return replace(snapshot, memory=replace(snapshot.memory, available_bytes=failed))
+
+
+def _without_free_gpu_memory(snapshot: MachineSnapshot) -> MachineSnapshot:
+    failed: Reading[int] = Reading.failed(Source.NVML, "NVML: not supported")
+    gpus = [replace(gpu, memory_free_bytes=failed) for gpu in snapshot.gpus]
+    return replace(snapshot, gpus=gpus)
+
+
+@pytest.fixture(scope="module")
+def unread(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    folder = tmp_path_factory.mktemp("unread")
+    cpu = replay_snapshot("cpu-only-epyc-vm")
+    h100 = replay_snapshot("h100-80gb-hbm3")
+    return {
+        "cpu": _save(folder, "cpu", cpu),
+        "cpu_no_available": _save(folder, "cpu-no-available", _without_available_ram(cpu)),
+        "h100": _save(folder, "h100", h100),
+        "h100_no_free": _save(folder, "h100-no-free", _without_free_gpu_memory(h100)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("machine", "read", "unread_words"),
+    [("cpu_no_available", "cpu", "the RAM available"), ("h100_no_free", "h100", "free memory")],
+)
+def test_a_fit_within_a_total_standing_in_for_unread_memory_is_unknown(
+    unread: dict[str, str], machine: str, read: str, unread_words: str
+) -> None:
+    assert _fit("llama-2-7b", "--snapshot", unread[read]).exit_code == 0  # read: it fits
+    result = _fit("llama-2-7b", "--snapshot", unread[machine])
+    assert result.exit_code == 1
+    assert "Fits" not in result.stdout
+    assert "Unknown whether it fits" in result.stdout
+    assert unread_words in result.stdout
+    assert "could not be read" in result.stdout
+    header = result.stdout.splitlines()[1]
+    assert "available)" not in header
+    assert "free per GPU" not in header
+    assert "unknown" in header
+    envelope = json.loads(_fit("llama-2-7b", "--snapshot", unread[machine], "--json").stdout)
+    assert envelope["status"] == "unknown"
+    assert envelope["data"]["fits"] is None
+    assert envelope["data"]["machine"]["budget_read"] is False
+    assert envelope["data"]["recommended"] is None
+
+
+def test_a_request_beyond_the_total_does_not_fit_whatever_was_not_read(
+    unread: dict[str, str],
+) -> None:
+    result = _fit("llama-2-70b", "--snapshot", unread["cpu_no_available"])
+    assert result.exit_code == 1
+    assert "Does not fit as asked" in result.stdout
+    assert "in all." in result.stdout  # the total, not called available
+    data = _fit_json("llama-2-70b", "--snapshot", unread["cpu_no_available"])
+    assert data["fits"] is False
+
+
+def test_training_strategies_against_a_total_say_so(unread: dict[str, str]) -> None:
+    result = _fit("llama-2-7b", "--task", "train", "--snapshot", unread["h100_no_free"])
+    assert result.exit_code == 1
+    assert "What would make it fit within the total" in result.stdout
+    assert "Cheapest way to make it fit within the total" in result.stdout

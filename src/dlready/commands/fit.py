@@ -369,7 +369,7 @@ def _result(report: FitReport, measurement: Measurement | None) -> CommandResult
         COMMAND,
         ExitCode.OK if report.fits else ExitCode.NOT_READY,
         data=report_jsonable(report, measurement),
-        status="fits" if report.fits else "does_not_fit",
+        status="fits" if report.fits else ("unknown" if report.unknown else "does_not_fit"),
         text=lambda streams: render_text(report, streams, measurement),
         markdown=lambda streams: streams.write(render_markdown(report, measurement)),
     )

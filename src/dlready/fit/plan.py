@@ -87,12 +87,23 @@ class FitMachine(Struct, frozen=True):
         """What one GPU offers (the smallest of those used), or the RAM on a CPU machine."""
         if self.gpus:
             return min(gpu.usable_bytes for gpu in self.gpus)
-        return self.ram_available_bytes or self.ram_total_bytes
+        return self.host_room_bytes
+
+    @property
+    def budget_read(self) -> bool:
+        """Whether the budget is what was read as free (GPUs) or available (RAM); False: a
+        total stands in for it, an upper bound that cannot make a pass."""
+        if self.gpus:
+            return all(gpu.free_bytes is not None for gpu in self.gpus)
+        return self.ram_available_bytes is not None
 
     @property
     def host_room_bytes(self) -> int | None:
-        """RAM for the checkpoint load and offloaded states: available, else total."""
-        return self.ram_available_bytes or self.ram_total_bytes
+        """RAM for the checkpoint load and offloaded states: available, else total (an upper
+        bound: see :attr:`budget_read`)."""
+        if self.ram_available_bytes is not None:
+            return self.ram_available_bytes
+        return self.ram_total_bytes
 
     @property
     def bf16(self) -> bool:
@@ -223,6 +234,18 @@ def machine_from_snapshot(
     total = memory.effective_total_bytes.value if memory.effective_total_bytes.ok else None
     if not gpus and available is None and total is None:
         raise MachineError("neither GPU memory nor RAM could be read on this machine")
+    notes += [
+        f"GPU {gpu.index} ({gpu.name}): its free memory could not be read; its total stands "
+        "in, an upper bound (other processes may hold some)"
+        for gpu in gpus
+        if gpu.free_bytes is None
+    ]
+    if available is None and total is not None:
+        why = memory.available_bytes.reason or "not read"
+        notes.append(
+            f"the RAM available could not be read ({why}); the total stands in, an upper "
+            "bound (other programs hold some)"
+        )
     return FitMachine(
         tuple(gpus),
         available,
@@ -326,6 +349,9 @@ class FitReport(Struct, frozen=True):
     """Processes that each read the whole checkpoint (data parallelism: one per GPU)."""
     blocked: str | None = None
     """Why it cannot run as asked whatever the memory (8-/4-bit without a GPU); None: it can."""
+    unknown: bool = False
+    """It fits only within a total that stands in for memory that could not be read (a GPU's
+    free memory, the RAM available): not a pass (``fits`` is False), not a failure."""
 
 
 _Step = tuple[str, str, str, Callable[[Request], Request | None]]
@@ -502,7 +528,13 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
             blocked, step = swap
             forced = [step]
             base = step[3](request) or request
-    fits = blocked is None and _fits(asked, budget, machine)
+    within = blocked is None and _fits(asked, budget, machine)
+    # A fit judged against a total standing in for unread free memory is not a pass.
+    guessed = not machine.budget_read or (
+        asked.host_offload_bytes > 0 and machine.ram_available_bytes is None
+    )
+    unknown = within and guessed
+    fits = within and not guessed
     margin = budget - asked.device_bytes
     biggest = largest_batch(model, request, budget) if blocked is None else 0
 
@@ -518,6 +550,8 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
         )  # fmt: skip
     if machine.device == "cpu":  # bitsandbytes' 8- and 4-bit kernels need a GPU
         steps = [step for step in steps if step[0] not in _BITSANDBYTES_STEPS]
+    if unknown:  # it fits within the total: no strategy can say more than that
+        steps = forced = []
     options: list[Option] = []
     current = request
     for key, title, how, change in forced + steps:
@@ -553,13 +587,17 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
                     current, estimate(model, current), True,
                 )
             )  # fmt: skip
-    recommended = None if fits else _cheapest(model, base, forced, steps, budget, machine)
+    recommended = (
+        None if fits or unknown else _cheapest(model, base, forced, steps, budget, machine)
+    )
     recommended_batch = largest_batch(model, recommended.request, budget) if recommended else 0
     n = len(machine.gpus)
     processes = n if (n > 1 and request.sharding == "none" and request.task != "infer") else 1
     host_total = asked.host_load_bytes * processes
     room = machine.host_room_bytes
     host_ok = None if room is None else host_total <= room
+    if host_ok and machine.ram_available_bytes is None:
+        host_ok = None  # within the total RAM only: what is available was not read
     notes = list(machine.notes) + list(asked.notes)
     if offload_ignored:
         notes.append(
@@ -578,7 +616,7 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
                 "no usable GPU: judged against this machine's RAM; running on the CPU works "
                 "but is far slower than on a GPU"
             )
-        if not fits:
+        if not fits and not unknown:
             notes.append(
                 "8-bit and 4-bit strategies (bitsandbytes) are left out: they need an NVIDIA "
                 "or AMD GPU"
@@ -626,6 +664,7 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
         notes=tuple(notes),
         host_load_processes=processes,
         blocked=blocked,
+        unknown=unknown,
     )
 
 

@@ -125,20 +125,28 @@ def describe_machine(report: FitReport) -> str:
     """One line: the GPUs used (or the RAM)."""
     machine = report.machine
     if not machine.gpus:
+        room = (
+            f"{gib(report.budget_bytes)} available"
+            if machine.budget_read
+            else f"available unknown; {gib(report.budget_bytes)} in all"
+        )
         if machine.unified_memory:
-            return (
-                f"this machine's unified memory, shared by its Apple GPU and CPU "
-                f"({gib(report.budget_bytes)} available)"
-            )
-        return f"this machine's CPU and RAM ({gib(report.budget_bytes)} available)"
+            return f"this machine's unified memory, shared by its Apple GPU and CPU ({room})"
+        return f"this machine's CPU and RAM ({room})"
     counts = Counter(printable(gpu.name) for gpu in machine.gpus)
-    free = "free" if all(g.free_bytes is not None for g in machine.gpus) else "total"
+    free_read = [g.free_bytes is not None for g in machine.gpus]
+    if all(free_read):
+        free = "free per GPU"
+    elif not any(free_read):
+        free = "total per GPU; free memory unknown"
+    else:
+        free = "per GPU: free where read, else the total"
     if len(counts) == 1:
         count = f"{len(machine.gpus)} x " if len(machine.gpus) > 1 else ""
         names = f"{count}{next(iter(counts))}"
     else:  # each model with its own count: 1 x RTX 4090 + 1 x RTX 2080 Ti
         names = " + ".join(f"{n} x {name}" for name, n in sorted(counts.items()))
-    return f"{names} ({gib(report.budget_bytes)} {free} per GPU)"
+    return f"{names} ({gib(report.budget_bytes)} {free})"
 
 
 def left_out_lines(report: FitReport) -> list[str]:
@@ -152,27 +160,56 @@ def headline(report: FitReport) -> str:
     where = "per GPU" if report.machine.gpus else f"of {_budget_column(report)}"
     if report.blocked:
         return f"Does not run as asked: {report.blocked}."
+    if report.unknown:
+        return (
+            f"Unknown whether it fits: needs {gib(need)} {where}, within the "
+            f"{gib(report.budget_bytes)} in all, but {_unread_words(report)} could not be read."
+        )
     if report.fits:
         word = "Fits, but tight" if report.tight else "Fits"
         return f"{word}: needs {gib(need)} {where}, {gib(report.margin_bytes)} to spare."
+    room = "available" if report.machine.budget_read else "in all"
     if need <= report.budget_bytes:  # the GPU part fits: the host RAM for offload does not
         return (
             f"Does not fit as asked: the GPU part fits ({gib(need)} {where}, "
-            f"{gib(report.budget_bytes)} available), but {offload_text(report, report.asked)}."
+            f"{gib(report.budget_bytes)} {room}), but {offload_text(report, report.asked)}."
         )
-    return (
-        f"Does not fit as asked: needs {gib(need)} {where}, {gib(report.budget_bytes)} available."
-    )
+    return f"Does not fit as asked: needs {gib(need)} {where}, {gib(report.budget_bytes)} {room}."
+
+
+def _goal(report: FitReport) -> str:
+    """What the strategies achieve: run (8-/4-bit without a GPU) or fit, within the total when
+    the free memory could not be read (an upper bound, never a pass)."""
+    if report.blocked:
+        return "run"
+    return "fit" if report.machine.budget_read else "fit within the total"
+
+
+def _unread_words(report: FitReport) -> str:
+    """What memory could not be read, for the unknown verdict."""
+    machine = report.machine
+    if not machine.budget_read:
+        if machine.gpus:
+            return "the GPUs' free memory" if len(machine.gpus) > 1 else "the GPU's free memory"
+        return "the RAM available"
+    return "the RAM available for the offloaded part"
 
 
 def offload_text(report: FitReport, breakdown: Breakdown) -> str:
     """What is offloaded needs this much host RAM, against what the machine has."""
     what = "the offloaded layers" if report.request.task == "infer" else "the offloaded states"
     need = f"{what} need {gib(breakdown.host_offload_bytes)} of host RAM"
-    room = report.machine.host_room_bytes
-    if room is None:
-        return f"{need}, and this machine's RAM could not be read"
-    return f"{need} and {gib(room)} is available"
+    return f"{need} and {_host_room_words(report)}"
+
+
+def _host_room_words(report: FitReport) -> str:
+    """The host RAM against which offloaded parts are judged, saying what was not read."""
+    machine = report.machine
+    if machine.ram_available_bytes is not None:
+        return f"{gib(machine.ram_available_bytes)} is available"
+    if machine.ram_total_bytes is not None:
+        return f"what is available could not be read ({gib(machine.ram_total_bytes)} in all)"
+    return "this machine's RAM could not be read"
 
 
 def fits_word(report: FitReport, option: Option) -> str:
@@ -195,10 +232,17 @@ def advice(report: FitReport) -> list[str]:
     if report.fits:
         where = "per-GPU batch" if report.machine.gpus else "batch"
         lines.append(f"Largest {where} that fits as asked: {report.largest_batch}.")
+    elif report.unknown:
+        where = "per-GPU batch" if report.machine.gpus else "batch"
+        look = "the GPUs' free memory" if report.machine.gpus else "the RAM available"
+        lines.append(
+            f"Largest {where} within the total (an upper bound): {report.largest_batch}. "
+            f"Check {look} before running it."
+        )
     elif report.recommended is not None:
         option = report.recommended
         where = "per GPU" if report.machine.gpus else f"of {_budget_column(report)}"
-        goal = "run" if report.blocked else "fit"
+        goal = _goal(report)
         lines.append(
             f"Cheapest way to make it {goal}: {option.title}: "
             f"{gib(option.breakdown.device_bytes)} {where}; largest batch then: "
@@ -214,10 +258,10 @@ def advice(report: FitReport) -> list[str]:
             else "No strategy dlready knows makes it fit on this machine."
         )
     if report.request.offload and report.asked.host_offload_bytes:
-        room = report.machine.host_room_bytes
+        room = report.machine.ram_available_bytes
         lines.append(
             f"Host RAM for offloading: {gib(report.asked.host_offload_bytes)}; "
-            + (f"{gib(room)} available" if room else "the RAM could not be read")
+            + (f"{gib(room)} available" if room is not None else _host_room_words(report))
             + ("." if host_offload_fits(report.asked, report.machine) else ": too little.")
         )
     if report.parallelism:
@@ -267,10 +311,14 @@ def render_text(report: FitReport, streams: Streams, measurement: Measurement | 
         table.add_row(label, value)
     table.add_row("[bold]total[/]", f"[bold]{gib(report.asked.device_bytes)}[/]")
     console.print(table)
-    style = "green" if report.fits and not report.tight else ("yellow" if report.fits else "red")
+    style = (
+        "green"
+        if report.fits and not report.tight
+        else ("yellow" if report.fits or report.unknown else "red")
+    )
     print_prose(console, "", "", headline(report), style=style)
     if report.options and not report.fits:
-        goal = "run" if report.blocked else "fit"
+        goal = _goal(report)
         console.print(f"What would make it {goal}, least costly first (docs/fit.md):")
         options = Table(show_edge=False, pad_edge=False)
         options.add_column("strategy")
@@ -417,11 +465,12 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
             ],
             "budget_bytes": report.budget_bytes,
             "ram_available_bytes": report.machine.ram_available_bytes,
+            "budget_read": report.machine.budget_read,
             "unified_memory": report.machine.unified_memory,
             "left_out": list(report.machine.left_out),
         },
         "estimate": _breakdown_jsonable(report.asked),
-        "fits": report.fits,
+        "fits": None if report.unknown else report.fits,
         "blocked": report.blocked,
         "tight": report.tight,
         "margin_bytes": round(report.margin_bytes),
