@@ -162,3 +162,25 @@ def test_training_strategies_against_a_total_say_so(unread: dict[str, str]) -> N
     assert result.exit_code == 1
     assert "What would make it fit within the total" in result.stdout
     assert "Cheapest way to make it fit within the total" in result.stdout
+
+
+# --- item: every request in the JSON carries the length used; a CPU batch is not per GPU ----
+
+
+def test_every_json_request_carries_the_sequence_used(unread: dict[str, str]) -> None:
+    data = _fit_json("llama-2-7b", "--task", "train", "--snapshot", unread["h100"])
+    assert data["request"]["seq"] == 4096
+    assert data["options"]
+    for option in data["options"]:
+        shorter = option["key"] == "shorter_sequence"
+        assert option["request"]["seq"] == 4096 or (shorter and option["request"]["seq"] < 4096)
+
+
+def test_a_smaller_batch_on_the_cpu_is_not_per_gpu(unread: dict[str, str]) -> None:
+    huge = "99999999999999999999"
+    result = _fit("llama-2-7b", "--batch", huge, "--snapshot", unread["cpu"])
+    assert result.exit_code == 1
+    assert "per-GPU" not in result.stdout
+    assert "  - a batch of " in result.stdout
+    on_gpu = _fit("llama-2-7b", "--batch", huge, "--snapshot", unread["h100"])
+    assert "  - a per-GPU batch of " in on_gpu.stdout

@@ -582,8 +582,7 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
             options.append(
                 Option(
                     "smaller_batch", f"batch {smaller}",
-                    f"a per-GPU batch of {smaller}"
-                    + (" with gradient accumulation" if request.task != "infer" else ""),
+                    _smaller_batch_how(smaller, request.task, machine),
                     current, estimate(model, current), True,
                 )
             )  # fmt: skip
@@ -789,8 +788,7 @@ def _cheapest(
             (
                 "smaller_batch",
                 f"batch {found.batch}",
-                f"a per-GPU batch of {found.batch}"
-                + (" with gradient accumulation" if base.task != "infer" else ""),
+                _smaller_batch_how(found.batch, base.task, machine),
             )
         )
     if not titles:
@@ -803,6 +801,13 @@ def _cheapest(
         estimate(model, found),
         True,
     )
+
+
+def _smaller_batch_how(batch: int, task: str, machine: FitMachine) -> str:
+    """A smaller batch, per GPU only where there are GPUs (a CPU run has one batch)."""
+    where = "per-GPU batch" if machine.gpus else "batch"
+    accumulate = " with gradient accumulation" if task != "infer" else ""
+    return f"a {where} of {batch}{accumulate}"
 
 
 def _changing(base: Request, steps: list[_Step], ranks: set[int]) -> set[int]:

@@ -420,12 +420,12 @@ def _breakdown_jsonable(breakdown: Breakdown) -> dict[str, Any]:
     }
 
 
-def _request_jsonable(request: Request) -> dict[str, Any]:
+def _request_jsonable(request: Request, report: FitReport) -> dict[str, Any]:
     return {
         "task": request.task,
         "dtype": request.dtype,
         "batch": request.batch,
-        "seq": request.seq,
+        "seq": effective_seq(report.model, request),  # the length used, not 0 for the default
         "optimizer": request.optimizer,
         "gradient_checkpointing": request.recompute,
         "attention": request.attention,
@@ -451,7 +451,7 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
             "stated_parameters": spec.stated_parameters,
             "sources": spec.sources,
         },
-        "request": {**_request_jsonable(request), "seq": effective_seq(spec, request)},
+        "request": _request_jsonable(request, report),
         "machine": {
             "device": report.machine.device,
             "gpus": [
@@ -480,7 +480,7 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
                 "key": option.key,
                 "title": option.title,
                 "how": option.how,
-                "request": _request_jsonable(option.request),
+                "request": _request_jsonable(option.request, report),
                 "estimate": _breakdown_jsonable(option.breakdown),
                 "fits": option.fits,
                 "alone_total_bytes": round(option.alone.device_bytes) if option.alone else None,
