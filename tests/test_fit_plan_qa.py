@@ -12,7 +12,11 @@ from msgspec.structs import replace
 from typer.testing import CliRunner
 
 from dlready.cli import app
+from dlready.fit.catalog import resolve_model
+from dlready.fit.estimate import Request, estimate
+from dlready.fit.plan import FitMachine, machine_from_snapshot, plan
 from dlready.model import MachineSnapshot, Reading, Source, to_jsonable
+from dlready.render.fit_render import gib, item_label
 from machines import replay_snapshot
 from scenarios_gpu import nvidia_scenario
 
@@ -83,8 +87,6 @@ def test_several_gpus_unasked_do_not_say_as_asked(four_4090: str) -> None:
 
 
 def test_offloading_a_split_model_puts_all_of_its_weights_in_ram() -> None:
-    from dlready.fit.catalog import resolve_model
-    from dlready.fit.estimate import Request, estimate
 
     spec = resolve_model("llama-2-13b")
     whole = estimate(spec, Request(task="infer", offload=True))
@@ -184,3 +186,108 @@ def test_a_smaller_batch_on_the_cpu_is_not_per_gpu(unread: dict[str, str]) -> No
     assert "  - a batch of " in result.stdout
     on_gpu = _fit("llama-2-7b", "--batch", huge, "--snapshot", unread["h100"])
     assert "  - a per-GPU batch of " in on_gpu.stdout
+
+
+# --- item: the strategy table shows only what helps, and every figure can be traced ---------
+
+# What each strategy changes in the request, to find which row brought a change.
+_CHANGED_BY = {
+    "gradient checkpointing": lambda asked, r: r.recompute and not asked.recompute,
+    "8-bit AdamW": lambda asked, r: r.optimizer == "adamw-8bit" != asked.optimizer,
+    "CPU offload": lambda asked, r: r.offload and not asked.offload,
+}
+
+
+def _h100() -> FitMachine:
+    return machine_from_snapshot(replay_snapshot("h100-80gb-hbm3"))
+
+
+def _four_4090_machine() -> FitMachine:
+    snapshot = replay_snapshot("h100-80gb-hbm3", nvml=nvidia_scenario("4x-rtx-4090").replay())
+    return machine_from_snapshot(snapshot)
+
+
+_TABLE_CASES = [
+    ("llama-2-7b", {"task": "train"}, _h100),
+    ("llama-2-70b", {"task": "train"}, _h100),
+    ("llama-2-13b", {"task": "train", "seq": 1024}, _h100),
+    (
+        "llama-2-7b",
+        {"task": "train", "sharding": "zero2", "gpus": 4, "offload": True},
+        _four_4090_machine,
+    ),
+    ("llama-2-70b", {"task": "train"}, _four_4090_machine),
+    ("llama-2-70b", {"task": "infer"}, _four_4090_machine),
+    ("gpt2", {"task": "train", "batch": 512, "dtype": "fp32"}, _four_4090_machine),
+]
+
+
+@pytest.mark.parametrize(("model", "asked", "machine"), _TABLE_CASES)
+def test_every_row_lowers_a_figure_and_names_what_its_stack_holds(
+    model: str, asked: dict[str, Any], machine: Any
+) -> None:
+
+    request = Request(**asked)
+    report = plan(resolve_model(model), request, machine())
+    assert not report.fits
+    previous = report.asked.device_bytes
+    previous_fits = False
+    titles: list[str] = []
+    for option in report.options:
+        titles.append(option.title)
+        if option.key == "smaller_batch":
+            continue
+        lowers_stack = option.breakdown.device_bytes < previous - 0.5
+        lowers_alone = option.alone is not None and (
+            option.alone.device_bytes < report.asked.device_bytes - 0.5
+        )
+        assert lowers_stack or lowers_alone, option.title  # no row that changes nothing
+        # "yes" only for a row that earned it: lowering the stack, or making it fit
+        assert option.adds == (lowers_stack or (option.fits and not previous_fits))
+        for words, changed in _CHANGED_BY.items():
+            if changed(report.request, option.request):  # in the stack: named on a row so far
+                assert any(words in title for title in titles), (option.title, words)
+        previous = option.breakdown.device_bytes
+        previous_fits = option.fits
+
+
+def test_a_peak_in_the_step_defers_checkpointing_to_the_row_that_moves_it() -> None:
+
+    report = plan(resolve_model("llama-2-7b"), Request(task="train"), _h100())
+    assert report.options[0].key != "gradient_checkpointing"  # it alone lowers nothing
+    joined = next(o for o in report.options if o.request.recompute)
+    assert joined.title == "CPU offload + gradient checkpointing"
+    without = joined.request.with_(recompute=False)
+
+    assert (
+        joined.breakdown.device_bytes < estimate(resolve_model("llama-2-7b"), without).device_bytes
+    )
+
+
+def test_with_offloaded_states_8_bit_adamw_and_lora_get_no_row(four_4090: str) -> None:
+    args = ("llama-2-7b", "--task", "train", "--shard", "zero2", "--offload")
+    data = _fit_json(*args, "--snapshot", four_4090)
+    keys = [option["key"] for option in data["options"]]
+    assert "adamw_8bit" not in keys
+    assert "lora" not in keys
+    text = _fit(*args, "--snapshot", four_4090).stdout
+    assert "8-bit AdamW" not in text
+    assert "LoRA " not in text.replace("QLoRA", "")
+
+
+def test_the_recommendation_shows_its_figure_item_by_item(unread: dict[str, str]) -> None:
+
+    report = plan(resolve_model("llama-2-70b"), Request(task="train"), _h100())
+    assert report.recommended is not None
+    assert report.recommended.key == "gradient_checkpointing+qlora"
+    total = report.recommended.breakdown.device_bytes
+    # No stacked row holds this combination alone: its figure is traced by its items.
+    assert all(gib(o.breakdown.device_bytes) != gib(total) for o in report.options)
+    items = ", ".join(
+        f"{item_label(report, name)} {gib(value)}"
+        for name, value in report.recommended.breakdown.items().items()
+        if value
+    )
+    text = _fit("llama-2-70b", "--task", "train", "--snapshot", unread["h100"]).stdout
+    assert f"gradient checkpointing + QLoRA: {gib(total)} per GPU" in text
+    assert f"  - per GPU: {items}; total {gib(total)}" in text.splitlines()

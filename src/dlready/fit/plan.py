@@ -324,6 +324,8 @@ class Option(Struct, frozen=True):
     alone: Breakdown | None = None
     """This strategy on its own (without the ones listed before it)."""
     alone_fits: bool | None = None
+    adds: bool = True
+    """Whether it lowers the figure of the rows above (False: it helps only alone)."""
 
 
 class FitReport(Struct, frozen=True):
@@ -554,27 +556,62 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
         steps = forced = []
     options: list[Option] = []
     current = request
-    for key, title, how, change in forced + steps:
-        alone_request = change(base) if forced and key != forced[0][0] else change(request)
+    reference = estimate(model, base)  # what each step alone is compared with
+    previous = asked  # the figure of the row above
+    deferred: list[_Step] = []  # steps that lowered nothing where they stood (docs/fit.md)
+
+    def lowers(after: Breakdown, before: Breakdown) -> bool:
+        return after.device_bytes < before.device_bytes - 0.5 or (
+            _fits(after, budget, machine) and not _fits(before, budget, machine)
+        )
+
+    for step in forced + steps:
+        key, title, how, change = step
+        is_forced = bool(forced) and key == forced[0][0]
+        alone_request = change(base) if forced and not is_forced else change(request)
         combined = change(current)
         changed = combined is not None and combined != current
         if not changed:
             if alone_request is None:
                 continue  # changes nothing here: no row
             combined = current
+        stacked = estimate(model, combined or current)
+        alone = estimate(model, alone_request) if alone_request else None
+        helps_alone = alone is not None and lowers(alone, reference)
+        adds = changed and lowers(stacked, previous)
+        if not (is_forced or helps_alone or adds):
+            # It lowers nothing alone nor on those above (a peak in the optimizer step makes
+            # recomputation useless until the states shrink): no row, and it waits for a
+            # later row on which it does lower the figure.
+            if changed:
+                deferred.append(step)
+            continue
         current = combined or current
+        joined: list[_Step] = []
+        for waiting in list(deferred) if changed else []:
+            trial = waiting[3](current)
+            if trial is None or trial == current:
+                continue
+            trial_breakdown = estimate(model, trial)
+            if lowers(trial_breakdown, stacked):
+                current, stacked = trial, trial_breakdown
+                joined.append(waiting)
+                deferred.remove(waiting)
         # A row that changes something only alone is named by what it does alone (the
         # sequence the shorter-sequence step would take), not by the unchanged request.
         labelled = current if changed or alone_request is None else alone_request
         title, how = _with_length(key, title, how, labelled)
-        breakdown = estimate(model, current)
-        alone = estimate(model, alone_request) if alone_request else None
+        if joined:  # a waiting step lowers the figure from here on: named on this row
+            title = " + ".join([title, *(w[1] for w in joined)])
+            how = "; ".join([how, *(w[2] for w in joined)])
         options.append(
             Option(
-                key, title, how, current, breakdown, _fits(breakdown, budget, machine),
+                key, title, how, current, stacked, _fits(stacked, budget, machine),
                 alone, _fits(alone, budget, machine) if alone else None,
+                adds or bool(joined),
             )
         )  # fmt: skip
+        previous = stacked
     if request.batch > 1:
         smaller = largest_batch(model, current, budget)
         if 0 < smaller < request.batch:

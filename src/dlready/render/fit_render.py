@@ -213,8 +213,9 @@ def _host_room_words(report: FitReport) -> str:
 
 
 def fits_word(report: FitReport, option: Option) -> str:
-    """The strategy table's verdict: yes, alone: yes, no, or no: host RAM."""
-    if option.fits:
+    """The strategy table's verdict: yes, alone: yes, no, or no: host RAM. A row that lowers
+    only its own figure (not those above it) is judged alone, never "yes" for the rows above."""
+    if option.fits and option.adds:
         return "yes"
     if option.alone_fits:
         return "alone: yes"
@@ -249,6 +250,13 @@ def advice(report: FitReport) -> list[str]:
             f"{report.recommended_largest_batch}."
         )
         lines += [f"  - {how}" for how in option.how.split("; ")]
+        # Item by item, so that its figure can be traced (the table's stacked column adds
+        # every strategy above a row; this combination only the ones it needs).
+        items = ", ".join(
+            f"{label} {value}" for label, value in _breakdown_rows(report, option.breakdown)
+        )
+        unit = "per GPU" if report.machine.gpus else f"in {_budget_column(report)}"
+        lines.append(f"  - {unit}: {items}; total {gib(option.breakdown.device_bytes)}")
         if option.breakdown.host_offload_bytes:
             lines.append(f"  - {offload_text(report, option.breakdown)}")
     else:
