@@ -291,3 +291,19 @@ def test_the_recommendation_shows_its_figure_item_by_item(unread: dict[str, str]
     text = _fit("llama-2-70b", "--task", "train", "--snapshot", unread["h100"]).stdout
     assert f"gradient checkpointing + QLoRA: {gib(total)} per GPU" in text
     assert f"  - per GPU: {items}; total {gib(total)}" in text.splitlines()
+
+
+def test_offloaded_states_against_an_unread_available_ram_are_unknown(
+    tmp_path: Path,
+) -> None:
+    path = _save(tmp_path, "h100-no-ram", _without_available_ram(replay_snapshot("h100-80gb-hbm3")))
+    args = ("llama-2-7b", "--task", "train", "--offload", "--snapshot", path)
+    result = _fit(*args)
+    assert result.exit_code == 1
+    assert "Unknown whether it fits: the GPU part fits" in result.stdout
+    assert "what is available could not be read" in result.stdout
+    assert "Check the RAM available" in result.stdout
+    envelope = json.loads(_fit(*args, "--json").stdout)
+    assert envelope["status"] == "unknown"
+    assert envelope["data"]["machine"]["budget_read"] is True
+    assert envelope["data"]["host"]["offload_ok"] is None

@@ -160,6 +160,11 @@ def headline(report: FitReport) -> str:
     where = "per GPU" if report.machine.gpus else f"of {_budget_column(report)}"
     if report.blocked:
         return f"Does not run as asked: {report.blocked}."
+    if report.unknown and report.machine.budget_read:  # only the RAM for offloading is unread
+        return (
+            f"Unknown whether it fits: the GPU part fits ({gib(need)} {where}, "
+            f"{gib(report.budget_bytes)} available), but {offload_text(report, report.asked)}."
+        )
     if report.unknown:
         return (
             f"Unknown whether it fits: needs {gib(need)} {where}, within the "
@@ -186,13 +191,11 @@ def _goal(report: FitReport) -> str:
 
 
 def _unread_words(report: FitReport) -> str:
-    """What memory could not be read, for the unknown verdict."""
+    """What memory could not be read, for the unknown verdict (the budget's)."""
     machine = report.machine
-    if not machine.budget_read:
-        if machine.gpus:
-            return "the GPUs' free memory" if len(machine.gpus) > 1 else "the GPU's free memory"
-        return "the RAM available"
-    return "the RAM available for the offloaded part"
+    if machine.gpus:
+        return "the GPUs' free memory" if len(machine.gpus) > 1 else "the GPU's free memory"
+    return "the RAM available"
 
 
 def offload_text(report: FitReport, breakdown: Breakdown) -> str:
@@ -235,9 +238,13 @@ def advice(report: FitReport) -> list[str]:
         lines.append(f"Largest {where} that fits as asked: {report.largest_batch}.")
     elif report.unknown:
         where = "per-GPU batch" if report.machine.gpus else "batch"
-        look = "the GPUs' free memory" if report.machine.gpus else "the RAM available"
+        if report.machine.budget_read:  # only the RAM for the offloaded part was not read
+            within, look = "on the GPU", "the RAM available"
+        else:
+            within = "within the total (an upper bound)"
+            look = "the GPUs' free memory" if report.machine.gpus else "the RAM available"
         lines.append(
-            f"Largest {where} within the total (an upper bound): {report.largest_batch}. "
+            f"Largest {where} that fits {within}: {report.largest_batch}. "
             f"Check {look} before running it."
         )
     elif report.recommended is not None:
@@ -445,6 +452,16 @@ def _request_jsonable(request: Request, report: FitReport) -> dict[str, Any]:
     }
 
 
+def _offload_ok(report: FitReport) -> bool | None:
+    """Whether the RAM holds what the request offloads; None when nothing is offloaded, or
+    when it fits only within the total RAM (what is available was not read: not a pass)."""
+    machine = report.machine
+    if not report.asked.host_offload_bytes or machine.host_room_bytes is None:
+        return None
+    fits = host_offload_fits(report.asked, machine)
+    return None if fits and machine.ram_available_bytes is None else fits
+
+
 def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[str, Any]:
     """The ``data`` of ``fit --json`` (docs/json-schema.md)."""
     spec = report.model
@@ -503,11 +520,7 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
             "load_processes": report.host_load_processes,
             "ok": report.host_ok,
             "offload_bytes": round(report.asked.host_offload_bytes),
-            "offload_ok": (
-                host_offload_fits(report.asked, report.machine)
-                if report.asked.host_offload_bytes and report.machine.host_room_bytes
-                else None
-            ),
+            "offload_ok": _offload_ok(report),
         },
         "parallelism": report.parallelism,
         "notes": list(report.notes),
