@@ -210,8 +210,8 @@ def _fit(
             hint: str | None = f"did you mean: {', '.join(exc.suggestions)}"
         elif exc.code == "unknown_model":
             hint = (
-                "it is not built in (docs/fit.md lists those): give the path to its "
-                "config.json, or its parameter count such as 1.5B"
+                "it is not built in: give the path to its config.json (or to the folder that "
+                "holds it), or its parameter count such as 1.5B"
             )
         else:
             hint = None

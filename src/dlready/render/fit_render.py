@@ -334,7 +334,7 @@ def render_text(report: FitReport, streams: Streams, measurement: Measurement | 
     print_prose(console, "", "", headline(report), style=style)
     if report.options and not report.fits:
         goal = _goal(report)
-        console.print(f"What would make it {goal}, least costly first (docs/fit.md):")
+        console.print(f"What would make it {goal}, least costly first:")
         options = Table(show_edge=False, pad_edge=False)
         options.add_column("strategy")
         options.add_column("alone", justify="right")
