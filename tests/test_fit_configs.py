@@ -264,6 +264,16 @@ def test_what_cannot_be_counted_exactly_is_refused_by_name(
     assert words in str(_refusal(tmp_path, config))
 
 
+def test_a_5000_digit_number_is_refused_in_plain_words(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text('{"model_type": "llama", "hidden_size": ' + "9" * 5000 + "}")
+    with pytest.raises(ModelLookupError) as raised:
+        resolve_model(str(path))
+    message = str(raised.value)
+    assert "more than 4,300 digits" in message
+    assert "sys.set_int_max_str_digits" not in message
+
+
 @pytest.mark.parametrize("text", ["99999999T", "101T", "9" * 400 + "T"])
 def test_an_implausible_bare_count_is_refused(text: str) -> None:
     with pytest.raises(ModelLookupError, match="more than 100 trillion") as raised:
