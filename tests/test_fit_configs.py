@@ -64,6 +64,13 @@ GPT2_XL: dict[str, Any] = {
     "architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": 1600, "n_layer": 48,
     "n_head": 25, "n_inner": None, "n_positions": 1024, "n_ctx": 1024, "vocab_size": 50257,
 }  # fmt: skip
+# https://huggingface.co/tiiuae/falcon-7b/blob/main/config.json (no ffn_hidden_size key)
+FALCON_7B: dict[str, Any] = {
+    "architectures": ["FalconForCausalLM"], "model_type": "falcon", "hidden_size": 4544,
+    "num_hidden_layers": 32, "num_attention_heads": 71, "multi_query": True,
+    "parallel_attn": True, "new_decoder_architecture": False, "bias": False, "alibi": False,
+    "vocab_size": 65024, "torch_dtype": "bfloat16",
+}  # fmt: skip
 # https://huggingface.co/google/gemma-7b/blob/main/config.json (no tie_word_embeddings key)
 GEMMA_7B: dict[str, Any] = {
     "architectures": ["GemmaForCausalLM"], "model_type": "gemma", "hidden_size": 3072,
@@ -123,6 +130,8 @@ def _refusal(folder: Path, config: dict[str, Any]) -> ModelLookupError:
         # https://huggingface.co/openai-community/gpt2-xl: "the 1.5B parameter version".
         (GPT2_XL, 1.5e9, 0.04),
         (LLAMA_2_7B, 6.74e9, 0.001),  # Llama 2 paper, Table 1 / the model card: 6.74B
+        # https://huggingface.co/tiiuae/falcon-7b: "a 7B parameters causal decoder-only model"
+        (FALCON_7B, 7e9, 0.015),
     ],
 )
 def test_config_counts_match_the_published_ones(
@@ -159,6 +168,23 @@ def test_opt_mlp_is_ungated_with_learned_positions_offset_by_two(tmp_path: Path)
     h = 2048
     block = 4 * h * h + 4 * h + 2 * h * 8192 + 8192 + h + 4 * h
     assert parameter_count(spec) == 50272 * h + 2050 * h + 24 * block + 2 * h
+
+
+def test_falcon_counts_one_layernorm_a_shared_kv_head_and_an_ungated_mlp(
+    tmp_path: Path,
+) -> None:
+    spec = resolve_model(str(_write(tmp_path, FALCON_7B)))
+    h, head = 4544, 64
+    assert (spec.num_kv_heads, spec.norms_per_layer, spec.intermediate_size) == (1, 1, 4 * h)
+    assert not spec.gated_mlp
+    block = h * (71 + 2) * head + h * h + 2 * h * 4 * h + 2 * h  # QKV, dense, MLP, LayerNorm
+    assert parameter_count(spec) == 65024 * h + 32 * block + 2 * h  # tied head, ln_f
+    assert any("ffn_hidden_size" in note for note in spec.notes)
+    # Falcon-40B's layout (tiiuae/falcon-40b config.json): grouped KV heads, two LayerNorms
+    new = {**FALCON_7B, "hidden_size": 8192, "num_attention_heads": 128, "num_kv_heads": 8,
+           "new_decoder_architecture": True, "ffn_hidden_size": 32768}  # fmt: skip
+    spec = resolve_model(str(_write(tmp_path, new)))
+    assert (spec.num_kv_heads, spec.norms_per_layer, spec.notes) == (8, 2, ())
 
 
 def test_gpt2_default_mlp_width_is_used_and_said(tmp_path: Path) -> None:
@@ -243,15 +269,17 @@ def test_repository_llama_fixtures_keep_their_explicit_untied_head() -> None:
         ({**LLAMA_2_7B, "attention_bias": True}, "attention_bias"),
         ({**OPT_13B, "word_embed_proj_dim": 512}, "word_embed_proj_dim"),
         ({**OPT_13B, "do_layer_norm_before": False}, "do_layer_norm_before"),
+        ({**FALCON_7B, "bias": True}, "falcon with bias true"),
         (
             {
-                "model_type": "falcon",
-                "hidden_size": 4544,
+                "model_type": "gpt_neox",
+                "hidden_size": 2560,
                 "num_hidden_layers": 32,
-                "num_attention_heads": 71,
-                "vocab_size": 65024,
+                "num_attention_heads": 32,
+                "intermediate_size": 10240,
+                "vocab_size": 50432,
             },
-            "model type 'falcon' is not one dlready can count exactly",
+            "model type 'gpt_neox' is not one dlready can count exactly",
         ),
         ({k: v for k, v in LLAMA_2_7B.items() if k != "model_type"}, "(none given)"),
         ({**LLAMA_2_7B, "tie_word_embeddings": "yes"}, 'tie_word_embeddings is "yes"'),

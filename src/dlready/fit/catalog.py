@@ -58,6 +58,10 @@ class ModelSpec(Struct, frozen=True):
     ``moe_intermediate_size``); 0: the same."""
     shared_expert_intermediate_size: int = 0
     """Qwen2-MoE's shared expert (a gated MLP every token visits, with a one-output gate)."""
+    ungated_mlp: bool = False
+    """A decoder whose MLP is up/down without a gate (Falcon)."""
+    layer_norm: bool = False
+    """A decoder with LayerNorm (scale and bias) instead of RMSNorm (Falcon)."""
     extra_positions: int = 0
     """Learned position rows beyond ``max_positions`` (OPT keeps 2 for its offset)."""
     qkv_bias: bool = False
@@ -92,7 +96,12 @@ class ModelSpec(Struct, frozen=True):
     @property
     def gated_mlp(self) -> bool:
         """Llama-style gate/up/down MLP (three matrices) instead of up/down."""
-        return self.family == "decoder"
+        return self.family == "decoder" and not self.ungated_mlp
+
+    @property
+    def norm_parameters(self) -> int:
+        """One norm's parameters: a decoder's RMSNorm has a scale, a LayerNorm a bias too."""
+        return self.hidden_size * (2 if self.layer_norm or self.family != "decoder" else 1)
 
     @property
     def expert_width(self) -> int:
@@ -149,7 +158,7 @@ def layer_parameters(spec: ModelSpec) -> int:
     kv_dim = spec.num_kv_heads * spec.attention_head_dim
     if spec.family == "decoder":
         biases = (q_dim + 2 * kv_dim) if spec.qkv_bias else 0
-        norms = spec.norms_per_layer * h  # RMSNorm: a scale only
+        norms = spec.norms_per_layer * spec.norm_parameters
         router = h * spec.num_experts if spec.num_experts > 1 else 0
         if spec.shared_expert_intermediate_size:
             router += h  # the shared expert's gate: one output (Qwen2-MoE)
@@ -201,7 +210,7 @@ def parameter_count(spec: ModelSpec) -> int:
     embeddings = spec.vocab_size * h
     head = 0 if spec.tied_embeddings else spec.vocab_size * h
     if spec.family == "decoder":
-        return embeddings + head + blocks + h
+        return embeddings + head + blocks + spec.norm_parameters
     positions = (spec.max_positions + spec.extra_positions) * h
     if spec.family == "gpt2":
         return embeddings + head + positions + blocks + 2 * h
@@ -461,6 +470,31 @@ def _refuse_unmodelled(path: Path, config: dict[str, Any], model_type: str) -> N
         )
 
 
+def _falcon_attention(path: Path, config: dict[str, Any], heads: int) -> tuple[int, int]:
+    """Falcon's key/value heads and LayerNorms per block, as transformers' FalconAttention and
+    FalconDecoderLayer build them (multi_query and parallel_attn default to true).
+
+    Raises:
+        ModelLookupError: Falcon with biases, which the formulas do not count.
+    """
+    if config.get("bias") is True:
+        raise ModelLookupError(
+            f"{path}: falcon with bias true is a layout dlready does not count exactly; it "
+            "refuses rather than guess"
+        )
+    new_architecture = config.get("new_decoder_architecture") is True
+    if new_architecture:
+        kv_heads = config.get("num_kv_heads") or heads
+    elif config.get("multi_query", True) is not False:
+        kv_heads = 1
+    else:
+        kv_heads = heads
+    norms_in_parallel = config.get("num_ln_in_parallel_attn") or (2 if new_architecture else 1)
+    if new_architecture and norms_in_parallel == 2:
+        return kv_heads, 2  # ln_attn and ln_mlp
+    return kv_heads, 1 if config.get("parallel_attn", True) is not False else 2
+
+
 def _refuse_family_layout(path: Path, config: dict[str, Any], model_type: str) -> None:
     """Options of a known model type that its formulas do not cover: biases beyond Qwen's
     Q, K and V (Llama's ``attention_bias`` also biases the output projection), OPT's variants.
@@ -539,17 +573,23 @@ def load_hf_config(path: Path, notes: tuple[str, ...] = ()) -> ModelSpec:
     kv_heads = _first(config, "num_key_value_heads", "num_kv_heads", "multi_query_group_num")
     if config.get("multi_query") is True:
         kv_heads = 1
+    norms_per_layer = int(kind.get("norms_per_layer", 2))
+    if model_type == "falcon":
+        kv_heads, norms_per_layer = _falcon_attention(path, config, heads)
     vocab = _first(config, "vocab_size")
     if family == "vit":
         vocab = 0
     elif vocab is None:
         raise ModelLookupError(f"{path}: no vocab_size: the embeddings cannot be counted")
-    inner = _first(config, "intermediate_size", "n_inner", "ffn_dim", "d_ff")
-    if inner is None and model_type == "gpt2":
-        # GPT2Config: n_inner None means 4 * n_embd (transformers' modeling_gpt2.GPT2Block)
-        inner = 4 * hidden if isinstance(hidden, int) else None
+    inner = _first(config, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size", "d_ff")
+    if inner is None and model_type in ("gpt2", "falcon"):
+        # GPT2Config's n_inner and FalconConfig's ffn_hidden_size: None means 4 x the hidden
+        # size (transformers' GPT2Block, FalconConfig.__init__)
+        inner = 4 * hidden
+        width_key = "n_inner" if model_type == "gpt2" else "ffn_hidden_size"
         spec_notes.append(
-            f"n_inner is not set: GPT-2's default MLP width, 4 x {hidden:,} = {inner:,}, is assumed"
+            f"{width_key} is not set: the default MLP width of {model_type}, 4 x {hidden:,} = "
+            f"{inner:,}, is assumed (as transformers does)"
         )
     elif inner is None:
         raise ModelLookupError(
@@ -656,7 +696,9 @@ def load_hf_config(path: Path, notes: tuple[str, ...] = ()) -> ModelSpec:
         if isinstance(qkv_bias := config.get("qkv_bias"), bool)
         else bool(kind.get("qkv_bias", False)),
         tied_embeddings=tied,
-        norms_per_layer=int(kind.get("norms_per_layer", 2)),
+        norms_per_layer=norms_per_layer,
+        ungated_mlp=bool(kind.get("ungated_mlp", False)),
+        layer_norm=bool(kind.get("layer_norm", False)),
         dropout=float(
             _first(config, "hidden_dropout_prob", "resid_pdrop", "hidden_dropout", "dropout") or 0.0
         ),

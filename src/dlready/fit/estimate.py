@@ -246,7 +246,7 @@ def norm_input_bytes(spec: ModelSpec, request: Request) -> float:
     computes in float32: it keeps the float32 input and the normalised value in the compute dtype.
     """
     value = _activation_bytes_per_value(request)
-    return 4.0 + value if spec.family == "decoder" else value
+    return 4.0 + value if spec.family == "decoder" and not spec.layer_norm else value
 
 
 def transformer_layer_activation_bytes(spec: ModelSpec, request: Request, seq: int) -> float:
