@@ -85,6 +85,20 @@ GEMMA2_27B: dict[str, Any] = {
     "num_key_value_heads": 16, "head_dim": 128, "vocab_size": 256000,
     "max_position_embeddings": 8192, "torch_dtype": "float32",
 }  # fmt: skip
+# https://huggingface.co/Qwen/Qwen3-8B/blob/main/config.json
+QWEN3_8B: dict[str, Any] = {
+    "architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "hidden_size": 4096,
+    "intermediate_size": 12288, "num_hidden_layers": 36, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151936,
+    "max_position_embeddings": 40960, "attention_bias": False, "tie_word_embeddings": False,
+}  # fmt: skip
+# https://huggingface.co/google/gemma-3-1b-pt/blob/main/config.json
+GEMMA3_1B: dict[str, Any] = {
+    "architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "hidden_size": 1152,
+    "intermediate_size": 6912, "num_hidden_layers": 26, "num_attention_heads": 4,
+    "num_key_value_heads": 1, "head_dim": 256, "vocab_size": 262144,
+    "max_position_embeddings": 32768,
+}  # fmt: skip
 # https://huggingface.co/meta-llama/Llama-2-7b-hf/blob/main/config.json
 LLAMA_2_7B: dict[str, Any] = {
     "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
@@ -130,6 +144,10 @@ def _refusal(folder: Path, config: dict[str, Any]) -> ModelLookupError:
         # https://huggingface.co/openai-community/gpt2-xl: "the 1.5B parameter version".
         (GPT2_XL, 1.5e9, 0.04),
         (LLAMA_2_7B, 6.74e9, 0.001),  # Llama 2 paper, Table 1 / the model card: 6.74B
+        # https://huggingface.co/Qwen/Qwen3-8B: "Number of Parameters: 8.2B"
+        (QWEN3_8B, 8.2e9, 0.005),
+        # Gemma 3 report (arXiv:2503.19786, Table 1): 1B = 302M embedding + 698M non-embedding
+        (GEMMA3_1B, 1.0e9, 0.001),
         # https://huggingface.co/tiiuae/falcon-7b: "a 7B parameters causal decoder-only model"
         (FALCON_7B, 7e9, 0.015),
     ],
@@ -159,6 +177,17 @@ def test_mixtral_experts_keep_the_intermediate_size() -> None:
     spec = resolve_model("mixtral-8x7b")
     assert spec.expert_width == 14336
     assert spec.active_mlp_width == 2 * 14336
+
+
+def test_qwen3_counts_its_query_and_key_norms(tmp_path: Path) -> None:
+    with_norms = resolve_model(str(_write(tmp_path, QWEN3_8B)))
+    without = resolve_model(str(_write(tmp_path, {**QWEN3_8B, "model_type": "llama"})))
+    assert parameter_count(with_norms) - parameter_count(without) == 36 * 2 * 128
+    request = Request(task="train")
+    assert (
+        estimate(with_norms, request).activations_bytes
+        > estimate(without, request).activations_bytes
+    )
 
 
 def test_opt_mlp_is_ungated_with_learned_positions_offset_by_two(tmp_path: Path) -> None:
@@ -283,6 +312,7 @@ def test_repository_llama_fixtures_keep_their_explicit_untied_head() -> None:
         ),
         ({k: v for k, v in LLAMA_2_7B.items() if k != "model_type"}, "(none given)"),
         ({**LLAMA_2_7B, "tie_word_embeddings": "yes"}, 'tie_word_embeddings is "yes"'),
+        ({k: v for k, v in QWEN3_8B.items() if k != "head_dim"}, "no head_dim"),
         ({**LLAMA_2_7B, "hidden_size": 10**30}, "more than 100 trillion parameters"),
     ],
 )

@@ -62,6 +62,8 @@ class ModelSpec(Struct, frozen=True):
     """A decoder whose MLP is up/down without a gate (Falcon)."""
     layer_norm: bool = False
     """A decoder with LayerNorm (scale and bias) instead of RMSNorm (Falcon)."""
+    qk_norm: bool = False
+    """An RMSNorm over each head of Q and K (Qwen3, Gemma 3): 2 x head size per block."""
     extra_positions: int = 0
     """Learned position rows beyond ``max_positions`` (OPT keeps 2 for its offset)."""
     qkv_bias: bool = False
@@ -159,6 +161,7 @@ def layer_parameters(spec: ModelSpec) -> int:
     if spec.family == "decoder":
         biases = (q_dim + 2 * kv_dim) if spec.qkv_bias else 0
         norms = spec.norms_per_layer * spec.norm_parameters
+        norms += 2 * spec.attention_head_dim if spec.qk_norm else 0
         router = h * spec.num_experts if spec.num_experts > 1 else 0
         if spec.shared_expert_intermediate_size:
             router += h  # the shared expert's gate: one output (Qwen2-MoE)
@@ -621,6 +624,11 @@ def load_hf_config(path: Path, notes: tuple[str, ...] = ()) -> ModelSpec:
                 "count exactly; it refuses rather than guess"
             )
     head_dim = config.get("head_dim") or 0
+    if not head_dim and kind.get("head_dim_required"):
+        raise ModelLookupError(
+            f"{path}: no head_dim: {model_type}'s default is not hidden_size / heads, so the "
+            "attention cannot be counted"
+        )
     _check_positive(
         path,
         config,
@@ -699,6 +707,7 @@ def load_hf_config(path: Path, notes: tuple[str, ...] = ()) -> ModelSpec:
         norms_per_layer=norms_per_layer,
         ungated_mlp=bool(kind.get("ungated_mlp", False)),
         layer_norm=bool(kind.get("layer_norm", False)),
+        qk_norm=bool(kind.get("qk_norm", False)),
         dropout=float(
             _first(config, "hidden_dropout_prob", "resid_pdrop", "hidden_dropout", "dropout") or 0.0
         ),

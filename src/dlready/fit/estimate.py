@@ -268,6 +268,9 @@ def transformer_layer_activation_bytes(spec: ModelSpec, request: Request, seq: i
     # Q, K, V (K and V repeated to every query head before attention) and the output
     # projection's input (a fused kernel's output, already laid out for it, is the same tensor).
     total += inner_value * 3 * sbq + value * sbq
+    if spec.qk_norm:  # Qwen3's and Gemma 3's RMSNorm over each head of Q and K keeps its input
+        sbk = s * b * spec.num_kv_heads * head_dim
+        total += (sbq + sbk) * norm_input_bytes(spec, request)
     total += value * (4 if spec.gated_mlp else 2) * sbi
     # A dropout mask is one byte per value on a GPU; on the CPU PyTorch keeps a float mask.
     mask = 1.0 if request.device == "cuda" else value
