@@ -607,3 +607,25 @@ def test_a_counted_build_part_keeps_every_fix() -> None:
     assert len(fixes) >= 2
     for fix in fixes:
         assert fix in verdict.advice
+
+
+class _NoThreads(ReplayTools):
+    """A process limit reached while the build tools' programs are started."""
+
+    def run_all(self, commands: object) -> list[ToolRun]:
+        raise RuntimeError("can't start new thread")
+
+
+def test_a_build_probe_that_failed_judges_nothing_instead_of_not_found() -> None:
+    # Under `ulimit -u`, the probe stopped partway and its empty result read as "no compiler,
+    # no Python.h, no ninja", with apt commands to install what was there.
+    from machines import replay_snapshot
+
+    snapshot = replay_snapshot("h100-80gb-hbm3", tools=_NoThreads())
+    assert [error.probe for error in snapshot.errors] == ["build"]
+    verdict = judge_build(snapshot, BuildRule(required=True))
+    assert verdict.status is Status.UNKNOWN
+    assert verdict.criteria == ()
+    assert "can't start new thread" in verdict.advice
+    assert "not found" not in verdict.advice
+    assert "apt install" not in verdict.advice

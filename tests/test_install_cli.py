@@ -557,6 +557,22 @@ def _suggested_argvs(err: str) -> list[list[str]]:
         pytest.param(("--variant", "cu130", "--compute-capability", "6.1"), id="variant-gpu"),
         pytest.param(("--compute-capability", "6.1", "--driver", "470.57.02"), id="driver-too-old"),
         pytest.param(("--accelerator", "rocm", "--compute-capability", "8.6"), id="cc-with-rocm"),
+        pytest.param(
+            ("--os", "macos", "--accelerator", "mps", "--compute-capability", "8.6"),
+            id="cc-with-mps-on-macos",
+        ),
+        pytest.param(("--os", "macos", "--compute-capability", "8.6"), id="cc-on-macos"),
+        pytest.param(
+            ("--os", "macos", "--arch", "x86_64", "--driver", "580.65.06"), id="driver-intel-mac"
+        ),
+        pytest.param(
+            ("--channel", "nightly", "--os", "macos", "--driver", "580.65.06"),
+            id="nightly-driver-on-macos",
+        ),
+        pytest.param(
+            ("--channel", "nightly", "--driver", "570.86.10", "--compute-capability", "12.0"),
+            id="nightly-driver-570",
+        ),
         pytest.param(("--os", "linx"), id="os-typo"),
         pytest.param(("--packages", "torchvison"), id="package-typo"),
     ],
@@ -582,6 +598,105 @@ def test_every_suggested_command_succeeds(
             again, again_out, again_err = invoke(*further[0])
         assert again == ExitCode.OK, (argv, again_err)
         assert again_out.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        pytest.param(
+            ("--os", "macos", "--accelerator", "mps", "--compute-capability", "8.6"),
+            "--compute-capability describes an NVIDIA GPU, but --accelerator mps was given",
+            id="cc-with-mps-on-macos",
+        ),
+        pytest.param(
+            ("--os", "macos", "--accelerator", "cpu", "--driver", "580.65.06"),
+            "--driver describes an NVIDIA GPU, but --accelerator cpu was given",
+            id="driver-with-cpu-on-macos",
+        ),
+        pytest.param(
+            ("--os", "macos", "--accelerator", "rocm", "--compute-capability", "8.6"),
+            "--compute-capability describes an NVIDIA GPU, but --accelerator rocm was given",
+            id="cc-with-rocm-on-macos",
+        ),
+        pytest.param(
+            ("--os", "macos", "--arch", "x86_64", "--accelerator", "mps", "--driver", "580.65"),
+            "--driver describes an NVIDIA GPU, but --accelerator mps was given",
+            id="driver-with-mps-on-intel-mac",
+        ),
+        pytest.param(
+            ("--os", "macos", "--driver", "580.65.06", "--compute-capability", "9.0"),
+            "--driver and --compute-capability describe an NVIDIA GPU, but CUDA wheels do not "
+            "exist for macOS",
+            id="driver-and-cc-on-macos",
+        ),
+        pytest.param(
+            ("--os", "macos", "--compute-capability", "8.6"),
+            "--compute-capability describes an NVIDIA GPU, but CUDA wheels do not exist for macOS",
+            id="cc-on-macos",
+        ),
+        pytest.param(
+            ("--os", "macos", "--arch", "x86_64", "--driver", "580.65.06"),
+            "--driver describes an NVIDIA GPU, but CUDA wheels do not exist for macOS",
+            id="driver-on-intel-mac",
+        ),
+        pytest.param(
+            ("--os", "macos", "--accelerator", "cuda"),
+            "CUDA wheels do not exist for macOS",
+            id="cuda-on-macos",
+        ),
+        pytest.param(
+            ("--os", "macos", "--variant", "cu126", "--compute-capability", "8.6"),
+            "--compute-capability describes an NVIDIA GPU, but CUDA wheels do not exist for macOS",
+            id="cuda-variant-and-cc-on-macos",
+        ),
+        pytest.param(
+            ("--channel", "nightly", "--os", "macos", "--compute-capability", "8.6"),
+            "the nightly channel has no CUDA build for macos-arm64",
+            id="nightly-cc-on-macos",
+        ),
+    ],
+)
+@pytest.mark.parametrize("machine", ["cpu-only-epyc-vm", "h100-80gb-hbm3"])
+def test_nvidia_flags_for_a_mac_are_refused_with_a_command_that_plans(
+    args: tuple[str, ...], error: str, machine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--driver and --compute-capability imply CUDA (--help), which macOS has no wheels for:
+    refused like --accelerator cuda (whether this machine has an NVIDIA GPU or not), and
+    every suggested command plans as printed, at the first step."""
+    snapshot = replay_snapshot(machine)
+    monkeypatch.setattr("dlready.probes.collect.collect_snapshot", lambda: snapshot)
+    code, out, err = invoke("--python", "3.11", *args)  # 3.11: Intel Macs' torch 2.2.2 has it
+    assert code == ExitCode.USAGE, err
+    assert out == ""
+    assert err.splitlines()[0] == f"error: {error}"
+    suggestions = _suggested_argvs(err)
+    assert suggestions, err
+    for argv in suggestions:
+        assert "--accelerator" in argv
+        assert argv[argv.index("--accelerator") + 1] != "cuda", argv
+        again, again_out, again_err = invoke(*argv)
+        assert again == ExitCode.OK, (argv, again_err)
+        assert again_out.count("\n") == 1
+
+
+def test_a_detected_gpu_a_mac_cannot_use_is_not_reported_as_the_macs_accelerator(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An H100 server planning for a Mac: the fallback is implied by the platform, never
+    'detected' (nor 'implied by --compute-capability', a flag that implies CUDA)."""
+    h100 = replay_snapshot("h100-80gb-hbm3")
+    monkeypatch.setattr("dlready.probes.collect.collect_snapshot", lambda: h100)
+    code, out, err = invoke("--os", "macos", "--python", "3.12", "--json")
+    assert code == ExitCode.OK, err
+    data = json.loads(out)["data"]
+    assert data["variant"] == "default"
+    accelerator = data["facts"]["accelerator"]
+    assert accelerator["value"] == "mps"
+    assert accelerator["origin"] == "implied"
+    assert accelerator["detail"] == (
+        "by the platform macos-arm64: the cuda detected here has no wheels for it"
+    )
+    assert any("cuda (detected) does not apply to macos-arm64" in w for w in data["warnings"])
 
 
 @pytest.mark.parametrize(

@@ -480,3 +480,60 @@ def test_a_gpu_without_a_name_is_not_named_twice() -> None:
     notes = "\n".join(facts.notes)
     assert "GPU 1" in notes
     assert "GPU 1 (GPU 1)" not in notes
+
+
+# The same image started on a CPU-only instance: the NVIDIA driver's library is installed but
+# its kernel module cannot load (no card for it), and the PCI bus holds only the VM's emulated
+# VGA (QEMU's standard VGA, 1234:1111, as a KVM guest shows it).
+_CPU_INSTANCE_BUS = "/sys/bus/pci/devices/0000:00:02.0"
+
+
+def _leftover_driver(**files: str) -> MachineSnapshot:
+    failure = next(f for f in NVML_FAILURES if f.id == "driver-not-loaded")
+    return replay_snapshot(
+        "h100-80gb-hbm3",
+        nvml=failure.backend(),
+        files_extra={
+            f"{_CPU_INSTANCE_BUS}/class": "0x030000\n",
+            f"{_CPU_INSTANCE_BUS}/vendor": "0x1234\n",
+            f"{_CPU_INSTANCE_BUS}/device": "0x1111\n",
+            **files,
+        },
+    )
+
+
+def test_a_failing_driver_without_an_nvidia_card_on_the_bus_plans_for_the_cpu() -> None:
+    from dlready.install.judge import recommended_plan
+
+    snapshot = _leftover_driver()
+    facts = facts_from_snapshot(snapshot)
+    assert facts.nvidia_fault is None
+    assert facts.accelerator.value == "cpu"
+    assert any("no NVIDIA card is on the PCI bus" in note for note in facts.notes)
+    plan = recommended_plan(snapshot)
+    assert plan is not None
+    assert plan.variant == "cpu"
+
+
+def test_a_failing_driver_is_still_a_broken_gpu_where_the_bus_cannot_rule_one_out() -> None:
+    # No PCI bus to read (this recording), or WSL (whose GPU is not on the guest's bus): the
+    # driver's failure is the only evidence, and it stands.
+    assert facts_from_snapshot(_driver_not_loaded()).nvidia_fault is not None
+    wsl = _leftover_driver(
+        **{"/proc/version": "Linux version 5.15.167.4-microsoft-standard-WSL2 (root@a) #1 SMP\n"}
+    )
+    assert wsl.platform.is_wsl.value is True
+    assert facts_from_snapshot(wsl).nvidia_fault is not None
+
+
+def test_check_and_fit_agree_that_a_leftover_driver_is_no_gpu() -> None:
+    from dlready.commands.check import build_report
+    from dlready.fit.plan import machine_from_snapshot
+
+    snapshot = _leftover_driver()
+    report, _build = build_report(snapshot, None, None)
+    gpu = next(c for c in report.components if c.component == "gpu")
+    assert gpu.advice.startswith("No GPU found")
+    assert "no NVIDIA card is on the PCI bus" in gpu.advice
+    assert "fix" not in gpu.advice.lower()
+    machine_from_snapshot(snapshot)  # judged on the CPU: no "fix the driver" refusal

@@ -25,6 +25,7 @@ from dlready.install import (
     plan_install,
 )
 from dlready.install.facts import DETECTED, GIVEN, IMPLIED, UNSUPPORTED_OS_DETAIL, Fact, unknown
+from dlready.install.plan import DriverSupport
 
 
 def machine(
@@ -993,3 +994,93 @@ def test_jetson_is_served_once_a_release_names_its_compute_capability() -> None:
     assert (info.value.nearest_valid or "").startswith("--torch 2.14.1 --variant cu130")
     with pytest.raises(PlanError, match="Jetson"):
         plan_install(orin, InstallWishes(), table=load_compat_table())
+
+
+# --- the CUDA reason says the true reason (never "the newest" of what a newer build beats) ------
+
+_REASON_DRIVERS = ("450.80.02", "470.57.02", "510.47.03", "525.60.13", "535.104.05", "580.65.06")
+
+
+@pytest.mark.parametrize(
+    ("torch", "python", "driver", "reason"),
+    [
+        pytest.param(
+            "2.0.1",
+            "3.8",
+            "525.60.13",
+            "cu117: its arch list covers compute capability 8.6; the newest stable CUDA that "
+            "driver 525.60.13 fully supports (cu118 is an experimental build)",
+            id="2.0.1-cu118-experimental",
+        ),
+        pytest.param(
+            "1.12.1",
+            "3.8",
+            "510.47.03",
+            "cu113: its arch list covers compute capability 8.6; the newest stable CUDA that "
+            "driver 510.47.03 fully supports (cu116 is an experimental build)",
+            id="1.12.1-cu116-experimental",
+        ),
+        pytest.param(
+            "2.14.1",
+            "3.12",
+            "580.159.04",
+            "cu130: its arch list covers compute capability 8.6; the newest CUDA that driver "
+            "580.159.04 fully supports (cu132 would run only through minor-version compatibility)",
+            id="2.14.1-driver-decides",
+        ),
+    ],
+)
+def test_the_cuda_reason_names_the_rule_that_decided(
+    torch: str, python: str, driver: str, reason: str
+) -> None:
+    """The choice keeps the documented order (full driver support, then stable over
+    experimental, then the newest); the reason names the rule that decided."""
+    plan = plan_install(
+        machine(python=python, driver=driver, cc=("8.6",)), InstallWishes(torch=torch)
+    )
+    assert reason in plan.reasons, plan.reasons
+
+
+def test_a_gpu_newer_builds_lack_gets_no_claim_about_the_driver_and_newer_builds() -> None:
+    plan = plan_install(machine(driver="580.65.06", cc=("6.1",)), InstallWishes())
+    assert (
+        "cu126: the newest build of torch 2.14.1 with kernels for compute capability 6.1 "
+        "(cu130, cu132 have none); driver 580.65.06 fully supports it"
+    ) in plan.reasons
+
+
+@pytest.mark.parametrize("cc", ["6.1", "7.0", "8.6", "9.0", "12.0"])
+@pytest.mark.parametrize("driver", _REASON_DRIVERS)
+def test_a_newest_claim_is_true_of_every_release(cc: str, driver: str) -> None:
+    """For every release: "the newest CUDA that driver D fully supports" only when no newer
+    stable build with code for the GPU is fully supported; "the newest stable ..." only when
+    every newer one that is fully supported is experimental."""
+    for release in load_compat_table().releases:
+        if release.lts:
+            continue
+        python = release.python.min if release.python.min != "3.7" else "3.8"
+        try:
+            plan = plan_install(
+                machine(python=python, driver=driver, cc=(cc,)), InstallWishes(torch=release.torch)
+            )
+        except PlanError:
+            continue
+        if plan.variant.startswith("cu") is False:
+            continue
+        (reason,) = [r for r in plan.reasons if r.startswith(f"{plan.variant}")]
+        order = [c.variant for c in plan.candidates]  # newest first
+        newer = order[: order.index(plan.variant)]
+        beaten = [
+            c
+            for c in plan.candidates
+            if c.variant in newer and c.usable and c.driver is DriverSupport.FULL
+        ]
+        if f"the newest CUDA that driver {driver} fully supports" in reason:
+            assert not beaten, (release.torch, reason, beaten)
+        if f"the newest stable CUDA that driver {driver} fully supports" in reason:
+            assert all("experimental build" in c.verdict for c in beaten), (release.torch, reason)
+        if f"the newest CUDA that driver {driver} runs" in reason:
+            assert not [c for c in plan.candidates if c.variant in newer and c.usable], (
+                release.torch,
+                reason,
+            )

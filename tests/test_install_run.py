@@ -16,11 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from dlready.exitcodes import ExitCode
 from dlready.install.channels import plan_channel
 from dlready.install.errors import PlanError
 from dlready.install.facts import FactOverrides, facts_from_overrides, validate_overrides
+from dlready.install.plan import DriverSupport, InstallPlan
 from dlready.install.planner import InstallWishes, plan_install
 from dlready.install.run import (
     RunError,
@@ -30,6 +32,8 @@ from dlready.install.run import (
     is_interpreter,
     run_argv,
 )
+from dlready.install.table import load_compat_table
+from dlready.install.versions import compare_numeric
 from dlready.probes.tools_gateway import ReplayTools
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="stand-ins are shell scripts")
@@ -326,6 +330,130 @@ def test_a_pre_release_channel_never_picks_a_cuda_13_build_for_a_pascal_gpu(
     rerun = dlready(*shlex.split(suggestion.split("  # ")[0])[2:])
     assert rerun.returncode == 0
     assert rerun.stdout.endswith("/whl/cu126\n")
+
+
+OLD_DRIVERS = {
+    # Below 580, the minimum of every CUDA 13 build (table: cuda_major_drivers["13"]).
+    "linux": ("450.80.02", "525.60.13", "570.86.10", "579.99"),
+    "windows": ("452.39", "527.41", "572.16"),
+}
+CUDA_PLATFORMS = (("linux", "x86_64"), ("linux", "aarch64"), ("windows", "x86_64"))
+
+
+def _plan_or_refusal(machine: object, channel: str) -> InstallPlan | PlanError:
+    try:
+        if channel == "stable":
+            return plan_install(machine, InstallWishes())  # type: ignore[arg-type]
+        return plan_channel(machine, InstallWishes(), channel)  # type: ignore[arg-type]
+    except PlanError as refused:
+        return refused
+
+
+@pytest.mark.parametrize("channel", ["stable", "test", "nightly"])
+@pytest.mark.parametrize(("os_name", "arch"), CUDA_PLATFORMS)
+@pytest.mark.parametrize("capability", [None, "8.0", "9.0", "12.0"])
+def test_no_channel_plans_a_cuda_build_for_a_driver_below_its_floor(
+    channel: str, os_name: str, arch: str, capability: str | None
+) -> None:
+    """Every channel x an old driver: a plan (stable only) runs on that driver by the
+    table's floor, a floor that is known; a pre-release channel (CUDA 13 only) refuses."""
+    table = load_compat_table()
+    gpus = {"compute_capabilities": (capability,)} if capability else {}
+    for driver in OLD_DRIVERS[os_name]:
+        machine = facts(os=os_name, arch=arch, python="3.12", driver=driver, **gpus)
+        plan = _plan_or_refusal(machine, channel)
+        if isinstance(plan, PlanError):
+            assert "driver" in plan.message or "compute capability" in plan.message
+            continue
+        assert channel == "stable", (driver, plan.command_line)
+        floor = table.driver_floor(plan.variant)
+        assert floor is not None, plan.variant
+        minimum = floor.min_windows if os_name == "windows" else floor.min_linux
+        assert minimum is not None
+        assert compare_numeric(driver, minimum) >= 0, (driver, plan.variant, minimum)
+        assert not plan.variant.startswith("cu13"), (driver, plan.variant)
+
+
+@pytest.mark.parametrize("channel", ["test", "nightly"])
+@pytest.mark.parametrize("driver", ["450.80.02", "570.86.10"])
+@pytest.mark.parametrize("capability", ["8.0", "12.0"])
+def test_an_old_driver_is_refused_on_a_pre_release_channel(
+    channel: str, driver: str, capability: str
+) -> None:
+    cli = dlready(
+        "--channel", channel, "--driver", driver, "--compute-capability", capability,
+        "--os", "linux", "--arch", "x86_64", "--python", "3.12",
+    )  # fmt: skip
+    assert cli.returncode == ExitCode.USAGE, cli.stdout
+    assert cli.stdout == ""
+    assert (
+        f"error: driver {driver} is too old for every CUDA build on the {channel} index "
+        "(the oldest, cu130, needs 580)"
+    ) in cli.stderr
+
+
+def test_a_cuda_variant_newer_than_the_table_is_held_to_its_cuda_majors_floor() -> None:
+    table = load_compat_table()
+    cu134 = table.driver_floor("cu134")
+    assert cu134 is not None
+    assert cu134.from_major
+    assert (cu134.cuda, cu134.min_linux, cu134.min_windows) == ("13.4", "580", "580")
+    assert cu134.full_linux is None  # its own toolkit's driver is not known
+    assert "https://docs.nvidia.com/cuda/" in cu134.source
+    assert "CUDA 13.4's own driver minimum is not in dlready's data" in cu134.notes_linux[0]
+    assert table.driver_floor("cu130") == table.drivers["cu130"]
+    assert table.driver_floor("cu140") is None  # CUDA 14: no floor known at all
+    assert table.driver_floor("cpu") is None
+
+
+def test_an_unknown_driver_floor_is_never_a_pass() -> None:
+    """Without the CUDA 13 floor in the data, cu134's minimum is unknown: a driver too old
+    for every build whose minimum is known is refused, naming what is not known."""
+    table = replace(load_compat_table(), cuda_major_drivers={})
+    old = facts(os="linux", arch="x86_64", python="3.12", driver="570.86.10")
+    with pytest.raises(PlanError) as refused:
+        plan_channel(old, InstallWishes(), "nightly", table)  # type: ignore[arg-type]
+    assert refused.value.message == (
+        "no CUDA build on the nightly index is known to run with this driver: driver "
+        "570.86.10 is too old for cu130, cu132 (needs 580); dlready does not know the driver "
+        "minimum of cu134, so it cannot say that driver 570.86.10 runs it"
+    )
+    new = facts(os="linux", arch="x86_64", python="3.12", driver="600.10")
+    plan = plan_channel(new, InstallWishes(), "nightly", table)  # type: ignore[arg-type]
+    assert plan.variant == "cu132"
+    (cu134,) = [c for c in plan.candidates if c.variant == "cu134"]
+    assert not cu134.usable
+    assert cu134.driver is DriverSupport.UNKNOWN
+    forced = plan_channel(new, InstallWishes(variant="cu134"), "nightly", table)  # type: ignore[arg-type]
+    assert (
+        "dlready does not know the driver minimum of cu134: it cannot say that driver 600.10 "
+        "runs it"
+    ) in forced.warnings
+
+
+def test_a_build_held_to_its_cuda_majors_floor_is_chosen_only_when_nothing_else_runs() -> None:
+    driver_590 = facts(os="linux", arch="x86_64", python="3.12", driver="590.44.01")
+    plan = plan_channel(driver_590, InstallWishes(), "nightly")  # type: ignore[arg-type]
+    assert plan.variant == "cu132"
+    support = {c.variant: c.driver for c in plan.candidates}
+    assert support == {
+        "cu130": DriverSupport.FULL,
+        "cu132": DriverSupport.MINOR_COMPAT,
+        "cu134": DriverSupport.MINOR_COMPAT,
+    }
+    forced = plan_channel(driver_590, InstallWishes(variant="cu134"), "nightly")  # type: ignore[arg-type]
+    assert (
+        "cu134: dlready does not know this build's own driver minimum, only that of every "
+        "CUDA 13 build (580), which driver 590.44.01 meets: if torch.cuda.is_available() is "
+        "False after installing, update the NVIDIA driver"
+    ) in forced.warnings
+    assert "precise_values_commonly_cited.13.x: NVIDIA CUDA Toolkit" in forced.sources[-1]
+    too_old = facts(os="linux", arch="x86_64", python="3.12", driver="570.86.10")
+    forced_old = plan_channel(too_old, InstallWishes(variant="cu134"), "nightly")  # type: ignore[arg-type]
+    assert (
+        "cu134 needs NVIDIA driver >= 580; this driver is 570.86.10: "
+        "torch.cuda.is_available() will be False"
+    ) in forced_old.warnings
 
 
 def test_a_pre_release_plan_for_a_gpu_cuda_13_compiles_for_says_the_arch_list_is_unknown() -> None:

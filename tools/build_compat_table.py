@@ -875,6 +875,31 @@ def build_cuda_drivers(drivers: dict[str, Any], variants: set[str]) -> dict[str,
     return result
 
 
+def build_cuda_major_drivers(drivers: dict[str, Any]) -> dict[str, Any]:
+    """The driver floor of each CUDA major (NVIDIA's minor-version-compatibility minimum):
+    what a build of that major needs at least when its own toolkit's driver is not known."""
+    precise = drivers["minor_version_compatibility"]["precise_values_commonly_cited"]
+    result: dict[str, Any] = {}
+    for series, entry in sorted(precise.items(), key=lambda item: numeric_key(item[0][:-2])):
+        if not series.endswith(".x"):
+            continue  # before CUDA 11 there is no minor-version compatibility
+        min_linux, linux_note = driver_value(entry["linux_x86_64"])
+        min_win, win_note = driver_value(entry["windows_x86_64"])
+        linux_notes = [linux_note] if linux_note else []
+        windows_notes = [win_note] if win_note else []
+        result[series[:-2]] = {
+            "min_driver": {"linux": min_linux, "windows": min_win},
+            "notes": {"linux": linux_notes, "windows": windows_notes},
+            "unconfirmed": {
+                "linux": [n for n in linux_notes if "UNCONFIRMED" in n],
+                "windows": [n for n in windows_notes if "UNCONFIRMED" in n],
+            },
+            "source": f"cuda_driver.json minor_version_compatibility.precise_values_commonly_cited"
+            f".{series}: {entry['source']}",
+        }
+    return result
+
+
 def merge_duplicates(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One golden entry per distinct command (Start-Locally repeats macOS lines per button)."""
     merged: dict[tuple[Any, ...], dict[str, Any]] = {}
@@ -985,6 +1010,7 @@ def build(reference: Path, seed: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         },
         "gpu_families": families,
         "cuda_drivers": build_cuda_drivers(drivers, variants),
+        "cuda_major_drivers": build_cuda_major_drivers(drivers),
         "releases": releases,
     }
     golden = {

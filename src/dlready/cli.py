@@ -166,9 +166,10 @@ def main(argv: list[str] | None = None) -> None:
         code = typer.main.get_command(build_app(only)).main(
             args=args, prog_name="dlready", standalone_mode=False
         )
-    except typer.Abort:
-        output.error_line("interrupted")
-        code = ExitCode.COULD_NOT_RUN
+    except (typer.Abort, KeyboardInterrupt):  # the parser turns Ctrl-C into Abort
+        from dlready.result import interrupted_exit
+
+        code = interrupted_exit(args)
     except ClickException as exc:
         code = _parser_error(exc, args)
     except OSError as exc:  # help or version text that stdout would not take

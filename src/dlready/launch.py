@@ -9,6 +9,8 @@ from __future__ import annotations
 import gc
 import sys
 
+from dlready.stop_signals import StopSignals
+
 _TORCH_IN_PROCESS = frozenset({"smoke", "fleet"})
 """Commands that may import torch into this process: its shutdown is left as it is."""
 
@@ -20,6 +22,25 @@ start would be wasted (``check`` would not take it)."""
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (see :func:`dlready.cli.main`)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # From here on, Ctrl-C, SIGTERM and SIGHUP end the command with "interrupted" (exit 3),
+    # even while it is still importing (most of a cold command's life).
+    try:
+        with StopSignals():
+            _start(args)
+    except KeyboardInterrupt:
+        from dlready.result import interrupted_exit
+
+        raise SystemExit(interrupted_exit(args)) from None
+    finally:
+        if not _TORCH_IN_PROCESS.intersection(args[:1]):
+            # The interpreter still runs full collections while it shuts down, over every
+            # object the imports made (about 10 ms of a cold check, measured): frozen objects
+            # are left out of them. Exit handlers still run; the memory goes back to the
+            # system with the process.
+            gc.freeze()
+
+
+def _start(args: list[str]) -> None:
     if args[:1] == ["check"] and not _NO_HEAD_START.intersection(
         arg.split("=", 1)[0] for arg in args
     ):
@@ -32,12 +53,4 @@ def main(argv: list[str] | None = None) -> None:
         head_start.start()
     from dlready.cli import main as cli_main
 
-    try:
-        cli_main(args)
-    finally:
-        if not _TORCH_IN_PROCESS.intersection(args[:1]):
-            # The interpreter still runs full collections while it shuts down, over every
-            # object the imports made (about 10 ms of a cold check, measured): frozen objects
-            # are left out of them. Exit handlers still run; the memory goes back to the
-            # system with the process.
-            gc.freeze()
+    cli_main(args)

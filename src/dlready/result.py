@@ -27,6 +27,7 @@ from msgspec import Struct, field
 
 from dlready import output
 from dlready.exitcodes import ExitCode
+from dlready.stop_signals import OutputUnbroken, StopSignals
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -169,20 +170,21 @@ def emit(result: CommandResult, fmt: OutputFormat) -> ExitCode:
     # A refusal (exit 2 or 3) is told on stderr, first, so that it is not lost when stdout
     # then fails; the failures behind a judged "not ready" (exit 1) are in the rendered
     # report already, each with its fix.
-    if result.exit_code >= ExitCode.USAGE or renderer_missing(result, fmt):
-        for problem in result.errors:
-            output.error_line(problem.message, problem.hint)
-            for line in problem.more:
-                if not (problem.hint and line in problem.hint):  # said on the hint line already
-                    output.stderr_line(line)
-    if fmt is OutputFormat.JSON:
-        output.print_json(envelope_of(result))
-    else:
-        renderer = result.markdown if fmt is OutputFormat.MARKDOWN else result.text
-        if renderer is not None:
-            with output.stdout_guard():
-                renderer(Streams())
-                sys.stdout.flush()
+    with OutputUnbroken():  # the result is complete: it is written whole (stop_signals.py)
+        if result.exit_code >= ExitCode.USAGE or renderer_missing(result, fmt):
+            for problem in result.errors:
+                output.error_line(problem.message, problem.hint)
+                for line in problem.more:
+                    if not (problem.hint and line in problem.hint):  # on the hint line already
+                        output.stderr_line(line)
+        if fmt is OutputFormat.JSON:
+            output.print_json(envelope_of(result))
+        else:
+            renderer = result.markdown if fmt is OutputFormat.MARKDOWN else result.text
+            if renderer is not None:
+                with output.stdout_guard():
+                    renderer(Streams())
+                    sys.stdout.flush()
     return result.exit_code
 
 
@@ -196,48 +198,6 @@ def renderer_missing(result: CommandResult, fmt: OutputFormat) -> bool:
 def finish(result: CommandResult, fmt: OutputFormat) -> NoReturn:
     """Emit a result and end the command with its exit code."""
     raise SystemExit(int(emit(result, fmt)))
-
-
-class StopSignals:
-    """SIGTERM and SIGHUP end a command like Ctrl-C: what it started is cleaned up by the
-    code that catches KeyboardInterrupt, and "interrupted" is reported (exit 3).
-
-    Python's default for them is to die at once, leaving children behind and no line (or
-    JSON) saying what happened. Handlers are set only from the main thread and only where
-    nobody else has set one.
-    """
-
-    _SIGNALS = ("SIGTERM", "SIGHUP")
-    received: str | None = None
-    """The name of the last stop signal received in this process (None: none, or Ctrl-C)."""
-
-    def __init__(self) -> None:
-        self._previous: dict[int, Any] = {}
-
-    @staticmethod
-    def _handle(number: int, _frame: Any) -> None:
-        import signal
-
-        StopSignals.received = signal.Signals(number).name
-        raise KeyboardInterrupt
-
-    def __enter__(self) -> StopSignals:
-        import signal
-        import threading
-
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        for name in self._SIGNALS:
-            number = getattr(signal, name, None)
-            if number is not None and signal.getsignal(number) is signal.SIG_DFL:
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        import signal
-
-        for number, previous in self._previous.items():
-            signal.signal(number, previous)
 
 
 def run(
@@ -274,6 +234,27 @@ def run(
             raise
         result = CommandResult(command, ExitCode.COULD_NOT_RUN, errors=(internal_error(exc),))
     finish(result, chosen)
+
+
+def interrupted_exit(args: list[str]) -> int:
+    """Say that a command was stopped before its own handling began (while it was still
+    loading, or while the parser ran), the way every command says it; its exit code.
+
+    ``--json`` among the arguments gets the envelope, as from :func:`run`.
+    """
+    from dlready.cli import COMMANDS
+
+    options = args[: args.index("--")] if "--" in args else args
+    named = args[0] if args else None
+    command = named if named in {name for name, _, _ in COMMANDS} and named else "dlready"
+    interrupted = CommandResult(
+        command,
+        ExitCode.COULD_NOT_RUN,
+        status="interrupted",
+        errors=(interrupted_problem(StopSignals.received or "SIGINT"),),
+    )
+    fmt = OutputFormat.JSON if "--json" in options else OutputFormat.TEXT
+    return int(emit(interrupted, fmt))
 
 
 def internal_error(exc: BaseException) -> Problem:

@@ -82,6 +82,7 @@ _PROBE_WORDS = {
     "nvidia": "the NVIDIA GPUs",
     "amd": "the AMD GPUs",
     "apple": "the Apple GPU",
+    "build": "the build tools",
 }
 
 

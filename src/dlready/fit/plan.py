@@ -18,6 +18,7 @@ from dlready.fit.estimate import (
     shape_stand_in,
 )
 from dlready.model import GpuInfo, GpuVendor, MachineSnapshot, StackState
+from dlready.probes.pci import nvidia_card_ruled_out
 from dlready.render.text import format_number, gpu_range_label
 from dlready.words import vendor_words
 
@@ -245,7 +246,10 @@ def _raise_if_gpu_unusable(snapshot: MachineSnapshot, broken: list[tuple[str, st
             f"fix the NVIDIA driver first: {fault.problem}", fault.fix, fault.evidence
         )
     for stack in snapshot.driver_stacks:
-        if stack.state in _BROKEN_STACK_STATES:
+        leftover = stack.vendor is GpuVendor.NVIDIA and nvidia_card_ruled_out(
+            snapshot.pci_display_devices, snapshot.platform.is_wsl
+        )
+        if stack.state in _BROKEN_STACK_STATES and not leftover:
             words = vendor_words(stack.vendor.value)
             evidence, fix = _BROKEN_STACK_STATES[stack.state]
             raise GpuUnusableError(

@@ -50,7 +50,7 @@ def resolve_accelerator(ctx: PlanContext, why: Rationale) -> Fact[str]:
         implied = _implied_by_variant(ctx.wishes.variant, fact, ctx)
         chosen = chosen or implied is not fact
         fact = implied
-    return _fit_to_platform(fact, chosen, ctx.platform, why)
+    return _fit_to_platform(fact, chosen, ctx, why)
 
 
 def _implied_by_variant(wish: str, fact: Fact[str], ctx: PlanContext) -> Fact[str]:
@@ -99,9 +99,9 @@ def _agreeing_flags(implied: str, accel: str, platform: str) -> str:
 _WHEELS = {"default": "default macOS wheels", "cpu": "CPU build"}
 
 
-def _refuse_nvidia_flags(facts: MachineFacts, wish: str, implied: str) -> None:
-    """``--driver``/``--compute-capability`` describe an NVIDIA GPU: not with a non-CUDA build."""
-    nvidia_flags = [
+def _nvidia_flags(facts: MachineFacts) -> list[str]:
+    """The flags given that describe an NVIDIA GPU (and so imply CUDA)."""
+    return [
         flag
         for flag, given in (
             ("--driver", facts.driver_version),
@@ -109,6 +109,11 @@ def _refuse_nvidia_flags(facts: MachineFacts, wish: str, implied: str) -> None:
         )
         if given.origin == GIVEN
     ]
+
+
+def _refuse_nvidia_flags(facts: MachineFacts, wish: str, implied: str) -> None:
+    """``--driver``/``--compute-capability`` describe an NVIDIA GPU: not with a non-CUDA build."""
+    nvidia_flags = _nvidia_flags(facts)
     if implied != "cuda" and nvidia_flags:
         verb = "describe" if len(nvidia_flags) > 1 else "describes"
         raise PlanError(
@@ -118,19 +123,29 @@ def _refuse_nvidia_flags(facts: MachineFacts, wish: str, implied: str) -> None:
         )
 
 
-def _fit_to_platform(fact: Fact[str], chosen: bool, platform: str, why: Rationale) -> Fact[str]:
+def _fit_to_platform(fact: Fact[str], chosen: bool, ctx: PlanContext, why: Rationale) -> Fact[str]:
     """CUDA/ROCm do not exist on macOS, MPS only there, ROCm only on Linux x86_64: a given
-    accelerator that does not fit is an error, a detected one falls back with a warning."""
+    accelerator (or CUDA asked for by ``--driver``/``--compute-capability``) that does not
+    fit is an error, a detected one falls back with a warning."""
+    platform = ctx.platform
     accel = fact.value or "cpu"
     macos = platform.startswith("macos")
     fallback = None
     if macos and accel in ("cuda", "rocm"):
         fallback = "mps" if platform == MACOS_ARM else "cpu"
+        default_wheels = (
+            f"--accelerator {fallback} --variant default without --driver "
+            "--compute-capability (the default macOS wheels)"
+        )
         if chosen:
+            raise PlanError(f"{accel.upper()} wheels do not exist for macOS", default_wheels)
+        nvidia_flags = _nvidia_flags(ctx.facts)
+        if nvidia_flags:  # they imply CUDA (--help): asked for, not merely detected
+            verb = "describe" if len(nvidia_flags) > 1 else "describes"
             raise PlanError(
-                f"{accel.upper()} wheels do not exist for macOS",
-                f"--accelerator {fallback} --variant default without --driver "
-                "--compute-capability (the default macOS wheels)",
+                f"{' and '.join(nvidia_flags)} {verb} an NVIDIA GPU, but CUDA wheels do not "
+                "exist for macOS",
+                default_wheels,
             )
         why.warnings.append(
             f"{accel} ({fact.origin}) does not apply to {platform}: planning the default macOS "
@@ -155,7 +170,12 @@ def _fit_to_platform(fact: Fact[str], chosen: bool, platform: str, why: Rational
         )
         fallback = "cpu"
     if fallback is not None:
-        fact = Fact(fallback, fact.origin, fact.detail)
+        # Not "detected" (nor implied by the flag that implied the other accelerator).
+        fact = Fact(
+            fallback,
+            IMPLIED,
+            f"by the platform {platform}: the {accel} {fact.origin} here has no wheels for it",
+        )
     if platform == MACOS_ARM and fact.value == "mps":
         why.reasons.append("macOS arm64: the default PyPI wheels include the MPS (Metal) backend")
     return fact

@@ -17,13 +17,12 @@ from msgspec import Struct
 from msgspec.structs import replace
 
 from dlready.install.archs import Coverage
-from dlready.install.cuda_fit import gpu_coverage
+from dlready.install.cuda_fit import driver_support, gpu_coverage
 from dlready.install.errors import CPU_CHOICE, PlanError
 from dlready.install.facts import MachineFacts
 from dlready.install.plan import (
     Candidate,
     CoverageState,
-    DriverSupport,
     InstallPlan,
     InstallWishes,
     PinnedPackage,
@@ -129,17 +128,92 @@ def validate_channel(value: str) -> str:
     return channel
 
 
-def _driver_ok(variant: str, facts: MachineFacts, table: CompatTable) -> bool | None:
-    """Whether the driver runs this CUDA variant; None when the driver or the floor is unknown."""
-    floor = table.drivers.get(variant)
-    driver = facts.driver_version.value
-    if floor is None or driver is None:
-        return None
+def _required(
+    variant: str, facts: MachineFacts, table: CompatTable
+) -> tuple[str | None, str | None]:
+    """The driver a CUDA variant needs at least, and for full support (its own toolkit's
+    driver; None when only its CUDA major's minimum is known), in this OS's numbering."""
+    floor = table.driver_floor(variant)
+    if floor is None:
+        return None, None
     windows = facts.os.value == "windows" or facts.is_wsl.value is True
-    minimum = floor.min_windows if windows else floor.min_linux
-    if minimum is None:
+    if windows:
+        return floor.min_windows, floor.full_windows
+    return floor.min_linux, floor.full_linux
+
+
+def _driver_ok(variant: str, facts: MachineFacts, table: CompatTable) -> bool | None:
+    """Whether the driver runs this CUDA variant; None when the driver or the floor is
+    unknown, which is never a pass."""
+    minimum, _ = _required(variant, facts, table)
+    driver = facts.driver_version.value
+    if minimum is None or driver is None:
         return None
     return compare_numeric(driver, minimum) >= 0
+
+
+def _own_floor_known(variant: str, table: CompatTable) -> bool:
+    """Whether the table has this variant's own driver minimum (not only its CUDA major's)."""
+    floor = table.driver_floor(variant)
+    return floor is not None and not floor.from_major
+
+
+def _driver_warning(variant: str, facts: MachineFacts, table: CompatTable) -> str | None:
+    """What is not certain about the driver for a chosen or forced CUDA variant."""
+    driver = facts.driver_version.value
+    if driver is None:
+        return None
+    minimum, _ = _required(variant, facts, table)
+    floor = table.driver_floor(variant)
+    if floor is None or minimum is None:
+        return (
+            f"dlready does not know the driver minimum of {variant}: it cannot say that driver "
+            f"{driver} runs it"
+        )
+    if compare_numeric(driver, minimum) < 0:
+        return (
+            f"{variant} needs NVIDIA driver >= {minimum}; this driver is {driver}: "
+            "torch.cuda.is_available() will be False"
+        )
+    if floor.from_major:
+        cuda_major = floor.cuda.split(".")[0]
+        return (
+            f"{variant}: dlready does not know this build's own driver minimum, only that of "
+            f"every CUDA {cuda_major} build ({minimum}), which driver {driver} meets: if "
+            "torch.cuda.is_available() is False after installing, update the NVIDIA driver"
+        )
+    return None
+
+
+def _too_old_error(
+    cuda: list[str], facts: MachineFacts, table: CompatTable, channel: Channel
+) -> PlanError:
+    """No CUDA build on the channel is known to run with this driver."""
+    driver = facts.driver_version.value
+    too_old = [v for v in cuda if _driver_ok(v, facts, table) is False]
+    unknown = [v for v in cuda if _driver_ok(v, facts, table) is None]
+    needs = sorted({_required(v, facts, table)[0] or "" for v in too_old} - {""})
+    if too_old and not unknown:
+        oldest = too_old[0]
+        return PlanError(
+            f"driver {driver} is too old for every CUDA build on the {channel.name} index "
+            f"(the oldest, {oldest}, needs {_required(oldest, facts, table)[0]})",
+            "update the NVIDIA driver",
+        )
+    parts = []
+    if too_old:
+        parts.append(
+            f"driver {driver} is too old for {', '.join(too_old)} (needs {', '.join(needs)})"
+        )
+    parts.append(
+        f"dlready does not know the driver minimum of {', '.join(unknown)}, so it cannot say "
+        f"that driver {driver} runs {'it' if len(unknown) == 1 else 'them'}"
+    )
+    return PlanError(
+        f"no CUDA build on the {channel.name} index is known to run with this driver: "
+        + "; ".join(parts),
+        "update the NVIDIA driver",
+    )
 
 
 def _has(variants: tuple[str, ...] | list[str], kind: str | None) -> bool:
@@ -148,7 +222,8 @@ def _has(variants: tuple[str, ...] | list[str], kind: str | None) -> bool:
 
 def _elsewhere(channel: Channel, platform: str, kind: str | None) -> str:
     """Flags for a channel (or, failing that, a CPU of the same OS) that has builds of
-    ``kind`` (``cuda``, ``rocm``; None: any) for ``platform``: every hint names one that works."""
+    ``kind`` (``cuda``, ``rocm``; None: any) for ``platform``: every hint names one that works.
+    Empty when none has ``kind`` builds there (no CUDA for macOS on any channel)."""
     table = load_compat_table()
     choices = []
     stable_kind = "default" if kind == "cpu" and platform.startswith("macos") else kind
@@ -165,7 +240,12 @@ def _elsewhere(channel: Channel, platform: str, kind: str | None) -> str:
             if other_platform.startswith(f"{os_name}-") and _has(variants, kind):
                 choices.append(f"--arch {other_platform.split('-', 1)[1]}")
                 break
-    return ", or ".join(choices) or "--channel stable"
+    return ", or ".join(choices) or ("--channel stable" if kind is None else "")
+
+
+def _or_cpu(elsewhere: str) -> str:
+    """A hint: where the builds asked for exist, or else the CPU build."""
+    return f"{elsewhere}, or {CPU_CHOICE}" if elsewhere else CPU_CHOICE
 
 
 def _stable_counterpart(
@@ -256,7 +336,7 @@ def _choose_cuda(
     if not all_cuda:
         raise PlanError(
             f"the {channel.name} channel has no CUDA build for {facts.platform}",
-            _elsewhere(channel, facts.platform or "", "cuda") + f", or {CPU_CHOICE}",
+            _or_cpu(_elsewhere(channel, facts.platform or "", "cuda")),
         )
     arch = {v: _arch_verdict(v, facts, table) for v in all_cuda}
     runnable = [v for v in all_cuda if not arch[v].impossible]
@@ -265,32 +345,34 @@ def _choose_cuda(
     # Prefer builds whose stable counterpart has code for the GPU; the others stay possible.
     cuda = [v for v in runnable if not arch[v].stable_lacks] or runnable
     verdicts = {v: _driver_ok(v, facts, table) for v in cuda}
-    known_ok = [v for v in cuda if verdicts[v] is True]
+    driver = facts.driver_version.value
+    # A build whose own minimum is known comes first; one held only to its CUDA major's
+    # minimum (a newer CUDA than any release has) only when nothing else runs.
+    own_ok = [v for v in cuda if verdicts[v] is True and _own_floor_known(v, table)]
+    major_ok = [v for v in cuda if verdicts[v] is True and not _own_floor_known(v, table)]
     reasons, warnings = [], []
-    if known_ok:
-        chosen = known_ok[-1]
+    if own_ok:
+        chosen = own_ok[-1]
         reasons.append(
-            f"{chosen}: the newest CUDA build on the {channel.name} index that driver "
-            f"{facts.driver_version.value} runs"
+            f"{chosen}: the newest CUDA build on the {channel.name} index that driver {driver} runs"
         )
-    elif facts.driver_version.value is None:
-        known = [v for v in cuda if table.drivers.get(v) is not None]
+    elif driver is None:
+        known = [v for v in cuda if _own_floor_known(v, table)]
         chosen = (known or cuda)[-1]
         reasons.append(f"{chosen}: the newest CUDA build with a known driver minimum")
         warnings.append("the NVIDIA driver is unknown: check it meets this build's minimum")
-    elif all(verdicts[v] is False for v in cuda):
-        oldest = cuda[0]
-        floor = table.drivers[oldest]
-        raise PlanError(
-            f"driver {facts.driver_version.value} is too old for every CUDA build on the "
-            f"{channel.name} index (the oldest, {oldest}, needs {floor.min_linux or floor.min_windows})",
-            "update the NVIDIA driver",
+    elif major_ok:
+        chosen = major_ok[-1]
+        floor = table.driver_floor(chosen)
+        cuda_major = floor.cuda.split(".")[0] if floor else "?"
+        minimum = _required(chosen, facts, table)[0]
+        reasons.append(
+            f"{chosen}: the only CUDA build on the {channel.name} index for this GPU that driver "
+            f"{driver} may run: it meets the minimum of every CUDA {cuda_major} build ({minimum})"
         )
+        warnings.append(_driver_warning(chosen, facts, table) or "")
     else:
-        unknown = [v for v in cuda if verdicts[v] is None]
-        chosen = unknown[-1]
-        reasons.append(f"{chosen}: its driver minimum is not in dlready's data")
-        warnings.append(f"{chosen}: dlready does not know this build's driver minimum")
+        raise _too_old_error(cuda, facts, table, channel)
     excluded = [v for v in all_cuda if arch[v].impossible]
     if excluded:
         reasons.append(
@@ -301,20 +383,18 @@ def _choose_cuda(
     candidates = tuple(
         Candidate(
             v,
-            v in cuda and verdicts.get(v) is not False,
+            v in cuda and (verdicts[v] is True or (verdicts[v] is None and driver is None)),
             v == chosen,
             CoverageState.NONE if arch[v].impossible else CoverageState.UNKNOWN,
-            {
-                True: DriverSupport.FULL,
-                False: DriverSupport.TOO_OLD,
-                None: DriverSupport.UNKNOWN,
-            }[verdicts.get(v) if v in cuda else _driver_ok(v, facts, table)],
+            driver_support(driver, *_required(v, facts, table)),
             "chosen"
             if v == chosen
             else "no kernels for this GPU"
             if arch[v].impossible
-            else "driver too old"
+            else f"driver too old (needs {_required(v, facts, table)[0]})"
             if verdicts.get(v) is False
+            else "driver minimum unknown"
+            if verdicts.get(v) is None and driver is not None
             else "usable",
         )
         for v in all_cuda
@@ -408,6 +488,9 @@ def plan_channel(
                 }
                 raise _no_kernels_error(every, facts, wishes, table, channel)
             warnings.append(_arch_warning(variant, forced, facts))
+            driver_warning = _driver_warning(variant, facts, table)
+            if driver_warning:
+                warnings.append(driver_warning)
     elif accelerator == "cuda":
         variant, more_reasons, more_warnings, candidates = _choose_cuda(
             variants, facts, wishes, table, channel
@@ -419,7 +502,7 @@ def plan_channel(
         if not rocm:
             raise PlanError(
                 f"the {channel.name} channel has no ROCm build for {platform} in dlready's data",
-                _elsewhere(channel, platform, "rocm") + f", or {CPU_CHOICE}",
+                _or_cpu(_elsewhere(channel, platform, "rocm")),
             )
         variant = rocm[-1]
         reasons.append(f"{variant}: the newest ROCm build on the {channel.name} index")
@@ -458,6 +541,8 @@ def plan_channel(
     packages = tuple(PinnedPackage(name, "", None, "") for name in names)
     # Notes about other platforms and variants concern other plans (docs/install-cmd.md).
     warnings[1:1] = [n.text for n in channel.notes if n.concerns(platform, variant)]
+    floor = table.driver_floor(variant) if variant_kind(variant) == "cuda" else None
+    sources = [*channel.sources, *([floor.source] if floor is not None else [])]
     url = channel.url(variant)
     pre = "--prerelease allow" if wishes.manager == "uv" else "--pre"
     program = "uv pip install" if wishes.manager == "uv" else "pip install"
@@ -477,6 +562,6 @@ def plan_channel(
         reasons=reasons,
         facts=facts,
         candidates=candidates,
-        sources=list(channel.sources),
+        sources=sources,
         table_checked_on=channel.checked_on,
     )

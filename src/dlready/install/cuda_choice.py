@@ -102,7 +102,7 @@ def cuda_reason(
         return (
             f"{variant}{experimental}: the newest build of torch {release.torch} with kernels "
             f"for compute capability {ccs} ({', '.join(lost_on_kernels)} have none); "
-            + _driver_words(best, ctx, release)
+            + _driver_words(best, ctx, release, newer)
         )
     if best.coverage is Coverage.NATIVE:
         gpu = f"its arch list covers compute capability {ccs}"
@@ -113,9 +113,22 @@ def cuda_reason(
     return f"{variant}{experimental}: {gpu}; {_driver_words(best, ctx, release, newer)}"
 
 
+_COVER_RANK = {None: 0, Coverage.PTX: 1, Coverage.NATIVE: 2}
+
+
+def _names(evaluations: list[Evaluation], one: str, many: str) -> str:
+    """``cu118 is an experimental build`` / ``cu118, cu121 are experimental builds``."""
+    return (
+        f"{', '.join(e.form.variant for e in evaluations)} {one if len(evaluations) == 1 else many}"
+    )
+
+
 def _driver_words(
     best: Evaluation, ctx: PlanContext, release: Release, newer: list[Evaluation] | None = None
 ) -> str:
+    """The driver's part of the reason, and why each newer build with kernels for the GPUs
+    lost, by the first rule of :func:`dlready.install.cuda_fit.rank` it lost on: "the newest"
+    is said only of what is true (the newest stable build, when a newer one is experimental)."""
     driver = ctx.facts.driver_version
     variant = best.form.variant
     if not driver.known:
@@ -123,23 +136,65 @@ def _driver_words(
             return "the release's default CUDA build (driver unknown)"
         return "driver unknown"
     runnable = [e for e in newer or [] if e.coverage is not Coverage.NONE]
-    too_old = [e.form.variant for e in runnable if e.driver is DriverSupport.TOO_OLD]
-    minor = [e.form.variant for e in runnable if e.driver is DriverSupport.MINOR_COMPAT]
+    worse_cover = [
+        e for e in runnable if _COVER_RANK.get(e.coverage, -1) < _COVER_RANK.get(best.coverage, -1)
+    ]
+    rest = [e for e in runnable if e not in worse_cover]
+    too_old = [e for e in rest if e.driver is DriverSupport.TOO_OLD]
+    minor = [
+        e
+        for e in rest
+        if e.driver is DriverSupport.MINOR_COMPAT and best.driver is DriverSupport.FULL
+    ]
+    experimental = [
+        e
+        for e in rest
+        if e not in too_old
+        and e not in minor
+        and e.form.experimental
+        and not best.form.experimental
+    ]
+    why_not = [
+        *(
+            [_names(worse_cover, "has less code for the GPU", "have less code for the GPU")]
+            if worse_cover
+            else []
+        ),
+        *(
+            [
+                _names(
+                    minor,
+                    "would run only through minor-version compatibility",
+                    "would run only through minor-version compatibility",
+                )
+            ]
+            if minor
+            else []
+        ),
+        *([_names(too_old, "needs a newer driver", "need a newer driver")] if too_old else []),
+        *(
+            [_names(experimental, "is an experimental build", "are experimental builds")]
+            if experimental
+            else []
+        ),
+    ]
+    stable = "stable " if experimental else ""
     if best.driver is DriverSupport.FULL:
-        words = f"the newest CUDA that driver {driver.value} fully supports"
-        if minor:
-            words += f" ({', '.join(minor)} would run only through minor-version compatibility)"
-        elif too_old:
-            words += f" ({', '.join(too_old)} need a newer driver)"
-        return words
+        if runnable and not worse_cover:
+            words = f"the newest {stable}CUDA that driver {driver.value} fully supports"
+        else:  # no newer build, or none of them has as much code for the GPU
+            words = f"driver {driver.value} fully supports it"
+            if not newer:
+                words = f"the newest CUDA that driver {driver.value} fully supports"
+        return f"{words} ({'; '.join(why_not)})" if why_not else words
     if best.driver is DriverSupport.MINOR_COMPAT:
-        words = f"driver {driver.value} runs it through CUDA minor-version compatibility"
-        if too_old:
-            words = (
-                f"the newest CUDA that driver {driver.value} runs (minor-version compatibility; "
-                f"{', '.join(too_old)} need a newer driver)"
+        if (too_old or experimental) and not worse_cover:
+            return (
+                f"the newest {stable}CUDA that driver {driver.value} runs (minor-version "
+                f"compatibility; {'; '.join(why_not)})"
             )
-        return words
+        words = f"driver {driver.value} runs it through CUDA minor-version compatibility"
+        return f"{words} ({'; '.join(why_not)})" if why_not else words
     return f"driver {driver.value}"
 
 

@@ -99,7 +99,7 @@ def evaluate(form: PipForm, ctx: PlanContext) -> Evaluation:
         else []
     )
     uncovered = tuple(cc for cc, level in levels if level is Coverage.NONE)
-    floor = table.drivers.get(form.variant)
+    floor = table.driver_floor(form.variant)
     required_min = required_full = None
     if floor is not None:
         windows = windows_numbering(facts, platform)

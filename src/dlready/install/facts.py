@@ -29,7 +29,7 @@ from dlready.model import (
     StackState,
     to_jsonable,
 )
-from dlready.probes.pci import nvidia_devices_on_bus
+from dlready.probes.pci import nvidia_card_ruled_out, nvidia_devices_on_bus
 from dlready.words import stack_state_words
 
 T = TypeVar("T")
@@ -266,6 +266,11 @@ def _accelerator_fact(
         # first, not a CPU machine.
         detail = f"{len(nvidia_on_bus)} NVIDIA device(s) on the PCI bus, no driver"
         return Fact("cuda", DETECTED, detail), notes
+    if nv_stack is not None and nv_stack.state in _BROKEN_STACK and _leftover_driver(snapshot):
+        notes.append(
+            f"an NVIDIA driver is installed but {stack_state_words(nv_stack.state)}, and no "
+            "NVIDIA card is on the PCI bus: planned as the machine it is, without one"
+        )
     if amd:
         return Fact("rocm", DETECTED, f"{len(amd)} AMD GPU(s)"), notes
     if apple or (os_fact.value == "macos" and arch_fact.value in ("arm64", "aarch64")):
@@ -293,6 +298,8 @@ def _nvidia_fault(snapshot: MachineSnapshot, driver: Fact[str]) -> NvidiaFault |
     stack = snapshot.stack(GpuVendor.NVIDIA)
     on_bus = nvidia_devices_on_bus(snapshot.pci_display_devices)
     broken = stack if stack is not None and stack.state in _BROKEN_STACK else None
+    if broken is not None and _leftover_driver(snapshot):
+        broken = None  # said in the accelerator's notes instead
     if driver.known or not (broken or on_bus):
         return None
     evidence = []
@@ -309,6 +316,11 @@ def _nvidia_fault(snapshot: MachineSnapshot, driver: Fact[str]) -> NvidiaFault |
         compute_capabilities=capabilities,
         gpu_names=names,
     )
+
+
+def _leftover_driver(snapshot: MachineSnapshot) -> bool:
+    """An NVIDIA driver that fails where the PCI bus shows no NVIDIA card (probes/pci.py)."""
+    return nvidia_card_ruled_out(snapshot.pci_display_devices, snapshot.platform.is_wsl)
 
 
 def _identified_on_bus(
@@ -472,10 +484,21 @@ def validate_overrides(overrides: FactOverrides) -> FactOverrides:
         # Planning a ROCm, MPS or CPU build while describing an NVIDIA GPU is a contradiction;
         # silently ignoring the NVIDIA flags would hide a typo in one of them.
         verb = "describe" if len(nvidia_only) > 1 else "describes"
+        hint = f"--accelerator cuda, or drop {' and '.join(nvidia_only)}"
+        if os_value == "macos":  # no CUDA wheels there: the default macOS wheels, as asked
+            keep = accelerator if accelerator in ("mps", "cpu") else "cpu"
+            if keep == "mps" and arch == "x86_64":
+                keep = "cpu"
+            elif accelerator == "rocm" and arch != "x86_64":
+                keep = "mps"
+            hint = (
+                f"--accelerator {keep} --variant default without --driver "
+                "--compute-capability (the default macOS wheels)"
+            )
         raise PlanError(
             f"{' and '.join(nvidia_only)} {verb} an NVIDIA GPU, but --accelerator "
             f"{accelerator} was given",
-            f"--accelerator cuda, or drop {' and '.join(nvidia_only)}",
+            hint,
         )
     return FactOverrides(
         os=os_value,

@@ -279,7 +279,7 @@ def _judge_cuda_driver(
     variant: str, build: str, facts: MachineFacts, table: CompatTable, found: _Findings
 ) -> None:
     driver = facts.driver_version.value
-    floor = table.drivers.get(variant)
+    floor = table.driver_floor(variant)
     windows = (facts.platform or "").startswith("windows") or facts.is_wsl.value is True
     if floor is None:
         found.unknowns.append(f"no driver minimum for {variant} in the table")

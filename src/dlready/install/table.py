@@ -13,8 +13,9 @@ import json
 from typing import Any
 
 from msgspec import Struct, field
+from msgspec.structs import replace
 
-from dlready.install.versions import numeric_key
+from dlready.install.versions import cuda_of_variant, numeric_key
 from dlready.package_data import read_data_text
 
 TABLE_RESOURCE = "pytorch_compat.json"
@@ -157,6 +158,9 @@ class DriverFloor(Struct, frozen=True):
     unconfirmed_linux: tuple[str, ...]
     unconfirmed_windows: tuple[str, ...]
     source: str
+    from_major: bool = False
+    """True: the variant's own driver minimum is not in the table; the floor is its CUDA
+    major's minor-version-compatibility minimum (no build of that major runs below it)."""
 
     def unconfirmed(self, windows: bool) -> tuple[str, ...]:
         """UNCONFIRMED notes for Windows driver numbers (Windows, WSL2) or Linux ones."""
@@ -180,6 +184,7 @@ class CompatTable(Struct, frozen=True):
     arch_rules: tuple[str, ...]
     releases: tuple[Release, ...]
     drivers: dict[str, DriverFloor]
+    """Driver floors of the CUDA variants the releases have (their toolkit's own numbers)."""
     last_official_conda: str
     conda_community_command: str
     conda_community_label: str
@@ -189,6 +194,9 @@ class CompatTable(Struct, frozen=True):
     jetson_note: str
     jetson_compute_capabilities: tuple[str, ...]
     gpu_families: dict[str, str] = field(default_factory=dict)
+    cuda_major_drivers: dict[str, DriverFloor] = field(default_factory=dict)
+    """CUDA major (``"13"``) -> NVIDIA's minor-version-compatibility minimum for every
+    toolkit of that major (``variant`` and ``cuda`` are ``"13.x"``)."""
     public_sources: dict[str, PublicSource] = field(default_factory=dict)
     """``commands``, ``python``, ``drivers``, ``arch_lists``, ``arch_rules``, ``conda``... ->
     the public page behind that kind of fact (shown to users with ``checked_on``)."""
@@ -204,6 +212,30 @@ class CompatTable(Struct, frozen=True):
     def newest(self) -> Release:
         """The newest release in the table."""
         return self.releases[0]
+
+    def driver_floor(self, variant: str) -> DriverFloor | None:
+        """The driver floor of a CUDA variant: its own, else (a variant no release has, such
+        as a nightly's newer CUDA) its CUDA major's minimum, never below it; None when
+        neither is known, which no caller may take as a pass."""
+        own = self.drivers.get(variant)
+        if own is not None:
+            return own
+        cuda = cuda_of_variant(variant)
+        major = self.cuda_major_drivers.get(cuda.split(".")[0]) if cuda else None
+        if cuda is None or major is None:
+            return None
+        note = (
+            f"CUDA {cuda}'s own driver minimum is not in dlready's data: the CUDA "
+            f"{major.cuda} minimum for minor-version compatibility applies"
+        )
+        return replace(
+            major,
+            variant=variant,
+            cuda=cuda,
+            notes_linux=(note, *major.notes_linux),
+            notes_windows=(note, *major.notes_windows),
+            from_major=True,
+        )
 
 
 def _arch(data: dict[str, Any] | None) -> ArchList | None:
@@ -271,6 +303,23 @@ def _release(data: dict[str, Any]) -> Release:
     )
 
 
+def _driver_floor(variant: str, cuda: str, entry: dict[str, Any]) -> DriverFloor:
+    full = entry.get("full_driver", {"linux": None, "windows": None})
+    return DriverFloor(
+        variant=variant,
+        cuda=cuda,
+        min_linux=entry["min_driver"]["linux"],
+        min_windows=entry["min_driver"]["windows"],
+        full_linux=full["linux"],
+        full_windows=full["windows"],
+        notes_linux=tuple(entry["notes"]["linux"]),
+        notes_windows=tuple(entry["notes"]["windows"]),
+        unconfirmed_linux=tuple(entry["unconfirmed"]["linux"]),
+        unconfirmed_windows=tuple(entry["unconfirmed"]["windows"]),
+        source=entry["source"],
+    )
+
+
 def table_from_jsonable(data: dict[str, Any]) -> CompatTable:
     """Build the typed table from its JSON document.
 
@@ -286,20 +335,12 @@ def table_from_jsonable(data: dict[str, Any]) -> CompatTable:
             sorted((_release(r) for r in data["releases"]), key=lambda r: r.key, reverse=True)
         )
         drivers = {
-            variant: DriverFloor(
-                variant=variant,
-                cuda=entry["cuda"],
-                min_linux=entry["min_driver"]["linux"],
-                min_windows=entry["min_driver"]["windows"],
-                full_linux=entry["full_driver"]["linux"],
-                full_windows=entry["full_driver"]["windows"],
-                notes_linux=tuple(entry["notes"]["linux"]),
-                notes_windows=tuple(entry["notes"]["windows"]),
-                unconfirmed_linux=tuple(entry["unconfirmed"]["linux"]),
-                unconfirmed_windows=tuple(entry["unconfirmed"]["windows"]),
-                source=entry["source"],
-            )
+            variant: _driver_floor(variant, entry["cuda"], entry)
             for variant, entry in data["cuda_drivers"].items()
+        }
+        major_drivers = {
+            major: _driver_floor(f"{major}.x", f"{major}.x", entry)
+            for major, entry in data.get("cuda_major_drivers", {}).items()
         }
         platforms = data["platforms"]
         return CompatTable(
@@ -310,6 +351,7 @@ def table_from_jsonable(data: dict[str, Any]) -> CompatTable:
             arch_rules=tuple(data["arch_rules"]),
             releases=releases,
             drivers=drivers,
+            cuda_major_drivers=major_drivers,
             last_official_conda=data["conda"]["last_official_release"],
             conda_community_command=data["conda"]["community"]["command"],
             conda_community_label=data["conda"]["community"]["label"],

@@ -60,3 +60,17 @@ def nvidia_devices_on_bus(
     if not devices.ok:
         return ()
     return tuple(device for device in devices.value or () if is_nvidia(device))
+
+
+def nvidia_card_ruled_out(
+    devices: Reading[tuple[PciDisplayDevice, ...]], is_wsl: Reading[bool]
+) -> bool:
+    """Whether the PCI bus shows that no NVIDIA card is here: it was read, it lists none, and
+    this is not WSL (whose GPU never appears on the Linux guest's bus).
+
+    An NVIDIA driver that fails on such a machine is a leftover (a GPU image started on a CPU
+    instance, a card taken out), not a GPU whose driver needs fixing. The one rule for it,
+    used by ``check``'s verdict, ``install-cmd`` and ``fit``.
+    """
+    not_wsl = is_wsl.ok and is_wsl.value is False
+    return devices.ok and not_wsl and not nvidia_devices_on_bus(devices)

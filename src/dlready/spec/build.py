@@ -670,6 +670,18 @@ def judge_build(
             "This snapshot was saved before dlready looked for build tools; run `dlready "
             "check` again on that machine to see them.",
         )
+    failed = next((error for error in snapshot.errors if error.probe == "build"), None)
+    if failed is not None:
+        # The probe stopped partway: what it left unread is not "not installed".
+        return ComponentVerdict(
+            "build",
+            SUBJECT,
+            Status.UNKNOWN,
+            (),
+            f"The build tools could not be looked at ({failed.message}), so none is judged. "
+            "Run `dlready check` again; if this repeats, a limit on processes or open files "
+            "(`ulimit -u`, `ulimit -n`) may be reached.",
+        )
     has_nvidia = any(gpu.vendor is GpuVendor.NVIDIA for gpu in snapshot.gpus)
     torch_criterion, torch_cuda = _torch_cuda(snapshot, has_nvidia, torch_fit)
     cuda_relevant = snapshot.platform.os is not OperatingSystem.MACOS and (

@@ -25,7 +25,7 @@ from dlready.model import (
     StackState,
     StrEnum,
 )
-from dlready.probes.pci import nvidia_devices_on_bus
+from dlready.probes.pci import nvidia_card_ruled_out, nvidia_devices_on_bus
 from dlready.spec.bar import FailOn
 from dlready.spec.profile import SpecProfile
 
@@ -685,7 +685,12 @@ def _no_gpu_verdict(snapshot: MachineSnapshot, profile: SpecProfile) -> Componen
     nvidia_on_bus = nvidia_devices_on_bus(pci)
     status = Status.BELOW_MINIMUM if profile.gpu_required else Status.MEETS_RECOMMENDED
     unusable = Status.BELOW_MINIMUM if profile.gpu_required else Status.UNKNOWN
-    if nvidia is not None and nvidia.state not in (StackState.OK, StackState.NOT_INSTALLED):
+    leftover = nvidia_card_ruled_out(pci, snapshot.platform.is_wsl)
+    driver_fails = nvidia is not None and nvidia.state not in (
+        StackState.OK,
+        StackState.NOT_INSTALLED,
+    )
+    if nvidia is not None and driver_fails and not leftover:
         # The driver exists but does not answer: the GPU cannot be used until it is fixed.
         advice = _sentences(
             [f"The NVIDIA driver does not work: {nvidia.reason or 'no reason given'}"]
@@ -706,6 +711,11 @@ def _no_gpu_verdict(snapshot: MachineSnapshot, profile: SpecProfile) -> Componen
         "No GPU found: deep learning needs a CUDA-capable NVIDIA GPU (or ROCm AMD GPU / Apple "
         "Silicon); this machine can only train small models on the CPU."
     )
+    if driver_fails:  # and no NVIDIA card on the PCI bus: a driver left without its card
+        advice += (
+            " An NVIDIA driver is installed but does not work, and no NVIDIA card is on the "
+            "PCI bus: it has no GPU to drive here."
+        )
     return ComponentVerdict("gpu", "GPU", status, (), advice if profile.gpu_required else "")
 
 
