@@ -97,7 +97,7 @@ def read_json_file(path: str | os.PathLike[str], max_bytes: int, error: type[Val
         raise error(f"{path}: not JSON: {exc}") from None
     except ValueError:  # Python converts at most 4,300 digits to an int (CVE-2020-10735)
         raise error(
-            f"{path}: a number in it has more than 4,300 digits; no real value has"
+            f"{path}: not JSON: a number in it has more than 4,300 digits, which no real value has"
         ) from None
 
 
