@@ -11,8 +11,10 @@ import json
 import os
 import pty
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,7 @@ from dlready.probes.tools_gateway import ReplayTools
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="stand-ins are shell scripts")
 
 CPU_FLAGS = ["--accelerator", "cpu"]
+RUN_FLAGS = [*CPU_FLAGS, "--run", "--yes"]
 
 
 def stand_in_python(folder: Path, exit_code: int = 0) -> tuple[Path, Path]:
@@ -518,3 +521,41 @@ def test_nightly_warnings_concern_the_planned_platform_and_variant_only(
         assert text in warnings
     for text in not_shown:
         assert text not in warnings, warnings
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_a_stop_signal_during_the_install_is_interrupted_not_a_failed_install(
+    tmp_path: Path, signal_name: str
+) -> None:
+    # The installer runs for a while; dlready is stopped meanwhile. It said "the install failed
+    # (exit 130)" with advice about ensurepip. The installer is ended with it.
+    started = tmp_path / "started"
+    python = tmp_path / "python"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "-c" ]; then exec {shlex.quote(sys.executable)} "$@"; fi\n'
+        f"touch {shlex.quote(str(started))}\n"
+        "exec sleep 30\n"
+    )
+    python.chmod(0o755)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dlready", "install-cmd", "--python", str(python), *RUN_FLAGS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the stand-in installer never started"
+        process.send_signal(getattr(signal, signal_name))
+        _out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 3, err
+    assert f"error: interrupted ({signal_name})" in err
+    assert "install failed" not in err
+    assert "ensurepip" not in err

@@ -269,6 +269,11 @@ def _fit(
     default_dtype = "bf16" if machine.bf16 else "fp16"
     if task == "qlora" and dtype in (None, "int4"):
         dtype = default_dtype
+    # --gpus N for inference: the model split over the N GPUs (one process, its layers spread
+    # over them); training's --gpus is the data-parallel group, split only by --shard.
+    split = task == "infer" and gpus is not None and len(machine.gpus) > 1
+    if split:
+        shard = "split"
     request = Request(
         task=task,
         dtype=dtype or default_dtype,
@@ -364,7 +369,7 @@ def _result(report: FitReport, measurement: Measurement | None) -> CommandResult
         COMMAND,
         ExitCode.OK if report.fits else ExitCode.NOT_READY,
         data=report_jsonable(report, measurement),
-        status="fits" if report.fits else "does_not_fit",
+        status="fits" if report.fits else ("unknown" if report.unknown else "does_not_fit"),
         text=lambda streams: render_text(report, streams, measurement),
         markdown=lambda streams: streams.write(render_markdown(report, measurement)),
     )

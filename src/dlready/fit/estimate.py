@@ -570,7 +570,8 @@ def estimate(spec: ModelSpec, request: Request) -> Breakdown:
         if request.task == "infer":
             # Layers stream in from CPU RAM: the GPU holds about two blocks at a time.
             per_layer = weights / max(shape_stand_in(spec).num_layers, 1)
-            host_offload = weights
+            # Every GPU's share of a split model is in RAM: all of the weights.
+            host_offload = weights * (shards if request.sharding == "split" else 1)
             weights = min(weights, 2 * per_layer) if spec.is_transformer else weights
         else:
             # ZeRO-Offload (Ren et al. 2021): gradients and optimizer states live in CPU RAM.

@@ -88,12 +88,23 @@ class FitMachine(Struct, frozen=True):
         """What one GPU offers (the smallest of those used), or the RAM on a CPU machine."""
         if self.gpus:
             return min(gpu.usable_bytes for gpu in self.gpus)
-        return self.ram_available_bytes or self.ram_total_bytes
+        return self.host_room_bytes
+
+    @property
+    def budget_read(self) -> bool:
+        """Whether the budget is what was read as free (GPUs) or available (RAM); False: a
+        total stands in for it, an upper bound that cannot make a pass."""
+        if self.gpus:
+            return all(gpu.free_bytes is not None for gpu in self.gpus)
+        return self.ram_available_bytes is not None
 
     @property
     def host_room_bytes(self) -> int | None:
-        """RAM for the checkpoint load and offloaded states: available, else total."""
-        return self.ram_available_bytes or self.ram_total_bytes
+        """RAM for the checkpoint load and offloaded states: available, else total (an upper
+        bound: see :attr:`budget_read`)."""
+        if self.ram_available_bytes is not None:
+            return self.ram_available_bytes
+        return self.ram_total_bytes
 
     @property
     def bf16(self) -> bool:
@@ -224,6 +235,18 @@ def machine_from_snapshot(
     total = memory.effective_total_bytes.value if memory.effective_total_bytes.ok else None
     if not gpus and available is None and total is None:
         raise MachineError("neither GPU memory nor RAM could be read on this machine")
+    notes += [
+        f"GPU {gpu.index} ({gpu.name}): its free memory could not be read; its total stands "
+        "in, an upper bound (other processes may hold some)"
+        for gpu in gpus
+        if gpu.free_bytes is None
+    ]
+    if available is None and total is not None:
+        why = memory.available_bytes.reason or "not read"
+        notes.append(
+            f"the RAM available could not be read ({why}); the total stands in, an upper "
+            "bound (other programs hold some)"
+        )
     return FitMachine(
         tuple(gpus),
         available,
@@ -305,6 +328,8 @@ class Option(Struct, frozen=True):
     alone: Breakdown | None = None
     """This strategy on its own (without the ones listed before it)."""
     alone_fits: bool | None = None
+    adds: bool = True
+    """Whether it lowers the figure of the rows above (False: it helps only alone)."""
 
 
 class FitReport(Struct, frozen=True):
@@ -330,6 +355,9 @@ class FitReport(Struct, frozen=True):
     """Processes that each read the whole checkpoint (data parallelism: one per GPU)."""
     blocked: str | None = None
     """Why it cannot run as asked whatever the memory (8-/4-bit without a GPU); None: it can."""
+    unknown: bool = False
+    """It fits only within a total that stands in for memory that could not be read (a GPU's
+    free memory, the RAM available): not a pass (``fits`` is False), not a failure."""
 
 
 _Step = tuple[str, str, str, Callable[[Request], Request | None]]
@@ -506,7 +534,13 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
             blocked, step = swap
             forced = [step]
             base = step[3](request) or request
-    fits = blocked is None and _fits(asked, budget, machine)
+    within = blocked is None and _fits(asked, budget, machine)
+    # A fit judged against a total standing in for unread free memory is not a pass.
+    guessed = not machine.budget_read or (
+        asked.host_offload_bytes > 0 and machine.ram_available_bytes is None
+    )
+    unknown = within and guessed
+    fits = within and not guessed
     margin = budget - asked.device_bytes
     biggest = largest_batch(model, request, budget) if blocked is None else 0
 
@@ -522,29 +556,66 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
         )  # fmt: skip
     if machine.device == "cpu":  # bitsandbytes' 8- and 4-bit kernels need a GPU
         steps = [step for step in steps if step[0] not in _BITSANDBYTES_STEPS]
+    if unknown:  # it fits within the total: no strategy can say more than that
+        steps = forced = []
     options: list[Option] = []
     current = request
-    for key, title, how, change in forced + steps:
-        alone_request = change(base) if forced and key != forced[0][0] else change(request)
+    reference = estimate(model, base)  # what each step alone is compared with
+    previous = asked  # the figure of the row above
+    deferred: list[_Step] = []  # steps that lowered nothing where they stood (docs/fit.md)
+
+    def lowers(after: Breakdown, before: Breakdown) -> bool:
+        return after.device_bytes < before.device_bytes - 0.5 or (
+            _fits(after, budget, machine) and not _fits(before, budget, machine)
+        )
+
+    for step in forced + steps:
+        key, title, how, change = step
+        is_forced = bool(forced) and key == forced[0][0]
+        alone_request = change(base) if forced and not is_forced else change(request)
         combined = change(current)
         changed = combined is not None and combined != current
         if not changed:
             if alone_request is None:
                 continue  # changes nothing here: no row
             combined = current
+        stacked = estimate(model, combined or current)
+        alone = estimate(model, alone_request) if alone_request else None
+        helps_alone = alone is not None and lowers(alone, reference)
+        adds = changed and lowers(stacked, previous)
+        if not (is_forced or helps_alone or adds):
+            # It lowers nothing alone nor on those above (a peak in the optimizer step makes
+            # recomputation useless until the states shrink): no row, and it waits for a
+            # later row on which it does lower the figure.
+            if changed:
+                deferred.append(step)
+            continue
         current = combined or current
+        joined: list[_Step] = []
+        for waiting in list(deferred) if changed else []:
+            trial = waiting[3](current)
+            if trial is None or trial == current:
+                continue
+            trial_breakdown = estimate(model, trial)
+            if lowers(trial_breakdown, stacked):
+                current, stacked = trial, trial_breakdown
+                joined.append(waiting)
+                deferred.remove(waiting)
         # A row that changes something only alone is named by what it does alone (the
         # sequence the shorter-sequence step would take), not by the unchanged request.
         labelled = current if changed or alone_request is None else alone_request
         title, how = _with_length(key, title, how, labelled)
-        breakdown = estimate(model, current)
-        alone = estimate(model, alone_request) if alone_request else None
+        if joined:  # a waiting step lowers the figure from here on: named on this row
+            title = " + ".join([title, *(w[1] for w in joined)])
+            how = "; ".join([how, *(w[2] for w in joined)])
         options.append(
             Option(
-                key, title, how, current, breakdown, _fits(breakdown, budget, machine),
+                key, title, how, current, stacked, _fits(stacked, budget, machine),
                 alone, _fits(alone, budget, machine) if alone else None,
+                adds or bool(joined),
             )
         )  # fmt: skip
+        previous = stacked
     if request.batch > 1:
         smaller = largest_batch(model, current, budget)
         if 0 < smaller < request.batch:
@@ -552,18 +623,21 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
             options.append(
                 Option(
                     "smaller_batch", f"batch {smaller}",
-                    f"a per-GPU batch of {smaller}"
-                    + (" with gradient accumulation" if request.task != "infer" else ""),
+                    _smaller_batch_how(smaller, request.task, machine),
                     current, estimate(model, current), True,
                 )
             )  # fmt: skip
-    recommended = None if fits else _cheapest(model, base, forced, steps, budget, machine)
+    recommended = (
+        None if fits or unknown else _cheapest(model, base, forced, steps, budget, machine)
+    )
     recommended_batch = largest_batch(model, recommended.request, budget) if recommended else 0
     n = len(machine.gpus)
     processes = n if (n > 1 and request.sharding == "none" and request.task != "infer") else 1
     host_total = asked.host_load_bytes * processes
     room = machine.host_room_bytes
     host_ok = None if room is None else host_total <= room
+    if host_ok and machine.ram_available_bytes is None:
+        host_ok = None  # within the total RAM only: what is available was not read
     notes = list(machine.notes) + list(asked.notes)
     if offload_ignored:
         notes.append(
@@ -582,7 +656,7 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
                 "no usable GPU: judged against this machine's RAM; running on the CPU works "
                 "but is far slower than on a GPU"
             )
-        if not fits:
+        if not fits and not unknown:
             notes.append(
                 "8-bit and 4-bit strategies (bitsandbytes) are left out: they need an NVIDIA "
                 "or AMD GPU"
@@ -630,6 +704,7 @@ def plan(model: ModelSpec, request: Request, machine: FitMachine) -> FitReport:
         notes=tuple(notes),
         host_load_processes=processes,
         blocked=blocked,
+        unknown=unknown,
     )
 
 
@@ -754,8 +829,7 @@ def _cheapest(
             (
                 "smaller_batch",
                 f"batch {found.batch}",
-                f"a per-GPU batch of {found.batch}"
-                + (" with gradient accumulation" if base.task != "infer" else ""),
+                _smaller_batch_how(found.batch, base.task, machine),
             )
         )
     if not titles:
@@ -768,6 +842,13 @@ def _cheapest(
         estimate(model, found),
         True,
     )
+
+
+def _smaller_batch_how(batch: int, task: str, machine: FitMachine) -> str:
+    """A smaller batch, per GPU only where there are GPUs (a CPU run has one batch)."""
+    where = "per-GPU batch" if machine.gpus else "batch"
+    accumulate = " with gradient accumulation" if task != "infer" else ""
+    return f"a {where} of {batch}{accumulate}"
 
 
 def _changing(base: Request, steps: list[_Step], ranks: set[int]) -> set[int]:
@@ -798,12 +879,16 @@ def _parallelism(
     if n < 2:
         return None
     if request.task == "infer":
+        if request.sharding == "split":  # --gpus N asked for the split
+            if fits:
+                return f"the model split over the {n} GPUs fits, as asked"
+            return f"the model does not fit split over the {n} GPUs, as asked"
         if fits:
             return f"each of the {n} GPUs can hold its own copy of the model"
         split = next((o for o in options if o.key == "split"), None)
         if split and split.alone_fits:
             return f"one copy does not fit on one GPU; split over the {n} GPUs it does"
-        return f"the model does not fit on one GPU, nor split over the {n} GPUs as asked"
+        return f"the model does not fit on one GPU, nor split over the {n} GPUs alone"
     if request.sharding != "none":
         return f"model states sharded over the {n} GPUs as asked"
     if fits:

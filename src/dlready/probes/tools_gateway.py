@@ -128,15 +128,16 @@ def run_streaming(argv: Sequence[str]) -> int:
     """Run a program with this terminal's stdin, stdout and stderr (its output streams as it
     comes); return its exit status. No timeout: an install takes as long as the download.
 
+    Ctrl-C (or SIGTERM/SIGHUP, which end a command the same way) kills the program and is
+    raised on: the command then reports "interrupted", not a failed install.
+
     Raises:
         OSError: when the program cannot be started.
+        KeyboardInterrupt: when the user stopped it.
     """
     sys.stdout.flush()
     sys.stderr.flush()
-    try:
-        return subprocess.call(list(argv))
-    except KeyboardInterrupt:
-        return 130  # the child got the same Ctrl-C; report it the shell's way
+    return subprocess.call(list(argv))  # kills the program before raising KeyboardInterrupt
 
 
 class RealTools:

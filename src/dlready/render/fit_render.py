@@ -36,6 +36,11 @@ TASK_WORDS = {
     "lora": "LoRA fine-tuning",
     "qlora": "QLoRA fine-tuning",
 }
+SHARDING_WORDS = {
+    "zero2": "ZeRO-2 over {gpus} GPUs",
+    "zero3": "ZeRO-3 / FSDP over {gpus} GPUs",
+    "split": "split over {gpus} GPUs",
+}
 OPTIMIZER_WORDS = {"adamw": "AdamW", "adamw-8bit": "8-bit AdamW", "sgd": "SGD with momentum"}
 
 
@@ -94,6 +99,8 @@ def describe_request(report: FitReport, request: Request | None = None) -> str:
         parts.append(OPTIMIZER_WORDS[request.optimizer])
     if request.recompute:
         parts.append("gradient checkpointing")
+    if request.sharding in SHARDING_WORDS and request.gpus > 1:
+        parts.append(SHARDING_WORDS[request.sharding].format(gpus=request.gpus))
     batch = format_number(request.batch)
     if spec.family == "resnet":
         parts.append(f"batch {batch} at {spec.image_size}x{spec.image_size}")
@@ -118,20 +125,28 @@ def describe_machine(report: FitReport) -> str:
     """One line: the GPUs used (or the RAM)."""
     machine = report.machine
     if not machine.gpus:
+        room = (
+            f"{gib(report.budget_bytes)} available"
+            if machine.budget_read
+            else f"available unknown; {gib(report.budget_bytes)} in all"
+        )
         if machine.unified_memory:
-            return (
-                f"this machine's unified memory, shared by its Apple GPU and CPU "
-                f"({gib(report.budget_bytes)} available)"
-            )
-        return f"this machine's CPU and RAM ({gib(report.budget_bytes)} available)"
+            return f"this machine's unified memory, shared by its Apple GPU and CPU ({room})"
+        return f"this machine's CPU and RAM ({room})"
     counts = Counter(printable(gpu.name) for gpu in machine.gpus)
-    free = "free" if all(g.free_bytes is not None for g in machine.gpus) else "total"
+    free_read = [g.free_bytes is not None for g in machine.gpus]
+    if all(free_read):
+        free = "free per GPU"
+    elif not any(free_read):
+        free = "total per GPU; free memory unknown"
+    else:
+        free = "per GPU: free where read, else the total"
     if len(counts) == 1:
         count = f"{len(machine.gpus)} x " if len(machine.gpus) > 1 else ""
         names = f"{count}{next(iter(counts))}"
     else:  # each model with its own count: 1 x RTX 4090 + 1 x RTX 2080 Ti
         names = " + ".join(f"{n} x {name}" for name, n in sorted(counts.items()))
-    return f"{names} ({gib(report.budget_bytes)} {free} per GPU)"
+    return f"{names} ({gib(report.budget_bytes)} {free})"
 
 
 def left_out_lines(report: FitReport) -> list[str]:
@@ -145,32 +160,65 @@ def headline(report: FitReport) -> str:
     where = "per GPU" if report.machine.gpus else f"of {_budget_column(report)}"
     if report.blocked:
         return f"Does not run as asked: {report.blocked}."
+    if report.unknown and report.machine.budget_read:  # only the RAM for offloading is unread
+        return (
+            f"Unknown whether it fits: the GPU part fits ({gib(need)} {where}, "
+            f"{gib(report.budget_bytes)} available), but {offload_text(report, report.asked)}."
+        )
+    if report.unknown:
+        return (
+            f"Unknown whether it fits: needs {gib(need)} {where}, within the "
+            f"{gib(report.budget_bytes)} in all, but {_unread_words(report)} could not be read."
+        )
     if report.fits:
         word = "Fits, but tight" if report.tight else "Fits"
         return f"{word}: needs {gib(need)} {where}, {gib(report.margin_bytes)} to spare."
+    room = "available" if report.machine.budget_read else "in all"
     if need <= report.budget_bytes:  # the GPU part fits: the host RAM for offload does not
         return (
             f"Does not fit as asked: the GPU part fits ({gib(need)} {where}, "
-            f"{gib(report.budget_bytes)} available), but {offload_text(report, report.asked)}."
+            f"{gib(report.budget_bytes)} {room}), but {offload_text(report, report.asked)}."
         )
-    return (
-        f"Does not fit as asked: needs {gib(need)} {where}, {gib(report.budget_bytes)} available."
-    )
+    return f"Does not fit as asked: needs {gib(need)} {where}, {gib(report.budget_bytes)} {room}."
+
+
+def _goal(report: FitReport) -> str:
+    """What the strategies achieve: run (8-/4-bit without a GPU) or fit, within the total when
+    the free memory could not be read (an upper bound, never a pass)."""
+    if report.blocked:
+        return "run"
+    return "fit" if report.machine.budget_read else "fit within the total"
+
+
+def _unread_words(report: FitReport) -> str:
+    """What memory could not be read, for the unknown verdict (the budget's)."""
+    machine = report.machine
+    if machine.gpus:
+        return "the GPUs' free memory" if len(machine.gpus) > 1 else "the GPU's free memory"
+    return "the RAM available"
 
 
 def offload_text(report: FitReport, breakdown: Breakdown) -> str:
     """What is offloaded needs this much host RAM, against what the machine has."""
     what = "the offloaded layers" if report.request.task == "infer" else "the offloaded states"
     need = f"{what} need {gib(breakdown.host_offload_bytes)} of host RAM"
-    room = report.machine.host_room_bytes
-    if room is None:
-        return f"{need}, and this machine's RAM could not be read"
-    return f"{need} and {gib(room)} is available"
+    return f"{need} and {_host_room_words(report)}"
+
+
+def _host_room_words(report: FitReport) -> str:
+    """The host RAM against which offloaded parts are judged, saying what was not read."""
+    machine = report.machine
+    if machine.ram_available_bytes is not None:
+        return f"{gib(machine.ram_available_bytes)} is available"
+    if machine.ram_total_bytes is not None:
+        return f"what is available could not be read ({gib(machine.ram_total_bytes)} in all)"
+    return "this machine's RAM could not be read"
 
 
 def fits_word(report: FitReport, option: Option) -> str:
-    """The strategy table's verdict: yes, alone: yes, no, or no: host RAM."""
-    if option.fits:
+    """The strategy table's verdict: yes, alone: yes, no, or no: host RAM. A row that lowers
+    only its own figure (not those above it) is judged alone, never "yes" for the rows above."""
+    if option.fits and option.adds:
         return "yes"
     if option.alone_fits:
         return "alone: yes"
@@ -188,16 +236,34 @@ def advice(report: FitReport) -> list[str]:
     if report.fits:
         where = "per-GPU batch" if report.machine.gpus else "batch"
         lines.append(f"Largest {where} that fits as asked: {report.largest_batch}.")
+    elif report.unknown:
+        where = "per-GPU batch" if report.machine.gpus else "batch"
+        if report.machine.budget_read:  # only the RAM for the offloaded part was not read
+            within, look = "on the GPU", "the RAM available"
+        else:
+            within = "within the total (an upper bound)"
+            look = "the GPUs' free memory" if report.machine.gpus else "the RAM available"
+        lines.append(
+            f"Largest {where} that fits {within}: {report.largest_batch}. "
+            f"Check {look} before running it."
+        )
     elif report.recommended is not None:
         option = report.recommended
         where = "per GPU" if report.machine.gpus else f"of {_budget_column(report)}"
-        goal = "run" if report.blocked else "fit"
+        goal = _goal(report)
         lines.append(
             f"Cheapest way to make it {goal}: {option.title}: "
             f"{gib(option.breakdown.device_bytes)} {where}; largest batch then: "
             f"{report.recommended_largest_batch}."
         )
         lines += [f"  - {how}" for how in option.how.split("; ")]
+        # Item by item, so that its figure can be traced (the table's stacked column adds
+        # every strategy above a row; this combination only the ones it needs).
+        items = ", ".join(
+            f"{label} {value}" for label, value in _breakdown_rows(report, option.breakdown)
+        )
+        unit = "per GPU" if report.machine.gpus else f"in {_budget_column(report)}"
+        lines.append(f"  - {unit}: {items}; total {gib(option.breakdown.device_bytes)}")
         if option.breakdown.host_offload_bytes:
             lines.append(f"  - {offload_text(report, option.breakdown)}")
     else:
@@ -207,10 +273,10 @@ def advice(report: FitReport) -> list[str]:
             else "No strategy dlready knows makes it fit on this machine."
         )
     if report.request.offload and report.asked.host_offload_bytes:
-        room = report.machine.host_room_bytes
+        room = report.machine.ram_available_bytes
         lines.append(
             f"Host RAM for offloading: {gib(report.asked.host_offload_bytes)}; "
-            + (f"{gib(room)} available" if room else "the RAM could not be read")
+            + (f"{gib(room)} available" if room is not None else _host_room_words(report))
             + ("." if host_offload_fits(report.asked, report.machine) else ": too little.")
         )
     if report.parallelism:
@@ -260,10 +326,14 @@ def render_text(report: FitReport, streams: Streams, measurement: Measurement | 
         table.add_row(label, value)
     table.add_row("[bold]total[/]", f"[bold]{gib(report.asked.device_bytes)}[/]")
     console.print(table)
-    style = "green" if report.fits and not report.tight else ("yellow" if report.fits else "red")
+    style = (
+        "green"
+        if report.fits and not report.tight
+        else ("yellow" if report.fits or report.unknown else "red")
+    )
     print_prose(console, "", "", headline(report), style=style)
     if report.options and not report.fits:
-        goal = "run" if report.blocked else "fit"
+        goal = _goal(report)
         console.print(f"What would make it {goal}, least costly first (docs/fit.md):")
         options = Table(show_edge=False, pad_edge=False)
         options.add_column("strategy")
@@ -365,12 +435,12 @@ def _breakdown_jsonable(breakdown: Breakdown) -> dict[str, Any]:
     }
 
 
-def _request_jsonable(request: Request) -> dict[str, Any]:
+def _request_jsonable(request: Request, report: FitReport) -> dict[str, Any]:
     return {
         "task": request.task,
         "dtype": request.dtype,
         "batch": request.batch,
-        "seq": request.seq,
+        "seq": effective_seq(report.model, request),  # the length used, not 0 for the default
         "optimizer": request.optimizer,
         "gradient_checkpointing": request.recompute,
         "attention": request.attention,
@@ -380,6 +450,16 @@ def _request_jsonable(request: Request) -> dict[str, Any]:
         "offload": request.offload,
         "device": request.device,
     }
+
+
+def _offload_ok(report: FitReport) -> bool | None:
+    """Whether the RAM holds what the request offloads; None when nothing is offloaded, or
+    when it fits only within the total RAM (what is available was not read: not a pass)."""
+    machine = report.machine
+    if not report.asked.host_offload_bytes or machine.host_room_bytes is None:
+        return None
+    fits = host_offload_fits(report.asked, machine)
+    return None if fits and machine.ram_available_bytes is None else fits
 
 
 def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[str, Any]:
@@ -396,7 +476,7 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
             "stated_parameters": spec.stated_parameters,
             "sources": spec.sources,
         },
-        "request": {**_request_jsonable(request), "seq": effective_seq(spec, request)},
+        "request": _request_jsonable(request, report),
         "machine": {
             "device": report.machine.device,
             "gpus": [
@@ -410,11 +490,12 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
             ],
             "budget_bytes": report.budget_bytes,
             "ram_available_bytes": report.machine.ram_available_bytes,
+            "budget_read": report.machine.budget_read,
             "unified_memory": report.machine.unified_memory,
             "left_out": list(report.machine.left_out),
         },
         "estimate": _breakdown_jsonable(report.asked),
-        "fits": report.fits,
+        "fits": None if report.unknown else report.fits,
         "blocked": report.blocked,
         "tight": report.tight,
         "margin_bytes": round(report.margin_bytes),
@@ -424,7 +505,7 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
                 "key": option.key,
                 "title": option.title,
                 "how": option.how,
-                "request": _request_jsonable(option.request),
+                "request": _request_jsonable(option.request, report),
                 "estimate": _breakdown_jsonable(option.breakdown),
                 "fits": option.fits,
                 "alone_total_bytes": round(option.alone.device_bytes) if option.alone else None,
@@ -439,11 +520,7 @@ def report_jsonable(report: FitReport, measurement: Measurement | None) -> dict[
             "load_processes": report.host_load_processes,
             "ok": report.host_ok,
             "offload_bytes": round(report.asked.host_offload_bytes),
-            "offload_ok": (
-                host_offload_fits(report.asked, report.machine)
-                if report.asked.host_offload_bytes and report.machine.host_room_bytes
-                else None
-            ),
+            "offload_ok": _offload_ok(report),
         },
         "parallelism": report.parallelism,
         "notes": list(report.notes),
