@@ -93,8 +93,12 @@ def read_json_file(path: str | os.PathLike[str], max_bytes: int, error: type[Val
         return json.loads(text, parse_constant=refuse_constant)
     except error:
         raise
-    except ValueError as exc:  # JSONDecodeError, or an integer of more than 4,300 digits
+    except json.JSONDecodeError as exc:
         raise error(f"{path}: not JSON: {exc}") from None
+    except ValueError:  # Python converts at most 4,300 digits to an int (CVE-2020-10735)
+        raise error(
+            f"{path}: not JSON: a number in it has more than 4,300 digits, which no real value has"
+        ) from None
 
 
 def _size_text(size_bytes: int) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 import re
 from functools import cache
 from pathlib import Path
@@ -54,6 +53,19 @@ class ModelSpec(Struct, frozen=True):
     type_vocab_size: int = 0
     num_experts: int = 1
     experts_per_token: int = 1
+    expert_intermediate_size: int = 0
+    """Each routed expert's MLP width when it differs from ``intermediate_size`` (Qwen2-MoE's
+    ``moe_intermediate_size``); 0: the same."""
+    shared_expert_intermediate_size: int = 0
+    """Qwen2-MoE's shared expert (a gated MLP every token visits, with a one-output gate)."""
+    ungated_mlp: bool = False
+    """A decoder whose MLP is up/down without a gate (Falcon)."""
+    layer_norm: bool = False
+    """A decoder with LayerNorm (scale and bias) instead of RMSNorm (Falcon)."""
+    qk_norm: bool = False
+    """An RMSNorm over each head of Q and K (Qwen3, Gemma 3): 2 x head size per block."""
+    extra_positions: int = 0
+    """Learned position rows beyond ``max_positions`` (OPT keeps 2 for its offset)."""
     qkv_bias: bool = False
     tied_embeddings: bool = False
     norms_per_layer: int = 2
@@ -70,6 +82,8 @@ class ModelSpec(Struct, frozen=True):
     stated_as: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
     origin: str = "built-in"
+    notes: tuple[str, ...] = ()
+    """What the user should know about how the shape was read (a default assumed)."""
 
     @property
     def is_transformer(self) -> bool:
@@ -84,7 +98,23 @@ class ModelSpec(Struct, frozen=True):
     @property
     def gated_mlp(self) -> bool:
         """Llama-style gate/up/down MLP (three matrices) instead of up/down."""
-        return self.family == "decoder"
+        return self.family == "decoder" and not self.ungated_mlp
+
+    @property
+    def norm_parameters(self) -> int:
+        """One norm's parameters: a decoder's RMSNorm has a scale, a LayerNorm a bias too."""
+        return self.hidden_size * (2 if self.layer_norm or self.family != "decoder" else 1)
+
+    @property
+    def expert_width(self) -> int:
+        """The MLP width of one expert (of the one MLP of a dense model)."""
+        return self.expert_intermediate_size or self.intermediate_size
+
+    @property
+    def active_mlp_width(self) -> int:
+        """The MLP width one token passes through: its routed experts plus a shared expert."""
+        routed = self.experts_per_token if self.num_experts > 1 else 1
+        return self.expert_width * routed + self.shared_expert_intermediate_size
 
     @property
     def default_seq(self) -> int:
@@ -112,7 +142,11 @@ def layer_linear_shapes(spec: ModelSpec) -> tuple[tuple[int, int], ...]:
     attention = ((h, q_dim), (h, kv_dim), (h, kv_dim), (q_dim, h))
     inner = spec.intermediate_size
     if spec.gated_mlp:
-        mlp = ((h, inner), (h, inner), (inner, h)) * spec.num_experts
+        width = spec.expert_width
+        mlp = ((h, width), (h, width), (width, h)) * spec.num_experts
+        shared = spec.shared_expert_intermediate_size
+        if shared:
+            mlp += ((h, shared), (h, shared), (shared, h))
     else:
         mlp = ((h, inner), (inner, h))
     return attention + mlp
@@ -126,8 +160,11 @@ def layer_parameters(spec: ModelSpec) -> int:
     kv_dim = spec.num_kv_heads * spec.attention_head_dim
     if spec.family == "decoder":
         biases = (q_dim + 2 * kv_dim) if spec.qkv_bias else 0
-        norms = spec.norms_per_layer * h  # RMSNorm: a scale only
+        norms = spec.norms_per_layer * spec.norm_parameters
+        norms += 2 * spec.attention_head_dim if spec.qk_norm else 0
         router = h * spec.num_experts if spec.num_experts > 1 else 0
+        if spec.shared_expert_intermediate_size:
+            router += h  # the shared expert's gate: one output (Qwen2-MoE)
         return weights + biases + norms + router
     # encoder, gpt2, vit: every linear has a bias; LayerNorm has scale and bias.
     biases = q_dim + 2 * kv_dim + h + spec.intermediate_size + h
@@ -176,10 +213,10 @@ def parameter_count(spec: ModelSpec) -> int:
     embeddings = spec.vocab_size * h
     head = 0 if spec.tied_embeddings else spec.vocab_size * h
     if spec.family == "decoder":
-        return embeddings + head + blocks + h
-    positions = spec.max_positions * h
+        return embeddings + head + blocks + spec.norm_parameters
+    positions = (spec.max_positions + spec.extra_positions) * h
     if spec.family == "gpt2":
-        return embeddings + positions + blocks + 2 * h
+        return embeddings + head + positions + blocks + 2 * h
     # encoder (BERT): token types, embedding LayerNorm, pooler
     return embeddings + positions + spec.type_vocab_size * h + 2 * h + blocks + h * h + h
 
@@ -248,7 +285,9 @@ def parse_parameter_count(text: str) -> int | None:
     match = _COUNT.match(text)
     if not match:
         return None
-    return round(float(match.group(1)) * _SCALE[match.group(2).lower()])
+    value = float(match.group(1)) * _SCALE[match.group(2).lower()]
+    # A count too large for a float is beyond any bound: the plausibility check refuses it.
+    return round(value) if value < 1e300 else MAX_PARAMETERS + 1
 
 
 def resolve_model(text: str) -> ModelSpec:
@@ -259,17 +298,27 @@ def resolve_model(text: str) -> ModelSpec:
     """
     key = text.strip().lower()
     index = _name_index()
-    if key in index:
-        return index[key]
     spaced = re.sub(r"[\s_]+", "-", key)  # "llama 3 8b" is llama-3-8b
-    if spaced in index:
-        return index[spaced]
+    builtin = index.get(key) or index.get(spaced)
+    local = Path(text).expanduser()
+    if builtin is not None and (local / "config.json").is_file():
+        # transformers' from_pretrained takes an existing local folder before a Hub id
+        return load_hf_config(
+            local / "config.json",
+            notes=(
+                f"{text} is a folder here: its config.json is read, not the built-in "
+                f"{builtin.id} (as transformers' from_pretrained does)",
+            ),
+        )
+    if builtin is not None:
+        return builtin
     count = parse_parameter_count(text)
     if count is not None:
         if count <= 0:
             raise ModelLookupError(
                 f"{text!r}: a parameter count must be above zero", code="bad_parameter_count"
             )
+        check_plausible_count(count, repr(text.strip()), "bad_parameter_count")
         return ModelSpec(
             id=f"{text.strip()} parameters",
             family="unknown",
@@ -352,11 +401,144 @@ def _check_positive(
             )
 
 
-def load_hf_config(path: Path) -> ModelSpec:
-    """The shape from a Hugging Face ``config.json`` (read locally; nothing is downloaded).
+@cache
+def _model_types() -> dict[str, dict[str, Any]]:
+    """The model types dlready counts exactly, with their config class's defaults."""
+    table: dict[str, dict[str, Any]] = json.loads(read_data_text("hf_model_types.json"))[
+        "model_types"
+    ]
+    return table
+
+
+_ENCODER_DECODER_KEYS = ("num_decoder_layers", "decoder_layers", "encoder_layers")
+_TOWER_KEYS = ("vision_config", "audio_config", "vision_tower", "mm_vision_tower", "visual")
+_UNMODELLED_FEATURES = (
+    ("kv_lora_rank", "multi-head latent attention (kv_lora_rank)"),
+    ("q_lora_rank", "multi-head latent attention (q_lora_rank)"),
+    ("first_k_dense_replace", "dense layers before the experts (first_k_dense_replace)"),
+    ("n_shared_experts", "shared experts (n_shared_experts)"),
+    ("mlp_only_layers", "dense layers among the experts (mlp_only_layers)"),
+)
+_EXPERT_KEYS = ("num_local_experts", "num_experts", "n_routed_experts", "moe_top_k")
+MAX_PARAMETERS = 100 * 10**12
+"""Far above the largest published models (Switch-C, 1.6 trillion parameters: Fedus et al.
+2021, arXiv:2101.03961); a larger count is a typo or a broken config, not a model."""
+
+
+def check_plausible_count(count: int, what: str, code: str) -> None:
+    """Refuse a parameter count beyond :data:`MAX_PARAMETERS`.
 
     Raises:
-        ModelLookupError: unreadable, not JSON, or missing the numbers the estimate needs.
+        ModelLookupError: with ``code``, naming the bound.
+    """
+    if count > MAX_PARAMETERS:
+        raise ModelLookupError(
+            f"{what}: more than 100 trillion parameters is not a real model (the largest "
+            "published ones have about 1.6 trillion); check the numbers given",
+            code=code,
+        )
+
+
+def _refuse_unmodelled(path: Path, config: dict[str, Any], model_type: str) -> None:
+    """Refuse what the formulas do not cover, naming it, rather than count part of it.
+
+    Raises:
+        ModelLookupError: an encoder-decoder, a vision or audio tower, or an attention or
+            expert layout that dlready does not model.
+    """
+    encoder_decoder = [key for key in _ENCODER_DECODER_KEYS if key in config]
+    if config.get("is_encoder_decoder") is True or encoder_decoder:
+        named = encoder_decoder[0] if encoder_decoder else "is_encoder_decoder"
+        raise ModelLookupError(
+            f"{path}: an encoder-decoder model ({model_type or 'no model_type'}, {named}): "
+            "dlready counts decoder-only and encoder-only transformers only"
+        )
+    towers = [key for key in _TOWER_KEYS if config.get(key)]
+    if towers:
+        raise ModelLookupError(
+            f"{path}: a multimodal model with a {towers[0].split('_')[0]} tower ({towers[0]}): "
+            "dlready counts the language model only; give its text model's config.json instead"
+        )
+    for key, feature in _UNMODELLED_FEATURES:
+        if config.get(key) not in (None, 0, []):
+            raise ModelLookupError(
+                f"{path}: {feature} is a layout dlready does not count exactly; it refuses "
+                "rather than guess"
+            )
+    if config.get("decoder_sparse_step") not in (None, 1):
+        raise ModelLookupError(
+            f"{path}: dense layers among the experts (decoder_sparse_step "
+            f"{json.dumps(config['decoder_sparse_step'])}) is a layout dlready does not count "
+            "exactly; it refuses rather than guess"
+        )
+
+
+def _falcon_attention(path: Path, config: dict[str, Any], heads: int) -> tuple[int, int]:
+    """Falcon's key/value heads and LayerNorms per block, as transformers' FalconAttention and
+    FalconDecoderLayer build them (multi_query and parallel_attn default to true).
+
+    Raises:
+        ModelLookupError: Falcon with biases, which the formulas do not count.
+    """
+    if config.get("bias") is True:
+        raise ModelLookupError(
+            f"{path}: falcon with bias true is a layout dlready does not count exactly; it "
+            "refuses rather than guess"
+        )
+    new_architecture = config.get("new_decoder_architecture") is True
+    if new_architecture:
+        kv_heads = config.get("num_kv_heads") or heads
+    elif config.get("multi_query", True) is not False:
+        kv_heads = 1
+    else:
+        kv_heads = heads
+    norms_in_parallel = config.get("num_ln_in_parallel_attn") or (2 if new_architecture else 1)
+    if new_architecture and norms_in_parallel == 2:
+        return kv_heads, 2  # ln_attn and ln_mlp
+    return kv_heads, 1 if config.get("parallel_attn", True) is not False else 2
+
+
+def _refuse_family_layout(path: Path, config: dict[str, Any], model_type: str) -> None:
+    """Options of a known model type that its formulas do not cover: biases beyond Qwen's
+    Q, K and V (Llama's ``attention_bias`` also biases the output projection), OPT's variants.
+
+    Raises:
+        ModelLookupError: naming the option.
+    """
+    for key in ("attention_bias", "mlp_bias"):
+        if config.get(key) is True:
+            raise ModelLookupError(
+                f"{path}: {model_type} with {key} true is a layout dlready does not count "
+                "exactly; it refuses rather than guess"
+            )
+    if model_type != "opt":
+        return
+    hidden = config.get("hidden_size")
+    layout = (
+        ("word_embed_proj_dim", config.get("word_embed_proj_dim") not in (None, hidden)),
+        ("do_layer_norm_before", config.get("do_layer_norm_before") is False),
+        ("_remove_final_layer_norm", config.get("_remove_final_layer_norm") is True),
+        ("enable_bias", config.get("enable_bias") is False),
+        ("layer_norm_elementwise_affine", config.get("layer_norm_elementwise_affine") is False),
+    )
+    for key, unusual in layout:
+        if unusual:
+            raise ModelLookupError(
+                f"{path}: OPT with {key} {json.dumps(config[key])} is a layout dlready does not "
+                "count exactly; it refuses rather than guess"
+            )
+
+
+def load_hf_config(path: Path, notes: tuple[str, ...] = ()) -> ModelSpec:
+    """The shape from a Hugging Face ``config.json`` (read locally; nothing is downloaded).
+
+    Only the model types of ``data/hf_model_types.json`` are counted, each field read as
+    transformers reads it; a missing field is refused, except where transformers' default is
+    well known (GPT-2's ``n_inner``), which a note then names.
+
+    Raises:
+        ModelLookupError: unreadable, not JSON, missing the numbers the estimate needs, or a
+            model whose parameters dlready cannot count exactly.
     """
     try:
         config = read_json_file(path, MAX_CONFIG_FILE_BYTES, ModelLookupError)
@@ -364,13 +546,15 @@ def load_hf_config(path: Path) -> ModelSpec:
         raise ModelLookupError(f"{path}: not JSON: nested too deeply") from None
     if not isinstance(config, dict):
         raise ModelLookupError(f"{path}: not a Hugging Face config (a JSON object is expected)")
-    if isinstance(config.get("text_config"), dict):  # multimodal wrappers keep the LM inside
-        config = {**config["text_config"], "model_type": config.get("model_type")}
     model_type = str(config.get("model_type") or "").lower()
+    _refuse_unmodelled(path, config, model_type)
+    if isinstance(config.get("text_config"), dict):  # a wrapper with no other tower
+        config = config["text_config"]
+        model_type = str(config.get("model_type") or "").lower()
+        _refuse_unmodelled(path, config, model_type)
     hidden = _first(config, "hidden_size", "n_embd", "d_model", "dim")
     layers = _first(config, "num_hidden_layers", "n_layer", "num_layers", "n_layers")
     heads = _first(config, "num_attention_heads", "n_head", "num_heads", "n_heads")
-    vocab = _first(config, "vocab_size")
     required = (("hidden_size", hidden), ("num_hidden_layers", layers),
                 ("num_attention_heads", heads))  # fmt: skip
     missing = [name for name, value in required if value is None]
@@ -379,23 +563,91 @@ def load_hf_config(path: Path) -> ModelSpec:
             f"{path}: not a transformer config dlready understands: no {', '.join(missing)}"
         )
     _check_positive(path, config, required)
+    kind = _model_types().get(model_type)
+    if kind is None:
+        known = ", ".join(sorted(_model_types()))
+        raise ModelLookupError(
+            f"{path}: model type {model_type or '(none given)'!r} is not one dlready can count "
+            f"exactly; it reads {known}"
+        )
+    _refuse_family_layout(path, config, model_type)
+    family = str(kind["family"])
+    spec_notes = list(notes)
     kv_heads = _first(config, "num_key_value_heads", "num_kv_heads", "multi_query_group_num")
     if config.get("multi_query") is True:
         kv_heads = 1
-    inner = _first(config, "intermediate_size", "n_inner", "ffn_dim", "d_ff")
-    experts = _first(config, "num_local_experts", "num_experts", "n_routed_experts") or 1
+    norms_per_layer = int(kind.get("norms_per_layer", 2))
+    if model_type == "falcon":
+        kv_heads, norms_per_layer = _falcon_attention(path, config, heads)
+    vocab = _first(config, "vocab_size")
+    if family == "vit":
+        vocab = 0
+    elif vocab is None:
+        raise ModelLookupError(f"{path}: no vocab_size: the embeddings cannot be counted")
+    inner = _first(config, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size", "d_ff")
+    if inner is None and model_type in ("gpt2", "falcon"):
+        # GPT2Config's n_inner and FalconConfig's ffn_hidden_size: None means 4 x the hidden
+        # size (transformers' GPT2Block, FalconConfig.__init__)
+        inner = 4 * hidden
+        width_key = "n_inner" if model_type == "gpt2" else "ffn_hidden_size"
+        spec_notes.append(
+            f"{width_key} is not set: the default MLP width of {model_type}, 4 x {hidden:,} = "
+            f"{inner:,}, is assumed (as transformers does)"
+        )
+    elif inner is None:
+        raise ModelLookupError(
+            f"{path}: no intermediate_size (the MLP width): the MLP cannot be counted"
+        )
+    moe = model_type in ("mixtral", "qwen2_moe")
+    experts = _first(config, "num_local_experts", "num_experts") if moe else 1
+    per_token = _first(config, "num_experts_per_tok") if moe else 1
+    expert_inner = config.get("moe_intermediate_size") if model_type == "qwen2_moe" else 0
+    shared_inner = config.get("shared_expert_intermediate_size") if model_type == "qwen2_moe" else 0
+    if moe:
+        absent = [name for name, value in (("num_experts", experts),
+                                           ("num_experts_per_tok", per_token),
+                                           ("moe_intermediate_size", expert_inner),
+                                           ("shared_expert_intermediate_size", shared_inner))
+                  if value is None]  # fmt: skip
+        if absent:
+            raise ModelLookupError(f"{path}: no {', '.join(absent)}: the experts cannot be counted")
+    else:
+        stray = [key for key in _EXPERT_KEYS if config.get(key) not in (None, 0, 1)]
+        if (
+            stray
+            or config.get("moe_intermediate_size")
+            or config.get("shared_expert_intermediate_size")
+        ):
+            named = stray[0] if stray else "moe_intermediate_size"
+            raise ModelLookupError(
+                f"{path}: experts ({named}) in a {model_type} config: a layout dlready does not "
+                "count exactly; it refuses rather than guess"
+            )
     head_dim = config.get("head_dim") or 0
+    if not head_dim and kind.get("head_dim_required"):
+        raise ModelLookupError(
+            f"{path}: no head_dim: {model_type}'s default is not hidden_size / heads, so the "
+            "attention cannot be counted"
+        )
     _check_positive(
         path,
         config,
         tuple(
             (name, value)
             for name, value in (("num_key_value_heads", kv_heads), ("intermediate_size", inner),
-                                ("vocab_size", vocab), ("num_local_experts", experts),
+                                ("vocab_size", vocab or None), ("num_experts", experts),
+                                ("num_experts_per_tok", per_token),
+                                ("moe_intermediate_size", expert_inner or None),
+                                ("shared_expert_intermediate_size", shared_inner or None),
                                 ("head_dim", head_dim or None))
             if value is not None
         ),
     )  # fmt: skip
+    if per_token > experts:
+        raise ModelLookupError(
+            f"{path}: invalid config: num_experts_per_tok {per_token} is more than the "
+            f"{experts} experts there are"
+        )
     if not head_dim and hidden % heads:
         raise ModelLookupError(
             f"{path}: invalid config: hidden_size {hidden} is not divisible by "
@@ -406,20 +658,22 @@ def load_hf_config(path: Path) -> ModelSpec:
             f"{path}: invalid config: num_attention_heads {heads} is not a multiple of "
             f"num_key_value_heads {kv_heads}"
         )
-    architectures = " ".join(config.get("architectures") or []).lower()
-    if (
-        model_type in ("bert", "roberta", "xlm-roberta", "distilbert", "electra")
-        or "maskedlm" in architectures
-    ):
-        family = "encoder"
-    elif model_type in ("gpt2", "gpt_neo", "gpt_bigcode"):
-        family = "gpt2"
-    elif model_type == "vit":
-        family = "vit"
-    else:
-        family = "decoder"
-    gated = family == "decoder"
     positions = _first(config, "max_position_embeddings", "n_positions", "n_ctx", "seq_length")
+    if family in ("gpt2", "encoder") and positions is None:
+        raise ModelLookupError(
+            f"{path}: no max_position_embeddings: the learned positions cannot be counted"
+        )
+    type_vocab = config.get("type_vocab_size")
+    if family == "encoder" and type_vocab is None:
+        raise ModelLookupError(f"{path}: no type_vocab_size: the embeddings cannot be counted")
+    tied = config.get("tie_word_embeddings")
+    if tied is None:
+        tied = kind["tie_word_embeddings"]  # the config class's default (hf_model_types.json)
+    elif not isinstance(tied, bool):
+        raise ModelLookupError(
+            f"{path}: invalid config: tie_word_embeddings is {json.dumps(tied)}; true or false "
+            "is expected"
+        )
     torch_dtype = str(_first(config, "torch_dtype", "dtype") or "float32")
     if family == "vit":
         extra: dict[str, Any] = {
@@ -429,7 +683,7 @@ def load_hf_config(path: Path) -> ModelSpec:
         }
     else:
         extra = {}
-    return ModelSpec(
+    spec = ModelSpec(
         id=str(config.get("_name_or_path") or path),
         family=family,
         hidden_size=int(hidden),
@@ -437,22 +691,31 @@ def load_hf_config(path: Path) -> ModelSpec:
         num_heads=int(heads),
         num_kv_heads=int(kv_heads or heads),
         head_dim=int(head_dim),
-        intermediate_size=int(
-            inner or (4 * int(hidden) if not gated else math.ceil(8 * int(hidden) / 3))
-        ),
-        vocab_size=int(vocab or 0),
+        intermediate_size=int(inner),
+        vocab_size=int(vocab),
         max_positions=int(positions or 0),
-        type_vocab_size=int(config.get("type_vocab_size") or 0),
+        type_vocab_size=int(type_vocab or 0),
         num_experts=int(experts),
-        experts_per_token=int(_first(config, "num_experts_per_tok", "moe_top_k") or 1),
-        qkv_bias=bool(config.get("attention_bias") or model_type in ("qwen2", "qwen2_moe")),
-        tied_embeddings=bool(config.get("tie_word_embeddings", family != "decoder")),
-        norms_per_layer=4 if model_type in ("gemma2", "gemma3", "gemma3_text") else 2,
+        experts_per_token=int(per_token),
+        expert_intermediate_size=int(expert_inner or 0),
+        shared_expert_intermediate_size=int(shared_inner or 0),
+        extra_positions=int(kind.get("extra_positions", 0)),
+        qkv_bias=qkv_bias
+        if isinstance(qkv_bias := config.get("qkv_bias"), bool)
+        else bool(kind.get("qkv_bias", False)),
+        tied_embeddings=tied,
+        norms_per_layer=norms_per_layer,
+        ungated_mlp=bool(kind.get("ungated_mlp", False)),
+        layer_norm=bool(kind.get("layer_norm", False)),
+        qk_norm=bool(kind.get("qk_norm", False)),
         dropout=float(
-            _first(config, "hidden_dropout_prob", "resid_pdrop", "hidden_dropout") or 0.0
+            _first(config, "hidden_dropout_prob", "resid_pdrop", "hidden_dropout", "dropout") or 0.0
         ),
         checkpoint_dtype=torch_dtype,
         origin="config.json",
-        sources={"config": str(path)},
+        sources={"config": str(path), "model_type": str(kind["source"])},
+        notes=tuple(spec_notes),
         **extra,
     )
+    check_plausible_count(parameter_count(spec), str(path), "bad_model_config")
+    return spec

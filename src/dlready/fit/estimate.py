@@ -246,7 +246,7 @@ def norm_input_bytes(spec: ModelSpec, request: Request) -> float:
     computes in float32: it keeps the float32 input and the normalised value in the compute dtype.
     """
     value = _activation_bytes_per_value(request)
-    return 4.0 + value if spec.family == "decoder" else value
+    return 4.0 + value if spec.family == "decoder" and not spec.layer_norm else value
 
 
 def transformer_layer_activation_bytes(spec: ModelSpec, request: Request, seq: int) -> float:
@@ -256,8 +256,7 @@ def transformer_layer_activation_bytes(spec: ModelSpec, request: Request, seq: i
     heads, head_dim = spec.num_heads, spec.attention_head_dim
     sbh = s * b * h
     sbq = s * b * heads * head_dim
-    routed = spec.experts_per_token if spec.num_experts > 1 else 1
-    sbi = s * b * spec.intermediate_size * routed
+    sbi = s * b * spec.active_mlp_width  # the routed experts and a shared one, per token
     # the attention input and the MLP input, and what each norm keeps of its input
     total = value * 2 * sbh + spec.norms_per_layer * sbh * norm_input_bytes(spec, request)
     dropout = spec.dropout > 0 and request.task != "infer"
@@ -269,6 +268,9 @@ def transformer_layer_activation_bytes(spec: ModelSpec, request: Request, seq: i
     # Q, K, V (K and V repeated to every query head before attention) and the output
     # projection's input (a fused kernel's output, already laid out for it, is the same tensor).
     total += inner_value * 3 * sbq + value * sbq
+    if spec.qk_norm:  # Qwen3's and Gemma 3's RMSNorm over each head of Q and K keeps its input
+        sbk = s * b * spec.num_kv_heads * head_dim
+        total += (sbq + sbk) * norm_input_bytes(spec, request)
     total += value * (4 if spec.gated_mlp else 2) * sbi
     # A dropout mask is one byte per value on a GPU; on the CPU PyTorch keeps a float mask.
     mask = 1.0 if request.device == "cuda" else value
@@ -377,7 +379,8 @@ def activation_bytes(spec: ModelSpec, request: Request) -> float:
     value = _activation_bytes_per_value(request)
     if request.task == "infer":
         b = request.batch
-        inner = (3 if spec.gated_mlp else 2) * seq * b * spec.intermediate_size
+        width = spec.expert_width + spec.shared_expert_intermediate_size
+        inner = (3 if spec.gated_mlp else 2) * seq * b * width
         working = value * (inner + 4 * seq * b * spec.hidden_size)
         if request.attention == "eager":
             working += value * 2 * spec.num_heads * seq * seq * b
@@ -419,8 +422,7 @@ def block_backward_transient_bytes(spec: ModelSpec, request: Request, seq: int) 
     keeps: the gradient handed down from above plus the largest step inside (docs/fit.md)."""
     value = _activation_bytes_per_value(request)
     b, s, h = request.batch, seq, spec.hidden_size
-    routed = spec.experts_per_token if spec.num_experts > 1 else 1
-    sbi = s * b * spec.intermediate_size * routed
+    sbi = s * b * spec.active_mlp_width  # the routed experts and a shared one, per token
     full = request.task == "train"
     steps = []
     for fan_in, fan_out in set(layer_linear_shapes(spec)):
@@ -544,7 +546,7 @@ def estimate(spec: ModelSpec, request: Request) -> Breakdown:
     activations = activation_bytes(spec, request)
     step = optimizer_step_transient_bytes(spec, request, trainable)
     kv_cache = kv_cache_bytes(spec, request)
-    notes: list[str] = []
+    notes: list[str] = list(spec.notes)
     if spec.family == "unknown":
         notes.append(
             f"only the parameter count is known: activations and the KV cache are a guess "

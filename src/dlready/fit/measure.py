@@ -101,6 +101,10 @@ def measurable(spec: ModelSpec, request: Request) -> str | None:
         return "--measure needs the model's shape; only a parameter count is known"
     if spec.num_experts > 1:
         return "--measure does not build mixture-of-experts blocks"
+    if spec.qk_norm:
+        return "--measure does not build blocks that normalise Q and K (Qwen3, Gemma 3)"
+    if spec.ungated_mlp or spec.layer_norm:
+        return "--measure does not build Falcon's block (LayerNorm, an MLP without a gate)"
     if request.task not in ("infer", "train") or request.dtype not in ("fp32", "bf16", "fp16"):
         return "--measure covers inference and full training in fp32, bf16 or fp16"
     if request.task == "train" and request.optimizer == "adamw-8bit":
