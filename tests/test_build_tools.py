@@ -176,6 +176,7 @@ def linux_tools(
     environ: dict[str, str] | None = None,
     extra_toolkit: tuple[str, str] | None = None,
     ninja: bool = True,
+    ninja_run: ToolRun | None = None,
     python_h: bool = True,
     packages: dict[str, str] | None = None,
 ) -> ReplayTools:
@@ -208,7 +209,7 @@ def linux_tools(
             )
     if ninja:
         paths["ninja"] = "/usr/bin/ninja"
-        outputs[("/usr/bin/ninja", "--version")] = ToolRun(
+        outputs[("/usr/bin/ninja", "--version")] = ninja_run or ToolRun(
             ("/usr/bin/ninja", "--version"), 0, "1.11.1\n"
         )
     if python_h:
@@ -629,3 +630,21 @@ def test_a_build_probe_that_failed_judges_nothing_instead_of_not_found() -> None
     assert "can't start new thread" in verdict.advice
     assert "not found" not in verdict.advice
     assert "apt install" not in verdict.advice
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        ToolRun(("/usr/bin/ninja", "--version"), error="no answer within 5 s"),
+        ToolRun(("/usr/bin/ninja", "--version"), -11, ""),
+    ],
+    ids=["hangs", "crashes"],
+)
+def test_a_ninja_that_cannot_answer_its_version_is_not_judged(run: ToolRun) -> None:
+    # torch.utils.cpp_extension runs `ninja --version` before using it: a ninja on PATH that
+    # hangs or crashes there is no working ninja (it read "meets rec, found").
+    snapshot = h100(linux_tools(ninja_run=run))
+    verdict = judge_build(snapshot, BuildRule())
+    ninja = next(c for c in verdict.criteria if c.name == "ninja")
+    assert ninja.status is Status.UNKNOWN
+    assert "ninja --version" in ninja.advice

@@ -529,7 +529,21 @@ def _judge_msvc(
 
 
 def _ninja(build: BuildTools) -> Criterion:
-    if build.ninja.path.ok:
+    ninja = build.ninja
+    if ninja.path.ok and not ninja.version.ok:
+        # torch checks ninja by running `ninja --version`; this one did not answer that.
+        return _criterion(
+            "ninja",
+            Status.UNKNOWN,
+            None,
+            None,
+            "program",
+            f"ninja was found but `ninja --version` did not work ({ninja.version.reason}); "
+            "torch.utils.cpp_extension runs that command first and falls back to a slow build "
+            "without it: `python -m pip install --force-reinstall ninja`.",
+            recommended="installed",
+        )
+    if ninja.path.ok:
         return _criterion(
             "ninja",
             Status.MEETS_RECOMMENDED,
