@@ -345,3 +345,24 @@ def test_an_unknown_command_points_to_the_list_of_commands() -> None:
     assert "Did you mean 'check'?" in document["errors"][0]["message"]
     known = json.loads(_run("check", "--bogus", "--json").stdout)
     assert known["errors"][0]["hint"] == "see `dlready check --help`"
+
+
+@pytest.mark.parametrize(("reported", "expected"), [(0, 80), (10, 20), (60, 60), (200, 200)])
+def test_stderr_width_of_a_terminal_that_reports_no_size_is_the_usual_default(
+    monkeypatch: pytest.MonkeyPatch, reported: int, expected: int
+) -> None:
+    # Under `script` without a parent terminal the size is 0x0: install-cmd's explanation then
+    # wrapped at 20 columns, a word or two a line, while check's report used 80.
+    from dlready import output
+
+    class Terminal:
+        def isatty(self) -> bool:
+            return True
+
+        def fileno(self) -> int:
+            return 2
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(output.sys, "stderr", Terminal())
+    monkeypatch.setattr(output.os, "get_terminal_size", lambda fd: os.terminal_size((reported, 0)))
+    assert output.stderr_terminal_columns() == expected

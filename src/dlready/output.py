@@ -53,6 +53,8 @@ def _no_color() -> bool:
 
 _MIN_COLUMNS = 20
 """Below this a table cannot show a word per cell; such a COLUMNS is treated as unset."""
+_DEFAULT_COLUMNS = 80
+"""The width when none can be known (rich's own default)."""
 
 
 def _columns_override() -> int | None:
@@ -66,8 +68,8 @@ def _columns_override() -> int | None:
     try:
         columns = int(raw)
     except ValueError:
-        return 80
-    return None if columns >= _MIN_COLUMNS else 80
+        return _DEFAULT_COLUMNS
+    return None if columns >= _MIN_COLUMNS else _DEFAULT_COLUMNS
 
 
 def stderr_terminal_columns() -> int | None:
@@ -80,7 +82,10 @@ def stderr_terminal_columns() -> int | None:
         raw = os.environ.get("COLUMNS", "")
         if raw.isdigit() and int(raw) >= _MIN_COLUMNS:
             return int(raw)
-        return max(os.get_terminal_size(stream.fileno()).columns, _MIN_COLUMNS)
+        columns = os.get_terminal_size(stream.fileno()).columns
+        # A terminal that reports 0 columns (no size set, as under `script` without a parent
+        # terminal) has an unknown width, as rich reads it too.
+        return max(columns, _MIN_COLUMNS) if columns else _DEFAULT_COLUMNS
     except (OSError, ValueError):
         return None
 
