@@ -383,6 +383,7 @@ def test_cli_counts_qwen_moe_and_refuses_deepseek_v3_with_exit_2(
     (error,) = json.loads(result.stdout)["errors"]
     assert error["code"] == "bad_model_config"
     assert "kv_lora_rank" in error["message"]
+    assert "parameter count" in error["hint"]  # the way out: a count, estimated by size
 
 
 def test_cli_refuses_an_absurd_count_in_one_line(h200: Path) -> None:

@@ -213,6 +213,11 @@ def _fit(
                 "it is not built in: give the path to its config.json (or to the folder that "
                 "holds it), or its parameter count such as 1.5B"
             )
+        elif exc.code == "bad_model_config":
+            hint = (
+                "give the model's parameter count instead (such as 11B) for a rough estimate "
+                "from a decoder of that size"
+            )
         else:
             hint = None
         problem = Problem(
