@@ -331,3 +331,24 @@ def test_install_explanations_wrap_as_comments_on_a_terminal(width: int) -> None
     assert any("`pip install torch`" in piece for piece in pieces)
     assert " ".join(p.lstrip("# ") for p in pieces) == line.lstrip("# ")
     assert wrap_comment(line, None) == [line]  # a pipe gets the whole line
+
+
+@pytest.mark.parametrize("width", [54, 60, 70])
+def test_prose_whose_head_fills_the_first_line_still_wraps(width: int) -> None:
+    # `fit llama-2-70b` at 60 columns: the head ("meta-llama/Llama-2-70b-hf (69.0 billion
+    # parameters): ", 53 characters) filled the first line, and the whole 100-character line
+    # was printed unwrapped.
+    import io
+
+    from rich.console import Console
+
+    from dlready.render.text import print_prose
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=width, color_system=None)
+    head = "meta-llama/Llama-2-70b-hf (69.0 billion parameters): "
+    body = "inference, bf16 weights, batch 1 x 4,096 tokens"
+    print_prose(console, head, head, body)
+    lines = buffer.getvalue().splitlines()
+    assert all(len(line) <= width for line in lines), lines
+    assert " ".join(line.strip() for line in lines) == (head + body).strip()

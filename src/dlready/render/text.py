@@ -145,8 +145,10 @@ def print_prose(
         return f"[{style}]{escape(text)}[/]" if style else escape(text)
 
     lines = wrap_line(head_plain + body, console.width if console.is_terminal else None)
-    if not lines[0].startswith(head_plain):  # a head too long to wrap after: print it whole
+    # The first line may end where the head does (its trailing space dropped by the wrap).
+    if not lines[0].startswith(head_plain.rstrip()):  # a head too long to wrap after: whole
         lines = [head_plain + body]
-    console.print(head_markup + styled(lines[0][len(head_plain) :]), soft_wrap=True)
+    rest = lines[0][len(head_plain) :]
+    console.print(head_markup + styled(rest) if rest else head_markup.rstrip(), soft_wrap=True)
     for line in lines[1:]:
         console.print(styled(line), soft_wrap=True)
