@@ -366,3 +366,23 @@ def test_stderr_width_of_a_terminal_that_reports_no_size_is_the_usual_default(
     monkeypatch.setattr(output.sys, "stderr", Terminal())
     monkeypatch.setattr(output.os, "get_terminal_size", lambda fd: os.terminal_size((reported, 0)))
     assert output.stderr_terminal_columns() == expected
+
+
+def test_error_lines_say_the_driver_in_words_and_the_json_keeps_its_name(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # install-cmd and fit said "... not loaded (NVMLError_DriverNotLoaded: Driver Not Loaded)".
+    from dlready.result import CommandResult, OutputFormat, Problem, emit
+
+    message = (
+        "fix the NVIDIA driver first: the NVIDIA driver is installed but its kernel module is "
+        "not loaded (NVMLError_DriverNotLoaded: Driver Not Loaded)"
+    )
+    result = CommandResult(
+        "install-cmd", ExitCode.USAGE, errors=(Problem("usage", message, "sudo modprobe nvidia"),)
+    )
+    assert emit(result, OutputFormat.JSON) == ExitCode.USAGE
+    captured = capsys.readouterr()
+    assert "NVMLError" not in captured.err
+    assert "its kernel module is not loaded" in captured.err
+    assert json.loads(captured.out)["errors"][0]["message"] == message

@@ -28,6 +28,7 @@ from msgspec import Struct, field
 from dlready import output
 from dlready.exitcodes import ExitCode
 from dlready.stop_signals import OutputUnbroken, StopSignals
+from dlready.words import plain_error_text
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -173,7 +174,10 @@ def emit(result: CommandResult, fmt: OutputFormat) -> ExitCode:
     with OutputUnbroken():  # the result is complete: it is written whole (stop_signals.py)
         if result.exit_code >= ExitCode.USAGE or renderer_missing(result, fmt):
             for problem in result.errors:
-                output.error_line(problem.message, problem.hint)
+                # People read the driver's words, not NVML's exception names (the JSON keeps
+                # them, as the snapshot does).
+                hint = plain_error_text(problem.hint) if problem.hint else problem.hint
+                output.error_line(plain_error_text(problem.message), hint)
                 for line in problem.more:
                     if not (problem.hint and line in problem.hint):  # on the hint line already
                         output.stderr_line(line)
