@@ -262,6 +262,10 @@ def test_confirm_answers() -> None:
     assert confirm(True, None, None)
     assert confirm(False, io.StringIO("y\n"), io.StringIO(), is_terminal=lambda: True)
     assert not confirm(False, io.StringIO("\n"), io.StringIO(), is_terminal=lambda: True)
+    # End of input (Ctrl-D): no, and the prompt's line is ended before the error line.
+    prompt = io.StringIO()
+    assert not confirm(False, io.StringIO(""), prompt, is_terminal=lambda: True)
+    assert prompt.getvalue() == "Install now? [y/N] \n"
     with pytest.raises(RunError):
         confirm(False, io.StringIO("y\n"), io.StringIO(), is_terminal=lambda: False)
 

@@ -296,6 +296,9 @@ def confirm(
         stderr.write("Install now? [y/N] ")
         stderr.flush()
     answer = stdin.readline()
+    if not answer and stderr is not None:  # end of input (Ctrl-D): end the prompt's line
+        stderr.write("\n")
+        stderr.flush()
     return answer.strip().lower() in ("y", "yes")
 
 
