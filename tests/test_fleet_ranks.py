@@ -284,8 +284,12 @@ def test_torchrun_cancelled_from_outside_is_interrupted_not_a_failed_rank() -> N
     document = json.loads(completed.stdout)
     assert (document["exit_code"], document["status"]) == (3, "interrupted")
     assert document["errors"][0]["detail"] == {"signal": "SIGTERM"}
-    (finding,) = document["data"]["findings"]
-    assert finding["kind"] == "interrupted"
+    findings = document["data"]["findings"]
+    # On a loaded machine the two CPU ranks' speeds may also differ enough for a straggler
+    # finding; what matters is that no rank is blamed for the stop.
+    (finding,) = [f for f in findings if f["kind"] == "interrupted"]
+    blaming = ("missing_rank", "lost_rank", "stalled_rank", "terminated")
+    assert not [f for f in findings if f["kind"] in blaming]
     assert finding["ranks"] == []
     assert "stopped from outside (SIGTERM) during collective correctness" in finding["message"]
     assert "failing rank" not in finding["fix"]
