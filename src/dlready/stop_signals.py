@@ -9,10 +9,44 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any
+from typing import Any, TypeVar
+
+_H = TypeVar("_H", bound="_Handlers")
 
 
-class StopSignals:
+class _Handlers:
+    """Set a handler for some signals on entry (main thread only), put the old ones back on
+    exit. Subclasses say which signals, what the handler does, and which old handlers to
+    replace."""
+
+    _SIGNALS: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self._previous: dict[int, Any] = {}
+
+    @staticmethod
+    def _handle(number: int, _frame: Any) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def _replaces(previous: Any) -> bool:
+        raise NotImplementedError
+
+    def __enter__(self: _H) -> _H:
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for name in self._SIGNALS:
+            number = getattr(signal, name, None)
+            if number is not None and self._replaces(signal.getsignal(number)):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
+
+
+class StopSignals(_Handlers):
     """SIGTERM and SIGHUP end a command like Ctrl-C: what it started is cleaned up by the
     code that catches KeyboardInterrupt, and "interrupted" is reported (exit 3).
 
@@ -25,29 +59,17 @@ class StopSignals:
     received: str | None = None
     """The name of the last stop signal received in this process (None: none, or Ctrl-C)."""
 
-    def __init__(self) -> None:
-        self._previous: dict[int, Any] = {}
-
     @staticmethod
     def _handle(number: int, _frame: Any) -> None:
         StopSignals.received = signal.Signals(number).name
         raise KeyboardInterrupt
 
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        for name in self._SIGNALS:
-            number = getattr(signal, name, None)
-            if number is not None and signal.getsignal(number) is signal.SIG_DFL:
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for number, previous in self._previous.items():
-            signal.signal(number, previous)
+    @staticmethod
+    def _replaces(previous: Any) -> bool:
+        return previous is signal.SIG_DFL
 
 
-class OutputUnbroken:
+class OutputUnbroken(_Handlers):
     """While a command writes its result, a stop signal is noted instead of acted on.
 
     The command has finished by then: cutting its report off halfway (a table without its
@@ -59,26 +81,10 @@ class OutputUnbroken:
     noted: str | None = None
     """The last signal that arrived while a result was being written (None: none)."""
 
-    def __init__(self) -> None:
-        self._previous: dict[int, Any] = {}
-
     @staticmethod
-    def _note(number: int, _frame: Any) -> None:
+    def _handle(number: int, _frame: Any) -> None:
         OutputUnbroken.noted = signal.Signals(number).name
 
-    def __enter__(self) -> OutputUnbroken:
-        if threading.current_thread() is not threading.main_thread():
-            return self
-        for name in self._SIGNALS:
-            number = getattr(signal, name, None)
-            if number is None:
-                continue
-            previous = signal.getsignal(number)
-            if previous is signal.SIG_IGN or previous is None:  # None: set outside Python
-                continue
-            self._previous[number] = signal.signal(number, self._note)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for number, previous in self._previous.items():
-            signal.signal(number, previous)
+    @staticmethod
+    def _replaces(previous: Any) -> bool:
+        return previous is not signal.SIG_IGN and previous is not None  # None: set outside Python
