@@ -186,12 +186,13 @@ def _driver_warning(variant: str, facts: MachineFacts, table: CompatTable) -> st
 
 
 def _too_old_error(
-    cuda: list[str], facts: MachineFacts, table: CompatTable, channel: Channel
+    verdicts: dict[str, bool | None], facts: MachineFacts, table: CompatTable, channel: Channel
 ) -> PlanError:
-    """No CUDA build on the channel is known to run with this driver."""
+    """No CUDA build on the channel is known to run with this driver (``verdicts``: each
+    build's :func:`_driver_ok`, in the channel's order)."""
     driver = facts.driver_version.value
-    too_old = [v for v in cuda if _driver_ok(v, facts, table) is False]
-    unknown = [v for v in cuda if _driver_ok(v, facts, table) is None]
+    too_old = [v for v, runs in verdicts.items() if runs is False]
+    unknown = [v for v, runs in verdicts.items() if runs is None]
     needs = sorted({_required(v, facts, table)[0] or "" for v in too_old} - {""})
     if too_old and not unknown:
         oldest = too_old[0]
@@ -372,7 +373,7 @@ def _choose_cuda(
         )
         warnings.append(_driver_warning(chosen, facts, table) or "")
     else:
-        raise _too_old_error(cuda, facts, table, channel)
+        raise _too_old_error(verdicts, facts, table, channel)
     excluded = [v for v in all_cuda if arch[v].impossible]
     if excluded:
         reasons.append(
