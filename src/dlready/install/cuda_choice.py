@@ -154,30 +154,14 @@ def _driver_words(
         and e.form.experimental
         and not best.form.experimental
     ]
-    why_not = [
-        *(
-            [_names(worse_cover, "has less code for the GPU", "have less code for the GPU")]
-            if worse_cover
-            else []
-        ),
-        *(
-            [
-                _names(
-                    minor,
-                    "would run only through minor-version compatibility",
-                    "would run only through minor-version compatibility",
-                )
-            ]
-            if minor
-            else []
-        ),
-        *([_names(too_old, "needs a newer driver", "need a newer driver")] if too_old else []),
-        *(
-            [_names(experimental, "is an experimental build", "are experimental builds")]
-            if experimental
-            else []
-        ),
+    minor_words = "would run only through minor-version compatibility"
+    lost = [
+        (worse_cover, "has less code for the GPU", "have less code for the GPU"),
+        (minor, minor_words, minor_words),
+        (too_old, "needs a newer driver", "need a newer driver"),
+        (experimental, "is an experimental build", "are experimental builds"),
     ]
+    why_not = [_names(group, one, many) for group, one, many in lost if group]
     stable = "stable " if experimental else ""
     if best.driver is DriverSupport.FULL:
         if runnable and not worse_cover:
