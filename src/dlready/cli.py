@@ -190,17 +190,23 @@ def main(argv: list[str] | None = None) -> None:
     raise SystemExit(int(code))
 
 
+def asked_command(args: list[str]) -> tuple[str, bool]:
+    """The command the arguments name (``dlready`` when they name none that exists) and
+    whether they ask for ``--json`` (what follows ``--`` is not an option)."""
+    options = args[: args.index("--")] if "--" in args else args
+    named = next((arg for arg in options if not arg.startswith("-")), None)
+    command = named if named in {name for name, _, _ in COMMANDS} and named else "dlready"
+    return command, "--json" in options
+
+
 def _parser_error(exc: ClickException, args: list[str]) -> int:
     """A flag the parser rejected: the JSON envelope with ``--json``, else the usual lines."""
     from dlready.exitcodes import ExitCode
     from dlready.result import CommandResult, OutputFormat, Problem, emit
 
-    options = args[: args.index("--")] if "--" in args else args
-    if "--json" in options:
-        named = next((arg for arg in options if not arg.startswith("-")), None)
-        known = named in {name for name, _, _ in COMMANDS}
-        command = named if known and named else "dlready"
-        help_command = f"dlready {command} --help" if known else "dlready --help"
+    command, as_json = asked_command(args)
+    if as_json:
+        help_command = f"dlready {command} --help" if command != "dlready" else "dlready --help"
         problem = Problem("usage", exc.format_message(), f"see `{help_command}`")
         result = CommandResult(command, ExitCode.USAGE, errors=(problem,))
         return int(emit(result, OutputFormat.JSON))

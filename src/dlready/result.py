@@ -246,19 +246,16 @@ def interrupted_exit(args: list[str]) -> int:
 
     ``--json`` among the arguments gets the envelope, as from :func:`run`.
     """
-    from dlready.cli import COMMANDS
+    from dlready.cli import asked_command
 
-    options = args[: args.index("--")] if "--" in args else args
-    named = args[0] if args else None
-    command = named if named in {name for name, _, _ in COMMANDS} and named else "dlready"
+    command, as_json = asked_command(args)
     interrupted = CommandResult(
         command,
         ExitCode.COULD_NOT_RUN,
         status="interrupted",
         errors=(interrupted_problem(StopSignals.received or "SIGINT"),),
     )
-    fmt = OutputFormat.JSON if "--json" in options else OutputFormat.TEXT
-    return int(emit(interrupted, fmt))
+    return int(emit(interrupted, OutputFormat.JSON if as_json else OutputFormat.TEXT))
 
 
 def internal_error(exc: BaseException) -> Problem:
