@@ -268,10 +268,9 @@ def _raise_if_gpu_unusable(snapshot: MachineSnapshot, broken: list[tuple[str, st
         raise GpuUnusableError(
             f"fix the NVIDIA driver first: {fault.problem}", fault.fix, fault.evidence
         )
+    no_nvidia_card = nvidia_card_ruled_out(snapshot.pci_display_devices, snapshot.platform.is_wsl)
     for stack in snapshot.driver_stacks:
-        leftover = stack.vendor is GpuVendor.NVIDIA and nvidia_card_ruled_out(
-            snapshot.pci_display_devices, snapshot.platform.is_wsl
-        )
+        leftover = stack.vendor is GpuVendor.NVIDIA and no_nvidia_card
         if stack.state in _BROKEN_STACK_STATES and not leftover:
             words = vendor_words(stack.vendor.value)
             evidence, fix = _BROKEN_STACK_STATES[stack.state]
