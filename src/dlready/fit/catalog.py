@@ -439,6 +439,13 @@ def check_plausible_count(count: int, what: str, code: str) -> None:
         )
 
 
+def _unmodelled(path: Path, layout: str) -> ModelLookupError:
+    """A layout the formulas do not cover, named: refused rather than partly counted."""
+    return ModelLookupError(
+        f"{path}: {layout} is a layout dlready does not count exactly; it refuses rather than guess"
+    )
+
+
 def _refuse_unmodelled(path: Path, config: dict[str, Any], model_type: str) -> None:
     """Refuse what the formulas do not cover, naming it, rather than count part of it.
 
@@ -461,16 +468,10 @@ def _refuse_unmodelled(path: Path, config: dict[str, Any], model_type: str) -> N
         )
     for key, feature in _UNMODELLED_FEATURES:
         if config.get(key) not in (None, 0, []):
-            raise ModelLookupError(
-                f"{path}: {feature} is a layout dlready does not count exactly; it refuses "
-                "rather than guess"
-            )
+            raise _unmodelled(path, feature)
     if config.get("decoder_sparse_step") not in (None, 1):
-        raise ModelLookupError(
-            f"{path}: dense layers among the experts (decoder_sparse_step "
-            f"{json.dumps(config['decoder_sparse_step'])}) is a layout dlready does not count "
-            "exactly; it refuses rather than guess"
-        )
+        step = json.dumps(config["decoder_sparse_step"])
+        raise _unmodelled(path, f"dense layers among the experts (decoder_sparse_step {step})")
 
 
 def _falcon_attention(path: Path, config: dict[str, Any], heads: int) -> tuple[int, int]:
@@ -481,10 +482,7 @@ def _falcon_attention(path: Path, config: dict[str, Any], heads: int) -> tuple[i
         ModelLookupError: Falcon with biases, which the formulas do not count.
     """
     if config.get("bias") is True:
-        raise ModelLookupError(
-            f"{path}: falcon with bias true is a layout dlready does not count exactly; it "
-            "refuses rather than guess"
-        )
+        raise _unmodelled(path, "falcon with bias true")
     new_architecture = config.get("new_decoder_architecture") is True
     if new_architecture:
         kv_heads = config.get("num_kv_heads") or heads
@@ -507,10 +505,7 @@ def _refuse_family_layout(path: Path, config: dict[str, Any], model_type: str) -
     """
     for key in ("attention_bias", "mlp_bias"):
         if config.get(key) is True:
-            raise ModelLookupError(
-                f"{path}: {model_type} with {key} true is a layout dlready does not count "
-                "exactly; it refuses rather than guess"
-            )
+            raise _unmodelled(path, f"{model_type} with {key} true")
     if model_type != "opt":
         return
     hidden = config.get("hidden_size")
@@ -523,10 +518,7 @@ def _refuse_family_layout(path: Path, config: dict[str, Any], model_type: str) -
     )
     for key, unusual in layout:
         if unusual:
-            raise ModelLookupError(
-                f"{path}: OPT with {key} {json.dumps(config[key])} is a layout dlready does not "
-                "count exactly; it refuses rather than guess"
-            )
+            raise _unmodelled(path, f"OPT with {key} {json.dumps(config[key])}")
 
 
 def load_hf_config(path: Path, notes: tuple[str, ...] = ()) -> ModelSpec:
