@@ -91,6 +91,11 @@ class FitMachine(Struct, frozen=True):
         return self.host_room_bytes
 
     @property
+    def batch_words(self) -> str:
+        """What one batch is here: per GPU where there are GPUs (a CPU run has one batch)."""
+        return "per-GPU batch" if self.gpus else "batch"
+
+    @property
     def budget_read(self) -> bool:
         """Whether the budget is what was read as free (GPUs) or available (RAM); False: a
         total stands in for it, an upper bound that cannot make a pass."""
@@ -845,9 +850,8 @@ def _cheapest(
 
 def _smaller_batch_how(batch: int, task: str, machine: FitMachine) -> str:
     """A smaller batch, per GPU only where there are GPUs (a CPU run has one batch)."""
-    where = "per-GPU batch" if machine.gpus else "batch"
     accumulate = " with gradient accumulation" if task != "infer" else ""
-    return f"a {where} of {batch}{accumulate}"
+    return f"a {machine.batch_words} of {batch}{accumulate}"
 
 
 def _changing(base: Request, steps: list[_Step], ranks: set[int]) -> set[int]:

@@ -233,18 +233,17 @@ def fits_word(report: FitReport, option: Option) -> str:
 def advice(report: FitReport) -> list[str]:
     """What would make it fit, or the largest batch."""
     lines: list[str] = []
+    batch = report.machine.batch_words
     if report.fits:
-        where = "per-GPU batch" if report.machine.gpus else "batch"
-        lines.append(f"Largest {where} that fits as asked: {report.largest_batch}.")
+        lines.append(f"Largest {batch} that fits as asked: {report.largest_batch}.")
     elif report.unknown:
-        where = "per-GPU batch" if report.machine.gpus else "batch"
         if report.machine.budget_read:  # only the RAM for the offloaded part was not read
             within, look = "on the GPU", "the RAM available"
         else:
             within = "within the total (an upper bound)"
             look = "the GPUs' free memory" if report.machine.gpus else "the RAM available"
         lines.append(
-            f"Largest {where} that fits {within}: {report.largest_batch}. "
+            f"Largest {batch} that fits {within}: {report.largest_batch}. "
             f"Check {look} before running it."
         )
     elif report.recommended is not None:
